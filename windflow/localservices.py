@@ -266,6 +266,18 @@ def _chown_tree(path: Path, user: pwd.struct_passwd) -> None:
             os.lchown(name, user.pw_uid, user.pw_gid)
 
 
+def _hand_to_pg_user(data_dir: Path) -> None:
+    """As root: make `data_dir` reachable by and owned by the `postgres` user
+    (the whole tree only when the directory itself is not theirs yet)."""
+    user = _ensure_pg_system_user()
+    _grant_traverse(data_dir, user)
+    if data_dir.stat().st_uid != user.pw_uid:
+        _chown_tree(data_dir, user)
+    for name in ("windflow.conf", "pg_hba.conf", "postgresql.conf", "postgres.log"):
+        with contextlib.suppress(FileNotFoundError):
+            os.lchown(data_dir / name, user.pw_uid, user.pw_gid)
+
+
 def _pg_command(bindir: Path, program: str, *args: str) -> list[str]:
     cmd = [str(bindir / program), *args]
     if _is_root():
@@ -445,7 +457,7 @@ def start_postgres(
     _prepare_pg_dir(data_dir, bindir, log, durable)
     _write_pg_settings(data_dir, port, durable)
     if _is_root():
-        _chown_tree(data_dir, _ensure_pg_system_user())
+        _hand_to_pg_user(data_dir)
 
     cmd = _pg_command(
         bindir, "pg_ctl", "-D", str(data_dir), "-l", str(log), "-w", "-t", str(PG_TIMEOUT), "start"
@@ -472,9 +484,7 @@ def _prepare_pg_dir(data_dir: Path, bindir: Path, log: Path, durable: bool) -> N
         )
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if _is_root():
-        user = _ensure_pg_system_user()
-        _grant_traverse(data_dir, user)
-        _chown_tree(data_dir, user)
+        _hand_to_pg_user(data_dir)
     # initdb wants an empty directory: its output goes to a temporary log first.
     fd, name = tempfile.mkstemp(prefix="windflow-initdb-", suffix=".log")
     os.close(fd)
