@@ -1,0 +1,126 @@
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenRefreshView
+
+from windflow.api.viewsets import OrganizationViewSet
+
+from .. import services
+from ..models import ApiToken, Invitation, Membership
+from .serializers import (
+    ApiTokenSerializer,
+    InvitationSerializer,
+    MemberSerializer,
+    TokenObtainSerializer,
+)
+
+
+class MemberViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin, OrganizationViewSet,
+):
+    """Members of the organisation. Changing a role or removing someone needs admin; owners
+    alone change owners; the last owner stays."""
+
+    resource = "member"
+    action_verbs = {"list": "view", "retrieve": "view", "update": "view",
+                    "partial_update": "view", "destroy": "view"}
+    serializer_class = MemberSerializer
+    queryset = Membership.objects.select_related("user")
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return super().get_queryset().filter(organization=self.request.tenant)
+
+    def perform_update(self, serializer):
+        role = serializer.validated_data.get("role", serializer.instance.role)
+        serializer.instance = services.change_role(self.membership, serializer.instance, role)
+
+    def perform_destroy(self, instance):
+        services.remove_member(self.membership, instance)
+
+
+class InvitationViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, OrganizationViewSet
+):
+    """Pending and past invitations. Creating one emails a single-use link; deleting revokes."""
+
+    resource = "invitation"
+    action_verbs = {"list": "manage", "create": "manage", "destroy": "manage"}
+    serializer_class = InvitationSerializer
+    queryset = Invitation.objects.all()
+
+    def get_queryset(self):
+        return Invitation.objects.filter(organization=self.request.tenant)
+
+    def perform_create(self, serializer):
+        invitation, _url = services.invite(self.membership, **serializer.validated_data)
+        serializer.instance = invitation
+
+    def perform_destroy(self, instance):
+        services.revoke_invitation(self.membership, instance)
+
+
+class ApiTokenViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, OrganizationViewSet
+):
+    """Your personal access tokens in this organisation. The secret is in the create
+    response only."""
+
+    resource = "token"
+    action_verbs = {"list": "use", "create": "use", "destroy": "use"}
+    serializer_class = ApiTokenSerializer
+    queryset = ApiToken.objects.all()
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(organization=self.request.tenant, user=self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, secret = services.create_api_token(self.membership, **serializer.validated_data)
+        body = dict(self.get_serializer(token).data, token=secret)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.revoke_api_token(self.membership, instance)
+
+
+class TokenObtainView(APIView):
+    """Exchange email and password for a JWT pair valid in this organisation only."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=TokenObtainSerializer, responses={200: None})
+    def post(self, request):
+        serializer = TokenObtainSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        return Response(serializer.validated_data)
+
+
+class OrganizationTokenRefreshView(TokenRefreshView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+
+class MeView(APIView):
+    """Who the credential belongs to, and their role here."""
+
+    def get(self, request):
+        from apps.accounts.middleware import membership_of
+
+        membership = membership_of(request)
+        return Response({
+            "email": request.user.email,
+            "full_name": request.user.full_name,
+            "organization": request.tenant.slug,
+            "role": membership.role,
+            "auth": _("token") if isinstance(request.auth, ApiToken) else _("session or jwt"),
+        })
+
+    def required_action(self, request):
+        return None

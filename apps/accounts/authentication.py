@@ -1,0 +1,54 @@
+"""REST API authentication: personal access tokens (`wf_...`) and JWT pairs, each bound to
+one organisation. A credential of another organisation is refused with 401."""
+
+from django.utils.translation import gettext as _
+from rest_framework import authentication, exceptions
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from . import services
+from .models import ApiToken
+
+ORG_CLAIM = "org"
+
+
+def bearer_credential(request) -> str | None:
+    header = authentication.get_authorization_header(request).decode(errors="replace")
+    scheme, _sep, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return None
+    return credential.strip()
+
+
+class AccessTokenAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        credential = bearer_credential(request)
+        if credential is None or not credential.startswith(ApiToken.PREFIX):
+            return None
+        tenant = getattr(request, "tenant", None)
+        token = services.resolve_api_token(credential, tenant) if tenant else None
+        if token is None:
+            raise exceptions.AuthenticationFailed(
+                _("Invalid, expired or revoked token, or a token of another organisation.")
+            )
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class OrganizationJWTAuthentication(JWTAuthentication):
+    """JWT access tokens carry the organisation's schema; they only open that organisation."""
+
+    def authenticate(self, request):
+        credential = bearer_credential(request)
+        if credential is None or credential.startswith(ApiToken.PREFIX):
+            return None
+        try:
+            validated = self.get_validated_token(credential.encode())
+        except (InvalidToken, TokenError) as exc:
+            raise exceptions.AuthenticationFailed(_("Invalid or expired access token.")) from exc
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or validated.get(ORG_CLAIM) != tenant.schema_name:
+            raise exceptions.AuthenticationFailed(_("This token is for another organisation."))
+        return self.get_user(validated), validated

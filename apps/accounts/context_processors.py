@@ -1,0 +1,26 @@
+from django.conf import settings
+
+from . import permissions
+from .middleware import membership_of
+
+
+def organization(request):
+    """What every page needs: the current organisation, the member's role, what they can do,
+    and the organisations they can switch to."""
+    tenant = getattr(request, "tenant", None)
+    membership = membership_of(request)
+    user = getattr(request, "user", None)
+    switcher = []
+    if user is not None and user.is_authenticated:
+        switcher = [
+            m.organization
+            for m in user.memberships.select_related("organization").order_by("organization__name")
+        ]
+    return {
+        "organization": None if tenant is None or tenant.is_public else tenant,
+        "membership": membership,
+        "my_organizations": switcher,
+        "WINDFLOW_PUBLIC_URL": settings.WINDFLOW_PUBLIC_URL.rstrip("/"),
+        "oidc_enabled": settings.WINDFLOW_OIDC_ENABLED,
+        "oidc_provider_name": settings.OIDC_PROVIDER_NAME,
+    }

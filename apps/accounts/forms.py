@@ -1,0 +1,49 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from windflow.forms import StyledFormMixin
+
+from apps.tenants.validators import SLUG_MAX_LENGTH, validate_slug
+
+from .choices import Role, TokenScope
+
+
+class OrganizationForm(StyledFormMixin, forms.Form):
+    name = forms.CharField(label=_("Organisation name"), max_length=100)
+    slug = forms.CharField(
+        label=_("Address"),
+        max_length=SLUG_MAX_LENGTH + 10,  # longer input reaches the validator's clear message
+        validators=[validate_slug],
+        help_text=_("Your organisation's subdomain: lower-case letters, digits and hyphens."),
+    )
+
+    def clean_slug(self):
+        # No silent lower-casing: "Acme" is refused with the rule rather than changed.
+        return self.cleaned_data["slug"].strip()
+
+
+class InvitationForm(StyledFormMixin, forms.Form):
+    email = forms.EmailField(label=_("Email address"))
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.DEVELOPER)
+
+    def __init__(self, *args, roles=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["role"].choices = [(r.value, r.label) for r in roles]
+
+
+class RoleForm(StyledFormMixin, forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ApiTokenForm(StyledFormMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    scope = forms.ChoiceField(label=_("Scope"), choices=TokenScope.choices, initial=TokenScope.READ)
+    expires_in_days = forms.IntegerField(
+        label=_("Expires after (days)"),
+        min_value=1,
+        max_value=366,
+        required=False,
+        initial=90,
+        help_text=_("Leave empty for a token that does not expire."),
+    )

@@ -1,0 +1,114 @@
+"""Every permission decision of WindFlow goes through this module.
+
+A decision depends on the member's role in the current organisation (RBAC), and for some
+actions on an object grant (django-guardian), e.g. a developer allowed to deploy to a
+protected environment. Views, API views, admin actions and actors ask `can()` and filter
+querysets through `visible()`; nothing else compares roles.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied
+from guardian.shortcuts import get_perms
+
+from .choices import ROLE_RANKS, Role
+from .models import Membership
+
+if TYPE_CHECKING:
+    from apps.tenants.models import Organization
+
+    from .models import User
+
+# The least role that may perform each action.
+MINIMUM_ROLE = {
+    "organization.view": Role.VIEWER,
+    "organization.change": Role.ADMIN,
+    "member.view": Role.VIEWER,
+    "member.manage": Role.ADMIN,
+    "invitation.manage": Role.ADMIN,
+    "token.use": Role.VIEWER,
+    "token.manage_all": Role.ADMIN,
+    "environment.view": Role.VIEWER,
+    "environment.add": Role.OPERATOR,
+    "environment.change": Role.OPERATOR,
+    "environment.protect": Role.ADMIN,
+    "environment.delete": Role.ADMIN,
+    "environment.grant": Role.ADMIN,
+    "environment.deploy": Role.OPERATOR,
+    "notification.view": Role.VIEWER,
+}
+
+# Object permissions that a grant can add on top of a role (guardian codenames).
+GRANTABLE = {"environment.deploy": ("deploy_environment", Role.DEVELOPER)}
+
+
+def get_membership(user: User | None, organization: Organization | None) -> Membership | None:
+    if user is None or not user.is_authenticated or organization is None:
+        return None
+    return (
+        Membership.objects.select_related("user", "organization")
+        .filter(user=user, organization=organization)
+        .first()
+    )
+
+
+def role_at_least(membership: Membership | None, role: Role) -> bool:
+    return membership is not None and membership.rank >= ROLE_RANKS[role]
+
+
+def can(membership: Membership | None, action: str, obj=None) -> bool:
+    """May this member perform `action` (optionally on `obj`)?"""
+    if membership is None:
+        return False
+    if action not in MINIMUM_ROLE:
+        raise KeyError(f"Unknown action {action!r}: add it to MINIMUM_ROLE")
+    if role_at_least(membership, MINIMUM_ROLE[action]):
+        return True
+    return obj is not None and _granted(membership, action, obj)
+
+
+def _granted(membership: Membership, action: str, obj) -> bool:
+    if action not in GRANTABLE:
+        return False
+    codename, least_role = GRANTABLE[action]
+    if not role_at_least(membership, least_role):
+        return False
+    return codename in get_perms(membership.user, obj)
+
+
+def require(membership: Membership | None, action: str, obj=None) -> None:
+    if not can(membership, action, obj):
+        raise PermissionDenied(f"Your role does not allow {action.replace('.', ': ')}.")
+
+
+def can_deploy_to(membership: Membership | None, environment) -> bool:
+    """Unprotected environments take deployments from developers; protected ones need an
+    operator, or a developer with an explicit grant on that environment."""
+    if membership is None:
+        return False
+    if not environment.protected and role_at_least(membership, Role.DEVELOPER):
+        return True
+    return can(membership, "environment.deploy", environment)
+
+
+def assignable_roles(membership: Membership | None) -> list[Role]:
+    """Roles this member may give to others: never above their own; only owners make owners."""
+    if not can(membership, "member.manage"):
+        return []
+    return [role for role in Role if role.rank <= membership.rank]
+
+
+def can_change_member(actor: Membership | None, target: Membership) -> bool:
+    """Admins manage members up to admin; only owners change owners."""
+    return can(actor, "member.manage") and target.rank <= actor.rank
+
+
+def visible(membership: Membership | None, queryset, action: str = "view"):
+    """The part of `queryset` the member may see. Today every member sees every object of the
+    organisation (RBAC decides writes); object-level read restrictions plug in here."""
+    model_action = f"{queryset.model._meta.model_name}.{action}"
+    if membership is None or not can(membership, model_action):
+        return queryset.none()
+    return queryset

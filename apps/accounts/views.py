@@ -1,0 +1,259 @@
+"""Pages of the public site (home, new organisation) and of an organisation's settings
+(members, invitations, tokens), plus invitation acceptance and the sign-in handoff."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views import View
+
+from apps.tenants import services as tenant_services
+from apps.tenants.models import Organization
+from windflow.errors import ServiceError
+from windflow.views import OrganizationView, apply_service_error, redirect_after_post
+
+from . import permissions, services
+from .forms import ApiTokenForm, InvitationForm, OrganizationForm, RoleForm
+from .models import ApiToken, Invitation, Membership
+
+SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+# --- Public site ------------------------------------------------------------------------------
+
+
+def home(request):
+    """Public host: a landing page, or the signed-in user's organisations."""
+    if not request.user.is_authenticated:
+        return render(request, "accounts/landing.html")
+    memberships = request.user.memberships.select_related("organization").order_by(
+        "organization__name"
+    )
+    return render(request, "accounts/home.html", {"memberships": memberships})
+
+
+class OrganizationCreateView(View):
+    template_name = "accounts/organization_create.html"
+
+    def get(self, request):
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('account_login')}?next={request.path}")
+        return render(request, self.template_name, {"form": OrganizationForm()})
+
+    def post(self, request):
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('account_login')}?next={request.path}")
+        form = OrganizationForm(request.POST)
+        if form.is_valid():
+            try:
+                organization = tenant_services.create_organization(
+                    name=form.cleaned_data["name"], slug=form.cleaned_data["slug"],
+                    owner=request.user,
+                )
+            except tenant_services.SlugTaken:
+                form.add_error("slug", _("This address is already taken."))
+            except ValidationError as exc:
+                form.add_error("slug", exc.messages)
+            else:
+                messages.success(request, _("Welcome to %(org)s!") % {"org": organization.name})
+                return HttpResponseRedirect(services.handoff_url(request.user, organization))
+        return render(request, self.template_name, {"form": form})
+
+
+@login_required
+def go_to_organization(request, slug):
+    """The organisation switcher: sign in on the organisation's host and land there."""
+    organization = get_object_or_404(Organization, slug=slug)
+    if permissions.get_membership(request.user, organization) is None:
+        messages.error(request, _("You are not a member of %(org)s.") % {"org": organization})
+        return redirect("home")
+    return HttpResponseRedirect(services.handoff_url(request.user, organization))
+
+
+def handoff(request):
+    """Consume a single-use sign-in link on the organisation's host."""
+    try:
+        user, next_path = services.consume_handoff(request.GET.get("token", ""), request.tenant)
+    except ServiceError as exc:
+        return render(request, "accounts/handoff_failed.html", {"error": exc.message}, status=400)
+    login(request, user, backend=SESSION_BACKEND)
+    return redirect(next_path)
+
+
+# --- Organisation: dashboard and settings -----------------------------------------------------
+
+
+class DashboardView(OrganizationView):
+    action = "organization.view"
+
+    def get(self, request):
+        from apps.environments.models import Environment
+        from apps.notifications.services import for_user
+
+        context = {
+            "environments": Environment.objects.all()[:10],
+            "environment_count": Environment.objects.count(),
+            "member_count": request.tenant.memberships.count(),
+            "notifications": for_user(request.user)[:5],
+        }
+        return render(request, "accounts/dashboard.html", context)
+
+
+class MemberListView(OrganizationView):
+    action = "member.view"
+
+    def get(self, request):
+        members = request.tenant.memberships.select_related("user").order_by("user__email")
+        rows = [
+            (member, permissions.can_change_member(self.membership, member)) for member in members
+        ]
+        return render(
+            request,
+            "accounts/member_list.html",
+            {"rows": rows, "roles": permissions.assignable_roles(self.membership)},
+        )
+
+
+class MemberRoleView(OrganizationView):
+    action = "member.view"  # finer checks (rank, last owner) are the service's
+
+    def post(self, request, pk):
+        member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
+        form = RoleForm(request.POST)
+        try:
+            if not form.is_valid():
+                raise ServiceError(_("Choose a valid role."))
+            services.change_role(self.membership, member, form.cleaned_data["role"])
+            messages.success(request, _("Role updated for %(email)s.") % {"email": member.user})
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        return redirect_after_post(request, reverse("accounts:member_list"))
+
+
+class MemberRemoveView(OrganizationView):
+    action = "member.view"
+
+    def post(self, request, pk):
+        member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
+        leaving = member.pk == self.membership.pk
+        try:
+            services.remove_member(self.membership, member)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return redirect_after_post(request, reverse("accounts:member_list"))
+        if leaving:
+            messages.success(request, _("You left %(org)s.") % {"org": request.tenant})
+            return redirect_after_post(request, tenant_services.public_url("/"))
+        messages.success(request, _("%(email)s was removed.") % {"email": member.user})
+        return redirect_after_post(request, reverse("accounts:member_list"))
+
+
+class InvitationListView(OrganizationView):
+    action = "invitation.manage"
+
+    def form(self, data=None):
+        return InvitationForm(data, roles=permissions.assignable_roles(self.membership))
+
+    def render_page(self, form, status=200):
+        invitations = request_invitations(self.request)
+        return render(self.request, "accounts/invitation_list.html",
+                      {"form": form, "invitations": invitations}, status=status)
+
+    def get(self, request):
+        return self.render_page(self.form())
+
+    def post(self, request):
+        form = self.form(request.POST)
+        if form.is_valid():
+            try:
+                invitation, _url = services.invite(self.membership, **form.cleaned_data)
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
+                return redirect_after_post(request, reverse("accounts:invitation_list"))
+        return self.render_page(form)
+
+
+def request_invitations(request):
+    return request.tenant.invitations.select_related("invited_by", "accepted_by")[:100]
+
+
+class InvitationRevokeView(OrganizationView):
+    action = "invitation.manage"
+
+    def post(self, request, pk):
+        invitation = get_object_or_404(Invitation, pk=pk, organization=request.tenant)
+        try:
+            services.revoke_invitation(self.membership, invitation)
+            messages.success(request, _("Invitation revoked."))
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        return redirect_after_post(request, reverse("accounts:invitation_list"))
+
+
+class InvitationAcceptView(View):
+    """Anyone holding the link sees the invitation; accepting needs the invited account."""
+
+    template_name = "accounts/invitation_accept.html"
+
+    def get(self, request, token):
+        try:
+            invitation = services.find_invitation(token, request.tenant)
+        except ServiceError as exc:
+            return render(request, self.template_name, {"error": exc.message}, status=404)
+        return render(request, self.template_name, {"invitation": invitation, "token": token})
+
+    def post(self, request, token):
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('account_login')}?next={request.path}")
+        try:
+            services.accept_invitation(token, request.tenant, request.user)
+        except ServiceError as exc:
+            return render(request, self.template_name, {"error": exc.message},
+                          status=exc.status_code)
+        messages.success(request, _("Welcome to %(org)s!") % {"org": request.tenant})
+        return redirect("dashboard")
+
+
+class TokenListView(OrganizationView):
+    action = "token.use"
+
+    def render_page(self, form, new_token=None, status=200):
+        tokens = ApiToken.objects.filter(organization=self.request.tenant)
+        if not permissions.can(self.membership, "token.manage_all"):
+            tokens = tokens.filter(user=self.request.user)
+        context = {"form": form, "tokens": tokens.select_related("user"), "new_token": new_token}
+        return render(self.request, "accounts/token_list.html", context, status=status)
+
+    def get(self, request):
+        return self.render_page(ApiTokenForm())
+
+    def post(self, request):
+        form = ApiTokenForm(request.POST)
+        if form.is_valid():
+            try:
+                token, secret = services.create_api_token(self.membership, **form.cleaned_data)
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                # Shown once, on this response only; never stored in clear.
+                return self.render_page(ApiTokenForm(), new_token=(token, secret))
+        return self.render_page(form)
+
+
+class TokenRevokeView(OrganizationView):
+    action = "token.use"
+
+    def post(self, request, pk):
+        token = get_object_or_404(ApiToken, pk=pk, organization=request.tenant)
+        try:
+            services.revoke_api_token(self.membership, token)
+            messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        return redirect_after_post(request, reverse("accounts:token_list"))

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from guardian.admin import GuardedModelAdmin
+
+from .models import Environment
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(GuardedModelAdmin):
+    list_display = ["name", "slug", "kind", "protected", "updated_at"]
+    list_filter = ["kind", "protected"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}

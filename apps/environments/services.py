@@ -1,0 +1,88 @@
+"""Environments: create, change, delete, and the deploy grants on them."""
+
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
+
+from apps.accounts import permissions
+from apps.accounts.models import Membership
+from windflow.errors import Conflict, ServiceError
+
+from .models import Environment
+
+EDITABLE_FIELDS = ("name", "kind", "protected", "description", "variables")
+DEPLOY_PERMISSION = "deploy_environment"
+
+
+def _check_protection_change(actor: Membership, protected: bool, current: bool = False) -> None:
+    if protected != current:
+        permissions.require(actor, "environment.protect")
+
+
+def _save(environment: Environment) -> Environment:
+    environment.full_clean()
+    try:
+        with transaction.atomic():
+            environment.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            _("An environment with this name already exists."), field="name", code="duplicate"
+        ) from exc
+    return environment
+
+
+def _unique_slug_error(slug: str, exclude_pk=None) -> None:
+    clash = Environment.objects.filter(slug=slug).exclude(pk=exclude_pk)
+    if clash.exists():
+        raise Conflict(
+            _("An environment with this name already exists."), field="name", code="duplicate"
+        )
+
+
+def create_environment(actor: Membership, **fields) -> Environment:
+    permissions.require(actor, "environment.add")
+    _check_protection_change(actor, fields.get("protected", False))
+    name = (fields.get("name") or "").strip()
+    slug = slugify(fields.pop("slug", None) or name)
+    if not slug:
+        raise ServiceError(_("The name needs at least one letter or digit."), field="name")
+    _unique_slug_error(slug)
+    environment = Environment(slug=slug, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS})
+    environment.name = name
+    return _save(environment)
+
+
+def update_environment(actor: Membership, environment: Environment, **fields) -> Environment:
+    permissions.require(actor, "environment.change", environment)
+    if "protected" in fields:
+        _check_protection_change(actor, fields["protected"], environment.protected)
+    for field in EDITABLE_FIELDS:
+        if field in fields:
+            setattr(environment, field, fields[field])
+    environment.name = environment.name.strip()
+    return _save(environment)
+
+
+def delete_environment(actor: Membership, environment: Environment) -> None:
+    permissions.require(actor, "environment.delete", environment)
+    environment.delete()
+
+
+def grant_deploy(actor: Membership, environment: Environment, member: Membership) -> None:
+    """Let one member deploy to this environment even if their role alone would not."""
+    permissions.require(actor, "environment.grant", environment)
+    if member.organization_id != actor.organization_id:
+        raise ServiceError(_("This person is not a member of the organisation."), field="user")
+    assign_perm(DEPLOY_PERMISSION, member.user, environment)
+
+
+def revoke_deploy(actor: Membership, environment: Environment, member: Membership) -> None:
+    permissions.require(actor, "environment.grant", environment)
+    remove_perm(DEPLOY_PERMISSION, member.user, environment)
+
+
+def deploy_grantees(environment: Environment):
+    return get_users_with_perms(
+        environment, only_with_perms_in=[DEPLOY_PERMISSION], with_superusers=False
+    ).order_by("email")

@@ -1,0 +1,36 @@
+"""In-app notifications: stored first, then pushed live to the recipient's open pages."""
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from windflow.realtime import current_schema, group_name, publish
+
+from .models import Notification
+
+
+def user_group(schema: str, user_id: int) -> str:
+    return group_name(schema, "user", user_id, "notifications")
+
+
+def notify(recipients, *, verb: str, text: str, url: str = "") -> list[Notification]:
+    notifications = [
+        Notification.objects.create(recipient=user, verb=verb, text=text[:500], url=url)
+        for user in recipients
+    ]
+    schema = current_schema()
+    for notification in notifications:
+        event = {"type": "notification.new", "notification": notification.as_event()}
+        publish(user_group(schema, notification.recipient_id), event)
+    return notifications
+
+
+def for_user(user) -> QuerySet:
+    return Notification.objects.filter(recipient=user)
+
+
+def unread_count(user) -> int:
+    return for_user(user).unread().count()
+
+
+def mark_all_read(user) -> int:
+    return for_user(user).unread().update(read_at=timezone.now())

@@ -1,0 +1,47 @@
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_tenants.models import DomainMixin, TenantMixin
+
+from .validators import validate_slug
+
+
+class Organization(TenantMixin):
+    """A customer organisation: one PostgreSQL schema and one subdomain."""
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("address"), max_length=40, unique=True, validators=[validate_slug])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Schemas are created by apps.tenants.services, never as a side effect of save().
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organisation")
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_public(self) -> bool:
+        return self.schema_name == settings.PUBLIC_SCHEMA_NAME
+
+    @property
+    def primary_domain(self) -> str:
+        return f"{self.slug}.{settings.WINDFLOW_BASE_DOMAIN}"
+
+    def url(self, path: str = "/") -> str:
+        """Absolute URL of a page of this organisation, on its own subdomain."""
+        from apps.tenants.services import organization_url
+
+        return organization_url(self, path)
+
+
+class Domain(DomainMixin):
+    class Meta:
+        verbose_name = _("domain")
+
+    def __str__(self):
+        return self.domain

@@ -1,0 +1,92 @@
+"""Organisation lifecycle: provisioning a schema and its domain, URLs, the template schema."""
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection, transaction
+from django_tenants.utils import schema_exists
+
+from apps.accounts.choices import Role
+from apps.accounts.models import Membership, User
+
+from .models import Domain, Organization
+from .validators import schema_name_for, validate_slug
+
+logger = logging.getLogger(__name__)
+
+
+class SlugTaken(Exception):
+    pass
+
+
+def organization_url(organization: Organization, path: str = "/") -> str:
+    """Keep the scheme and port of the public URL, swap in the organisation's host."""
+    public = urlsplit(settings.WINDFLOW_PUBLIC_URL)
+    netloc = organization.primary_domain + (f":{public.port}" if public.port else "")
+    return f"{public.scheme}://{netloc}{path}"
+
+
+def public_url(path: str = "/") -> str:
+    return settings.WINDFLOW_PUBLIC_URL.rstrip("/") + path
+
+
+def slug_is_available(slug: str) -> bool:
+    return not Organization.objects.filter(slug=slug).exists()
+
+
+def create_organization(*, name: str, slug: str, owner: User) -> Organization:
+    """Create the organisation, its schema (cloned from the template) and domain, and make
+    `owner` its first owner. All or nothing: a failure leaves no schema and no row behind."""
+    validate_slug(slug)
+    started = time.perf_counter()
+    with transaction.atomic():
+        if not slug_is_available(slug):
+            raise SlugTaken(slug)
+        organization = Organization.objects.create(
+            name=name.strip(), slug=slug, schema_name=schema_name_for(slug)
+        )
+        organization.create_schema(check_if_exists=False, verbosity=0)
+        Domain.objects.create(domain=organization.primary_domain, tenant=organization, is_primary=True)
+        Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    logger.info("organisation %s provisioned in %.2fs", slug, time.perf_counter() - started)
+    return organization
+
+
+def delete_organization(organization: Organization) -> None:
+    """Drop the schema and every public row of the organisation."""
+    with transaction.atomic():
+        schema = organization.schema_name
+        organization.delete(force_drop=False)
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def ensure_public_tenant() -> Organization:
+    organization, _ = Organization.objects.get_or_create(
+        schema_name=settings.PUBLIC_SCHEMA_NAME,
+        defaults={"name": "WindFlow", "slug": "public"},
+    )
+    Domain.objects.get_or_create(
+        domain=settings.WINDFLOW_BASE_DOMAIN, defaults={"tenant": organization, "is_primary": True}
+    )
+    return organization
+
+
+def migrate_everything(verbosity: int = 1) -> None:
+    """Public schema, then the template schema new organisations are cloned from, then every
+    organisation. Run at each release (Procfile `release`)."""
+    call_command("migrate_schemas", shared=True, interactive=False, verbosity=verbosity)
+    ensure_public_tenant()
+    template = settings.TENANT_BASE_SCHEMA
+    if not schema_exists(template):
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{template}"')
+    call_command(
+        "migrate_schemas", tenant=True, schema_name=template, interactive=False, verbosity=verbosity
+    )
+    if Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).exists():
+        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=verbosity)
+    connection.set_schema_to_public()

@@ -1,0 +1,1 @@
+"""WindFlow: deploy containerised applications onto servers you own."""

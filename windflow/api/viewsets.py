@@ -1,0 +1,48 @@
+"""Base classes for the organisation's API: thin viewsets that call services."""
+
+from rest_framework import mixins, viewsets
+
+from apps.accounts import permissions
+from apps.accounts.middleware import membership_of
+
+
+class OrganizationViewSet(viewsets.GenericViewSet):
+    """`resource` names the permission family (`environment` -> environment.view, .add...).
+    Querysets always pass through permissions.visible()."""
+
+    resource: str = ""
+    action_verbs = {
+        "list": "view",
+        "retrieve": "view",
+        "create": "add",
+        "update": "change",
+        "partial_update": "change",
+        "destroy": "delete",
+    }
+
+    @property
+    def membership(self):
+        return membership_of(self.request)
+
+    def required_action(self, request) -> str | None:
+        if not self.action:  # OPTIONS and the like: membership is enough
+            return None
+        verb = self.action_verbs.get(self.action) or getattr(
+            getattr(self, self.action, None), "required_verb", None
+        )
+        return f"{self.resource}.{verb}" if verb else None
+
+    def get_queryset(self):
+        return permissions.visible(self.membership, super().get_queryset())
+
+
+class OrganizationModelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationViewSet,
+):
+    """Create, update and delete go through the model's service functions, named by
+    `perform_create`, `perform_update` and `perform_destroy` in each viewset."""

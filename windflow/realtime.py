@@ -1,0 +1,47 @@
+"""Channels plumbing: tenant-scoped group names, publishing after commit, and the ASGI
+middleware that resolves the organisation from the websocket's Host header."""
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+
+def group_name(schema: str, *parts) -> str:
+    """`t.<schema>.<part>...`: the schema keeps organisations' groups apart."""
+    return ".".join(["t", schema, *map(str, parts)])
+
+
+def publish(group: str, event: dict) -> None:
+    """Send to a group once the current transaction commits (the row exists first)."""
+    layer = get_channel_layer()
+    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+
+
+def current_schema() -> str:
+    return connection.schema_name
+
+
+@database_sync_to_async
+def _organization_for_host(hostname: str):
+    from apps.tenants.models import Domain
+
+    domain = Domain.objects.select_related("tenant").filter(domain=hostname).first()
+    return domain.tenant if domain else None
+
+
+class TenantWebsocketMiddleware:
+    """Puts the organisation of the Host header in scope["tenant"]; closes the socket for an
+    unknown host."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1").split(":")[0].lower()
+        organization = await _organization_for_host(host)
+        if organization is None or organization.is_public:
+            await send({"type": "websocket.close", "code": 4404})
+            return
+        return await self.inner(dict(scope, tenant=organization), receive, send)

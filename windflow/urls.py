@@ -1,0 +1,37 @@
+"""URLs of an organisation's host (<slug>.<base domain>)."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.accounts import views as account_views
+from windflow.views import healthz
+
+from .urls_common import api_docs_urlpatterns
+
+api_v1 = [
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.environments.api.urls")),
+]
+
+urlpatterns = [
+    path("", account_views.DashboardView.as_view(), name="dashboard"),
+    path("environments/", include("apps.environments.urls")),
+    path("settings/", include("apps.accounts.urls")),
+    path("notifications/", include("apps.notifications.urls")),
+    path("invitations/<str:token>/", account_views.InvitationAcceptView.as_view(),
+         name="invitation_accept"),
+    path("accounts/handoff/", account_views.handoff, name="account_handoff"),
+    path("accounts/", include("allauth.urls")),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("organizations/<slug:slug>/go/", account_views.go_to_organization,
+         name="organization_go"),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/v1/", include((api_v1, "api"))),
+    *api_docs_urlpatterns,
+]
+
+handler400 = "windflow.urls_common.bad_request"
+handler403 = "windflow.urls_common.permission_denied"
+handler404 = "windflow.urls_common.page_not_found"
+handler500 = "windflow.urls_common.server_error"

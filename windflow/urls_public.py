@@ -1,0 +1,31 @@
+"""URLs of the public host (the base domain): sign-up, sign-in, organisations, operators'
+admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.accounts import views as account_views
+from windflow.views import healthz
+
+from .urls_common import api_docs_urlpatterns
+
+admin.site.site_header = "WindFlow operators"
+admin.site.site_title = "WindFlow admin"
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("organizations/new/", account_views.OrganizationCreateView.as_view(),
+         name="organization_create"),
+    path("organizations/<slug:slug>/go/", account_views.go_to_organization,
+         name="organization_go"),
+    path("accounts/", include("allauth.urls")),
+    path("oidc/", include("mozilla_django_oidc.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    *api_docs_urlpatterns,
+]
+
+handler404 = "windflow.urls_common.page_not_found"
+handler400 = "windflow.urls_common.bad_request"
+handler403 = "windflow.urls_common.permission_denied"
+handler500 = "windflow.urls_common.server_error"

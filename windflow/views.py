@@ -1,0 +1,185 @@
+"""Base views every domain app builds on (list with HTMX partial, edit, delete), and the
+health endpoint."""
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views import View
+from django_htmx.http import HttpResponseClientRedirect
+
+from apps.accounts import permissions
+from apps.accounts.middleware import membership_of
+from windflow.errors import ServiceError
+
+
+def wants_partial(request) -> bool:
+    """One URL serves the page and its partial: HTMX requests (not boosted) get the partial."""
+    return bool(getattr(request, "htmx", False)) and not request.htmx.boosted
+
+
+def redirect_after_post(request, url: str):
+    return HttpResponseClientRedirect(url) if getattr(request, "htmx", False) else (
+        HttpResponseRedirect(url)
+    )
+
+
+def apply_service_error(form, error: ServiceError) -> None:
+    field = error.field if error.field in form.fields else None
+    form.add_error(field, error.message)
+
+
+def apply_validation_error(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+class OrganizationView(View):
+    """A page of the organisation: the user must be signed in and a member; `action` (a
+    permissions action such as "environment.view") is checked before anything else."""
+
+    action: str | None = None
+
+    def dispatch(self, request, *args, **kwargs):
+        tenant = getattr(request, "tenant", None)
+        if tenant is None or tenant.is_public:
+            return render(request, "404.html", status=404)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        self.membership = membership_of(request)
+        if self.membership is None:
+            return render(request, "accounts/not_a_member.html", status=403)
+        if self.action and not permissions.can(self.membership, self.action):
+            raise PermissionDenied(_("Your role does not allow this."))
+        return super().dispatch(request, *args, **kwargs)
+
+
+class ObjectListView(OrganizationView):
+    """A searchable, paginated table; HTMX requests get only the table partial."""
+
+    queryset = None
+    filterset_class = None
+    template_name = ""
+    partial_template_name = ""
+    paginate_by = 25
+
+    def get_queryset(self):
+        queryset = permissions.visible(self.membership, self.queryset.all())
+        if self.filterset_class:
+            self.filterset = self.filterset_class(self.request.GET, queryset=queryset)
+            queryset = self.filterset.qs
+        return queryset
+
+    def get(self, request, *args, **kwargs):
+        page = Paginator(self.get_queryset(), self.paginate_by).get_page(request.GET.get("page"))
+        context = {"page": page, "filterset": getattr(self, "filterset", None)}
+        template = self.partial_template_name if wants_partial(request) else self.template_name
+        return render(request, template, context)
+
+
+class ObjectFormView(OrganizationView):
+    """Shows a form; on a valid POST calls `save(form)` (a service call). Service errors
+    become form errors; success answers with a (client) redirect."""
+
+    form_class = None
+    template_name = ""
+
+    def get_object(self):
+        return None
+
+    def get_form(self, data=None):
+        return self.form_class(data=data, instance=self.object)
+
+    def get(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        return self.render_form(self.get_form())
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object()
+        form = self.get_form(request.POST)
+        if form.is_valid():
+            try:
+                saved = self.save(form)
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            except ValidationError as exc:
+                apply_validation_error(form, exc)
+            else:
+                messages.success(request, self.success_message(saved))
+                return redirect_after_post(request, self.success_url(saved))
+        return self.render_form(form, status=422 if wants_partial(request) else 200)
+
+    def render_form(self, form, status=200):
+        context = {"form": form, "object": self.object}
+        return render(request=self.request, template_name=self.template_name, context=context,
+                      status=status)
+
+    def save(self, form):
+        raise NotImplementedError
+
+    def success_message(self, obj) -> str:
+        return _("Saved %(obj)s.") % {"obj": obj}
+
+    def success_url(self, obj) -> str:
+        return obj.get_absolute_url()
+
+
+class ObjectDeleteView(OrganizationView):
+    """A confirmation page; POST calls `delete(obj)` (a service call)."""
+
+    template_name = "generic/object_delete.html"
+
+    def get_object(self):
+        raise NotImplementedError
+
+    def get(self, request, *args, **kwargs):
+        obj = self.get_object()
+        return render(request, self.template_name, {"object": obj, "cancel_url": obj.get_absolute_url()})
+
+    def post(self, request, *args, **kwargs):
+        obj = self.get_object()
+        try:
+            self.delete(obj)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return redirect_after_post(request, obj.get_absolute_url())
+        messages.success(request, _("Deleted %(obj)s.") % {"obj": obj})
+        return redirect_after_post(request, self.success_url())
+
+    def delete(self, obj):
+        raise NotImplementedError
+
+    def success_url(self) -> str:
+        raise NotImplementedError
+
+
+def healthz(request):
+    """Database, Redis and worker heartbeat. 200 when all are fine, 503 otherwise."""
+    from django_redis import get_redis_connection
+
+    from windflow.workers import last_heartbeat
+
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # report, never raise: this page is for load balancers
+        checks["database"] = f"error: {exc.__class__.__name__}"
+    try:
+        get_redis_connection("default").ping()
+        checks["redis"] = "ok"
+        checks["worker"] = "ok" if last_heartbeat() else "no heartbeat"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc.__class__.__name__}"
+        checks["worker"] = "unknown"
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
+                        status=200 if healthy else 503)

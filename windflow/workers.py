@@ -1,0 +1,97 @@
+"""Dramatiq plumbing: the organisation travels in each message and is activated around it;
+the worker publishes a heartbeat that /healthz reads."""
+
+import logging
+import os
+import socket
+import threading
+
+import dramatiq
+from dramatiq.middleware import Middleware, SkipMessage
+
+logger = logging.getLogger(__name__)
+
+TENANT_OPTION = "tenant_schema"
+HEARTBEAT_KEY = "windflow:worker:heartbeat"
+
+
+class TenantMiddleware(Middleware):
+    """Records the active schema when a message is enqueued; activates it before the message
+    is processed and goes back to the public schema after it, also when it fails."""
+
+    @property
+    def actor_options(self):
+        return {TENANT_OPTION}
+
+    def before_enqueue(self, broker, message, delay):
+        if TENANT_OPTION not in message.options:
+            from django.db import connection
+
+            message.options[TENANT_OPTION] = connection.schema_name
+
+    def before_process_message(self, broker, message):
+        from django.conf import settings
+        from django.db import connection
+
+        from apps.tenants.models import Organization
+
+        schema = message.options.get(TENANT_OPTION) or settings.PUBLIC_SCHEMA_NAME
+        connection.set_schema_to_public()
+        if schema == settings.PUBLIC_SCHEMA_NAME:
+            return
+        organization = Organization.objects.filter(schema_name=schema).first()
+        if organization is None:
+            logger.warning("skipping %s: organisation %s no longer exists", message, schema)
+            raise SkipMessage()
+        connection.set_tenant(organization)
+
+    def _reset(self, *args, **kwargs):
+        from django.db import connection
+
+        connection.set_schema_to_public()
+
+    after_process_message = _reset
+    after_skip_message = _reset
+
+
+class HeartbeatMiddleware(Middleware):
+    """Each worker process writes a short-lived key in Redis while it is alive."""
+
+    def after_worker_boot(self, broker, worker):
+        threading.Thread(target=self._beat, name="windflow-heartbeat", daemon=True).start()
+
+    def _beat(self):
+        from django.conf import settings
+
+        interval = settings.WINDFLOW_WORKER_HEARTBEAT_SECONDS
+        identity = f"{socket.gethostname()}:{os.getpid()}"
+        while True:
+            write_heartbeat(identity, ttl=interval * 3)
+            threading.Event().wait(interval)
+
+
+def write_heartbeat(identity: str, ttl: int) -> None:
+    from django_redis import get_redis_connection
+
+    try:
+        get_redis_connection("default").set(HEARTBEAT_KEY, identity, ex=ttl)
+    except Exception:  # Redis briefly away: the next beat retries.
+        logger.warning("worker heartbeat could not be written", exc_info=True)
+
+
+def last_heartbeat() -> str | None:
+    from django_redis import get_redis_connection
+
+    value = get_redis_connection("default").get(HEARTBEAT_KEY)
+    return value.decode() if value else None
+
+
+def send_on_commit(actor: dramatiq.Actor, *args, **kwargs) -> None:
+    """Enqueue once the surrounding transaction commits (the worker must see the rows), with
+    the current organisation captured now rather than at commit time."""
+    from django.db import connection, transaction
+
+    schema = connection.schema_name
+    transaction.on_commit(
+        lambda: actor.send_with_options(args=args, kwargs=kwargs, **{TENANT_OPTION: schema})
+    )
