@@ -27,7 +27,7 @@ urlpatterns = [
          name="organization_go"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("api/v1/", include((api_v1, "api"))),
+    path("api/v1/", include(api_v1)),
     *api_docs_urlpatterns,
 ]
 

@@ -12,3 +12,6 @@ STORAGES["staticfiles"] = {  # noqa: F405
 }
 ACCOUNT_RATE_LIMITS = {"login_failed": "50/15m/ip,5/15m/key"}
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# WhiteNoise serves from the finders here; the directory only has to exist.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405

@@ -1,0 +1,1 @@
+"""Shared plumbing for the benchmark scripts in benchmarks/ (not a benchmark itself)."""

@@ -1,0 +1,297 @@
+"""Plumbing shared by the benchmark scripts: private PostgreSQL/Redis, Django set-up,
+a uvicorn (and optionally a Dramatiq worker) subprocess, a tiny HTTP/1.1 client, statistics
+and the JSON result file.
+
+Everything listens on and talks to 127.0.0.1 only. Every wait has a deadline. Everything a
+benchmark starts is stopped in `finally` blocks, by process id (we start our servers in their
+own session so the whole group we created can be ended).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+HOST = "127.0.0.1"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# Settings every benchmark process (this one and the servers it starts) runs with: the
+# developer settings module, but DEBUG off (no query log, no debug pages) and throttling so
+# high it never distorts a load test.
+BENCH_ENV = {
+    "DJANGO_SETTINGS_MODULE": "windflow.settings.dev",
+    "DEBUG": "false",
+    "WINDFLOW_API_THROTTLE_USER": "1000000/minute",
+    "WINDFLOW_API_THROTTLE_ANON": "1000000/minute",
+    "LOG_LEVEL": "WARNING",
+    "EMAIL_URL": "locmem://",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def say(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------- services
+
+
+class Services:
+    """DATABASE_URL / REDIS_URL from the environment, or throwaway private servers in a
+    temporary directory (durable=False) that `close()` stops and deletes."""
+
+    def __init__(self) -> None:
+        self.tmp: Path | None = None
+        self.started: list = []
+        self.database_url = os.environ.get("DATABASE_URL") or ""
+        self.redis_url = os.environ.get("REDIS_URL") or ""
+        self.external_database = bool(self.database_url)
+
+    def start(self) -> Services:
+        from windflow.localservices import start_postgres, start_redis
+
+        if not (self.database_url and self.redis_url):
+            self.tmp = Path(tempfile.mkdtemp(prefix="windflow-bench-"))
+        if not self.database_url:
+            pg = start_postgres(self.tmp / "postgres", durable=False, database="windflow_bench")
+            self.started.append(pg)
+            self.database_url = pg.url
+            say(f"private PostgreSQL: {pg.url}")
+        if not self.redis_url:
+            rd = start_redis(self.tmp / "redis", durable=False)
+            self.started.append(rd)
+            self.redis_url = rd.url
+            say(f"private Redis: {rd.url}")
+        return self
+
+    def close(self) -> None:
+        for server in reversed(self.started):
+            try:
+                server.stop()
+            except Exception as exc:  # keep stopping the others
+                say(f"could not stop {type(server).__name__}: {exc}")
+        self.started.clear()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def env(self) -> dict[str, str]:
+        return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, **BENCH_ENV}
+
+    def log_dir(self) -> Path:
+        if self.tmp is None:
+            self.tmp = Path(tempfile.mkdtemp(prefix="windflow-bench-"))
+        return self.tmp
+
+
+def setup_django(services: Services, migrate: bool = True) -> None:
+    """Configure Django in this process against `services`, then `migrate_all`."""
+    os.environ.update(services.env())
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        started = time.perf_counter()
+        call_command("migrate_all", verbosity=0)
+        say(f"migrate_all done in {time.perf_counter() - started:.1f} s")
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+class Process:
+    """A subprocess in its own session, its output in a log file; `stop()` ends it by id
+    (SIGTERM to it, then SIGKILL to the process group it leads, after a deadline)."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the group this process leads (e.g. uvicorn's worker children).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self._out.close()
+
+
+def start_uvicorn(services: Services, port: int, workers: int = 2) -> Process:
+    cmd = [
+        str(Path(sys.executable).parent / "uvicorn"),
+        "windflow.asgi:application",
+        "--workers", str(workers),
+        "--host", HOST,
+        "--port", str(port),
+        "--no-access-log",
+        "--log-level", "warning",
+    ]
+    server = Process("uvicorn", cmd, services.env(), services.log_dir() / "uvicorn.log")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise RuntimeError(f"uvicorn exited during start-up:\n{server.tail()}")
+        try:
+            status, _body = http_get(port, "localhost", "/healthz", timeout=2)
+            if status in (200, 503):  # 503: up, but no worker heartbeat
+                # Touch every worker process: several fresh connections spread over them.
+                for _ in range(8 * workers):
+                    http_get(port, "localhost", "/healthz", timeout=5)
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"uvicorn did not answer on {HOST}:{port} within 60 s:\n{server.tail()}")
+
+
+def start_worker(services: Services) -> Process:
+    """A real Dramatiq worker (as in the Procfile): /healthz answers 200 only while a worker
+    heartbeat is in Redis."""
+    from windflow.workers import last_heartbeat
+
+    cmd = [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1"]
+    worker = Process("worker", cmd, services.env(), services.log_dir() / "worker.log")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            raise RuntimeError(f"the worker exited during start-up:\n{worker.tail()}")
+        if last_heartbeat():
+            return worker
+        time.sleep(0.2)
+    worker.stop()
+    raise RuntimeError(f"no worker heartbeat within 60 s:\n{worker.tail()}")
+
+
+# ------------------------------------------------------------------------ a tiny HTTP client
+
+
+def http_get(
+    port: int, host: str, path: str, headers: dict[str, str] | None = None, timeout: float = 5
+) -> tuple[int, bytes]:
+    """One GET on a fresh connection to 127.0.0.1:port with `Host: host:port`."""
+    import http.client
+
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": f"{host}:{port}", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation): the value below which pct % fall."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def machine() -> dict:
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "hostname": socket.gethostname(),
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    return info
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT, capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def save_result(name: str, result: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    payload = {
+        "benchmark": name,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": machine(),
+        **result,
+    }
+    path = RESULTS_DIR / f"{name}-{stamp}.json"
+    text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+    path.write_text(text)
+    (RESULTS_DIR / f"{name}-latest.json").write_text(text)
+    return path
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    line: str
+
+
+def verdict(label: str, value: float, limit: float, unit: str) -> Verdict:
+    passed = value <= limit
+    word = "PASS" if passed else "FAIL"
+    return Verdict(passed, f"{word}: {label} = {value:.1f} {unit} (target <= {limit:g} {unit})")

@@ -1,0 +1,188 @@
+"""Shared test bases: the world (two organisations and personas), clients bound to a host,
+running queued jobs in-process, and generic view/API test mixins."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
+
+PASSWORD = "correct horse battery staple"
+
+# key: (email, organisation slug, role). `outsider` owns globex and has no role in acme.
+PERSONAS = {
+    "owner": ("owner@acme.test", "acme", "owner"),
+    "admin": ("admin@acme.test", "acme", "admin"),
+    "operator": ("operator@acme.test", "acme", "operator"),
+    "developer": ("developer@acme.test", "acme", "developer"),
+    "viewer": ("viewer@acme.test", "acme", "viewer"),
+    "outsider": ("outsider@globex.test", "globex", "owner"),
+}
+
+
+def build_world() -> None:
+    """Two organisations created through the real provisioning service, with personas."""
+    from apps.accounts.models import Membership, User
+    from apps.tenants.services import create_organization
+
+    users = {
+        key: User.objects.create_user(email, PASSWORD, full_name=key.title())
+        for key, (email, _slug, _role) in PERSONAS.items()
+    }
+    acme = create_organization(name="Acme", slug="acme", owner=users["owner"])
+    create_organization(name="Globex", slug="globex", owner=users["outsider"])
+    for key, (_email, slug, role) in PERSONAS.items():
+        if slug == "acme" and key != "owner":
+            Membership.objects.create(user=users[key], organization=acme, role=role)
+
+
+def host_of(organization) -> str:
+    return organization.primary_domain if organization else settings.WINDFLOW_BASE_DOMAIN
+
+
+def client_for(user=None, organization=None) -> Client:
+    """A browser-like client on the organisation's host (public host when None)."""
+    client = Client(HTTP_HOST=host_of(organization))
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def api_client(user=None, organization=None, *, scope="write", token=None) -> APIClient:
+    """An API client authenticated with a real personal access token of `user`."""
+    from apps.accounts.models import Membership
+    from apps.accounts.services import create_api_token
+
+    client = APIClient(HTTP_HOST=host_of(organization))
+    if token is None and user is not None:
+        membership = Membership.objects.get(user=user, organization=organization)
+        scope = "read" if membership.role == "viewer" and scope == "write" else scope
+        _token, token = create_api_token(membership, name="test", scope=scope)
+    if token is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def flush_redis() -> None:
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").flushall()
+
+
+def run_queued_jobs(limit: int = 100) -> list[str]:
+    """Process the messages waiting in the real Redis queues, here in the test's thread and
+    transaction, through WindFlow's tenant middleware. Returns the actor names run."""
+    import dramatiq
+
+    from windflow.workers import TenantMiddleware
+
+    broker = dramatiq.get_broker()
+    tenant_middleware = TenantMiddleware()
+    schema_before = connection.schema_name
+    ran = []
+    for queue in sorted(broker.get_declared_queues()):
+        consumer = broker.consume(queue, prefetch=limit, timeout=50)
+        try:
+            for message in consumer:
+                if message is None or len(ran) >= limit:
+                    break
+                tenant_middleware.before_process_message(broker, message)
+                try:
+                    broker.get_actor(message.actor_name)(*message.args, **message.kwargs)
+                finally:
+                    tenant_middleware.after_process_message(broker, message)
+                consumer.ack(message)
+                ran.append(message.actor_name)
+        finally:
+            consumer.close()
+    if schema_before != connection.schema_name:
+        connection.set_schema_to_public()
+    return ran
+
+
+def error_of(response) -> dict:
+    """The API's one error body: {"error": {"status", "code", "message", "fields"?}}."""
+    body = json.loads(response.content)
+    assert set(body) == {"error"}, body
+    assert body["error"]["status"] == response.status_code
+    return body["error"]
+
+
+class APIViewTestMixin:
+    """Generic API checks for an organisation's resource; a test class declares the URL,
+    a valid payload and a factory, and gets persona, scope and isolation tests for free.
+
+        class TestEnvironmentAPI(APIViewTestMixin):
+            list_url = "/api/v1/environments/"
+            create_payload = {"name": "qa", "kind": "dev"}
+            minimum_write_role = "operator"
+    """
+
+    list_url = ""
+    create_payload: dict = {}
+    minimum_write_role = "operator"
+    write_roles = {
+        "owner": {"owner", "admin", "operator", "developer", "viewer"},
+        "admin": {"owner", "admin"},
+        "operator": {"owner", "admin", "operator"},
+        "developer": {"owner", "admin", "operator", "developer"},
+    }
+
+    def make_object(self, organization):
+        raise NotImplementedError
+
+    def test_it_requires_a_credential(self, acme):
+        response = api_client(None, acme).get(self.list_url)
+        assert response.status_code == 401
+        assert error_of(response)["code"] == "not_authenticated"
+
+    def test_it_lists_for_every_member(self, acme, owner, viewer):
+        for user in (owner, viewer):
+            response = api_client(user, acme, scope="read").get(self.list_url)
+            assert response.status_code == 200, response.content
+            assert "results" in response.json()
+
+    def test_it_refuses_a_token_of_another_organisation(self, acme, globex, outsider):
+        _client = api_client(outsider, globex)
+        token = _client._credentials["HTTP_AUTHORIZATION"].split()[1]
+        response = api_client(None, acme, token=token).get(self.list_url)
+        assert response.status_code == 401
+        assert "organisation" in error_of(response)["message"]
+
+    def test_it_refuses_writes_below_the_minimum_role(self, acme):
+        from apps.accounts.models import User
+
+        allowed = self.write_roles[self.minimum_write_role]
+        for key in ("owner", "admin", "operator", "developer", "viewer"):
+            user = User.objects.get(email=PERSONAS[key][0])
+            response = api_client(user, acme).post(self.list_url, self.create_payload_for(key),
+                                                    format="json")
+            if key in allowed:
+                assert response.status_code == 201, (key, response.content)
+            else:
+                assert response.status_code == 403, (key, response.content)
+                assert error_of(response)["code"] == "permission_denied"
+
+    def test_it_refuses_writes_with_a_read_token(self, acme, owner):
+        response = api_client(owner, acme, scope="read").post(
+            self.list_url, self.create_payload, format="json"
+        )
+        assert response.status_code == 403
+        assert "read-only" in error_of(response)["message"]
+
+    def test_it_answers_malformed_json_with_400(self, acme, owner):
+        response = api_client(owner, acme).post(
+            self.list_url, data="{not json", content_type="application/json"
+        )
+        assert response.status_code == 400
+        assert error_of(response)["code"] == "parse_error"
+
+    def create_payload_for(self, persona_key: str) -> dict:
+        """A payload unique to the persona, so successive creates do not collide."""
+        payload = dict(self.create_payload)
+        if "name" in payload:
+            payload["name"] = f"{payload['name']}-{persona_key}"
+        return payload

@@ -1,0 +1,71 @@
+"""Test tooling: two organisations with personas on a real PostgreSQL and Redis (started by
+windflow.pytest_plugin for this run), and per-test clean state."""
+
+import os
+
+# windflow.pytest_plugin (pyproject addopts) has started PostgreSQL and Redis already.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.test")
+
+import pytest
+
+from tests.base import PERSONAS, build_world, flush_redis
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database with the public and template schemas, and two organisations (acme,
+    globex) whose members are the personas. Tests run in a transaction rolled back after."""
+    from apps.tenants.services import migrate_everything
+
+    with django_db_blocker.unblock():
+        migrate_everything(verbosity=0)
+        build_world()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state():
+    """Each test starts on the public schema with empty Redis (cache, sessions, lockout
+    counters, queues, channel groups)."""
+    flush_redis()
+    yield
+    from django.db import connection
+
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def acme(db):
+    from apps.tenants.models import Organization
+
+    return Organization.objects.get(slug="acme")
+
+
+@pytest.fixture
+def globex(db):
+    from apps.tenants.models import Organization
+
+    return Organization.objects.get(slug="globex")
+
+
+def _persona_fixture(key):
+    @pytest.fixture(name=key)
+    def _fixture(db):
+        from apps.accounts.models import User
+
+        return User.objects.get(email=PERSONAS[key][0])
+
+    return _fixture
+
+
+for _key in PERSONAS:
+    globals()[_key] = _persona_fixture(_key)
+
+
+@pytest.fixture
+def in_acme(acme):
+    """Run the test body with acme's schema active (for tenant models)."""
+    from django.db import connection
+
+    connection.set_tenant(acme)
+    yield acme
+    connection.set_schema_to_public()
