@@ -20,7 +20,7 @@ from . import permissions, services
 from .forms import ApiTokenForm, InvitationForm, OrganizationForm, RoleForm
 from .models import ApiToken, Invitation, Membership
 
-SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+SESSION_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 
 
 # --- Public site ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ own session so the whole group we created can be ended).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -111,7 +112,7 @@ def setup_django(services: Services, migrate: bool = True) -> None:
         from django.core.management import call_command
 
         started = time.perf_counter()
-        call_command("migrate_all", verbosity=0)
+        call_command("migrate_all", verbosity=0, stdout=io.StringIO())
         say(f"migrate_all done in {time.perf_counter() - started:.1f} s")
 
 
@@ -291,7 +292,83 @@ class Verdict:
     line: str
 
 
-def verdict(label: str, value: float, limit: float, unit: str) -> Verdict:
+def verdict(label: str, value: float, limit: float, unit: str, digits: int = 1) -> Verdict:
     passed = value <= limit
     word = "PASS" if passed else "FAIL"
-    return Verdict(passed, f"{word}: {label} = {value:.1f} {unit} (target <= {limit:g} {unit})")
+    return Verdict(
+        passed, f"{word}: {label} = {value:.{digits}f} {unit} (target <= {limit:g} {unit})"
+    )
+
+
+# ------------------------------------------------------------------------------ CPU usage
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (Linux /proc; just [pid] elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLK_TCK
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine since boot (Linux /proc/stat)."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return float(sum(values) - idle), float(sum(values))
+
+
+class CpuMeter:
+    """CPU used during a block: this process (the load generator), the server's process tree,
+    and the whole machine (busy share of all cores)."""
+
+    def __init__(self, server_pid: int | None = None) -> None:
+        self.server_pids = process_tree(server_pid) if server_pid else []
+
+    def __enter__(self) -> CpuMeter:
+        self._wall = time.perf_counter()
+        self._self = time.process_time()
+        self._server = cpu_seconds(self.server_pids)
+        self._machine = machine_cpu()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        wall = time.perf_counter() - self._wall
+        busy0, total0 = self._machine
+        busy1, total1 = machine_cpu()
+        self.wall_s = wall
+        self.generator_cpu_s = time.process_time() - self._self
+        self.server_cpu_s = cpu_seconds(self.server_pids) - self._server
+        self.machine_busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
+
+    def summary(self) -> dict:
+        return {
+            "wall_s": round(self.wall_s, 3),
+            "generator_cpu_s": round(self.generator_cpu_s, 3),
+            "generator_cores": round(self.generator_cpu_s / self.wall_s, 3),
+            "server_cpu_s": round(self.server_cpu_s, 3),
+            "server_cores": round(self.server_cpu_s / self.wall_s, 3),
+            "machine_busy_share": round(self.machine_busy, 3),
+        }

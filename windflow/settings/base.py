@@ -130,9 +130,18 @@ CACHES = {
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
-    }
+    },
+    # Sessions belong to a person, not an organisation: no schema prefix, so that one session
+    # can cover every subdomain when SESSION_COOKIE_DOMAIN is set.
+    "sessions": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": redis_url_with_db(REDIS_URL, 3),
+        "KEY_PREFIX": "session",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    },
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
 # Set to ".example.com" in production so one session covers every organisation's subdomain.
 SESSION_COOKIE_DOMAIN = env_str("SESSION_COOKIE_DOMAIN")

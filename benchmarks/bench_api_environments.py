@@ -1,0 +1,480 @@
+"""API latency: `GET /api/v1/environments/` with a personal access token.
+
+Target (on this 2-core machine, load generator included): p95 at or under 50 ms at a steady
+100 requests per second from 20 concurrent clients (open loop); the saturation throughput
+is reported beside it.
+
+    .venv/bin/python benchmarks/bench_api_environments.py
+
+Set-up through the real services: an organisation, its owner, 50 environments and a
+read-only API token; uvicorn (`--workers 2`, DEBUG off, throttling out of the way) as a
+subprocess; throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
+
+Load generator: one asyncio loop, 20 persistent HTTP/1.1 keep-alive connections over raw
+asyncio streams (cheap: its own CPU use is measured and reported).
+
+1. Open loop, 100 req/s: request i is due at t0 + i * 10 ms whatever happens to earlier
+   requests; it goes to whichever of the 20 connections is free (it waits in a queue when
+   all are busy), and its latency runs from its *due* time to the last byte of the response,
+   so queueing counts (no coordinated omission). 3 s warm-up, then 20 s measured.
+2. Saturation, closed loop: 20 connections, each sends its next request as soon as the
+   previous one is answered, for 10 s; throughput and p95 (from send) reported.
+
+Every response must be 200 with 25 results (count 50); the body is checked in full once and
+by length afterwards. Prints the figures and a PASS/FAIL line, writes
+benchmarks/results/bench_api_environments-*.json. Exit code: 0 PASS, 1 FAIL, 2 error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+import time
+import traceback
+
+from support import harness
+from support.harness import HOST, percentile, say
+
+NAME = "bench_api_environments"
+PATH = "/api/v1/environments/"
+ENVIRONMENTS = 50
+PAGE_SIZE = 25
+CLIENTS = 20
+RATE = 100.0  # requests per second, open loop
+WARMUP_S = 3.0
+MEASURE_S = 20.0
+SATURATION_S = 10.0
+SATURATION_MAX_REQUESTS = 200_000
+REQUEST_TIMEOUT = 5.0  # seconds for one response
+DRAIN_TIMEOUT = 15.0  # seconds to wait for the last open-loop responses
+TARGET_P95_MS = 50.0
+
+try:  # the server uses uvloop too; it makes the generator cheaper
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
+
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+class HttpError(Exception):
+    pass
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port sending one fixed GET."""
+
+    def __init__(self, port: int, request: bytes) -> None:
+        self.port = port
+        self.request = request
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.reconnects = 0
+
+    async def _open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def get(self) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self._open()
+            self.reconnects += 1
+        try:
+            return await asyncio.wait_for(self._exchange(), REQUEST_TIMEOUT)
+        except BaseException:
+            self.close()  # the stream state is unknown: start afresh next time
+            raise
+
+    async def _exchange(self) -> tuple[int, bytes]:
+        reader, writer = self.reader, self.writer
+        writer.write(self.request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise HttpError(f"bad status line {lines[0]!r}")
+        status = int(parts[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _sep, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")  # no trailers expected
+                    break
+                chunks.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+            body = b"".join(chunks)
+        else:
+            raise HttpError("response without length")
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, body
+
+
+def build_request(port: int, host: str, token: str) -> bytes:
+    return (
+        f"GET {PATH} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\n"
+        f"Authorization: Bearer {token}\r\n"
+        "Accept: application/json\r\n"
+        "User-Agent: windflow-bench\r\n"
+        "\r\n"
+    ).encode()
+
+
+def verify_body(body: bytes) -> None:
+    data = json.loads(body)
+    if data.get("count") != ENVIRONMENTS or len(data.get("results", [])) != PAGE_SIZE:
+        raise AssertionError(
+            f"expected count={ENVIRONMENTS} and {PAGE_SIZE} results, got "
+            f"count={data.get('count')} and {len(data.get('results', []))} results"
+        )
+
+
+class Checker:
+    """Every response: 200 and the reference body length (the full JSON is parsed when the
+    length differs, so a legitimately different but valid page still counts as good)."""
+
+    def __init__(self, reference_length: int) -> None:
+        self.reference_length = reference_length
+        self.errors: dict[str, int] = {}
+
+    def ok(self, status: int, body: bytes) -> bool:
+        if status != 200:
+            return self.error(f"status {status}")
+        if len(body) != self.reference_length:
+            try:
+                verify_body(body)
+            except Exception as exc:
+                return self.error(f"body: {exc}"[:120])
+        return True
+
+    def error(self, kind: str) -> bool:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+        return False
+
+
+# ----------------------------------------------------------------------------- load runs
+
+
+async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
+    """RATE req/s for WARMUP_S + MEASURE_S, latency from each request's due time."""
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / RATE
+    warmup_n = round(WARMUP_S * RATE)
+    total_n = warmup_n + round(MEASURE_S * RATE)
+    queue: asyncio.Queue = asyncio.Queue()
+    latencies: list[float | None] = [None] * total_n
+    send_lag: list[float | None] = [None] * total_n
+    failed = [False] * total_n
+    connections = [Connection(port, request) for _ in range(CLIENTS)]
+    for conn in connections:  # open all 20 before the clock starts
+        await conn._open()
+    t0 = loop.time() + 0.1
+
+    async def dispatcher() -> None:
+        for i in range(total_n):
+            due = t0 + i * interval
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            queue.put_nowait((i, due))
+        for _ in connections:
+            queue.put_nowait(None)
+
+    async def client(conn: Connection) -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            i, due = item
+            send_lag[i] = loop.time() - due
+            try:
+                status, body = await conn.get()
+                ok = checker.ok(status, body)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, HttpError, ValueError) as exc:
+                ok = checker.error(type(exc).__name__)
+            latencies[i] = loop.time() - due
+            failed[i] = not ok
+
+    workers = [asyncio.create_task(client(conn)) for conn in connections]
+    schedule = asyncio.create_task(dispatcher())
+    run_deadline = WARMUP_S + MEASURE_S + DRAIN_TIMEOUT + 1
+    done, pending = await asyncio.wait([schedule, *workers], timeout=run_deadline)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for conn in connections:
+        conn.close()
+    finished = loop.time()
+
+    measured = range(warmup_n, total_n)
+    unanswered = sum(1 for i in measured if latencies[i] is None)
+    errors = sum(1 for i in measured if failed[i]) + unanswered
+    good = [latencies[i] * 1000 for i in measured if latencies[i] is not None and not failed[i]]
+    lags = [send_lag[i] * 1000 for i in measured if send_lag[i] is not None]
+    measure_start = t0 + warmup_n * interval
+    return {
+        "rate_rps": RATE,
+        "warmup_s": WARMUP_S,
+        "measure_s": MEASURE_S,
+        "requests": len(measured),
+        "ok": len(good),
+        "errors": errors,
+        "unanswered": unanswered,
+        "achieved_rps": len(good) / max(1e-9, min(finished, measure_start + MEASURE_S + 5)
+                                         - measure_start) if good else 0.0,
+        "latency_ms": summary(good),
+        "dispatch_wait_ms": summary(lags),  # due time -> handed to a free connection
+        "reconnects": sum(c.reconnects for c in connections),
+        "cancelled_tasks": len(pending),
+    }
+
+
+async def closed_loop(port: int, request: bytes, checker: Checker) -> dict:
+    """CLIENTS connections, each as fast as it can, for SATURATION_S."""
+    loop = asyncio.get_running_loop()
+    connections = [Connection(port, request) for _ in range(CLIENTS)]
+    for conn in connections:
+        await conn._open()
+    latencies: list[float] = []
+    errors = 0
+    start = loop.time()
+    end = start + SATURATION_S
+
+    async def client(conn: Connection) -> None:
+        nonlocal errors
+        while loop.time() < end and len(latencies) + errors < SATURATION_MAX_REQUESTS:
+            sent = loop.time()
+            try:
+                status, body = await conn.get()
+                ok = checker.ok(status, body)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError, HttpError, ValueError) as exc:
+                ok = checker.error(type(exc).__name__)
+            if ok:
+                latencies.append(loop.time() - sent)
+            else:
+                errors += 1
+
+    tasks = [asyncio.create_task(client(conn)) for conn in connections]
+    _done, pending = await asyncio.wait(tasks, timeout=SATURATION_S + REQUEST_TIMEOUT + 2)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    elapsed = loop.time() - start
+    for conn in connections:
+        conn.close()
+    ms = [value * 1000 for value in latencies]
+    return {
+        "clients": CLIENTS,
+        "duration_s": round(elapsed, 3),
+        "requests": len(ms) + errors,
+        "ok": len(ms),
+        "errors": errors,
+        "throughput_rps": len(ms) / elapsed,
+        "latency_ms": summary(ms),
+    }
+
+
+def summary(ms: list[float]) -> dict:
+    if not ms:
+        return {"count": 0}
+    return {
+        "count": len(ms),
+        "mean": round(sum(ms) / len(ms), 2),
+        "p50": round(percentile(ms, 50), 2),
+        "p90": round(percentile(ms, 90), 2),
+        "p95": round(percentile(ms, 95), 2),
+        "p99": round(percentile(ms, 99), 2),
+        "max": round(max(ms), 2),
+    }
+
+
+def run_async(coro):
+    if uvloop is not None:
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+# -------------------------------------------------------------------------------- set-up
+
+
+def create_fixture(run_id: str):
+    """Organisation, owner, 50 environments and a read token, through the services."""
+    from django_tenants.utils import tenant_context
+
+    from apps.accounts.models import Membership, User
+    from apps.accounts.services import create_api_token
+    from apps.environments.choices import EnvironmentKind
+    from apps.environments.services import create_environment
+    from apps.tenants.services import create_organization
+
+    owner = User.objects.create_user(f"bench-api-{run_id}@example.com", None)
+    slug = f"bench-api-{run_id}"
+    organization = create_organization(name=f"Bench API {run_id}", slug=slug, owner=owner)
+    membership = Membership.objects.get(user=owner, organization=organization)
+    kinds = [EnvironmentKind.DEV, EnvironmentKind.STAGING, EnvironmentKind.PROD]
+    with tenant_context(organization):
+        for index in range(ENVIRONMENTS):
+            create_environment(
+                membership,
+                name=f"Environment {index:02d}",
+                kind=kinds[index % 3],
+                description=f"Benchmark environment number {index}.",
+                variables={"LOG_LEVEL": "info", "REGION": "eu-west", "REPLICAS": str(index % 4)},
+            )
+    _token, secret = create_api_token(membership, name="bench", scope="read")
+    return owner, organization, secret
+
+
+def run(services: harness.Services) -> int:
+    harness.setup_django(services)
+
+    from django.db import connection
+
+    from apps.tenants.services import delete_organization
+    from windflow.localservices import free_port
+
+    run_id = secrets.token_hex(3)
+    owner, organization, token = create_fixture(run_id)
+    host = organization.primary_domain
+    say(f"organisation {host} with {ENVIRONMENTS} environments and a read token")
+    port = free_port()
+    server = None
+    try:
+        server = harness.start_uvicorn(services, port, workers=2)
+        say(f"uvicorn (2 workers, DEBUG off) on {HOST}:{port}")
+
+        status, body = harness.http_get(
+            port, host, PATH, {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        )
+        if status != 200:
+            raise RuntimeError(f"GET {PATH} answered {status}: {body[:300]!r}")
+        verify_body(body)
+        say(f"body verified: 200, count {ENVIRONMENTS}, {PAGE_SIZE} results, {len(body)} bytes")
+
+        request = build_request(port, host, token)
+        checker = Checker(len(body))
+
+        say(f"open loop: {RATE:g} req/s, {CLIENTS} connections, {WARMUP_S:g} s warm-up + "
+            f"{MEASURE_S:g} s measured")
+        with harness.CpuMeter(server.pid) as open_cpu:
+            steady = run_async(open_loop(port, request, checker))
+        steady["cpu"] = open_cpu.summary()
+        steady["error_kinds"] = dict(checker.errors)
+
+        checker.errors.clear()
+        say(f"saturation: closed loop, {CLIENTS} connections, {SATURATION_S:g} s")
+        with harness.CpuMeter(server.pid) as sat_cpu:
+            saturation = run_async(closed_loop(port, request, checker))
+        saturation["cpu"] = sat_cpu.summary()
+        saturation["error_kinds"] = dict(checker.errors)
+        if saturation["ok"]:
+            saturation["generator_cpu_us_per_request"] = round(
+                sat_cpu.generator_cpu_s / saturation["ok"] * 1e6, 1
+            )
+            saturation["server_cpu_ms_per_request"] = round(
+                sat_cpu.server_cpu_s / saturation["ok"] * 1e3, 2
+            )
+    finally:
+        if server is not None:
+            server.stop()
+        if services.external_database:
+            connection.set_schema_to_public()
+            delete_organization(organization)
+            owner.delete()
+
+    lat = steady["latency_ms"]
+    p95 = lat.get("p95", float("inf"))
+    result = harness.verdict(f"p95 at {RATE:g} req/s", p95, TARGET_P95_MS, "ms")
+    passed = result.passed and steady["errors"] == 0
+    sat = saturation["latency_ms"]
+
+    print()
+    print("=" * 78)
+    print(f"GET {PATH} (token auth, {ENVIRONMENTS} environments, page of {PAGE_SIZE}), "
+          f"uvicorn --workers 2")
+    print(f"Open loop {RATE:g} req/s, {CLIENTS} keep-alive clients, {MEASURE_S:g} s measured "
+          f"(latency from scheduled send time):")
+    print(f"  requests {steady['requests']}, ok {steady['ok']}, errors {steady['errors']}"
+          f"{' ' + str(steady['error_kinds']) if steady['error_kinds'] else ''}")
+    print(f"  p50 {lat.get('p50', 0):.1f} ms   p95 {lat.get('p95', 0):.1f} ms   "
+          f"p99 {lat.get('p99', 0):.1f} ms   max {lat.get('max', 0):.1f} ms")
+    print(f"  waiting for a free client: p95 {steady['dispatch_wait_ms'].get('p95', 0):.2f} ms, "
+          f"max {steady['dispatch_wait_ms'].get('max', 0):.2f} ms")
+    c = steady["cpu"]
+    print(f"  CPU: server {c['server_cores']:.2f} cores, generator {c['generator_cores']:.2f} "
+          f"cores, machine {c['machine_busy_share'] * 100:.0f}% busy")
+    print(f"Saturation (closed loop, {CLIENTS} clients, {saturation['duration_s']:.1f} s):")
+    print(f"  throughput {saturation['throughput_rps']:.0f} req/s   p50 {sat.get('p50', 0):.1f} ms"
+          f"   p95 {sat.get('p95', 0):.1f} ms   p99 {sat.get('p99', 0):.1f} ms   "
+          f"errors {saturation['errors']}")
+    c = saturation["cpu"]
+    print(f"  CPU: server {c['server_cores']:.2f} cores "
+          f"({saturation.get('server_cpu_ms_per_request', 0):.2f} ms/request), generator "
+          f"{c['generator_cores']:.2f} cores "
+          f"({saturation.get('generator_cpu_us_per_request', 0):.0f} us/request), machine "
+          f"{c['machine_busy_share'] * 100:.0f}% busy")
+    line = result.line + (f"; {steady['errors']} error(s)" if steady["errors"] else "")
+    if result.passed and not passed:
+        line = line.replace("PASS", "FAIL", 1)
+    print(line + f"   [saturation {saturation['throughput_rps']:.0f} req/s]")
+    print("=" * 78)
+
+    path = harness.save_result(
+        NAME,
+        {
+            "target": f"p95 <= {TARGET_P95_MS:g} ms at {RATE:g} req/s open loop, "
+                      f"{CLIENTS} clients, no errors",
+            "passed": passed,
+            "p95_ms": p95,
+            "saturation_rps": saturation["throughput_rps"],
+            "steady": steady,
+            "saturation": saturation,
+            "setup": {
+                "server": "uvicorn windflow.asgi:application --workers 2 --no-access-log "
+                          "--log-level warning (DEBUG off)",
+                "request": f"GET {PATH} Authorization: Bearer wf_... Accept: application/json",
+                "environments": ENVIRONMENTS,
+                "page_size": PAGE_SIZE,
+                "database": "external" if services.external_database else "private, fsync off",
+            },
+        },
+    )
+    say(f"result saved to {path.relative_to(harness.ROOT)}")
+    return 0 if passed else 1
+
+
+def main() -> int:
+    services = harness.Services()
+    try:
+        services.start()
+        return run(services)
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"ERROR: {NAME} could not complete (see above)")
+        return 2
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
