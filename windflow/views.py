@@ -71,7 +71,7 @@ class ObjectListView(OrganizationView):
     paginate_by = 25
 
     def get_queryset(self):
-        queryset = permissions.visible(self.membership, self.queryset.all())
+        queryset = permissions.visible(self.membership, self.queryset.all(), self.action)
         if self.filterset_class:
             self.filterset = self.filterset_class(self.request.GET, queryset=queryset)
             queryset = self.filterset.qs

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
 from guardian.shortcuts import get_perms
+
+from windflow.errors import Forbidden
 
 from .choices import ROLE_RANKS, Role
 from .models import Membership
@@ -79,8 +81,13 @@ def _granted(membership: Membership, action: str, obj) -> bool:
 
 
 def require(membership: Membership | None, action: str, obj=None) -> None:
+    """Raise Forbidden (a 403 for the API, a message for pages) unless `can()`."""
     if not can(membership, action, obj):
-        raise PermissionDenied(f"Your role does not allow {action.replace('.', ': ')}.")
+        role = membership.get_role_display() if membership else _("no role")
+        raise Forbidden(
+            _("Your role (%(role)s) does not allow this: %(action)s.")
+            % {"role": role, "action": action.replace(".", " ").replace("_", " ")}
+        )
 
 
 def can_deploy_to(membership: Membership | None, environment) -> bool:
@@ -105,10 +112,10 @@ def can_change_member(actor: Membership | None, target: Membership) -> bool:
     return can(actor, "member.manage") and target.rank <= actor.rank
 
 
-def visible(membership: Membership | None, queryset, action: str = "view"):
-    """The part of `queryset` the member may see. Today every member sees every object of the
-    organisation (RBAC decides writes); object-level read restrictions plug in here."""
-    model_action = f"{queryset.model._meta.model_name}.{action}"
-    if membership is None or not can(membership, model_action):
+def visible(membership: Membership | None, queryset, action: str):
+    """The part of `queryset` the member may see for `action` (e.g. "environment.view").
+    Today a member who may view a kind of object sees all of the organisation's; object-level
+    read restrictions plug in here."""
+    if membership is None or not can(membership, action):
         return queryset.none()
     return queryset

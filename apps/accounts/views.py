@@ -70,7 +70,7 @@ def go_to_organization(request, slug):
     organization = get_object_or_404(Organization, slug=slug)
     if permissions.get_membership(request.user, organization) is None:
         messages.error(request, _("You are not a member of %(org)s.") % {"org": organization})
-        return redirect("home")
+        return redirect("/")
     return HttpResponseRedirect(services.handoff_url(request.user, organization))
 
 

@@ -21,7 +21,7 @@ from .models import Environment
 
 
 def _environment(view, slug):
-    queryset = permissions.visible(view.membership, Environment.objects.all())
+    queryset = permissions.visible(view.membership, Environment.objects.all(), "environment.view")
     return get_object_or_404(queryset, slug=slug)
 
 

@@ -11,6 +11,7 @@ class OrganizationViewSet(viewsets.GenericViewSet):
     Querysets always pass through permissions.visible()."""
 
     resource: str = ""
+    view_verb = "view"  # what a member needs to see the objects at all
     action_verbs = {
         "list": "view",
         "retrieve": "view",
@@ -33,7 +34,9 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         return f"{self.resource}.{verb}" if verb else None
 
     def get_queryset(self):
-        return permissions.visible(self.membership, super().get_queryset())
+        return permissions.visible(
+            self.membership, super().get_queryset(), f"{self.resource}.{self.view_verb}"
+        )
 
 
 class OrganizationModelViewSet(

@@ -49,12 +49,13 @@ class InvitationViewSet(
     """Pending and past invitations. Creating one emails a single-use link; deleting revokes."""
 
     resource = "invitation"
+    view_verb = "manage"
     action_verbs = {"list": "manage", "create": "manage", "destroy": "manage"}
     serializer_class = InvitationSerializer
     queryset = Invitation.objects.all()
 
     def get_queryset(self):
-        return Invitation.objects.filter(organization=self.request.tenant)
+        return super().get_queryset().filter(organization=self.request.tenant)
 
     def perform_create(self, serializer):
         invitation, _url = services.invite(self.membership, **serializer.validated_data)
@@ -71,12 +72,15 @@ class ApiTokenViewSet(
     response only."""
 
     resource = "token"
+    view_verb = "use"
     action_verbs = {"list": "use", "create": "use", "destroy": "use"}
     serializer_class = ApiTokenSerializer
     queryset = ApiToken.objects.all()
 
     def get_queryset(self):
-        return ApiToken.objects.filter(organization=self.request.tenant, user=self.request.user)
+        return super().get_queryset().filter(
+            organization=self.request.tenant, user=self.request.user
+        )
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)

@@ -1,0 +1,88 @@
+from apps.accounts.models import Membership
+from tests.base import PASSWORD, api_client, client_for, error_of
+
+
+def test_it_obtains_a_jwt_pair_bound_to_the_organisation(owner, acme, globex):
+    response = api_client(None, acme).post(
+        "/api/v1/auth/token/", {"email": owner.email, "password": PASSWORD}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    access = response.json()["access"]
+    me = api_client(None, acme, token=access).get("/api/v1/me/")
+    assert me.status_code == 200 and me.json()["role"] == "owner"
+    # The same JWT does not open another organisation.
+    foreign = api_client(None, globex, token=access).get("/api/v1/environments/")
+    assert foreign.status_code == 401
+    refreshed = api_client(None, acme).post(
+        "/api/v1/auth/token/refresh/", {"refresh": response.json()["refresh"]}, format="json"
+    )
+    assert refreshed.status_code == 200 and refreshed.json()["access"]
+
+
+def test_it_refuses_a_jwt_for_a_wrong_password(owner, acme):
+    response = api_client(None, acme).post(
+        "/api/v1/auth/token/", {"email": owner.email, "password": "nope"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "Wrong email or password" in str(error_of(response))
+
+
+def test_it_refuses_a_garbage_bearer(acme):
+    response = api_client(None, acme, token="not-a-token").get("/api/v1/environments/")
+    assert response.status_code == 401
+    assert error_of(response)["code"] == "authentication_failed"
+
+
+def test_it_creates_a_token_and_shows_the_secret_once(developer, acme):
+    client = api_client(developer, acme)
+    response = client.post("/api/v1/tokens/", {"name": "cli", "scope": "read"}, format="json")
+    assert response.status_code == 201
+    secret = response.json()["token"]
+    listed = client.get("/api/v1/tokens/").json()["results"]
+    assert secret not in str(listed)
+    assert api_client(None, acme, token=secret).get("/api/v1/me/").status_code == 200
+
+
+def test_it_refuses_a_viewer_write_with_a_json_403(viewer, acme):
+    response = api_client(viewer, acme, scope="read").post(
+        "/api/v1/environments/", {"name": "x"}, format="json"
+    )
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "permission_denied"
+
+
+def test_it_refuses_to_demote_the_last_owner_through_the_api(owner, acme):
+    membership = Membership.objects.get(user=owner, organization=acme)
+    response = api_client(owner, acme).patch(
+        f"/api/v1/members/{membership.pk}/", {"role": "viewer"}, format="json"
+    )
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "last_owner"
+
+
+def test_it_invites_through_the_api(admin, acme):
+    response = api_client(admin, acme).post(
+        "/api/v1/invitations/", {"email": "api@example.com", "role": "developer"}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["status"] == "pending"
+    bad = api_client(admin, acme).post(
+        "/api/v1/invitations/", {"email": "x@example.com", "role": "owner"}, format="json"
+    )
+    assert bad.status_code == 403
+
+
+def test_it_answers_unknown_api_paths_with_json(acme, owner):
+    response = api_client(owner, acme).get("/api/v1/nothing-here/")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_it_serves_the_openapi_schema_and_docs_offline(acme):
+    client = client_for(None, acme)
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/environments/" in schema.content
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger-ui" in docs.content and b"cdn" not in docs.content.lower()
