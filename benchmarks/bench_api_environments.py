@@ -21,14 +21,22 @@ asyncio streams (cheap: its own CPU use is measured and reported).
    previous one is answered, for 10 s; throughput and p95 (from send) reported.
 
 Every response must be 200 with 25 results (count 50); the body is checked in full once and
-by length afterwards. Prints the figures and a PASS/FAIL line, writes
+by length afterwards. Prints the figures (with the CPU used by the server, PostgreSQL+Redis,
+the generator and any other process on the machine) and a PASS/FAIL line, writes
 benchmarks/results/bench_api_environments-*.json. Exit code: 0 PASS, 1 FAIL, 2 error.
+
+    .venv/bin/python benchmarks/bench_api_environments.py --profile
+
+runs the same request in-process through Django's test Client instead, and prints its SQL
+and a cProfile of where the CPU goes (no server, no load).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import secrets
 import sys
 import time
@@ -50,6 +58,8 @@ SATURATION_MAX_REQUESTS = 200_000
 REQUEST_TIMEOUT = 5.0  # seconds for one response
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last open-loop responses
 TARGET_P95_MS = 50.0
+NOISY_SHARE = 0.15  # warn when processes that are not ours used more than this share of CPU
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exhausted|Timeout)\b.*:")
 
 try:  # the server uses uvloop too; it makes the generator cheaper
     import uvloop
@@ -125,6 +135,13 @@ class Connection:
         return status, body
 
 
+# What one exchange may raise (a timeout, a reset, a truncated or malformed response).
+CLIENT_ERRORS = (
+    TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError,
+    ValueError,
+)
+
+
 def build_request(port: int, host: str, token: str) -> bytes:
     return (
         f"GET {PATH} HTTP/1.1\r\n"
@@ -173,7 +190,7 @@ class Checker:
 
 async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
     """RATE req/s for WARMUP_S + MEASURE_S, latency from each request's due time."""
-    loop = asyncio.get_running_loop()
+    clock = time.perf_counter  # uvloop's loop.time() has millisecond resolution only
     interval = 1.0 / RATE
     warmup_n = round(WARMUP_S * RATE)
     total_n = warmup_n + round(MEASURE_S * RATE)
@@ -184,12 +201,12 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
     connections = [Connection(port, request) for _ in range(CLIENTS)]
     for conn in connections:  # open all 20 before the clock starts
         await conn._open()
-    t0 = loop.time() + 0.1
+    t0 = clock() + 0.1
 
     async def dispatcher() -> None:
         for i in range(total_n):
             due = t0 + i * interval
-            delay = due - loop.time()
+            delay = due - clock()
             if delay > 0:
                 await asyncio.sleep(delay)
             queue.put_nowait((i, due))
@@ -202,33 +219,30 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
             if item is None:
                 return
             i, due = item
-            send_lag[i] = loop.time() - due
+            send_lag[i] = clock() - due
             try:
                 status, body = await conn.get()
                 ok = checker.ok(status, body)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                    asyncio.LimitOverrunError, HttpError, ValueError) as exc:
+            except CLIENT_ERRORS as exc:
                 ok = checker.error(type(exc).__name__)
-            latencies[i] = loop.time() - due
+            latencies[i] = clock() - due
             failed[i] = not ok
 
     workers = [asyncio.create_task(client(conn)) for conn in connections]
     schedule = asyncio.create_task(dispatcher())
     run_deadline = WARMUP_S + MEASURE_S + DRAIN_TIMEOUT + 1
-    done, pending = await asyncio.wait([schedule, *workers], timeout=run_deadline)
+    _done, pending = await asyncio.wait([schedule, *workers], timeout=run_deadline)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     for conn in connections:
         conn.close()
-    finished = loop.time()
 
     measured = range(warmup_n, total_n)
     unanswered = sum(1 for i in measured if latencies[i] is None)
     errors = sum(1 for i in measured if failed[i]) + unanswered
     good = [latencies[i] * 1000 for i in measured if latencies[i] is not None and not failed[i]]
     lags = [send_lag[i] * 1000 for i in measured if send_lag[i] is not None]
-    measure_start = t0 + warmup_n * interval
     return {
         "rate_rps": RATE,
         "warmup_s": WARMUP_S,
@@ -237,8 +251,6 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
         "ok": len(good),
         "errors": errors,
         "unanswered": unanswered,
-        "achieved_rps": len(good) / max(1e-9, min(finished, measure_start + MEASURE_S + 5)
-                                         - measure_start) if good else 0.0,
         "latency_ms": summary(good),
         "dispatch_wait_ms": summary(lags),  # due time -> handed to a free connection
         "reconnects": sum(c.reconnects for c in connections),
@@ -248,27 +260,26 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
 
 async def closed_loop(port: int, request: bytes, checker: Checker) -> dict:
     """CLIENTS connections, each as fast as it can, for SATURATION_S."""
-    loop = asyncio.get_running_loop()
+    clock = time.perf_counter
     connections = [Connection(port, request) for _ in range(CLIENTS)]
     for conn in connections:
         await conn._open()
     latencies: list[float] = []
     errors = 0
-    start = loop.time()
+    start = clock()
     end = start + SATURATION_S
 
     async def client(conn: Connection) -> None:
         nonlocal errors
-        while loop.time() < end and len(latencies) + errors < SATURATION_MAX_REQUESTS:
-            sent = loop.time()
+        while clock() < end and len(latencies) + errors < SATURATION_MAX_REQUESTS:
+            sent = clock()
             try:
                 status, body = await conn.get()
                 ok = checker.ok(status, body)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                    asyncio.LimitOverrunError, HttpError, ValueError) as exc:
+            except CLIENT_ERRORS as exc:
                 ok = checker.error(type(exc).__name__)
             if ok:
-                latencies.append(loop.time() - sent)
+                latencies.append(clock() - sent)
             else:
                 errors += 1
 
@@ -277,7 +288,7 @@ async def closed_loop(port: int, request: bytes, checker: Checker) -> dict:
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    elapsed = loop.time() - start
+    elapsed = clock() - start
     for conn in connections:
         conn.close()
     ms = [value * 1000 for value in latencies]
@@ -343,9 +354,32 @@ def create_fixture(run_id: str):
     return owner, organization, secret
 
 
+def server_errors(server: harness.Process) -> dict[str, int]:
+    """Distinct exception lines in the server log (what the 5xx were), with counts."""
+    counts: dict[str, int] = {}
+    try:
+        text = server.log.read_text(errors="replace")
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        if EXCEPTION_LINE.match(line):
+            key = line.strip()[:200]
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1])[:10])
+
+
+def cpu_line(cpu: dict) -> str:
+    return (
+        f"server {cpu['server_cores']:.2f}, PostgreSQL+Redis {cpu['postgres_redis_cores']:.2f}, "
+        f"generator {cpu['generator_cores']:.2f}, other processes {cpu['other_cores']:.2f} "
+        f"(machine {cpu['machine_busy_share'] * 100:.0f}% busy)"
+    )
+
+
 def run(services: harness.Services) -> int:
     harness.setup_django(services)
 
+    from django.conf import settings
     from django.db import connection
 
     from apps.tenants.services import delete_organization
@@ -355,8 +389,20 @@ def run(services: harness.Services) -> int:
     owner, organization, token = create_fixture(run_id)
     host = organization.primary_domain
     say(f"organisation {host} with {ENVIRONMENTS} environments and a read token")
+    database = settings.DATABASES["default"]
+    config = {
+        "settings_module": settings.SETTINGS_MODULE,
+        "conn_max_age": database.get("CONN_MAX_AGE"),
+        "db_pool": bool(database.get("OPTIONS", {}).get("pool")),
+        "tenant_limit_set_calls": getattr(settings, "TENANT_LIMIT_SET_CALLS", False),
+        "debug": settings.DEBUG,
+    }
+    say(f"configuration: {config}")
+    background = harness.background_load()
+    say(f"background load before start: {background * 100:.0f}% of all cores")
     port = free_port()
     server = None
+    errors_in_log: dict[str, int] = {}
     try:
         server = harness.start_uvicorn(services, port, workers=2)
         say(f"uvicorn (2 workers, DEBUG off) on {HOST}:{port}")
@@ -371,30 +417,31 @@ def run(services: harness.Services) -> int:
 
         request = build_request(port, host, token)
         checker = Checker(len(body))
+        service_pids = services.pids()
 
         say(f"open loop: {RATE:g} req/s, {CLIENTS} connections, {WARMUP_S:g} s warm-up + "
             f"{MEASURE_S:g} s measured")
-        with harness.CpuMeter(server.pid) as open_cpu:
+        with harness.CpuMeter(server.pid, service_pids) as open_cpu:
             steady = run_async(open_loop(port, request, checker))
-        steady["cpu"] = open_cpu.summary()
+        steady["cpu_cores"] = open_cpu.summary()
         steady["error_kinds"] = dict(checker.errors)
 
         checker.errors.clear()
         say(f"saturation: closed loop, {CLIENTS} connections, {SATURATION_S:g} s")
-        with harness.CpuMeter(server.pid) as sat_cpu:
+        with harness.CpuMeter(server.pid, service_pids) as sat_cpu:
             saturation = run_async(closed_loop(port, request, checker))
-        saturation["cpu"] = sat_cpu.summary()
+        saturation["cpu_cores"] = sat_cpu.summary()
         saturation["error_kinds"] = dict(checker.errors)
         if saturation["ok"]:
-            saturation["generator_cpu_us_per_request"] = round(
-                sat_cpu.generator_cpu_s / saturation["ok"] * 1e6, 1
-            )
-            saturation["server_cpu_ms_per_request"] = round(
-                sat_cpu.server_cpu_s / saturation["ok"] * 1e3, 2
-            )
+            saturation["cpu_ms_per_request"] = {
+                "server": round(sat_cpu.server_cpu_s / saturation["ok"] * 1e3, 2),
+                "postgres_redis": round(sat_cpu.services_cpu_s / saturation["ok"] * 1e3, 2),
+                "generator": round(sat_cpu.generator_cpu_s / saturation["ok"] * 1e3, 3),
+            }
     finally:
         if server is not None:
             server.stop()
+            errors_in_log = server_errors(server)
         if services.external_database:
             connection.set_schema_to_public()
             delete_organization(organization)
@@ -402,39 +449,48 @@ def run(services: harness.Services) -> int:
 
     lat = steady["latency_ms"]
     p95 = lat.get("p95", float("inf"))
-    result = harness.verdict(f"p95 at {RATE:g} req/s", p95, TARGET_P95_MS, "ms")
-    passed = result.passed and steady["errors"] == 0
+    check = harness.verdict(f"p95 at {RATE:g} req/s", p95, TARGET_P95_MS, "ms")
+    passed = check.passed and steady["errors"] == 0
     sat = saturation["latency_ms"]
+    wait = steady["dispatch_wait_ms"]
 
     print()
     print("=" * 78)
     print(f"GET {PATH} (token auth, {ENVIRONMENTS} environments, page of {PAGE_SIZE}), "
-          f"uvicorn --workers 2")
+          f"uvicorn --workers 2, {os.cpu_count()} cores")
     print(f"Open loop {RATE:g} req/s, {CLIENTS} keep-alive clients, {MEASURE_S:g} s measured "
           f"(latency from scheduled send time):")
     print(f"  requests {steady['requests']}, ok {steady['ok']}, errors {steady['errors']}"
           f"{' ' + str(steady['error_kinds']) if steady['error_kinds'] else ''}")
     print(f"  p50 {lat.get('p50', 0):.1f} ms   p95 {lat.get('p95', 0):.1f} ms   "
           f"p99 {lat.get('p99', 0):.1f} ms   max {lat.get('max', 0):.1f} ms")
-    print(f"  waiting for a free client: p95 {steady['dispatch_wait_ms'].get('p95', 0):.2f} ms, "
-          f"max {steady['dispatch_wait_ms'].get('max', 0):.2f} ms")
-    c = steady["cpu"]
-    print(f"  CPU: server {c['server_cores']:.2f} cores, generator {c['generator_cores']:.2f} "
-          f"cores, machine {c['machine_busy_share'] * 100:.0f}% busy")
+    print(f"  queued for a free client: p95 {wait.get('p95', 0):.2f} ms, "
+          f"max {wait.get('max', 0):.2f} ms")
+    print(f"  CPU cores: {cpu_line(steady['cpu_cores'])}")
     print(f"Saturation (closed loop, {CLIENTS} clients, {saturation['duration_s']:.1f} s):")
     print(f"  throughput {saturation['throughput_rps']:.0f} req/s   p50 {sat.get('p50', 0):.1f} ms"
           f"   p95 {sat.get('p95', 0):.1f} ms   p99 {sat.get('p99', 0):.1f} ms   "
           f"errors {saturation['errors']}")
-    c = saturation["cpu"]
-    print(f"  CPU: server {c['server_cores']:.2f} cores "
-          f"({saturation.get('server_cpu_ms_per_request', 0):.2f} ms/request), generator "
-          f"{c['generator_cores']:.2f} cores "
-          f"({saturation.get('generator_cpu_us_per_request', 0):.0f} us/request), machine "
-          f"{c['machine_busy_share'] * 100:.0f}% busy")
-    line = result.line + (f"; {steady['errors']} error(s)" if steady["errors"] else "")
-    if result.passed and not passed:
+    print(f"  CPU cores: {cpu_line(saturation['cpu_cores'])}")
+    per_request = saturation.get("cpu_ms_per_request")
+    if per_request:
+        print(f"  CPU per request: server {per_request['server']:.2f} ms, PostgreSQL+Redis "
+              f"{per_request['postgres_redis']:.2f} ms, "
+              f"generator {per_request['generator']:.3f} ms")
+    if errors_in_log:
+        print("Server log exceptions (count):")
+        for line, count in errors_in_log.items():
+            print(f"  {count:6d}  {line}")
+    noisy = max(background, steady["cpu_cores"]["other_cores"] / (os.cpu_count() or 1))
+    if noisy > NOISY_SHARE:
+        print(f"WARNING: other processes used the machine during this run (background "
+              f"{background * 100:.0f}% before start, {steady['cpu_cores']['other_cores']:.2f} "
+              f"cores during the open loop): the figures are pessimistic; run again when idle.")
+    line = check.line + (f"; {steady['errors']} error(s)" if steady["errors"] else "")
+    if check.passed and not passed:
         line = line.replace("PASS", "FAIL", 1)
-    print(line + f"   [saturation {saturation['throughput_rps']:.0f} req/s]")
+    print(line + f"   [saturation {saturation['throughput_rps']:.0f} req/s, "
+                 f"p95 {sat.get('p95', 0):.1f} ms]")
     print("=" * 78)
 
     path = harness.save_result(
@@ -445,11 +501,15 @@ def run(services: harness.Services) -> int:
             "passed": passed,
             "p95_ms": p95,
             "saturation_rps": saturation["throughput_rps"],
+            "saturation_p95_ms": sat.get("p95"),
             "steady": steady,
             "saturation": saturation,
+            "server_log_exceptions": errors_in_log,
+            "background_load_share": round(background, 3),
+            "config": config,
             "setup": {
                 "server": "uvicorn windflow.asgi:application --workers 2 --no-access-log "
-                          "--log-level warning (DEBUG off)",
+                          "--log-level warning",
                 "request": f"GET {PATH} Authorization: Bearer wf_... Accept: application/json",
                 "environments": ENVIRONMENTS,
                 "page_size": PAGE_SIZE,
@@ -461,10 +521,61 @@ def run(services: harness.Services) -> int:
     return 0 if passed else 1
 
 
+# ------------------------------------------------------------------------------ profiling
+
+
+def profile(services: harness.Services, requests: int = 300) -> int:
+    """`--profile`: the same request in-process through Django's test Client (WSGI path, same
+    middleware and view), its SQL, and where the CPU goes (cProfile). No server, no load."""
+    import cProfile
+    import io
+    import pstats
+
+    harness.setup_django(services)
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    _owner, organization, token = create_fixture(secrets.token_hex(3))
+    client = Client(
+        HTTP_HOST=organization.primary_domain,
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        HTTP_ACCEPT="application/json",
+    )
+    for _ in range(30):  # warm caches, connections and the last_used_at update
+        response = client.get(PATH)
+        assert response.status_code == 200, response.content[:300]
+    verify_body(response.content)
+    with CaptureQueriesContext(connection) as queries:
+        client.get(PATH)
+    print(f"\n{len(queries.captured_queries)} SQL statements per request:")
+    for query in queries.captured_queries:
+        print(f"  {query['sql'][:150]}")
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    for _ in range(requests):
+        client.get(PATH)
+    wall = (time.perf_counter() - started_wall) / requests * 1000
+    cpu = (time.process_time() - started_cpu) / requests * 1000
+    print(f"\nin-process, one at a time: {wall:.2f} ms wall, {cpu:.2f} ms CPU per request")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(requests):
+        client.get(PATH)
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(45)
+    stats.sort_stats("tottime").print_stats(20)
+    print(out.getvalue())
+    return 0
+
+
 def main() -> int:
     services = harness.Services()
     try:
         services.start()
+        if "--profile" in sys.argv[1:]:
+            return profile(services)
         return run(services)
     except KeyboardInterrupt:
         return 130

@@ -69,3 +69,11 @@ def in_acme(acme):
     connection.set_tenant(acme)
     yield acme
     connection.set_schema_to_public()
+
+
+@pytest.fixture
+def live_db(django_db_setup, django_db_blocker):
+    """Database access without the rolled-back transaction, from any thread (workers,
+    websocket consumers). Tests using it create and remove their own data (tests/live.py)."""
+    with django_db_blocker.unblock():
+        yield

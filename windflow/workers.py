@@ -86,12 +86,12 @@ def last_heartbeat() -> str | None:
     return value.decode() if value else None
 
 
-def send_on_commit(actor: dramatiq.Actor, *args, **kwargs) -> None:
-    """Enqueue once the surrounding transaction commits (the worker must see the rows), with
-    the current organisation captured now rather than at commit time."""
+def send_on_commit(actor: dramatiq.Actor, *args, organization=None, **kwargs) -> None:
+    """Enqueue once the surrounding transaction commits (the worker must see the rows). The
+    job runs in `organization` (default: the active one, captured now, not at commit)."""
     from django.db import connection, transaction
 
-    schema = connection.schema_name
+    schema = organization.schema_name if organization else connection.schema_name
     transaction.on_commit(
         lambda: actor.send_with_options(args=args, kwargs=kwargs, **{TENANT_OPTION: schema})
     )

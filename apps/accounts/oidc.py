@@ -1,20 +1,43 @@
 """Single sign-on through any OpenID Connect provider (Keycloak, Authentik, Okta...)."""
 
+import logging
+
+import requests
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import SuspiciousOperation
+from django.http import Http404
 from django.utils.translation import gettext as _
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+logger = logging.getLogger(__name__)
+
+
+def _is_true(value) -> bool:
+    """A claim's truth: some providers (AWS Cognito...) send booleans as strings."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
 
 
 class WindFlowOIDCBackend(OIDCAuthenticationBackend):
     """Match people by verified email; create them on first sign-in."""
 
     def verify_claims(self, claims):
-        return bool(claims.get("email")) and claims.get("email_verified", True) is not False
+        # A provider that sends no email_verified at all (Azure AD...) vouches for the
+        # address it sends; one that says false ("false" as a string too) does not.
+        return bool((claims.get("email") or "").strip()) and _is_true(
+            claims.get("email_verified", True)
+        )
 
     def filter_users_by_claims(self, claims):
+        # Inactive accounts are matched too, so that they are refused (the callback checks
+        # is_active) rather than duplicated (the email is unique).
         email = (claims.get("email") or "").strip().lower()
         if not email:
             return self.UserModel.objects.none()
-        return self.UserModel.objects.filter(email__iexact=email, is_active=True)
+        return self.UserModel.objects.filter(email__iexact=email)
 
     def create_user(self, claims):
         return self.UserModel.objects.create_user(
@@ -32,3 +55,35 @@ class WindFlowOIDCBackend(OIDCAuthenticationBackend):
 
     def get_username(self, claims):  # our User has no username
         return claims.get("email", _("unknown"))
+
+
+class WindFlowOIDCAuthenticateView(OIDCAuthenticationRequestView):
+    """/oidc/authenticate/: only when single sign-on is configured."""
+
+    def get(self, request):
+        if not settings.WINDFLOW_OIDC_ENABLED:
+            raise Http404
+        return super().get(request)
+
+
+class WindFlowOIDCCallbackView(OIDCAuthenticationCallbackView):
+    """/oidc/callback/: every failure (a state that is not ours, a token that does not verify,
+    an unreachable provider...) sends the person back to the sign-in page with a message,
+    never to an error page."""
+
+    def get(self, request):
+        if not settings.WINDFLOW_OIDC_ENABLED:
+            raise Http404
+        try:
+            return super().get(request)
+        except (SuspiciousOperation, requests.RequestException) as exc:
+            logger.warning("single sign-on failed: %s", exc)
+            return self.login_failure()
+
+    def login_failure(self):
+        messages.error(
+            self.request,
+            _("Single sign-on with %(provider)s failed. Please try again.")
+            % {"provider": settings.OIDC_PROVIDER_NAME},
+        )
+        return super().login_failure()

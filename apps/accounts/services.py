@@ -104,9 +104,11 @@ def invite(actor: Membership, *, email: str, role: str) -> tuple[Invitation, str
         expires_at=timezone.now() + timedelta(days=settings.WINDFLOW_INVITATION_DAYS),
     )
     accept_url = organization.url(f"/invitations/{raw}/")
+    from windflow.workers import send_on_commit
+
     from .tasks import send_invitation_email
 
-    transaction.on_commit(lambda: send_invitation_email.send(invitation.pk, accept_url))
+    send_on_commit(send_invitation_email, invitation.pk, accept_url, organization=organization)
     return invitation, accept_url
 
 
@@ -151,7 +153,7 @@ def accept_invitation(raw_token: str, organization, user: User) -> Membership:
 
         from windflow.workers import send_on_commit
 
-        send_on_commit(notify_invitation_accepted, invitation.pk)
+        send_on_commit(notify_invitation_accepted, invitation.pk, organization=organization)
     return membership
 
 

@@ -36,8 +36,9 @@ if str(ROOT) not in sys.path:
 # Settings every benchmark process (this one and the servers it starts) runs with: the
 # developer settings module, but DEBUG off (no query log, no debug pages) and throttling so
 # high it never distorts a load test.
+# WINDFLOW_BENCH_SETTINGS picks another settings module (e.g. to try a configuration change).
 BENCH_ENV = {
-    "DJANGO_SETTINGS_MODULE": "windflow.settings.dev",
+    "DJANGO_SETTINGS_MODULE": os.environ.get("WINDFLOW_BENCH_SETTINGS", "windflow.settings.dev"),
     "DEBUG": "false",
     "WINDFLOW_API_THROTTLE_USER": "1000000/minute",
     "WINDFLOW_API_THROTTLE_ANON": "1000000/minute",
@@ -95,6 +96,21 @@ class Services:
 
     def env(self) -> dict[str, str]:
         return {"DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url, **BENCH_ENV}
+
+    def pids(self) -> list[int]:
+        """Process ids of the servers this run started (PostgreSQL with its backends, Redis)."""
+        pids: list[int] = []
+        for server in self.started:
+            if hasattr(server, "pid"):  # Redis
+                pid = server.pid()
+            else:  # PostgreSQL: the postmaster pid heads postmaster.pid
+                try:
+                    pid = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pid = None
+            if pid:
+                pids.append(pid)
+        return pids
 
     def log_dir(self) -> Path:
         if self.tmp is None:
@@ -154,10 +170,8 @@ class Process:
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the group this process leads (e.g. uvicorn's worker children).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -321,12 +335,15 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes (Linux /proc)."""
+    """CPU seconds used so far by these processes, user + system, including their children
+    that have ended and been reaped (so PostgreSQL backends of closed connections count in
+    their postmaster). Live children are separate entries of `pids`: nothing is counted
+    twice. Linux /proc."""
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / _CLK_TCK
 
 
@@ -340,35 +357,65 @@ def machine_cpu() -> tuple[float, float]:
     return float(sum(values) - idle), float(sum(values))
 
 
-class CpuMeter:
-    """CPU used during a block: this process (the load generator), the server's process tree,
-    and the whole machine (busy share of all cores)."""
+def background_load(seconds: float = 2.0) -> float:
+    """Busy share of all cores (0..1) over `seconds`, before the benchmark starts anything
+    heavy: other people's test runs on a shared machine distort every figure."""
+    busy0, total0 = machine_cpu()
+    time.sleep(seconds)
+    busy1, total1 = machine_cpu()
+    return (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
 
-    def __init__(self, server_pid: int | None = None) -> None:
-        self.server_pids = process_tree(server_pid) if server_pid else []
+
+class CpuMeter:
+    """CPU used during a block, in cores (CPU seconds per wall second): this process (the
+    load generator), the app server's process tree, our PostgreSQL and Redis (with their
+    backends, found again at the end since PostgreSQL forks one per connection), the whole
+    machine, and the rest ("other": processes that are not ours)."""
+
+    def __init__(self, server_pid: int | None = None, service_pids: list[int] | None = None):
+        self.server_pid = server_pid
+        self.service_pids = service_pids or []
+
+    def _trees(self) -> tuple[list[int], list[int]]:
+        server = process_tree(self.server_pid) if self.server_pid else []
+        services = [pid for root in self.service_pids for pid in process_tree(root)]
+        return server, services
 
     def __enter__(self) -> CpuMeter:
+        server, services = self._trees()
+        self._server0 = {pid: cpu_seconds([pid]) for pid in server}
+        self._services0 = {pid: cpu_seconds([pid]) for pid in services}
         self._wall = time.perf_counter()
         self._self = time.process_time()
-        self._server = cpu_seconds(self.server_pids)
         self._machine = machine_cpu()
         return self
 
+    @staticmethod
+    def _delta(before: dict[int, float], pids: list[int]) -> float:
+        # A process that started and ended inside the block counts through its parent.
+        return sum(cpu_seconds([pid]) - before.get(pid, 0.0) for pid in pids)
+
     def __exit__(self, *exc_info: object) -> None:
-        wall = time.perf_counter() - self._wall
+        server, services = self._trees()
+        self.wall_s = time.perf_counter() - self._wall
+        self.generator_cpu_s = time.process_time() - self._self
         busy0, total0 = self._machine
         busy1, total1 = machine_cpu()
-        self.wall_s = wall
-        self.generator_cpu_s = time.process_time() - self._self
-        self.server_cpu_s = cpu_seconds(self.server_pids) - self._server
-        self.machine_busy = (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
+        self.server_cpu_s = self._delta(self._server0, server)
+        self.services_cpu_s = self._delta(self._services0, services)
+        share = (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
+        self.machine_cores = share * (os.cpu_count() or 1)
+        self.machine_busy = share
 
     def summary(self) -> dict:
+        wall = self.wall_s
+        ours = self.generator_cpu_s + self.server_cpu_s + self.services_cpu_s
         return {
-            "wall_s": round(self.wall_s, 3),
-            "generator_cpu_s": round(self.generator_cpu_s, 3),
-            "generator_cores": round(self.generator_cpu_s / self.wall_s, 3),
-            "server_cpu_s": round(self.server_cpu_s, 3),
-            "server_cores": round(self.server_cpu_s / self.wall_s, 3),
+            "wall_s": round(wall, 3),
+            "generator_cores": round(self.generator_cpu_s / wall, 3),
+            "server_cores": round(self.server_cpu_s / wall, 3),
+            "postgres_redis_cores": round(self.services_cpu_s / wall, 3),
+            "machine_cores": round(self.machine_cores, 3),
+            "other_cores": round(max(0.0, self.machine_cores - ours / wall), 3),
             "machine_busy_share": round(self.machine_busy, 3),
         }

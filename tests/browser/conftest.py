@@ -1,0 +1,231 @@
+"""Browser tests: the real ASGI app served by uvicorn in a subprocess, on the pytest-django test
+database, driven by headless Chromium (Playwright).
+
+Fixtures (reusable by any test under tests/browser/):
+
+- `asgi_server` (session): a running `uvicorn windflow.asgi:application`; `.url` is
+  ``http://localhost:<port>`` (the public host), `.org_url(slug, path)` an organisation's URL,
+  `.port`, `.log_path`, `.log_tail()`.
+- `live_db` (function): database access for the whole test WITHOUT the rolled-back transaction
+  of `db` (the server only sees committed rows). Anything the test creates must be registered
+  with `live_db.forget_organization(slug)` / `live_db.forget_user(email)` (or made with
+  `live_db.create_user(...)`): it is deleted at teardown, even when the test fails.
+- `chromium` (module): a headless Playwright Chromium browser (module-scoped on purpose: see
+  its docstring).
+- `open_page` (function): `open_page(device="desktop"|"phone")` gives a page in a fresh
+  context (no cookies) sized 1280x800 or 390x844; contexts close at teardown.
+- `screenshot` (function): `screenshot(page, "name")` saves ``var/screenshots/<name>.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+STARTUP_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url(test_database_name: str) -> str:
+    """The DATABASE_URL of this run, pointing at pytest-django's test database."""
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path=f"/{test_database_name}"))
+
+
+@dataclass
+class AsgiServer:
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def org_url(self, slug: str, path: str = "/") -> str:
+        return f"http://{slug}.localhost:{self.port}{path}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait_until_up(server: AsgiServer) -> None:
+    """/healthz answers 200 (all fine) or 503 (no worker heartbeat): both mean "serving"."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    url = f"http://127.0.0.1:{server.port}/healthz"
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"uvicorn exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        request = urllib.request.Request(url, headers={"Host": f"localhost:{server.port}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer /healthz in {STARTUP_SECONDS}s:\n"
+                       f"{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup, tmp_path_factory):
+    """uvicorn serving windflow.asgi:application on the test database (committed data only)."""
+    from django.db import connection
+
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("asgi-server") / "uvicorn.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "windflow.settings.test",
+        "DATABASE_URL": _database_url(connection.settings_dict["NAME"]),
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "WINDFLOW_PUBLIC_URL": f"http://localhost:{port}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    uvicorn = Path(sys.executable).with_name("uvicorn")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(  # noqa: S603
+            [str(uvicorn), "windflow.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    server = AsgiServer(port=port, process=process, log_path=log_path)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@dataclass
+class LiveData:
+    """Committed-data access for a test, and the list of what to delete after it."""
+
+    organization_slugs: list[str] = field(default_factory=list)
+    user_emails: list[str] = field(default_factory=list)
+
+    def forget_organization(self, slug: str) -> None:
+        self.organization_slugs.append(slug)
+
+    def forget_user(self, email: str) -> None:
+        self.user_emails.append(email)
+
+    def create_user(self, email: str, password: str, **extra):
+        from apps.accounts.models import User
+
+        self.forget_user(email)
+        return User.objects.create_user(email, password, **extra)
+
+    def cleanup(self) -> None:
+        from django.db import connection
+
+        from apps.accounts.models import User
+        from apps.tenants.models import Organization
+        from apps.tenants.services import delete_organization
+
+        connection.set_schema_to_public()
+        for organization in Organization.objects.filter(slug__in=self.organization_slugs):
+            delete_organization(organization)
+        User.objects.filter(email__in=self.user_emails).delete()
+
+
+@pytest.fixture
+def live_db(django_db_setup, django_db_blocker):
+    """Database access with autocommit (no rolled-back transaction), cleaned up after."""
+    data = LiveData()
+    with django_db_blocker.unblock():
+        try:
+            yield data
+        finally:
+            data.cleanup()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Playwright's sync API keeps an asyncio loop "running" in this thread while it is open,
+    which makes Django refuse ORM calls (SynchronousOnlyOperation). So the browser lives only
+    as long as one test module, and the ORM is allowed beside it meanwhile (it is still plain
+    synchronous code in this thread); tests of other modules never run with either."""
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def open_page(chromium):
+    contexts = []
+
+    def _open(device: str = "desktop"):
+        context = chromium.new_context(viewport=VIEWPORTS[device], locale="en-GB")
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def screenshot():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def _save(page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return _save

@@ -1,0 +1,49 @@
+"""Helpers for tests that need committed data (a real worker, websockets, a live server):
+they create their own organisation and people, and remove them afterwards."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+
+@dataclass
+class LiveWorld:
+    organization: object
+    owner: object
+    others: list = field(default_factory=list)
+
+
+@contextmanager
+def live_organization(*, members=()):
+    """A committed organisation `live-<random>` with an owner and extra members
+    ((key, role) pairs), deleted with its schema on exit. Use with the `live_db` fixture."""
+    from apps.accounts.models import Membership, User
+    from apps.tenants.services import create_organization, delete_organization
+
+    suffix = secrets.token_hex(3)
+    owner = User.objects.create_user(f"owner-{suffix}@live.test", "pw-live-123456")
+    organization = create_organization(name=f"Live {suffix}", slug=f"live-{suffix}", owner=owner)
+    others = []
+    for key, role in members:
+        user = User.objects.create_user(f"{key}-{suffix}@live.test", "pw-live-123456")
+        Membership.objects.create(user=user, organization=organization, role=role)
+        others.append(user)
+    try:
+        yield LiveWorld(organization, owner, others)
+    finally:
+        connection.set_schema_to_public()
+        delete_organization(organization)
+        User.objects.filter(email__endswith=f"-{suffix}@live.test").delete()
+
+
+def session_cookie_for(user) -> str:
+    """A real signed-in session (in Redis) for `user`, as a Cookie header value."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
