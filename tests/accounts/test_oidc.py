@@ -164,7 +164,7 @@ def assert_sent_back_to_sign_in(client: Client, response) -> None:
 
 
 @pytest.mark.parametrize("login", [UNVERIFIED, UNVERIFIED_AS_STRING])
-def test_it_refuses_an_unverified_email(sso, acme, login):
+def test_it_refuses_an_unverified_email(sso, acme, login, caplog):
     from apps.accounts.models import User
 
     client = Client(HTTP_HOST=ACME_HOST)
@@ -173,19 +173,24 @@ def test_it_refuses_an_unverified_email(sso, acme, login):
     response = sign_in_with_sso(client, ACME_HOST, login)
 
     assert_sent_back_to_sign_in(client, response)
+    assert "Claims verification failed" in caplog.text
     assert not User.objects.filter(email__iexact=login).exists()
     assert User.objects.count() == before
     assert client.get("/").status_code == 302  # still anonymous: sent to sign in
 
 
 def test_it_refuses_an_inactive_account(sso, acme, operator):
+    from apps.accounts.models import User
+
     operator.is_active = False
     operator.save(update_fields=["is_active"])
-    client = Client(HTTP_HOST=ACME_HOST)
+    client = Client(HTTP_HOST=ACME_HOST, raise_request_exception=False)
+    before = User.objects.count()
 
     response = sign_in_with_sso(client, ACME_HOST, "operator@acme.test")
 
     assert_sent_back_to_sign_in(client, response)
+    assert User.objects.count() == before
 
 
 def with_param(url: str, **changes: str) -> str:
@@ -195,13 +200,14 @@ def with_param(url: str, **changes: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def test_it_refuses_a_forged_state(sso, acme):
+def test_it_refuses_a_forged_state(sso, acme, caplog):
     client = Client(HTTP_HOST=ACME_HOST, raise_request_exception=False)
     callback = log_in_at_provider(start_sso(client, ACME_HOST), "developer@acme.test", ACME_HOST)
 
     response = client.get(with_param(callback, state="forged-by-an-attacker"))
 
     assert_sent_back_to_sign_in(client, response)
+    assert "state not found in session" in caplog.text
     assert client.get("/").status_code == 302
     # The genuine state is still good: the forgery did not consume or poison it.
     assert client.get(callback).status_code == 302
@@ -243,7 +249,7 @@ def test_it_handles_a_refusal_by_the_provider(sso, acme):
     assert_sent_back_to_sign_in(client, response)
 
 
-def test_it_handles_an_unreachable_provider(sso, settings, acme):
+def test_it_handles_an_unreachable_provider(sso, settings, acme, caplog):
     client = Client(HTTP_HOST=ACME_HOST, raise_request_exception=False)
     callback = log_in_at_provider(start_sso(client, ACME_HOST), "developer@acme.test", ACME_HOST)
     settings.OIDC_OP_TOKEN_ENDPOINT = "http://127.0.0.1:9/token"  # discard port: refused
@@ -251,6 +257,7 @@ def test_it_handles_an_unreachable_provider(sso, settings, acme):
     response = client.get(callback)
 
     assert_sent_back_to_sign_in(client, response)
+    assert "Connection refused" in caplog.text or "ConnectionError" in caplog.text
 
 
 def test_it_hides_the_sso_endpoints_when_not_configured(db, settings):
