@@ -158,8 +158,9 @@ class APIViewTestMixin:
         allowed = self.write_roles[self.minimum_write_role]
         for key in ("owner", "admin", "operator", "developer", "viewer"):
             user = User.objects.get(email=PERSONAS[key][0])
-            response = api_client(user, acme).post(self.list_url, self.create_payload_for(key),
-                                                    format="json")
+            response = api_client(user, acme).post(
+                self.list_url, self.create_payload_for(key), format="json"
+            )
             if key in allowed:
                 assert response.status_code == 201, (key, response.content)
             else:

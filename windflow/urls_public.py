@@ -14,10 +14,12 @@ admin.site.site_title = "WindFlow admin"
 
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("organizations/new/", account_views.OrganizationCreateView.as_view(),
-         name="organization_create"),
-    path("organizations/<slug:slug>/go/", account_views.go_to_organization,
-         name="organization_go"),
+    path(
+        "organizations/new/",
+        account_views.OrganizationCreateView.as_view(),
+        name="organization_create",
+    ),
+    path("organizations/<slug:slug>/go/", account_views.go_to_organization, name="organization_go"),
     path("accounts/", include("allauth.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("admin/", admin.site.urls),

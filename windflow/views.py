@@ -23,8 +23,10 @@ def wants_partial(request) -> bool:
 
 
 def redirect_after_post(request, url: str):
-    return HttpResponseClientRedirect(url) if getattr(request, "htmx", False) else (
-        HttpResponseRedirect(url)
+    return (
+        HttpResponseClientRedirect(url)
+        if getattr(request, "htmx", False)
+        else (HttpResponseRedirect(url))
     )
 
 
@@ -118,8 +120,9 @@ class ObjectFormView(OrganizationView):
 
     def render_form(self, form, status=200):
         context = {"form": form, "object": self.object}
-        return render(request=self.request, template_name=self.template_name, context=context,
-                      status=status)
+        return render(
+            request=self.request, template_name=self.template_name, context=context, status=status
+        )
 
     def save(self, form):
         raise NotImplementedError
@@ -141,7 +144,9 @@ class ObjectDeleteView(OrganizationView):
 
     def get(self, request, *args, **kwargs):
         obj = self.get_object()
-        return render(request, self.template_name, {"object": obj, "cancel_url": obj.get_absolute_url()})
+        return render(
+            request, self.template_name, {"object": obj, "cancel_url": obj.get_absolute_url()}
+        )
 
     def post(self, request, *args, **kwargs):
         obj = self.get_object()
@@ -181,5 +186,7 @@ def healthz(request):
         checks["redis"] = f"error: {exc.__class__.__name__}"
         checks["worker"] = "unknown"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
-                        status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        status=200 if healthy else 503,
+    )

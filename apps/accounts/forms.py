@@ -1,9 +1,8 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from windflow.forms import StyledFormMixin
-
 from apps.tenants.validators import SLUG_MAX_LENGTH, validate_slug
+from windflow.forms import StyledFormMixin
 
 from .choices import Role, TokenScope
 

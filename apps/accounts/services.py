@@ -36,10 +36,15 @@ def _refuse_if_last_owner(membership: Membership, *, action: str) -> None:
     owners = _lock_owners(membership.organization)
     if membership.role == Role.OWNER and len(owners) <= 1:
         raise Conflict(
-            _("%(email)s is the last owner of %(org)s and cannot be %(action)s. Make someone "
-              "else an owner first.")
-            % {"email": membership.user.email, "org": membership.organization.name,
-               "action": action},
+            _(
+                "%(email)s is the last owner of %(org)s and cannot be %(action)s. Make someone "
+                "else an owner first."
+            )
+            % {
+                "email": membership.user.email,
+                "org": membership.organization.name,
+                "action": action,
+            },
             code="last_owner",
         )
 
@@ -143,14 +148,13 @@ def accept_invitation(raw_token: str, organization, user: User) -> Membership:
                 % {"email": invitation.email},
                 code="invitation_other_email",
             )
-        membership, created = Membership.objects.get_or_create(
+        membership, _created = Membership.objects.get_or_create(
             user=user, organization=organization, defaults={"role": invitation.role}
         )
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
         from apps.notifications.tasks import notify_invitation_accepted
-
         from windflow.workers import send_on_commit
 
         send_on_commit(notify_invitation_accepted, invitation.pk, organization=organization)
@@ -201,7 +205,8 @@ def create_api_token(
 def revoke_api_token(actor: Membership, token: ApiToken) -> None:
     own = token.user_id == actor.user_id and token.organization_id == actor.organization_id
     if not own and not (
-        token.organization_id == actor.organization_id and permissions.can(actor, "token.manage_all")
+        token.organization_id == actor.organization_id
+        and permissions.can(actor, "token.manage_all")
     ):
         raise Forbidden(_("You cannot revoke this token."))
     if token.revoked_at is None:
@@ -248,9 +253,7 @@ def handoff_url(user: User, organization, next_path: str = "/") -> str:
 
 def consume_handoff(token: str, organization) -> tuple[User, str]:
     try:
-        payload = signing.loads(
-            token, salt=HANDOFF_SALT, max_age=settings.WINDFLOW_HANDOFF_SECONDS
-        )
+        payload = signing.loads(token, salt=HANDOFF_SALT, max_age=settings.WINDFLOW_HANDOFF_SECONDS)
     except signing.BadSignature as exc:
         raise ServiceError(_("This sign-in link is invalid or has expired.")) from exc
     if payload.get("o") != organization.schema_name:

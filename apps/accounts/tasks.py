@@ -31,7 +31,5 @@ def purge_expired_invitations() -> int:
     from django.utils import timezone
 
     cutoff = timezone.now() - timedelta(days=30)
-    deleted, _ = Invitation.objects.filter(
-        accepted_at__isnull=True, expires_at__lt=cutoff
-    ).delete()
+    deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
     return deleted

@@ -51,7 +51,8 @@ class OrganizationCreateView(View):
         if form.is_valid():
             try:
                 organization = tenant_services.create_organization(
-                    name=form.cleaned_data["name"], slug=form.cleaned_data["slug"],
+                    name=form.cleaned_data["name"],
+                    slug=form.cleaned_data["slug"],
                     owner=request.user,
                 )
             except tenant_services.SlugTaken:
@@ -160,8 +161,12 @@ class InvitationListView(OrganizationView):
 
     def render_page(self, form, status=200):
         invitations = request_invitations(self.request)
-        return render(self.request, "accounts/invitation_list.html",
-                      {"form": form, "invitations": invitations}, status=status)
+        return render(
+            self.request,
+            "accounts/invitation_list.html",
+            {"form": form, "invitations": invitations},
+            status=status,
+        )
 
     def get(self, request):
         return self.render_page(self.form())
@@ -174,7 +179,9 @@ class InvitationListView(OrganizationView):
             except ServiceError as exc:
                 apply_service_error(form, exc)
             else:
-                messages.success(request, _("Invitation sent to %(email)s.") % {"email": invitation.email})
+                messages.success(
+                    request, _("Invitation sent to %(email)s.") % {"email": invitation.email}
+                )
                 return redirect_after_post(request, reverse("accounts:invitation_list"))
         return self.render_page(form)
 
@@ -214,8 +221,9 @@ class InvitationAcceptView(View):
         try:
             services.accept_invitation(token, request.tenant, request.user)
         except ServiceError as exc:
-            return render(request, self.template_name, {"error": exc.message},
-                          status=exc.status_code)
+            return render(
+                request, self.template_name, {"error": exc.message}, status=exc.status_code
+            )
         messages.success(request, _("Welcome to %(org)s!") % {"org": request.tenant})
         return redirect("dashboard")
 

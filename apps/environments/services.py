@@ -48,7 +48,9 @@ def create_environment(actor: Membership, **fields) -> Environment:
     if not slug:
         raise ServiceError(_("The name needs at least one letter or digit."), field="name")
     _unique_slug_error(slug)
-    environment = Environment(slug=slug, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS})
+    environment = Environment(
+        slug=slug, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}
+    )
     environment.name = name
     return _save(environment)
 

@@ -16,8 +16,11 @@ def validate_variables(value) -> None:
     for name, item in value.items():
         if not VARIABLE_NAME.match(str(name)):
             raise ValidationError(
-                _("“%(name)s” is not a valid variable name (letters, digits and _, not starting "
-                  "with a digit).") % {"name": name}
+                _(
+                    "“%(name)s” is not a valid variable name (letters, digits and _, not starting "
+                    "with a digit)."
+                )
+                % {"name": name}
             )
         if not isinstance(item, str):
             raise ValidationError(_("The value of %(name)s must be text.") % {"name": name})
@@ -42,10 +45,13 @@ def parse_dotenv(text: str) -> dict[str, str]:
             raise ValidationError(_("Line %(n)d: expected NAME=value.") % {"n": number})
         if not VARIABLE_NAME.match(name):
             raise ValidationError(
-                _("Line %(n)d: “%(name)s” is not a valid variable name.") % {"n": number, "name": name}
+                _("Line %(n)d: “%(name)s” is not a valid variable name.")
+                % {"n": number, "name": name}
             )
         if name in variables:
-            raise ValidationError(_("Line %(n)d: %(name)s is set twice.") % {"n": number, "name": name})
+            raise ValidationError(
+                _("Line %(n)d: %(name)s is set twice.") % {"n": number, "name": name}
+            )
         variables[name] = value.strip()
     validate_variables(variables)
     return variables

@@ -100,18 +100,26 @@ class EnvironmentGrantView(OrganizationView):
         if not form.is_valid():
             messages.error(request, _("Enter a member's email address."))
             return redirect_after_post(request, url)
-        member = Membership.objects.filter(
-            organization=request.tenant, user__email__iexact=form.cleaned_data["email"]
-        ).select_related("user").first()
+        member = (
+            Membership.objects.filter(
+                organization=request.tenant, user__email__iexact=form.cleaned_data["email"]
+            )
+            .select_related("user")
+            .first()
+        )
         try:
             if member is None:
                 raise ServiceError(_("No member has this email address."))
             if request.POST.get("revoke"):
                 services.revoke_deploy(self.membership, environment, member)
-                messages.success(request, _("%(email)s can no longer deploy here.") % {"email": member.user})
+                messages.success(
+                    request, _("%(email)s can no longer deploy here.") % {"email": member.user}
+                )
             else:
                 services.grant_deploy(self.membership, environment, member)
-                messages.success(request, _("%(email)s may now deploy here.") % {"email": member.user})
+                messages.success(
+                    request, _("%(email)s may now deploy here.") % {"email": member.user}
+                )
         except ServiceError as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, url)

@@ -10,9 +10,11 @@ from . import services
 @dramatiq.actor(max_retries=3, time_limit=30_000)
 def notify_invitation_accepted(invitation_id: int) -> None:
     """Tell the organisation's owners and admins (and the inviter) that someone joined."""
-    invitation = Invitation.objects.select_related("accepted_by", "organization").filter(
-        pk=invitation_id
-    ).first()
+    invitation = (
+        Invitation.objects.select_related("accepted_by", "organization")
+        .filter(pk=invitation_id)
+        .first()
+    )
     if invitation is None or invitation.accepted_by is None:
         return
     organization = invitation.organization

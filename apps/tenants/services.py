@@ -49,7 +49,9 @@ def create_organization(*, name: str, slug: str, owner: User) -> Organization:
             name=name.strip(), slug=slug, schema_name=schema_name_for(slug)
         )
         organization.create_schema(check_if_exists=False, verbosity=0)
-        Domain.objects.create(domain=organization.primary_domain, tenant=organization, is_primary=True)
+        Domain.objects.create(
+            domain=organization.primary_domain, tenant=organization, is_primary=True
+        )
         Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
     logger.info("organisation %s provisioned in %.2fs", slug, time.perf_counter() - started)
     return organization

@@ -10,7 +10,11 @@ def test_it_signs_up_with_an_email(db):
     client = client_for()
     response = client.post(
         "/accounts/signup/",
-        {"email": "new@example.com", "password1": "a-Strong-pass-42", "password2": "a-Strong-pass-42"},
+        {
+            "email": "new@example.com",
+            "password1": "a-Strong-pass-42",
+            "password2": "a-Strong-pass-42",
+        },
     )
     assert response.status_code == 302
     assert User.objects.filter(email="new@example.com").exists()
@@ -20,7 +24,11 @@ def test_it_signs_up_with_an_email(db):
 def test_it_refuses_a_duplicate_email_at_signup(owner):
     response = client_for().post(
         "/accounts/signup/",
-        {"email": "OWNER@acme.test", "password1": "a-Strong-pass-42", "password2": "a-Strong-pass-42"},
+        {
+            "email": "OWNER@acme.test",
+            "password1": "a-Strong-pass-42",
+            "password2": "a-Strong-pass-42",
+        },
     )
     assert response.status_code == 200
     assert "already registered" in response.content.decode()
@@ -55,12 +63,20 @@ def test_it_invites_a_teammate_who_accepts(owner, acme, django_capture_on_commit
     visitor = client_for(None, acme)
     page = visitor.get(link)
     assert "developer" in page.content.decode().lower()
-    visitor.post("/accounts/signup/", {"email": "sam@example.com", "password1": "a-Strong-pass-42",
-                                        "password2": "a-Strong-pass-42"})
+    visitor.post(
+        "/accounts/signup/",
+        {
+            "email": "sam@example.com",
+            "password1": "a-Strong-pass-42",
+            "password2": "a-Strong-pass-42",
+        },
+    )
     with django_capture_on_commit_callbacks(execute=True):
         accepted = visitor.post(link)
     assert accepted.status_code == 302
-    assert Membership.objects.get(user__email="sam@example.com", organization=acme).role == "developer"
+    assert (
+        Membership.objects.get(user__email="sam@example.com", organization=acme).role == "developer"
+    )
     again = visitor.post(link)
     assert again.status_code == 400
     assert "already been used" in again.content.decode()
@@ -88,8 +104,9 @@ def test_it_hides_invitations_from_operators(operator, acme):
 def test_it_explains_why_the_last_owner_cannot_be_demoted(owner, acme):
     membership = Membership.objects.get(user=owner, organization=acme)
     client = client_for(owner, acme)
-    response = client.post(f"/settings/members/{membership.pk}/role/", {"role": "viewer"},
-                           follow=True)
+    response = client.post(
+        f"/settings/members/{membership.pk}/role/", {"role": "viewer"}, follow=True
+    )
     assert "last owner" in response.content.decode()
     membership.refresh_from_db()
     assert membership.role == "owner"
@@ -104,8 +121,9 @@ def test_it_changes_a_role_from_the_members_page(owner, viewer, acme):
 
 def test_it_shows_a_new_token_once(developer, acme):
     client = client_for(developer, acme)
-    response = client.post("/settings/tokens/", {"name": "laptop", "scope": "read",
-                                                  "expires_in_days": 30})
+    response = client.post(
+        "/settings/tokens/", {"name": "laptop", "scope": "read", "expires_in_days": 30}
+    )
     secret = re.search(r"wf_[A-Za-z0-9]{40}", response.content.decode())[0]
     assert ApiToken.objects.get(name="laptop").prefix == secret[:10]
     assert secret not in client.get("/settings/tokens/").content.decode()

@@ -28,8 +28,13 @@ def test_it_paginates_the_list(owner, acme, in_acme):
 def test_it_creates_an_environment_from_the_form(owner, acme, in_acme):
     response = client_for(owner, acme).post(
         "/environments/add/",
-        {"name": "production", "kind": "prod", "protected": "on", "description": "live",
-         "variables_text": "REGION=eu-west\n# comment\nREPLICAS=3"},
+        {
+            "name": "production",
+            "kind": "prod",
+            "protected": "on",
+            "description": "live",
+            "variables_text": "REGION=eu-west\n# comment\nREPLICAS=3",
+        },
     )
     assert response.status_code == 302
     environment = Environment.objects.get(slug="production")
@@ -50,8 +55,9 @@ def test_it_shows_form_errors_inline(owner, acme, in_acme):
     client = client_for(owner, acme)
     duplicate = client.post("/environments/add/", {"name": "staging", "kind": "dev"})
     assert "already exists" in duplicate.content.decode()
-    bad_vars = client.post("/environments/add/", {"name": "qa", "kind": "dev",
-                                                  "variables_text": "no equals sign"})
+    bad_vars = client.post(
+        "/environments/add/", {"name": "qa", "kind": "dev", "variables_text": "no equals sign"}
+    )
     assert "Line 1: expected NAME=value." in bad_vars.content.decode()
     assert Environment.objects.count() == 1
 

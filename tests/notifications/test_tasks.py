@@ -32,7 +32,10 @@ def test_it_skips_a_job_whose_organisation_is_gone(acme, in_acme):
     from windflow.workers import TENANT_OPTION, TenantMiddleware
 
     message = dramatiq.Message(
-        queue_name="default", actor_name="notify_invitation_accepted", args=(1,), kwargs={},
+        queue_name="default",
+        actor_name="notify_invitation_accepted",
+        args=(1,),
+        kwargs={},
         options={TENANT_OPTION: "no_such_schema"},
     )
     with pytest.raises(SkipMessage):

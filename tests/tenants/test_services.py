@@ -29,8 +29,24 @@ def test_it_maps_hyphens_to_an_underscored_schema(owner):
 
 @pytest.mark.parametrize(
     "slug",
-    ["www", "api", "admin", "public", "static", "media", "Acme", "ab", "a" * 41, "1acme",
-     "acme_corp", "acme--x", "-acme", "pg-catalog", "information-schema", "acme.com"],
+    [
+        "www",
+        "api",
+        "admin",
+        "public",
+        "static",
+        "media",
+        "Acme",
+        "ab",
+        "a" * 41,
+        "1acme",
+        "acme_corp",
+        "acme--x",
+        "-acme",
+        "pg-catalog",
+        "information-schema",
+        "acme.com",
+    ],
 )
 def test_it_refuses_reserved_or_malformed_slugs(owner, slug):
     before = Organization.objects.count()

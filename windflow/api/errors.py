@@ -1,6 +1,6 @@
 """One error body for every 4xx of the API:
 
-    {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
+{"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 """
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -28,7 +28,9 @@ def _translate(exc):
         api_exc.status_code = exc.status_code
         return api_exc, exc.code
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        detail = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         return exceptions.ValidationError(detail), "invalid"
     if isinstance(exc, Http404):
         return exceptions.NotFound(), "not_found"

@@ -2,14 +2,14 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
+from .base import *
 from .env import env_bool, env_int, env_str
 
 DEBUG = False
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY or len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-"):
     raise ImproperlyConfigured("SECRET_KEY must be set to a random value of 50+ characters.")
-SIMPLE_JWT["SIGNING_KEY"] = SECRET_KEY  # noqa: F405
+SIMPLE_JWT["SIGNING_KEY"] = SECRET_KEY
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -39,11 +39,25 @@ class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
         fields = [
-            "id", "name", "prefix", "scope", "user", "created_at", "expires_at", "last_used_at",
-            "revoked_at", "expires_in_days",
+            "id",
+            "name",
+            "prefix",
+            "scope",
+            "user",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "expires_in_days",
         ]
         read_only_fields = [
-            "id", "prefix", "user", "created_at", "expires_at", "last_used_at", "revoked_at",
+            "id",
+            "prefix",
+            "user",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
         ]
 
 

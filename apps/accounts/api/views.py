@@ -19,15 +19,23 @@ from .serializers import (
 
 
 class MemberViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin, OrganizationViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationViewSet,
 ):
     """Members of the organisation. Changing a role or removing someone needs admin; owners
     alone change owners; the last owner stays."""
 
     resource = "member"
-    action_verbs = {"list": "view", "retrieve": "view", "update": "view",
-                    "partial_update": "view", "destroy": "view"}
+    action_verbs = {
+        "list": "view",
+        "retrieve": "view",
+        "update": "view",
+        "partial_update": "view",
+        "destroy": "view",
+    }
     serializer_class = MemberSerializer
     queryset = Membership.objects.select_related("user")
     http_method_names = ["get", "patch", "delete", "head", "options"]
@@ -78,8 +86,8 @@ class ApiTokenViewSet(
     queryset = ApiToken.objects.all()
 
     def get_queryset(self):
-        return super().get_queryset().filter(
-            organization=self.request.tenant, user=self.request.user
+        return (
+            super().get_queryset().filter(organization=self.request.tenant, user=self.request.user)
         )
 
     def create(self, request, *args, **kwargs):
@@ -118,13 +126,15 @@ class MeView(APIView):
         from apps.accounts.middleware import membership_of
 
         membership = membership_of(request)
-        return Response({
-            "email": request.user.email,
-            "full_name": request.user.full_name,
-            "organization": request.tenant.slug,
-            "role": membership.role,
-            "auth": _("token") if isinstance(request.auth, ApiToken) else _("session or jwt"),
-        })
+        return Response(
+            {
+                "email": request.user.email,
+                "full_name": request.user.full_name,
+                "organization": request.tenant.slug,
+                "role": membership.role,
+                "auth": _("token") if isinstance(request.auth, ApiToken) else _("session or jwt"),
+            }
+        )
 
     def required_action(self, request):
         return None

@@ -17,8 +17,16 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Environment
         fields = [
-            "id", "url", "name", "slug", "kind", "protected", "description", "variables",
-            "created_at", "updated_at",
+            "id",
+            "url",
+            "name",
+            "slug",
+            "kind",
+            "protected",
+            "description",
+            "variables",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["id", "slug", "created_at", "updated_at"]
         extra_kwargs = {"name": {"validators": []}}

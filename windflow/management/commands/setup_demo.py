@@ -26,8 +26,13 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
             organization = services.create_organization(name="Demo", slug="demo", owner=user)
-        self.stdout.write(self.style.SUCCESS(
-            "\n  Demo organisation: " + organization.url("/")
-            + f"\n  Admin account:     {DEMO_EMAIL}\n  Password:          {password}"
-            + "\n  (shown once; reset it with `manage.py changepassword " + DEMO_EMAIL + "`)\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\n  Demo organisation: "
+                + organization.url("/")
+                + f"\n  Admin account:     {DEMO_EMAIL}\n  Password:          {password}"
+                + "\n  (shown once; reset it with `manage.py changepassword "
+                + DEMO_EMAIL
+                + "`)\n"
+            )
+        )
