@@ -1,8 +1,12 @@
+import logging
+
 import dramatiq
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
 from .models import Invitation
+
+logger = logging.getLogger(__name__)
 
 
 @dramatiq.actor(max_retries=5, time_limit=60_000)
@@ -24,7 +28,7 @@ def send_invitation_email(invitation_id: int, accept_url: str) -> None:
 
 
 @dramatiq.actor(max_retries=0, time_limit=60_000)
-def purge_expired_invitations() -> int:
+def purge_expired_invitations() -> None:
     """Invitations expired for more than 30 days are of no use to anyone: delete them."""
     from datetime import timedelta
 
@@ -32,4 +36,4 @@ def purge_expired_invitations() -> int:
 
     cutoff = timezone.now() - timedelta(days=30)
     deleted, _ = Invitation.objects.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
-    return deleted
+    logger.info("purged %d expired invitations", deleted)
