@@ -33,3 +33,13 @@ def bad_request(request, exception=None):
     if request.path.startswith("/api/"):
         return json_error(400, "bad_request", "Bad request.")
     return render(request, "400.html", status=400)
+
+
+def api_on_public_host(request, rest=""):
+    """The API belongs to an organisation: say where it is rather than a bare 404."""
+    return json_error(
+        404,
+        "organization_host_required",
+        "The API is served on your organisation's host, e.g. "
+        "http://<organisation>.<base domain>/api/v1/.",
+    )

@@ -2,12 +2,12 @@
 admin."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from apps.accounts import views as account_views
 from windflow.views import healthz
 
-from .urls_common import api_docs_urlpatterns
+from .urls_common import api_docs_urlpatterns, api_on_public_host
 
 admin.site.site_header = "WindFlow operators"
 admin.site.site_title = "WindFlow admin"
@@ -25,6 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     *api_docs_urlpatterns,
+    re_path(r"^api/(?P<rest>.*)$", api_on_public_host),
 ]
 
 handler404 = "windflow.urls_common.page_not_found"

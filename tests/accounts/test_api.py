@@ -86,3 +86,9 @@ def test_it_serves_the_openapi_schema_and_docs_offline(acme):
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content and b"cdn" not in docs.content.lower()
+
+
+def test_it_points_api_calls_on_the_public_host_to_the_organisation_host(db):
+    response = client_for(None, None).get("/api/v1/environments/")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "organization_host_required"
