@@ -16,7 +16,7 @@ from django.test import Client
 from tests.oidc_provider import complete_login, loopback_client, start_oidc_provider
 
 CLIENT_ID = "windflow-tests"
-CLIENT_SECRET = "windflow-tests-secret-" + "s" * 16  # noqa: S105 - a throwaway test client
+CLIENT_SECRET = "windflow-tests-secret-" + "s" * 16
 BACKEND = "apps.accounts.oidc.WindFlowOIDCBackend"
 UNVERIFIED = "eve@x.test"
 UNVERIFIED_AS_STRING = "mallory@x.test"  # some providers send booleans as strings
@@ -67,6 +67,12 @@ def start_sso(client: Client, host: str) -> str:
     return authorize
 
 
+def start_sso_with_next(client: Client, next_path: str) -> str:
+    response = client.get("/oidc/authenticate/", {"next": next_path})
+    assert response.status_code == 302
+    return response["Location"]
+
+
 def log_in_at_provider(authorize: str, login: str, host: str) -> str:
     """Sign in as `login` at the provider and consent; return the callback URL it sends the
     browser back to (not followed)."""
@@ -115,12 +121,6 @@ def test_it_signs_in_on_the_public_host_and_honours_next(sso, owner):
     home = client.get("/")
     assert home.status_code == 200
     assert "Acme" in home.content.decode()
-
-
-def start_sso_with_next(client: Client, next_path: str) -> str:
-    response = client.get("/oidc/authenticate/", {"next": next_path})
-    assert response.status_code == 302
-    return response["Location"]
 
 
 def test_it_creates_an_account_on_first_sso_sign_in(sso, acme):
@@ -218,8 +218,7 @@ def test_it_refuses_a_callback_from_another_browser(sso, acme):
     """Login CSRF: a victim's browser (no state of ours in its session) is handed the
     attacker's code and state; it must not be signed in to the attacker's account."""
     attacker = Client(HTTP_HOST=ACME_HOST)
-    callback = log_in_at_provider(start_sso(attacker, ACME_HOST), "outsider@globex.test",
-                                  ACME_HOST)
+    callback = log_in_at_provider(start_sso(attacker, ACME_HOST), "outsider@globex.test", ACME_HOST)
     victim = Client(HTTP_HOST=ACME_HOST, raise_request_exception=False)
     victim.get("/accounts/login/")  # the victim has a session, without our state in it
 
