@@ -25,10 +25,12 @@ class WindFlowOIDCBackend(OIDCAuthenticationBackend):
     """Match people by verified email; create them on first sign-in."""
 
     def verify_claims(self, claims):
-        # A provider that sends no email_verified at all (Azure AD...) vouches for the
-        # address it sends; one that says false ("false" as a string too) does not.
+        # An address the provider has not verified could be anyone's: refused, unless the
+        # operator trusts a provider that never sends the claim (OIDC_REQUIRE_VERIFIED_EMAIL
+        # off, e.g. Azure AD). "false" as a string is false too.
+        default = not settings.OIDC_REQUIRE_VERIFIED_EMAIL
         return bool((claims.get("email") or "").strip()) and _is_true(
-            claims.get("email_verified", True)
+            claims.get("email_verified", default)
         )
 
     def filter_users_by_claims(self, claims):

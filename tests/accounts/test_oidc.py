@@ -282,3 +282,15 @@ def test_it_shows_the_sso_button_when_configured(sso, db, settings, host):
     html = client.get("/accounts/login/").content.decode()
     assert "Sign in with" not in html
     assert "/oidc/authenticate/" not in html
+
+
+def test_it_requires_the_email_verified_claim_unless_told_otherwise(settings):
+    from apps.accounts.oidc import WindFlowOIDCBackend
+
+    backend = WindFlowOIDCBackend.__new__(WindFlowOIDCBackend)
+    claims = {"email": "sam@acme.test"}  # a provider that never says whether it verified it
+    settings.OIDC_REQUIRE_VERIFIED_EMAIL = True
+    assert backend.verify_claims(claims) is False
+    settings.OIDC_REQUIRE_VERIFIED_EMAIL = False
+    assert backend.verify_claims(claims) is True
+    assert backend.verify_claims({**claims, "email_verified": "false"}) is False

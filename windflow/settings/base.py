@@ -218,6 +218,7 @@ OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
 OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
 OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "SSO")
 OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)
+OIDC_REQUIRE_VERIFIED_EMAIL = env_bool("OIDC_REQUIRE_VERIFIED_EMAIL", True)
 OIDC_TIMEOUT = 5
 OIDC_AUTHENTICATE_CLASS = "apps.accounts.oidc.WindFlowOIDCAuthenticateView"
 OIDC_CALLBACK_CLASS = "apps.accounts.oidc.WindFlowOIDCCallbackView"
