@@ -1,4 +1,3 @@
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.permissions import AllowAny
@@ -132,7 +131,7 @@ class MeView(APIView):
                 "full_name": request.user.full_name,
                 "organization": request.tenant.slug,
                 "role": membership.role,
-                "auth": _("token") if isinstance(request.auth, ApiToken) else _("session or jwt"),
+                "auth": "token" if isinstance(request.auth, ApiToken) else "session_or_jwt",
             }
         )
 
