@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from guardian.shortcuts import get_perms
 
 from windflow.errors import Forbidden
@@ -40,6 +41,25 @@ MINIMUM_ROLE = {
     "environment.grant": Role.ADMIN,
     "environment.deploy": Role.OPERATOR,
     "notification.view": Role.VIEWER,
+}
+
+# What each action means to a person, for error messages.
+ACTION_LABELS = {
+    "organization.view": _lazy("see this organisation"),
+    "organization.change": _lazy("change this organisation"),
+    "member.view": _lazy("see members"),
+    "member.manage": _lazy("manage members"),
+    "invitation.manage": _lazy("manage invitations"),
+    "token.use": _lazy("use API tokens"),
+    "token.manage_all": _lazy("manage other members' tokens"),
+    "environment.view": _lazy("see environments"),
+    "environment.add": _lazy("create environments"),
+    "environment.change": _lazy("change environments"),
+    "environment.protect": _lazy("protect or unprotect environments"),
+    "environment.delete": _lazy("delete environments"),
+    "environment.grant": _lazy("grant deploy access"),
+    "environment.deploy": _lazy("deploy to this environment"),
+    "notification.view": _lazy("see notifications"),
 }
 
 # Object permissions that a grant can add on top of a role (guardian codenames).
@@ -85,8 +105,8 @@ def require(membership: Membership | None, action: str, obj=None) -> None:
     if not can(membership, action, obj):
         role = membership.get_role_display() if membership else _("no role")
         raise Forbidden(
-            _("Your role (%(role)s) does not allow this: %(action)s.")
-            % {"role": role, "action": action.replace(".", " ").replace("_", " ")}
+            _("Your role (%(role)s) does not allow you to %(action)s.")
+            % {"role": role, "action": ACTION_LABELS.get(action, action)}
         )
 
 

@@ -160,3 +160,16 @@ def test_it_keeps_members_from_revoking_others_tokens(owner, developer, viewer, 
     services.revoke_api_token(member(owner, acme), token)  # admins and owners may
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+def test_it_explains_a_refusal_in_words(viewer, acme):
+    from apps.accounts import permissions
+
+    with pytest.raises(Forbidden, match=r"Your role \(Viewer\) does not allow you to create"):
+        permissions.require(member(viewer, acme), "environment.add")
+
+
+def test_it_labels_every_action():
+    from apps.accounts import permissions
+
+    assert set(permissions.ACTION_LABELS) == set(permissions.MINIMUM_ROLE)
