@@ -8,13 +8,20 @@ Fixtures (reusable by any test under tests/browser/):
   `.port`, `.log_path`, `.log_tail()`.
 - `live_db` (function): database access for the whole test WITHOUT the rolled-back transaction
   of `db` (the server only sees committed rows). Anything the test creates must be registered
-  with `live_db.forget_organization(slug)` / `live_db.forget_user(email)` (or made with
+  with `live_db.track_organization(slug)` / `live_db.track_user(email)` (or made with
   `live_db.create_user(...)`): it is deleted at teardown, even when the test fails.
 - `chromium` (module): a headless Playwright Chromium browser (module-scoped on purpose: see
   its docstring).
 - `open_page` (function): `open_page(device="desktop"|"phone")` gives a page in a fresh
   context (no cookies) sized 1280x800 or 390x844; contexts close at teardown.
+- `login_as` (function): `login_as(page, user, organization=None)` signs `user` in on the
+  organisation's host (public host when None) with a real session in Redis, without a page
+  visit or a database write, and returns that host's base URL. Redis is flushed before each
+  test, so call it inside the test.
 - `screenshot` (function): `screenshot(page, "name")` saves ``var/screenshots/<name>.png``.
+
+Tests that use these must not use `db` (its transaction is never committed, so the server
+would not see the rows): take `live_db` instead. Mark them `@pytest.mark.browser`.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("WINDFLOW_CHROMIUM", "/usr/bin/chromium")  # Debian's package
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -98,8 +105,9 @@ def _wait_until_up(server: AsgiServer) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer /healthz in {STARTUP_SECONDS}s:\n"
-                       f"{server.log_tail()}")
+    raise RuntimeError(
+        f"uvicorn did not answer /healthz in {STARTUP_SECONDS}s:\n{server.log_tail()}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -119,10 +127,21 @@ def asgi_server(django_db_setup, tmp_path_factory):
     }
     uvicorn = Path(sys.executable).with_name("uvicorn")
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(  # noqa: S603
-            [str(uvicorn), "windflow.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(
+            [
+                str(uvicorn),
+                "windflow.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = AsgiServer(port=port, process=process, log_path=log_path)
     try:
@@ -144,16 +163,18 @@ class LiveData:
     organization_slugs: list[str] = field(default_factory=list)
     user_emails: list[str] = field(default_factory=list)
 
-    def forget_organization(self, slug: str) -> None:
+    def track_organization(self, slug: str) -> None:
+        """Delete this organisation (and its schema) after the test, if it exists then."""
         self.organization_slugs.append(slug)
 
-    def forget_user(self, email: str) -> None:
+    def track_user(self, email: str) -> None:
+        """Delete this user after the test, if it exists then."""
         self.user_emails.append(email)
 
     def create_user(self, email: str, password: str, **extra):
         from apps.accounts.models import User
 
-        self.forget_user(email)
+        self.track_user(email)
         return User.objects.create_user(email, password, **extra)
 
     def cleanup(self) -> None:
@@ -169,6 +190,15 @@ class LiveData:
         User.objects.filter(email__in=self.user_emails).delete()
 
 
+def _close_connections() -> None:
+    """While Playwright's loop runs, Django keeps this thread's connections per asyncio
+    context rather than per thread: close them, or they outlive the test run and PostgreSQL
+    refuses to drop the test database."""
+    from django.db import connections
+
+    connections.close_all()
+
+
 @pytest.fixture
 def live_db(django_db_setup, django_db_blocker):
     """Database access with autocommit (no rolled-back transaction), cleaned up after."""
@@ -177,7 +207,10 @@ def live_db(django_db_setup, django_db_blocker):
         try:
             yield data
         finally:
-            data.cleanup()
+            try:
+                data.cleanup()
+            finally:
+                _close_connections()
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +219,14 @@ def chromium():
     which makes Django refuse ORM calls (SynchronousOnlyOperation). So the browser lives only
     as long as one test module, and the ORM is allowed beside it meanwhile (it is still plain
     synchronous code in this thread); tests of other modules never run with either."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"No Chromium at {CHROMIUM}: `apt-get install chromium` (never `playwright install`), "
+            "set WINDFLOW_CHROMIUM, or deselect these tests with -m 'not browser'."
+        )
+    expect.set_options(timeout=10_000)
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
@@ -196,6 +235,7 @@ def chromium():
             try:
                 yield browser
             finally:
+                _close_connections()
                 browser.close()
     finally:
         if previous is None:
@@ -229,3 +269,24 @@ def screenshot():
         return path
 
     return _save
+
+
+@pytest.fixture
+def login_as(asgi_server):
+    def _login(page, user, organization=None) -> str:
+        from importlib import import_module
+
+        from django.conf import settings
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+        session = import_module(settings.SESSION_ENGINE).SessionStore()
+        session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        base = asgi_server.org_url(organization.slug, "") if organization else asgi_server.url
+        cookie = {"name": settings.SESSION_COOKIE_NAME, "value": session.session_key}
+        page.context.add_cookies([{**cookie, "url": base + "/"}])
+        return base
+
+    return _login
