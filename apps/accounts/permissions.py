@@ -41,6 +41,10 @@ MINIMUM_ROLE = {
     "environment.grant": Role.ADMIN,
     "environment.deploy": Role.OPERATOR,
     "notification.view": Role.VIEWER,
+    "secret.view": Role.VIEWER,
+    "secret.use": Role.OPERATOR,
+    "secret.manage": Role.ADMIN,
+    "audit.view": Role.ADMIN,
 }
 
 # What each action means to a person, for error messages.
@@ -60,6 +64,10 @@ ACTION_LABELS = {
     "environment.grant": _lazy("grant deploy access"),
     "environment.deploy": _lazy("deploy to this environment"),
     "notification.view": _lazy("see notifications"),
+    "secret.view": _lazy("see secret names"),
+    "secret.use": _lazy("use secrets in deployments"),
+    "secret.manage": _lazy("manage secrets"),
+    "audit.view": _lazy("read the audit log"),
 }
 
 # Object permissions that a grant can add on top of a role (guardian codenames).

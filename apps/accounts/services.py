@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.audit.services import record_in
 from windflow.errors import Conflict, Forbidden, ServiceError
 
 from . import permissions
@@ -62,8 +63,16 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
             return membership
         if role != Role.OWNER:
             _refuse_if_last_owner(membership, action=_("demoted"))
+        before = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
+        record_in(
+            membership.organization,
+            "member.role_change",
+            obj=membership.user,
+            object_type="member",
+            changes={"role": [before, role]},
+        )
     return membership
 
 
@@ -79,6 +88,13 @@ def remove_member(actor: Membership, membership: Membership) -> None:
             revoked_at=timezone.now()
         )
         membership.delete()
+        record_in(
+            membership.organization,
+            "member.leave" if leaving else "member.remove",
+            obj=membership.user,
+            object_type="member",
+            changes={"role": membership.role},
+        )
 
 
 # --- Invitations ------------------------------------------------------------------------------
@@ -109,6 +125,9 @@ def invite(actor: Membership, *, email: str, role: str) -> tuple[Invitation, str
         expires_at=timezone.now() + timedelta(days=settings.WINDFLOW_INVITATION_DAYS),
     )
     accept_url = organization.url(f"/invitations/{raw}/")
+    record_in(
+        organization, "invitation.create", obj=invitation, changes={"email": email, "role": role}
+    )
     from windflow.workers import send_on_commit
 
     from .tasks import send_invitation_email
@@ -154,6 +173,13 @@ def accept_invitation(raw_token: str, organization, user: User) -> Membership:
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
+        record_in(
+            organization,
+            "invitation.accept",
+            obj=invitation,
+            actor=user,
+            changes={"role": membership.role},
+        )
         from apps.notifications.tasks import notify_invitation_accepted
         from windflow.workers import send_on_commit
 
@@ -169,6 +195,7 @@ def revoke_invitation(actor: Membership, invitation: Invitation) -> None:
         raise Conflict(_("Only a pending invitation can be revoked."))
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
+    record_in(invitation.organization, "invitation.revoke", obj=invitation)
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -199,6 +226,12 @@ def create_api_token(
             timezone.now() + timedelta(days=int(expires_in_days)) if expires_in_days else None
         ),
     )
+    record_in(
+        membership.organization,
+        "token.create",
+        obj=token,
+        changes={"scope": scope, "expires_at": token.expires_at},
+    )
     return token, raw
 
 
@@ -212,6 +245,7 @@ def revoke_api_token(actor: Membership, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        record_in(token.organization, "token.revoke", obj=token)
 
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)

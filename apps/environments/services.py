@@ -7,6 +7,7 @@ from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
 
 from apps.accounts import permissions
 from apps.accounts.models import Membership
+from apps.audit import services as audit
 from windflow.errors import Conflict, ServiceError
 
 from .models import Environment
@@ -52,23 +53,38 @@ def create_environment(actor: Membership, **fields) -> Environment:
         slug=slug, **{k: v for k, v in fields.items() if k in EDITABLE_FIELDS}
     )
     environment.name = name
-    return _save(environment)
+    with transaction.atomic():
+        _save(environment)
+        audit.record("environment.create", obj=environment, changes=_snapshot(environment))
+    return environment
+
+
+def _snapshot(environment: Environment) -> dict:
+    return {field: getattr(environment, field) for field in EDITABLE_FIELDS}
 
 
 def update_environment(actor: Membership, environment: Environment, **fields) -> Environment:
     permissions.require(actor, "environment.change", environment)
     if "protected" in fields:
         _check_protection_change(actor, fields["protected"], environment.protected)
+    before = _snapshot(environment)
     for field in EDITABLE_FIELDS:
         if field in fields:
             setattr(environment, field, fields[field])
     environment.name = environment.name.strip()
-    return _save(environment)
+    with transaction.atomic():
+        _save(environment)
+        changes = audit.diff(before, _snapshot(environment))
+        if changes:
+            audit.record("environment.update", obj=environment, changes=changes)
+    return environment
 
 
 def delete_environment(actor: Membership, environment: Environment) -> None:
     permissions.require(actor, "environment.delete", environment)
-    environment.delete()
+    with transaction.atomic():
+        audit.record("environment.delete", obj=environment, changes=_snapshot(environment))
+        environment.delete()
 
 
 def grant_deploy(actor: Membership, environment: Environment, member: Membership) -> None:
@@ -76,12 +92,20 @@ def grant_deploy(actor: Membership, environment: Environment, member: Membership
     permissions.require(actor, "environment.grant", environment)
     if member.organization_id != actor.organization_id:
         raise ServiceError(_("This person is not a member of the organisation."), field="user")
-    assign_perm(DEPLOY_PERMISSION, member.user, environment)
+    with transaction.atomic():
+        assign_perm(DEPLOY_PERMISSION, member.user, environment)
+        audit.record(
+            "environment.grant_deploy", obj=environment, changes={"member": member.user.email}
+        )
 
 
 def revoke_deploy(actor: Membership, environment: Environment, member: Membership) -> None:
     permissions.require(actor, "environment.grant", environment)
-    remove_perm(DEPLOY_PERMISSION, member.user, environment)
+    with transaction.atomic():
+        remove_perm(DEPLOY_PERMISSION, member.user, environment)
+        audit.record(
+            "environment.revoke_deploy", obj=environment, changes={"member": member.user.email}
+        )
 
 
 def deploy_grantees(environment: Environment):

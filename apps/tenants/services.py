@@ -11,6 +11,7 @@ from django_tenants.utils import schema_exists
 
 from apps.accounts.choices import Role
 from apps.accounts.models import Membership, User
+from apps.audit.services import record_in
 
 from .models import Domain, Organization
 from .validators import schema_name_for, validate_slug
@@ -53,6 +54,11 @@ def create_organization(*, name: str, slug: str, owner: User) -> Organization:
             domain=organization.primary_domain, tenant=organization, is_primary=True
         )
         Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+        details = {"name": organization.name, "slug": slug, "owner": owner.email}
+        record_in(
+            organization, "organization.create", obj=organization, actor=owner, changes=details
+        )
+        record_in(None, "organization.create", obj=organization, actor=owner, changes=details)
     logger.info("organisation %s provisioned in %.2fs", slug, time.perf_counter() - started)
     return organization
 

@@ -26,6 +26,7 @@ SHARED_APPS = [
     "windflow",
     "apps.tenants",
     "apps.accounts",
+    "apps.audit",
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.admin",
@@ -55,7 +56,9 @@ TENANT_APPS = [
     "django.contrib.auth",
     "django.contrib.admin",
     "guardian",
+    "apps.audit",
     "apps.environments",
+    "apps.secrets",
     "apps.notifications",
 ]
 
@@ -80,6 +83,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "windflow.context.ActorContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -275,9 +279,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SECURITY": [{"bearerAuth": []}],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}
-    },
+    "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
 }
 
 # --- Email ------------------------------------------------------------------------------------
@@ -310,6 +312,20 @@ WHITENOISE_USE_FINDERS = True
 
 WINDFLOW_INVITATION_DAYS = env_int("WINDFLOW_INVITATION_DAYS", 7)
 WINDFLOW_HANDOFF_SECONDS = 60
+# Secrets: HashiCorp Vault / OpenBao when VAULT_ADDR is set, else encrypted in PostgreSQL with
+# a per-organisation data key wrapped by WINDFLOW_MASTER_KEY (32 random bytes, base64).
+VAULT_ADDR = env_str("VAULT_ADDR")
+VAULT_TOKEN = env_str("VAULT_TOKEN")
+VAULT_ROLE_ID = env_str("VAULT_ROLE_ID")
+VAULT_SECRET_ID = env_str("VAULT_SECRET_ID")
+VAULT_KV_MOUNT = env_str("VAULT_KV_MOUNT", "secret")
+VAULT_PATH_PREFIX = env_str("VAULT_PATH_PREFIX", "windflow")
+VAULT_TIMEOUT = env_int("VAULT_TIMEOUT", 5)
+WINDFLOW_SECRETS_BACKEND = env_str("WINDFLOW_SECRETS_BACKEND", "vault" if VAULT_ADDR else "local")
+# Development only; prod refuses to start without its own key.
+WINDFLOW_MASTER_KEY = env_str("WINDFLOW_MASTER_KEY", "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYnk=")
+WINDFLOW_MASTER_KEY_PREVIOUS = env_str("WINDFLOW_MASTER_KEY_PREVIOUS")
+WINDFLOW_AUDIT_ARCHIVE_DIR = env_str("WINDFLOW_AUDIT_ARCHIVE_DIR", str(BASE_DIR / "var" / "audit"))
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOGGING = {
@@ -318,7 +334,14 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "windflow.redaction.RedactingFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -1,0 +1,183 @@
+"""Secrets: write-only values, versioned rotation, and resolution for the deploy worker."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from apps.accounts.models import Membership
+from apps.audit import services as audit
+from windflow.errors import Conflict, ServiceError
+from windflow.redaction import MIN_LENGTH, secrets_in_scope
+
+from .backends import backend_for, default_backend_name
+from .choices import SecretScope
+from .models import SecretRef, SecretVersion, validate_secret_name
+
+MAX_VALUE_BYTES = 64 * 1024
+
+
+def _check_value(value) -> str:
+    if not isinstance(value, str):
+        raise ServiceError(_("The value must be text."), field="value")
+    size = len(value.encode())
+    if size > MAX_VALUE_BYTES:
+        raise ServiceError(
+            _("The value is %(size)d bytes; the limit is 64 KiB.") % {"size": size}, field="value"
+        )
+    if len(value) < MIN_LENGTH:
+        raise ServiceError(
+            _("A secret must be at least %(n)d characters long.") % {"n": MIN_LENGTH},
+            field="value",
+        )
+    return value
+
+
+def _check_name(name: str, environment) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        validate_secret_name(name)
+    except ValidationError as exc:
+        raise ServiceError(exc.messages[0], field="name") from exc
+    if SecretRef.objects.filter(name=name, environment=environment).exists():
+        where = environment.name if environment else _("the organisation")
+        raise Conflict(
+            _("A secret named %(name)s already exists in %(where)s.")
+            % {"name": name, "where": where},
+            field="name",
+            code="duplicate",
+        )
+
+
+def create_secret(
+    actor: Membership, *, name: str, value: str, environment=None, description: str = ""
+) -> SecretRef:
+    """Store a new secret. The value goes to the backend in the same transaction as the row:
+    if the backend fails, nothing is left behind."""
+    permissions.require(actor, "secret.manage")
+    name = (name or "").strip()
+    _check_name(name, environment)
+    _check_value(value)
+    backend_name = default_backend_name()
+    with transaction.atomic():
+        secret = SecretRef.objects.create(
+            name=name,
+            environment=environment,
+            description=description.strip(),
+            scope=SecretScope.ENVIRONMENT if environment else SecretScope.ORGANIZATION,
+            backend=backend_name,
+            version=1,
+            created_by=actor.user,
+        )
+        _store_version(secret, 1, value, actor)
+        audit.record(
+            "secret.create",
+            obj=secret,
+            changes={"scope": secret.scope, "backend": backend_name, "version": secret.version},
+        )
+    return secret
+
+
+def _store_version(secret: SecretRef, version: int, value: str, actor: Membership) -> None:
+    record = SecretVersion.objects.create(secret=secret, version=version, created_by=actor.user)
+    stored = backend_for(secret.backend).write(secret, version, value)
+    if stored != version:  # Vault numbers versions itself
+        record.version = stored
+        record.save(update_fields=["version"])
+        secret.version = stored
+        secret.save(update_fields=["version"])
+
+
+def rotate_secret(actor: Membership, secret: SecretRef, value: str) -> SecretRef:
+    permissions.require(actor, "secret.manage")
+    _check_value(value)
+    with transaction.atomic():
+        secret = SecretRef.objects.select_for_update().get(pk=secret.pk)
+        before = secret.version
+        secret.version = before + 1
+        secret.rotated_at = timezone.now()
+        secret.save(update_fields=["version", "rotated_at"])
+        _store_version(secret, secret.version, value, actor)
+        audit.record("secret.rotate", obj=secret, changes={"version": [before, secret.version]})
+    return secret
+
+
+def update_description(actor: Membership, secret: SecretRef, description: str) -> SecretRef:
+    permissions.require(actor, "secret.manage")
+    before = secret.description
+    secret.description = description.strip()[:300]
+    with transaction.atomic():
+        secret.save(update_fields=["description"])
+        audit.record(
+            "secret.update",
+            obj=secret,
+            changes=audit.diff({"description": before}, {"description": secret.description}),
+        )
+    return secret
+
+
+def delete_secret(actor: Membership, secret: SecretRef) -> None:
+    permissions.require(actor, "secret.manage")
+    with transaction.atomic():
+        audit.record("secret.delete", obj=secret, changes={"version": secret.version})
+        backend = backend_for(secret.backend)
+        secret.delete()
+        backend.destroy(secret)  # last: if the backend refuses, the row comes back
+
+
+def versions(secret: SecretRef):
+    return secret.versions.order_by("-version")
+
+
+def _lookup(names, environment) -> dict[str, SecretRef]:
+    """Environment secrets override organisation-wide ones of the same name."""
+    found = {}
+    refs = SecretRef.objects.filter(name__in=names, environment__isnull=True)
+    if environment is not None:
+        refs = refs | SecretRef.objects.filter(name__in=names, environment=environment)
+    for ref in refs:
+        if ref.name not in found or ref.environment_id is not None:
+            found[ref.name] = ref
+    return found
+
+
+def resolve(names, *, environment=None, membership: Membership | None = None) -> dict[str, str]:
+    """The current values of `names` (deploy worker only). Missing names are an error that
+    lists them all; values are never logged (use `resolved()` to keep them redacted)."""
+    if membership is not None:
+        permissions.require(membership, "secret.use")
+    names = sorted(set(names))
+    refs = _lookup(names, environment)
+    missing = [name for name in names if name not in refs]
+    if missing:
+        raise ServiceError(
+            _("Missing secrets: %(names)s.") % {"names": ", ".join(missing)},
+            code="secrets_missing",
+        )
+    values = {}
+    by_backend: dict[str, list[SecretRef]] = {}
+    for ref in refs.values():
+        by_backend.setdefault(ref.backend, []).append(ref)
+    for name, group in by_backend.items():
+        read = backend_for(name).read_many(group)
+        unreadable = [ref.name for ref in group if ref.pk not in read]
+        if unreadable:
+            raise ServiceError(
+                _("No stored value for: %(names)s.") % {"names": ", ".join(unreadable)},
+                code="secrets_unreadable",
+            )
+        values.update({ref.name: read[ref.pk] for ref in group})
+    return values
+
+
+@contextmanager
+def resolved(names, *, environment=None, membership=None):
+    """Resolve and keep the values out of every log and redacted string in this block."""
+    values = resolve(names, environment=environment, membership=membership)
+    with secrets_in_scope(values.values()):
+        yield values
