@@ -16,8 +16,8 @@ def validate_secret_name(value: str) -> None:
     if not SECRET_NAME.match(value or ""):
         raise ValidationError(
             _(
-                "Use an upper-case identifier: letters A to Z, digits and _, starting with a letter "
-                "(for example DB_PASSWORD)."
+                "Use an upper-case identifier: letters A to Z, digits and _, starting with a "
+                "letter (for example DB_PASSWORD)."
             ),
             code="invalid_name",
         )
