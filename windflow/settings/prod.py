@@ -23,3 +23,7 @@ CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
 ACCOUNT_EMAIL_VERIFICATION = env_str("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+if WINDFLOW_SECRETS_BACKEND == "local" and not env_str("WINDFLOW_MASTER_KEY"):
+    raise ImproperlyConfigured(
+        "WINDFLOW_MASTER_KEY must be set (openssl rand -base64 32) to encrypt secrets."
+    )

@@ -1,5 +1,5 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -118,9 +118,18 @@ class OrganizationTokenRefreshView(TokenRefreshView):
     authentication_classes = []
 
 
+class MeSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    organization = serializers.CharField()
+    role = serializers.CharField()
+    auth = serializers.ChoiceField(choices=["token", "session_or_jwt"])
+
+
 class MeView(APIView):
     """Who the credential belongs to, and their role here."""
 
+    @extend_schema(responses=MeSerializer)
     def get(self, request):
         from apps.accounts.middleware import membership_of
 
