@@ -6,17 +6,21 @@ from django.urls import include, path
 from apps.accounts import views as account_views
 from windflow.views import healthz
 
-from .urls_common import api_docs_urlpatterns
+from .urls_common import api_docs_urlpatterns, common_urlpatterns
 
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.environments.api.urls")),
+    path("", include("apps.secrets.api.urls")),
+    path("", include("apps.audit.api.urls")),
 ]
 
 urlpatterns = [
     path("", account_views.DashboardView.as_view(), name="dashboard"),
     path("environments/", include("apps.environments.urls")),
     path("settings/", include("apps.accounts.urls")),
+    path("secrets/", include("apps.secrets.urls")),
+    path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path(
         "invitations/<str:token>/",
@@ -31,6 +35,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include(api_v1)),
     *api_docs_urlpatterns,
+    *common_urlpatterns,
 ]
 
 handler400 = "windflow.urls_common.bad_request"

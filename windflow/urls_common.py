@@ -1,8 +1,17 @@
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from windflow.api.errors import json_error
+
+
+def favicon(request):
+    return RedirectView.as_view(url=static("favicon.svg"), permanent=True)(request)
+
+
+common_urlpatterns = [path("favicon.ico", favicon)]
 
 api_docs_urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),

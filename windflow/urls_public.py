@@ -7,7 +7,7 @@ from django.urls import include, path, re_path
 from apps.accounts import views as account_views
 from windflow.views import healthz
 
-from .urls_common import api_docs_urlpatterns, api_on_public_host
+from .urls_common import api_docs_urlpatterns, api_on_public_host, common_urlpatterns
 
 admin.site.site_header = "WindFlow operators"
 admin.site.site_title = "WindFlow admin"
@@ -25,6 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     *api_docs_urlpatterns,
+    *common_urlpatterns,
     re_path(r"^api/(?P<rest>.*)$", api_on_public_host),
 ]
 

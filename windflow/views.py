@@ -114,7 +114,7 @@ class ObjectFormView(OrganizationView):
             except ValidationError as exc:
                 apply_validation_error(form, exc)
             else:
-                messages.success(request, self.success_message(saved))
+                messages.success(request, self.success_message(saved, created=self.object is None))
                 return redirect_after_post(request, self.success_url(saved))
         return self.render_form(form, status=422 if wants_partial(request) else 200)
 
@@ -127,7 +127,9 @@ class ObjectFormView(OrganizationView):
     def save(self, form):
         raise NotImplementedError
 
-    def success_message(self, obj) -> str:
+    def success_message(self, obj, created: bool) -> str:
+        if created:
+            return _("Created %(obj)s.") % {"obj": obj}
         return _("Saved %(obj)s.") % {"obj": obj}
 
     def success_url(self, obj) -> str:

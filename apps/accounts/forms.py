@@ -13,8 +13,18 @@ class OrganizationForm(StyledFormMixin, forms.Form):
         label=_("Address"),
         max_length=SLUG_MAX_LENGTH + 10,  # longer input reaches the validator's clear message
         validators=[validate_slug],
-        help_text=_("Your organisation's subdomain: lower-case letters, digits and hyphens."),
+        help_text=_(
+            "Your organisation's address, <address>.%(domain)s: lower-case letters, digits "
+            "and hyphens."
+        ),
     )
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["slug"]
+        field.help_text = field.help_text % {"domain": settings.WINDFLOW_BASE_DOMAIN}
 
     def clean_slug(self):
         # No silent lower-casing: "Acme" is refused with the rule rather than changed.

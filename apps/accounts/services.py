@@ -272,7 +272,7 @@ def resolve_api_token(raw: str, organization) -> ApiToken | None:
 # --- Signing in on an organisation's host -----------------------------------------------------
 
 
-def handoff_url(user: User, organization, next_path: str = "/") -> str:
+def handoff_url(user: User, organization, next_path: str = "/", welcome: bool = False) -> str:
     """A short-lived, single-use link that signs `user` in on the organisation's host (each
     host has its own session cookie on developer machines)."""
     payload = {
@@ -280,12 +280,13 @@ def handoff_url(user: User, organization, next_path: str = "/") -> str:
         "o": organization.schema_name,
         "n": secrets.token_urlsafe(12),
         "p": next_path if next_path.startswith("/") and not next_path.startswith("//") else "/",
+        "w": welcome,
     }
     token = signing.dumps(payload, salt=HANDOFF_SALT, compress=True)
     return organization.url(f"/accounts/handoff/?token={token}")
 
 
-def consume_handoff(token: str, organization) -> tuple[User, str]:
+def consume_handoff(token: str, organization) -> tuple[User, str, bool]:
     try:
         payload = signing.loads(token, salt=HANDOFF_SALT, max_age=settings.WINDFLOW_HANDOFF_SECONDS)
     except signing.BadSignature as exc:
@@ -297,4 +298,4 @@ def consume_handoff(token: str, organization) -> tuple[User, str]:
     user = User.objects.filter(pk=payload["u"], is_active=True).first()
     if user is None or permissions.get_membership(user, organization) is None:
         raise Forbidden(_("You are not a member of this organisation."))
-    return user, payload["p"]
+    return user, payload["p"], bool(payload.get("w"))

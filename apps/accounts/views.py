@@ -60,8 +60,10 @@ class OrganizationCreateView(View):
             except ValidationError as exc:
                 form.add_error("slug", exc.messages)
             else:
-                messages.success(request, _("Welcome to %(org)s!") % {"org": organization.name})
-                return HttpResponseRedirect(services.handoff_url(request.user, organization))
+                # The welcome is shown on the organisation's host, after the handoff.
+                return HttpResponseRedirect(
+                    services.handoff_url(request.user, organization, welcome=True)
+                )
         return render(request, self.template_name, {"form": form})
 
 
@@ -78,10 +80,14 @@ def go_to_organization(request, slug):
 def handoff(request):
     """Consume a single-use sign-in link on the organisation's host."""
     try:
-        user, next_path = services.consume_handoff(request.GET.get("token", ""), request.tenant)
+        user, next_path, welcome = services.consume_handoff(
+            request.GET.get("token", ""), request.tenant
+        )
     except ServiceError as exc:
         return render(request, "accounts/handoff_failed.html", {"error": exc.message}, status=400)
     login(request, user, backend=SESSION_BACKEND)
+    if welcome:
+        messages.success(request, _("Welcome to %(org)s!") % {"org": request.tenant.name})
     return redirect(next_path)
 
 

@@ -18,7 +18,9 @@ def test_it_creates_an_organisation_and_hands_off_to_its_host(owner):
     handoff = client_for(None, organization)
     landed = handoff.get(response["Location"].split(":8000", 1)[1])
     assert landed.status_code == 302 and landed["Location"] == "/"
-    assert handoff.get("/").status_code == 200
+    dashboard = handoff.get("/")
+    assert dashboard.status_code == 200
+    assert "Welcome to Umbrella!" in dashboard.content.decode()
     # Single use: the same link does not sign anyone in twice.
     again = client_for(None, organization).get(response["Location"].split(":8000", 1)[1])
     assert again.status_code == 400
@@ -80,3 +82,10 @@ def test_it_reports_healthy_with_a_worker_heartbeat(db):
     response = client_for(None, None).get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_it_serves_a_favicon_on_every_host(acme):
+    for organization in (None, acme):
+        response = client_for(None, organization).get("/favicon.ico")
+        assert response.status_code == 301
+        assert response["Location"].endswith("favicon.svg")

@@ -1,0 +1,99 @@
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from windflow.errors import ServiceError
+from windflow.views import (
+    ObjectDeleteView,
+    ObjectListView,
+    OrganizationView,
+    apply_service_error,
+    redirect_after_post,
+)
+
+from . import services
+from .forms import SecretCreateForm, SecretRotateForm
+from .models import SecretRef
+
+
+def _secret(view, pk) -> SecretRef:
+    queryset = permissions.visible(view.membership, SecretRef.objects.all(), "secret.view")
+    return get_object_or_404(queryset.select_related("environment"), pk=pk)
+
+
+class SecretListView(ObjectListView):
+    action = "secret.view"
+    queryset = SecretRef.objects.select_related("environment")
+    template_name = "secrets/secret_list.html"
+    partial_template_name = "secrets/htmx/secret_table.html"
+
+
+class SecretCreateView(OrganizationView):
+    action = "secret.manage"
+    template_name = "secrets/secret_create.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"form": SecretCreateForm()})
+
+    def post(self, request):
+        form = SecretCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                secret = services.create_secret(self.membership, **form.cleaned_data)
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Secret %(name)s stored.") % {"name": secret.name})
+                return redirect_after_post(request, secret.get_absolute_url())
+        # The value is never sent back to the browser, not even after an error.
+        form.data = form.data.copy()
+        form.data["value"] = ""
+        return render(request, self.template_name, {"form": form})
+
+
+class SecretDetailView(OrganizationView):
+    """Name, scope and version history; the rotate form for those who may manage."""
+
+    action = "secret.view"
+
+    def get(self, request, pk, form=None):
+        secret = _secret(self, pk)
+        context = {
+            "object": secret,
+            "versions": services.versions(secret)[:50],
+            "form": form or SecretRotateForm(),
+        }
+        return render(request, "secrets/secret_detail.html", context)
+
+    def post(self, request, pk):
+        permissions.require(self.membership, "secret.manage")
+        secret = _secret(self, pk)
+        form = SecretRotateForm(request.POST)
+        if form.is_valid():
+            try:
+                secret = services.rotate_secret(self.membership, secret, form.cleaned_data["value"])
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("%(name)s rotated to version %(v)d.")
+                    % {"name": secret.name, "v": secret.version},
+                )
+                return redirect_after_post(request, secret.get_absolute_url())
+        return self.get(request, pk, form=SecretRotateForm())
+
+
+class SecretDeleteView(ObjectDeleteView):
+    action = "secret.manage"
+
+    def get_object(self):
+        return _secret(self, self.kwargs["pk"])
+
+    def delete(self, obj):
+        services.delete_secret(self.membership, obj)
+
+    def success_url(self):
+        return reverse("secrets:secret_list")
