@@ -14,7 +14,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.accounts import permissions
 from apps.accounts.middleware import membership_of
-from windflow.errors import ServiceError
+from windflow.errors import Forbidden, ServiceError
 
 
 def wants_partial(request) -> bool:
@@ -60,7 +60,10 @@ class OrganizationView(View):
             return render(request, "accounts/not_a_member.html", status=403)
         if self.action and not permissions.can(self.membership, self.action):
             raise PermissionDenied(_("Your role does not allow this."))
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except Forbidden as exc:  # a service's own refusal: the 403 page, with its reason
+            raise PermissionDenied(exc.message) from exc
 
 
 class ObjectListView(OrganizationView):

@@ -131,9 +131,14 @@ class LocalBackend:
         values = {}
         for secret_id, version, sealed in rows:
             if (secret_id, version) in wanted and sealed is not None:
-                values[secret_id] = crypto.open_sealed(
-                    key, bytes(sealed), _context("secret", secret_id, version)
-                ).decode()
+                context = _context("secret", secret_id, version)
+                try:
+                    values[secret_id] = crypto.open_sealed(key, bytes(sealed), context).decode()
+                except crypto.CryptoError as exc:
+                    name = wanted[(secret_id, version)].name
+                    raise SecretBackendError(
+                        f"{name} could not be decrypted: {exc}", code="secret_undecryptable"
+                    ) from exc
         return values
 
     def destroy(self, secret):

@@ -29,6 +29,7 @@ class SecretSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "scope", "backend", "version", "created_at", "rotated_at"]
         extra_kwargs = {"name": {"validators": []}}
+        validators = []  # uniqueness (per scope) is the service's, with a clear message
 
 
 class SecretUpdateSerializer(serializers.ModelSerializer):

@@ -1,0 +1,84 @@
+import csv
+import io
+import json
+
+from django.db import connection
+
+from apps.audit.models import AuditEvent
+from tests.base import api_client, client_for, error_of
+
+
+def test_it_records_who_did_it_from_where_through_the_pages(owner, acme):
+    client_for(owner, acme).post(
+        "/environments/add/",
+        {"name": "qa", "kind": "dev"},
+        HTTP_USER_AGENT="Firefox/150",
+        HTTP_X_REQUEST_ID="req-12345678",
+    )
+    connection.set_tenant(acme)
+    event = AuditEvent.objects.get(action="environment.create")
+    assert event.actor_type == "user" and event.actor_label == owner.email
+    assert event.ip == "127.0.0.1" and event.user_agent == "Firefox/150"
+    assert event.request_id == "req-12345678"
+    assert event.object_label == "qa" and event.organization == "acme"
+
+
+def test_it_records_the_token_that_acted_through_the_api(owner, acme):
+    client = api_client(owner, acme)
+    client.post("/api/v1/environments/", {"name": "qa"}, format="json")
+    connection.set_tenant(acme)
+    event = AuditEvent.objects.get(action="environment.create")
+    assert event.actor_type == "token"
+    assert owner.email in event.actor_label and "wf_" in event.actor_label
+
+
+def test_it_shows_the_log_with_filters_to_admins_only(owner, viewer, acme):
+    client = client_for(owner, acme)
+    client.post("/environments/add/", {"name": "qa", "kind": "dev"})
+    page = client.get("/audit/?action=environment.").content.decode()
+    assert "environment.create" in page
+    filtered = client.get("/audit/?action=member.", HTTP_HX_REQUEST="true").content.decode()
+    assert "environment.create" not in filtered
+    assert client_for(viewer, acme).get("/audit/").status_code == 403
+
+
+def test_it_exports_csv_and_json_lines(owner, acme):
+    client = client_for(owner, acme)
+    client.post("/environments/add/", {"name": "qa", "kind": "dev"})
+    response = client.get("/audit/export.csv?action=environment.")
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["action"] for row in rows] == ["environment.create"]
+    lines = b"".join(client.get("/audit/export.jsonl").streaming_content).decode().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert {"hash", "prev_hash", "action"} <= set(events[0])
+
+
+def test_it_refuses_an_impossible_date_range_with_a_clear_message(owner, acme):
+    client = client_for(owner, acme)
+    page = client.get("/audit/?since=2026-02-01T00:00&until=2026-01-01T00:00")
+    assert page.status_code == 400
+    assert "before its start" in page.content.decode()
+    export = client.get("/audit/export.csv?since=2026-02-01T00:00&until=2026-01-01T00:00")
+    assert export.status_code == 400
+    api = api_client(owner, acme).get(
+        "/api/v1/audit-events/?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z"
+    )
+    assert api.status_code == 400 and "after its end" in str(error_of(api))
+
+
+def test_it_serves_a_read_only_api(owner, admin, operator, acme):
+    api_client(owner, acme).post("/api/v1/environments/", {"name": "qa"}, format="json")
+    body = api_client(admin, acme).get("/api/v1/audit-events/?action=environment.").json()
+    assert [e["action"] for e in body["results"]] == ["environment.create"]
+    event_id = body["results"][0]["id"]
+    client = api_client(owner, acme)
+    assert client.delete(f"/api/v1/audit-events/{event_id}/").status_code == 405
+    assert client.patch(f"/api/v1/audit-events/{event_id}/", {}, format="json").status_code == 405
+    assert api_client(operator, acme).get("/api/v1/audit-events/").status_code == 403
+
+
+def test_it_keeps_each_organisation_to_its_own_trail(owner, outsider, acme, globex):
+    api_client(owner, acme).post("/api/v1/environments/", {"name": "acme-env"}, format="json")
+    body = api_client(outsider, globex).get("/api/v1/audit-events/").json()
+    assert "acme-env" not in json.dumps(body)
