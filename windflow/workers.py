@@ -44,6 +44,9 @@ class TenantMiddleware(Middleware):
             logger.warning("skipping %s: organisation %s no longer exists", message, schema)
             raise SkipMessage()
         connection.set_tenant(organization)
+        from apps.tenants.middleware import apply_search_path
+
+        apply_search_path()
 
     def _reset(self, *args, **kwargs):
         from django.db import connection

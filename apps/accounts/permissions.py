@@ -77,11 +77,11 @@ GRANTABLE = {"environment.deploy": ("deploy_environment", Role.DEVELOPER)}
 def get_membership(user: User | None, organization: Organization | None) -> Membership | None:
     if user is None or not user.is_authenticated or organization is None:
         return None
-    return (
-        Membership.objects.select_related("user", "organization")
-        .filter(user=user, organization=organization)
-        .first()
+    # No ordering: this runs on every request and the pair is unique.
+    found = Membership.objects.select_related("user", "organization").filter(
+        user=user, organization=organization
     )
+    return next(iter(found.order_by()[:1]), None)
 
 
 def role_at_least(membership: Membership | None, role: Role) -> bool:

@@ -253,12 +253,10 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def resolve_api_token(raw: str, organization) -> ApiToken | None:
     """The active token with this secret for this organisation, or None."""
-    token = (
-        ApiToken.objects.active()
-        .select_related("user")
-        .filter(token_hash=hash_secret(raw), organization=organization)
-        .first()
+    found = ApiToken.objects.active().select_related("user").filter(
+        token_hash=hash_secret(raw), organization=organization
     )
+    token = next(iter(found.order_by()[:1]), None)  # unique hash: no ordering needed
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()

@@ -1,10 +1,24 @@
+from django.db import connection
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
+
+
+def apply_search_path() -> None:
+    """With TENANT_LIMIT_SET_CALLS the search path is set once per tenant change, at the next
+    cursor. Open that cursor now, outside any transaction: a SET issued inside a transaction
+    that later rolls back would be undone while the connection believes it still holds."""
+    connection.cursor().close()
 
 
 class OrganizationMiddleware(TenantMainMiddleware):
     """Activate the organisation named by the request host; an unknown host gets a friendly
     404 page rather than Django's bare error."""
+
+    def process_request(self, request):
+        response = super().process_request(request)
+        if response is None:
+            apply_search_path()
+        return response
 
     def no_tenant_found(self, request, hostname):
         return render(request, "tenants/unknown_host.html", {"hostname": hostname}, status=404)

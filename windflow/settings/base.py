@@ -71,6 +71,8 @@ PUBLIC_SCHEMA_NAME = "public"
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Set the search path once per connection and tenant change, not before every query.
+TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "windflow.middleware.RequestIdMiddleware",

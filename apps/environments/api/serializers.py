@@ -1,3 +1,4 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from ..models import Environment
@@ -5,9 +6,7 @@ from ..validators import validate_variables
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(
-        view_name="environments-api:environment-detail", lookup_field="slug"
-    )
+    url = serializers.SerializerMethodField()
     variables = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         required=False,
@@ -30,3 +29,11 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "slug", "created_at", "updated_at"]
         extra_kwargs = {"name": {"validators": []}}
+
+    def get_url(self, environment) -> str:
+        # One reverse() per response instead of one per row: lists are the hot path.
+        if not hasattr(self, "_detail_prefix"):
+            request = self.context["request"]
+            sample = reverse("environments-api:environment-detail", args=["-"])
+            self._detail_prefix = request.build_absolute_uri(sample[:-2])
+        return f"{self._detail_prefix}{environment.slug}/"
