@@ -55,10 +55,10 @@ WARMUP_S = 3.0
 MEASURE_S = 20.0
 SATURATION_S = 10.0
 SATURATION_MAX_REQUESTS = 200_000
+CONNECT_SPACING = 0.025  # seconds between opening two client connections
 REQUEST_TIMEOUT = 5.0  # seconds for one response
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the last open-loop responses
 TARGET_P95_MS = 50.0
-NOISY_SHARE = 0.15  # warn when processes that are not ours used more than this share of CPU
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exhausted|Timeout)\b.*:")
 
 try:  # the server uses uvloop too; it makes the generator cheaper
@@ -168,27 +168,50 @@ class Checker:
 
     def __init__(self, reference_length: int) -> None:
         self.reference_length = reference_length
-        self.errors: dict[str, int] = {}
 
-    def ok(self, status: int, body: bytes) -> bool:
+    def problem(self, status: int, body: bytes) -> str | None:
+        """None for a good response, else what is wrong with it."""
         if status != 200:
-            return self.error(f"status {status}")
+            return f"status {status}"
         if len(body) != self.reference_length:
             try:
                 verify_body(body)
             except Exception as exc:
-                return self.error(f"body: {exc}"[:120])
-        return True
+                return f"body: {exc}"[:120]
+        return None
 
-    def error(self, kind: str) -> bool:
-        self.errors[kind] = self.errors.get(kind, 0) + 1
-        return False
+
+def count_kinds(kinds) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        if kind:
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 # ----------------------------------------------------------------------------- load runs
 
 
-async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
+def spread_over(pids: list[int], port: int) -> list[int]:
+    """How many of our connections each server process holds, busiest first."""
+    counts = harness.connections_per_process(pids, port)
+    return sorted((count for count in counts.values() if count), reverse=True)
+
+
+async def open_connections(port: int, request: bytes) -> list[Connection]:
+    """Open the CLIENTS connections one at a time, CONNECT_SPACING apart, as independent
+    clients would: opened in one burst, they all land on the uvicorn worker that happens to
+    wake first (it accepts the whole backlog), and the other worker idles."""
+    connections = []
+    for _ in range(CLIENTS):
+        conn = Connection(port, request)
+        await conn._open()
+        connections.append(conn)
+        await asyncio.sleep(CONNECT_SPACING)
+    return connections
+
+
+async def open_loop(port: int, request: bytes, checker: Checker, server_pids: list[int]) -> dict:
     """RATE req/s for WARMUP_S + MEASURE_S, latency from each request's due time."""
     clock = time.perf_counter  # uvloop's loop.time() has millisecond resolution only
     interval = 1.0 / RATE
@@ -197,10 +220,9 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
     queue: asyncio.Queue = asyncio.Queue()
     latencies: list[float | None] = [None] * total_n
     send_lag: list[float | None] = [None] * total_n
-    failed = [False] * total_n
-    connections = [Connection(port, request) for _ in range(CLIENTS)]
-    for conn in connections:  # open all 20 before the clock starts
-        await conn._open()
+    failed: list[str | None] = [None] * total_n
+    connections = await open_connections(port, request)
+    spread = spread_over(server_pids, port)
     t0 = clock() + 0.1
 
     async def dispatcher() -> None:
@@ -222,11 +244,10 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
             send_lag[i] = clock() - due
             try:
                 status, body = await conn.get()
-                ok = checker.ok(status, body)
+                failed[i] = checker.problem(status, body)
             except CLIENT_ERRORS as exc:
-                ok = checker.error(type(exc).__name__)
+                failed[i] = type(exc).__name__
             latencies[i] = clock() - due
-            failed[i] = not ok
 
     workers = [asyncio.create_task(client(conn)) for conn in connections]
     schedule = asyncio.create_task(dispatcher())
@@ -251,37 +272,37 @@ async def open_loop(port: int, request: bytes, checker: Checker) -> dict:
         "ok": len(good),
         "errors": errors,
         "unanswered": unanswered,
+        "error_kinds": count_kinds(failed[i] for i in measured),
         "latency_ms": summary(good),
         "dispatch_wait_ms": summary(lags),  # due time -> handed to a free connection
+        "connections_per_server_process": spread,
         "reconnects": sum(c.reconnects for c in connections),
         "cancelled_tasks": len(pending),
     }
 
 
-async def closed_loop(port: int, request: bytes, checker: Checker) -> dict:
+async def closed_loop(port: int, request: bytes, checker: Checker, server_pids: list[int]) -> dict:
     """CLIENTS connections, each as fast as it can, for SATURATION_S."""
     clock = time.perf_counter
-    connections = [Connection(port, request) for _ in range(CLIENTS)]
-    for conn in connections:
-        await conn._open()
+    connections = await open_connections(port, request)
+    spread = spread_over(server_pids, port)
     latencies: list[float] = []
-    errors = 0
+    problems: list[str] = []
     start = clock()
     end = start + SATURATION_S
 
     async def client(conn: Connection) -> None:
-        nonlocal errors
-        while clock() < end and len(latencies) + errors < SATURATION_MAX_REQUESTS:
+        while clock() < end and len(latencies) + len(problems) < SATURATION_MAX_REQUESTS:
             sent = clock()
             try:
                 status, body = await conn.get()
-                ok = checker.ok(status, body)
+                problem = checker.problem(status, body)
             except CLIENT_ERRORS as exc:
-                ok = checker.error(type(exc).__name__)
-            if ok:
+                problem = type(exc).__name__
+            if problem is None:
                 latencies.append(clock() - sent)
             else:
-                errors += 1
+                problems.append(problem)
 
     tasks = [asyncio.create_task(client(conn)) for conn in connections]
     _done, pending = await asyncio.wait(tasks, timeout=SATURATION_S + REQUEST_TIMEOUT + 2)
@@ -294,10 +315,12 @@ async def closed_loop(port: int, request: bytes, checker: Checker) -> dict:
     ms = [value * 1000 for value in latencies]
     return {
         "clients": CLIENTS,
+        "connections_per_server_process": spread,
         "duration_s": round(elapsed, 3),
-        "requests": len(ms) + errors,
+        "requests": len(ms) + len(problems),
         "ok": len(ms),
-        "errors": errors,
+        "errors": len(problems),
+        "error_kinds": count_kinds(problems),
         "throughput_rps": len(ms) / elapsed,
         "latency_ms": summary(ms),
     }
@@ -392,20 +415,21 @@ def run(services: harness.Services) -> int:
     database = settings.DATABASES["default"]
     config = {
         "settings_module": settings.SETTINGS_MODULE,
+        "asgi_app": os.environ.get("WINDFLOW_BENCH_ASGI_APP", "windflow.asgi:application"),
         "conn_max_age": database.get("CONN_MAX_AGE"),
         "db_pool": bool(database.get("OPTIONS", {}).get("pool")),
         "tenant_limit_set_calls": getattr(settings, "TENANT_LIMIT_SET_CALLS", False),
         "debug": settings.DEBUG,
     }
     say(f"configuration: {config}")
-    background = harness.background_load()
-    say(f"background load before start: {background * 100:.0f}% of all cores")
     port = free_port()
     server = None
     errors_in_log: dict[str, int] = {}
     try:
         server = harness.start_uvicorn(services, port, workers=2)
         say(f"uvicorn (2 workers, DEBUG off) on {HOST}:{port}")
+        background = harness.wait_for_quiet()
+        say(f"background load before the runs: {background * 100:.0f}% of all cores")
 
         status, body = harness.http_get(
             port, host, PATH, {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -418,20 +442,18 @@ def run(services: harness.Services) -> int:
         request = build_request(port, host, token)
         checker = Checker(len(body))
         service_pids = services.pids()
+        server_pids = [pid for pid in harness.process_tree(server.pid) if pid != server.pid]
 
         say(f"open loop: {RATE:g} req/s, {CLIENTS} connections, {WARMUP_S:g} s warm-up + "
             f"{MEASURE_S:g} s measured")
         with harness.CpuMeter(server.pid, service_pids) as open_cpu:
-            steady = run_async(open_loop(port, request, checker))
+            steady = run_async(open_loop(port, request, checker, server_pids))
         steady["cpu_cores"] = open_cpu.summary()
-        steady["error_kinds"] = dict(checker.errors)
 
-        checker.errors.clear()
         say(f"saturation: closed loop, {CLIENTS} connections, {SATURATION_S:g} s")
         with harness.CpuMeter(server.pid, service_pids) as sat_cpu:
-            saturation = run_async(closed_loop(port, request, checker))
+            saturation = run_async(closed_loop(port, request, checker, server_pids))
         saturation["cpu_cores"] = sat_cpu.summary()
-        saturation["error_kinds"] = dict(checker.errors)
         if saturation["ok"]:
             saturation["cpu_ms_per_request"] = {
                 "server": round(sat_cpu.server_cpu_s / saturation["ok"] * 1e3, 2),
@@ -467,11 +489,14 @@ def run(services: harness.Services) -> int:
     print(f"  queued for a free client: p95 {wait.get('p95', 0):.2f} ms, "
           f"max {wait.get('max', 0):.2f} ms")
     print(f"  CPU cores: {cpu_line(steady['cpu_cores'])}")
+    print(f"  client connections per uvicorn worker: {steady['connections_per_server_process']}")
     print(f"Saturation (closed loop, {CLIENTS} clients, {saturation['duration_s']:.1f} s):")
     print(f"  throughput {saturation['throughput_rps']:.0f} req/s   p50 {sat.get('p50', 0):.1f} ms"
           f"   p95 {sat.get('p95', 0):.1f} ms   p99 {sat.get('p99', 0):.1f} ms   "
           f"errors {saturation['errors']}")
     print(f"  CPU cores: {cpu_line(saturation['cpu_cores'])}")
+    print(f"  client connections per uvicorn worker: "
+          f"{saturation['connections_per_server_process']}")
     per_request = saturation.get("cpu_ms_per_request")
     if per_request:
         print(f"  CPU per request: server {per_request['server']:.2f} ms, PostgreSQL+Redis "
@@ -482,7 +507,7 @@ def run(services: harness.Services) -> int:
         for line, count in errors_in_log.items():
             print(f"  {count:6d}  {line}")
     noisy = max(background, steady["cpu_cores"]["other_cores"] / (os.cpu_count() or 1))
-    if noisy > NOISY_SHARE:
+    if noisy > harness.NOISY_SHARE:
         print(f"WARNING: other processes used the machine during this run (background "
               f"{background * 100:.0f}% before start, {steady['cpu_cores']['other_cores']:.2f} "
               f"cores during the open loop): the figures are pessimistic; run again when idle.")

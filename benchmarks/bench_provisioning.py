@@ -116,6 +116,8 @@ def run(services: harness.Services) -> int:
         for _ in range(16):
             harness.http_get(port, f"{warm_slug}.localhost", "/healthz")
         say(f"warm-up organisation (not counted): {warm['total_s']:.3f} s")
+        background = harness.wait_for_quiet()
+        say(f"background load before the trials: {background * 100:.0f}% of all cores")
 
         trials = []
         for index in range(1, TRIALS + 1):
@@ -156,6 +158,9 @@ def run(services: harness.Services) -> int:
             f"then live in {trial['until_live_after_create_s'] * 1000:.1f} ms)"
         )
     print(f"  median of {TRIALS}: {median:.3f} s   (min {min(totals):.3f}, max {max(totals):.3f})")
+    if background > harness.NOISY_SHARE:
+        print(f"WARNING: other processes used {background * 100:.0f}% of the machine before the "
+              f"trials: the figures are pessimistic; run again when it is idle.")
     print(result.line)
     print("=" * 72)
 
@@ -169,6 +174,7 @@ def run(services: harness.Services) -> int:
             "max_s": max(totals),
             "trials": trials,
             "warmup_trial": warm,
+            "background_load_share": round(background, 3),
             "setup": {
                 "server": "uvicorn windflow.asgi:application --workers 2 (DEBUG off)",
                 "worker": "manage.py rundramatiq --processes 1 --threads 1",

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 HOST = "127.0.0.1"
+# Above this share of all cores used by other processes, a run is flagged as noisy.
+NOISY_SHARE = 0.15
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -183,7 +185,7 @@ class Process:
 def start_uvicorn(services: Services, port: int, workers: int = 2) -> Process:
     cmd = [
         str(Path(sys.executable).parent / "uvicorn"),
-        "windflow.asgi:application",
+        os.environ.get("WINDFLOW_BENCH_ASGI_APP", "windflow.asgi:application"),
         "--workers", str(workers),
         "--host", HOST,
         "--port", str(port),
@@ -283,6 +285,19 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def worktree_changes() -> list[str]:
+    """Uncommitted changes outside benchmarks/ (the code measured is not exactly `commit`)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT, capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    paths = [line[3:] for line in out.stdout.splitlines() if len(line) > 3]
+    return [path for path in paths if not path.startswith("benchmarks/")]
+
+
 def save_result(name: str, result: dict) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -290,6 +305,7 @@ def save_result(name: str, result: dict) -> Path:
         "benchmark": name,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
+        "uncommitted_changes": worktree_changes(),
         "machine": machine(),
         **result,
     }
@@ -357,6 +373,30 @@ def machine_cpu() -> tuple[float, float]:
     return float(sum(values) - idle), float(sum(values))
 
 
+def connections_per_process(pids: list[int], port: int) -> dict[int, int]:
+    """Established TCP connections on local `port` held by each process (Linux /proc): how the
+    kernel spread keep-alive clients over the server's worker processes."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01":  # 01 = ESTABLISHED
+                    established.add(fields[9])  # inode
+    counts = {}
+    for pid in pids:
+        inodes = set()
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+        counts[pid] = len(inodes & established)
+    return counts
+
+
 def background_load(seconds: float = 2.0) -> float:
     """Busy share of all cores (0..1) over `seconds`, before the benchmark starts anything
     heavy: other people's test runs on a shared machine distort every figure."""
@@ -364,6 +404,24 @@ def background_load(seconds: float = 2.0) -> float:
     time.sleep(seconds)
     busy1, total1 = machine_cpu()
     return (busy1 - busy0) / (total1 - total0) if total1 > total0 else math.nan
+
+
+def wait_for_quiet(threshold: float = NOISY_SHARE, max_wait: float | None = None) -> float:
+    """On a shared machine, wait (at most `max_wait` s, env WINDFLOW_BENCH_QUIET_WAIT, default
+    90) until other processes use under `threshold` of all cores over a 2 s sample. Returns the
+    last sample; the caller reports it (and warns when it is still high)."""
+    if max_wait is None:
+        max_wait = float(os.environ.get("WINDFLOW_BENCH_QUIET_WAIT", "90"))
+    deadline = time.monotonic() + max_wait
+    load = background_load()
+    announced = False
+    while load > threshold and time.monotonic() < deadline:
+        if not announced:
+            say(f"machine busy with other work ({load * 100:.0f}% of all cores); waiting up to "
+                f"{max_wait:.0f} s for it to calm down")
+            announced = True
+        load = background_load()
+    return load
 
 
 class CpuMeter:
