@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from guardian.shortcuts import get_perms
 
+from windflow import hotcache
 from windflow.errors import Forbidden
 
 from .choices import ROLE_RANKS, Role
@@ -77,11 +78,15 @@ GRANTABLE = {"environment.deploy": ("deploy_environment", Role.DEVELOPER)}
 def get_membership(user: User | None, organization: Organization | None) -> Membership | None:
     if user is None or not user.is_authenticated or organization is None:
         return None
-    # No ordering: this runs on every request and the pair is unique.
-    found = Membership.objects.select_related("user", "organization").filter(
-        user=user, organization=organization
-    )
-    return next(iter(found.order_by()[:1]), None)
+
+    def load():
+        # No ordering: the pair is unique.
+        found = Membership.objects.select_related("user", "organization").filter(
+            user=user, organization=organization
+        )
+        return next(iter(found.order_by()[:1]), None)
+
+    return hotcache.remember(hotcache.membership_key(user.pk, organization.pk), load)
 
 
 def role_at_least(membership: Membership | None, role: Role) -> bool:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record_in
+from windflow import hotcache
 from windflow.errors import Conflict, Forbidden, ServiceError
 
 from . import permissions
@@ -24,6 +25,13 @@ HANDOFF_SALT = "windflow.handoff"
 
 
 # --- Members ----------------------------------------------------------------------------------
+
+
+def _forget_membership(membership: Membership, token_hashes=()) -> None:
+    """Once committed, requests stop seeing the old role (and the revoked tokens)."""
+    keys = [hotcache.membership_key(membership.user_id, membership.organization_id)]
+    keys += [hotcache.token_key(h) for h in token_hashes]
+    hotcache.forget_on_commit(*keys)
 
 
 def _lock_owners(organization) -> list[Membership]:
@@ -66,6 +74,7 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
         before = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
+        _forget_membership(membership)
         record_in(
             membership.organization,
             "member.role_change",
@@ -84,10 +93,11 @@ def remove_member(actor: Membership, membership: Membership) -> None:
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         _refuse_if_last_owner(membership, action=_("removed"))
-        ApiToken.objects.filter(user=membership.user, organization=membership.organization).update(
-            revoked_at=timezone.now()
-        )
+        tokens = ApiToken.objects.filter(user=membership.user, organization=membership.organization)
+        hashes = list(tokens.values_list("token_hash", flat=True))
+        tokens.update(revoked_at=timezone.now())
         membership.delete()
+        _forget_membership(membership, token_hashes=hashes)
         record_in(
             membership.organization,
             "member.leave" if leaving else "member.remove",
@@ -245,6 +255,7 @@ def revoke_api_token(actor: Membership, token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        hotcache.forget_on_commit(hotcache.token_key(token.token_hash))
         record_in(token.organization, "token.revoke", obj=token)
 
 
@@ -253,17 +264,23 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def resolve_api_token(raw: str, organization) -> ApiToken | None:
     """The active token with this secret for this organisation, or None."""
-    found = ApiToken.objects.active().select_related("user").filter(
-        token_hash=hash_secret(raw), organization=organization
-    )
-    token = next(iter(found.order_by()[:1]), None)  # unique hash: no ordering needed
-    if token is None or not token.user.is_active:
+    token_hash = hash_secret(raw)
+
+    def load():
+        found = ApiToken.objects.select_related("user").filter(token_hash=token_hash)
+        return next(iter(found.order_by()[:1]), None)  # unique hash: no ordering needed
+
+    token = hotcache.remember(hotcache.token_key(token_hash), load)
+    if token is None or token.organization_id != organization.pk or not token.is_active:
+        return None
+    if not token.user.is_active:
         return None
     now = timezone.now()
     # Writing on every call would cost a row update per request; a minute is precise enough.
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+        hotcache.store(hotcache.token_key(token_hash), token)
     return token
 
 

@@ -2,6 +2,8 @@ from django.db import connection
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
+from windflow import hotcache
+
 
 def apply_search_path() -> None:
     """With TENANT_LIMIT_SET_CALLS the search path is set once per tenant change, at the next
@@ -10,9 +12,23 @@ def apply_search_path() -> None:
     connection.cursor().close()
 
 
+def _organization_for_host(domain_model, hostname):
+    domains = domain_model.objects.select_related("tenant").filter(domain=hostname).order_by()
+    domain = next(iter(domains[:1]), None)
+    return domain.tenant if domain else None
+
+
 class OrganizationMiddleware(TenantMainMiddleware):
     """Activate the organisation named by the request host; an unknown host gets a friendly
     404 page rather than Django's bare error."""
+
+    def get_tenant(self, domain_model, hostname):
+        organization = hotcache.remember(
+            hotcache.host_key(hostname), lambda: _organization_for_host(domain_model, hostname)
+        )
+        if organization is None:
+            raise domain_model.DoesNotExist(hostname)
+        return organization
 
     def process_request(self, request):
         response = super().process_request(request)

@@ -12,6 +12,7 @@ from django_tenants.utils import schema_exists
 from apps.accounts.choices import Role
 from apps.accounts.models import Membership, User
 from apps.audit.services import record_in
+from windflow import hotcache
 
 from .models import Domain, Organization
 from .validators import schema_name_for, validate_slug
@@ -65,9 +66,11 @@ def create_organization(*, name: str, slug: str, owner: User) -> Organization:
 
 def delete_organization(organization: Organization) -> None:
     """Drop the schema and every public row of the organisation."""
+    hosts = [hotcache.host_key(d) for d in organization.domains.values_list("domain", flat=True)]
     with transaction.atomic():
         schema = organization.schema_name
         organization.delete(force_drop=False)
+        hotcache.forget_on_commit(*hosts)
         with connection.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 

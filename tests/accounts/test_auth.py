@@ -70,7 +70,8 @@ def test_it_sends_a_verification_email_at_signup(db):
 
 def test_it_throttles_the_api_with_a_json_429(owner, acme, settings):
     from rest_framework.settings import api_settings
-    from rest_framework.throttling import UserRateThrottle
+
+    from windflow.api.throttling import UserRateThrottle
 
     rates = dict(api_settings.DEFAULT_THROTTLE_RATES, user="3/minute")
     original = UserRateThrottle.THROTTLE_RATES
@@ -78,9 +79,12 @@ def test_it_throttles_the_api_with_a_json_429(owner, acme, settings):
     try:
         client = api_client(owner, acme)
         codes = [client.get("/api/v1/environments/").status_code for _ in range(4)]
+        throttled = client.get("/api/v1/environments/")
     finally:
         UserRateThrottle.THROTTLE_RATES = original
     assert codes == [200, 200, 200, 429]
+    assert error_of(throttled)["code"] == "throttled"
+    assert int(throttled["Retry-After"]) <= 60
 
 
 def test_it_lets_operators_search_organisations_and_users_in_the_admin(db):

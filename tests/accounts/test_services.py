@@ -7,6 +7,7 @@ from django.utils import timezone
 from apps.accounts import services
 from apps.accounts.models import ApiToken, Invitation, Membership, User
 from tests.base import run_queued_jobs
+from windflow import hotcache
 from windflow.errors import Conflict, Forbidden, ServiceError
 
 
@@ -147,6 +148,8 @@ def test_it_does_not_resolve_revoked_expired_or_foreign_tokens(owner, acme, glob
     token, secret = services.create_api_token(member(owner, acme), name="t", expires_in_days=1)
     assert services.resolve_api_token(secret, globex) is None
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # The row changed behind the services' back: drop the request-path cache as time would.
+    hotcache.forget(hotcache.token_key(token.token_hash))
     assert services.resolve_api_token(secret, acme) is None
     token2, secret2 = services.create_api_token(member(owner, acme), name="t2")
     services.revoke_api_token(member(owner, acme), token2)
@@ -173,3 +176,20 @@ def test_it_labels_every_action():
     from apps.accounts import permissions
 
     assert set(permissions.ACTION_LABELS) == set(permissions.MINIMUM_ROLE)
+
+
+def test_it_stops_honouring_a_cached_token_once_revoked(owner, acme):
+    token, secret = services.create_api_token(member(owner, acme), name="cached")
+    assert services.resolve_api_token(secret, acme) == token  # now in the request-path cache
+    services.revoke_api_token(member(owner, acme), token)
+    assert services.resolve_api_token(secret, acme) is None
+
+
+def test_it_sees_a_role_change_at_once_despite_the_cache(owner, viewer, acme):
+    from apps.accounts.permissions import get_membership
+
+    assert get_membership(viewer, acme).role == "viewer"  # cached
+    services.change_role(member(owner, acme), member(viewer, acme), "operator")
+    assert get_membership(viewer, acme).role == "operator"
+    services.remove_member(member(owner, acme), member(viewer, acme))
+    assert get_membership(viewer, acme) is None

@@ -119,12 +119,15 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/windflow")
 DATABASES = {
-    "default": dj_database_url.parse(
-        DATABASE_URL,
-        engine="django_tenants.postgresql_backend",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
+    "default": dj_database_url.parse(DATABASE_URL, engine="django_tenants.postgresql_backend")
+}
+# A connection pool rather than persistent connections: under ASGI each request may run in a
+# new thread, and per-thread connections pile up until PostgreSQL refuses more clients.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": env_int("DATABASE_POOL_MIN", 2),
+    "max_size": env_int("DATABASE_POOL_MAX", 8),
+    "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -135,6 +138,14 @@ CACHES = {
         "LOCATION": redis_url_with_db(REDIS_URL, 0),
         "KEY_FUNCTION": "django_tenants.cache.make_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    },
+    # Shared by every organisation (no schema prefix): hot lookups of hosts, tokens and
+    # memberships, invalidated by the services that change them.
+    "shared": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": redis_url_with_db(REDIS_URL, 0),
+        "KEY_PREFIX": "shared",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     },
     # Sessions belong to a person, not an organisation: no schema prefix, so that one session
@@ -253,8 +264,8 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "windflow.api.throttling.AnonRateThrottle",
+        "windflow.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("WINDFLOW_API_THROTTLE_ANON", "120/minute"),

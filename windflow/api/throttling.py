@@ -1,0 +1,48 @@
+"""Rate limits kept in Redis as one counter per caller and window: a single INCR per request
+(DRF's default throttles read and rewrite a growing list of timestamps instead)."""
+
+import time
+
+from django_redis import get_redis_connection
+from rest_framework import throttling
+
+
+class FixedWindowThrottle(throttling.SimpleRateThrottle):
+    def allow_request(self, request, view):
+        if self.rate is None:
+            return True
+        ident = self.get_cache_key(request, view)
+        if ident is None:
+            return True
+        window = int(time.time() // self.duration)
+        key = f"throttle:{self.scope}:{ident}:{window}"
+        redis = get_redis_connection("default")
+        pipeline = redis.pipeline()
+        pipeline.incr(key)
+        pipeline.expire(key, self.duration + 1)
+        count, _ = pipeline.execute()
+        self.window_end = (window + 1) * self.duration
+        return count <= self.num_requests
+
+    def wait(self):
+        return max(0.0, self.window_end - time.time())
+
+
+class UserRateThrottle(FixedWindowThrottle):
+    """Per signed-in user (all their tokens together); anonymous callers are AnonRateThrottle's."""
+
+    scope = "user"
+
+    def get_cache_key(self, request, view):
+        if request.user and request.user.is_authenticated:
+            return f"u{request.user.pk}"
+        return None
+
+
+class AnonRateThrottle(FixedWindowThrottle):
+    scope = "anon"
+
+    def get_cache_key(self, request, view):
+        if request.user and request.user.is_authenticated:
+            return None
+        return f"ip{self.get_ident(request)}"
