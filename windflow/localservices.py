@@ -122,7 +122,7 @@ def _run(cmd: list[str], *, log: Path, timeout: float, what: str) -> None:
         raise _fail(f"{what} failed (exit code {result.returncode})", log)
 
 
-def _pid_alive(pid: int, name: str) -> bool:
+def pid_alive(pid: int, name: str) -> bool:
     """True when `pid` is a live (not zombie) process whose command mentions `name`."""
     if pid <= 0:
         return False
@@ -146,13 +146,13 @@ def _pid_alive(pid: int, name: str) -> bool:
 def _wait_pid_gone(pid: int, name: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid, name):
+        if not pid_alive(pid, name):
             return True
         time.sleep(0.05)
-    return not _pid_alive(pid, name)
+    return not pid_alive(pid, name)
 
 
-def _read_int(path: Path, line: int = 0) -> int | None:
+def read_int(path: Path, line: int = 0) -> int | None:
     try:
         return int(path.read_text().splitlines()[line].strip())
     except (OSError, IndexError, ValueError):
@@ -293,11 +293,11 @@ def _pg_running_port(data_dir: Path) -> int | None:
     """The port of a live postmaster on `data_dir`, else None (a stale
     postmaster.pid is removed)."""
     pidfile = data_dir / "postmaster.pid"
-    pid = _read_int(pidfile, 0)
+    pid = read_int(pidfile, 0)
     if pid is None:
         return None
-    if _pid_alive(pid, "postgres"):
-        return _read_int(pidfile, 3)
+    if pid_alive(pid, "postgres"):
+        return read_int(pidfile, 3)
     with contextlib.suppress(OSError):
         pidfile.unlink()
     return None
@@ -557,8 +557,8 @@ class Redis:
         return self.data_dir / "redis.log"
 
     def pid(self) -> int | None:
-        pid = _read_int(self.pidfile)
-        return pid if pid is not None and _pid_alive(pid, "redis") else None
+        pid = read_int(self.pidfile)
+        return pid if pid is not None and pid_alive(pid, "redis") else None
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -596,7 +596,7 @@ def start_redis(data_dir: Path, port: int | None = None, durable: bool = True) -
     data_dir.mkdir(parents=True, exist_ok=True)
     port_file = data_dir / "redis.port"
 
-    previous = Redis(data_dir, _read_int(port_file) or 0, started=False)
+    previous = Redis(data_dir, read_int(port_file) or 0, started=False)
     if previous.is_running() and redis_ping(previous.port):
         return previous
 

@@ -47,7 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from windflow.localservices import HOST, ServiceError, free_port, port_is_free
+from windflow.localservices import (
+    HOST,
+    ServiceError,
+    free_port,
+    pid_alive,
+    port_is_free,
+    read_int,
+)
 
 if TYPE_CHECKING:
     import hvac
@@ -86,30 +93,7 @@ def _fail(message: str, log: Path | None = None) -> ServiceError:
 
 def _pid_alive(pid: int | None) -> bool:
     """True when `pid` is a live (not zombie) process whose command mentions `bao`."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by another user
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():
-        return True  # no procfs (macOS): trust the signal probe
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and "bao" in cmdline
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return bool(pid) and pid_alive(pid, "bao")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -331,7 +315,7 @@ class VaultServer:
                     raise _fail(
                         f"OpenBao (pid {self.pid}) in {self.data_dir} did not stop", self.log_file
                     )
-        if _read_int(self.pidfile) == self.pid:
+        if read_int(self.pidfile) == self.pid:
             with contextlib.suppress(OSError):
                 self.pidfile.unlink()
 
@@ -427,7 +411,7 @@ def _server_env(url: str) -> dict[str, str]:
 
 def _reuse(data_dir: Path, root_token: str | None, timeout: float) -> VaultServer | None:
     """The server still running from an earlier start in `data_dir`, else None."""
-    pid = _read_int(data_dir / "bao.pid")
+    pid = read_int(data_dir / "bao.pid")
     state = _read_json(data_dir / "bao.json")
     if not _pid_alive(pid) or not state.get("port") or not state.get("root_token"):
         return None

@@ -1,5 +1,6 @@
-from django.conf import settings
 from django.db import models
+
+from windflow.models import public_user_reference
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -10,11 +11,7 @@ class NotificationQuerySet(models.QuerySet):
 class Notification(models.Model):
     """An in-app notification for one member of this organisation (the bell)."""
 
-    # Users live in the public schema: deleting one must not make Django look for this
-    # tenant table from the public schema, hence no cascade and no constraint.
-    recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
-    )
+    recipient = public_user_reference()
     verb = models.CharField(max_length=64)
     text = models.CharField(max_length=500)
     url = models.CharField(max_length=500, blank=True)

@@ -5,12 +5,10 @@ from apps.environments.models import Environment
 from windflow.forms import StyledFormMixin
 
 
-class SecretCreateForm(StyledFormMixin, forms.Form):
-    name = forms.CharField(
-        label=_("Name"), max_length=128, help_text=_("Upper-case identifier, e.g. DB_PASSWORD.")
-    )
-    value = forms.CharField(
-        label=_("Value"),
+def value_field(label) -> forms.CharField:
+    """A secret value: not stripped (whitespace may matter), never autocompleted."""
+    return forms.CharField(
+        label=label,
         strip=False,
         widget=forms.Textarea(
             attrs={
@@ -22,6 +20,13 @@ class SecretCreateForm(StyledFormMixin, forms.Form):
         ),
         help_text=_("Write-only: nobody can read it back here or through the API."),
     )
+
+
+class SecretCreateForm(StyledFormMixin, forms.Form):
+    name = forms.CharField(
+        label=_("Name"), max_length=128, help_text=_("Upper-case identifier, e.g. DB_PASSWORD.")
+    )
+    value = value_field(_("Value"))
     environment = forms.ModelChoiceField(
         label=_("Scope"),
         queryset=Environment.objects.all(),
@@ -33,15 +38,4 @@ class SecretCreateForm(StyledFormMixin, forms.Form):
 
 
 class SecretRotateForm(StyledFormMixin, forms.Form):
-    value = forms.CharField(
-        label=_("New value"),
-        strip=False,
-        widget=forms.Textarea(
-            attrs={
-                "rows": 3,
-                "autocomplete": "off",
-                "spellcheck": "false",
-                "class": "font-monospace",
-            }
-        ),
-    )
+    value = value_field(_("New value"))

@@ -1,11 +1,12 @@
 import re
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+
+from windflow.models import public_user_reference
 
 from .choices import BackendName, SecretScope
 
@@ -41,14 +42,7 @@ class SecretRef(models.Model):
     backend = models.CharField(max_length=8, choices=BackendName.choices)
     version = models.PositiveIntegerField(default=1)
     description = models.CharField(_("description"), max_length=300, blank=True)
-    # Users live in the public schema: no constraint and no cascade from it.
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.DO_NOTHING,
-        null=True,
-        db_constraint=False,
-        related_name="+",
-    )
+    created_by = public_user_reference(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
 
@@ -95,13 +89,7 @@ class SecretVersion(models.Model):
     secret = models.ForeignKey(SecretRef, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     ciphertext = models.BinaryField(null=True, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.DO_NOTHING,
-        null=True,
-        db_constraint=False,
-        related_name="+",
-    )
+    created_by = public_user_reference(null=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

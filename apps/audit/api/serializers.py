@@ -1,29 +1,13 @@
 from rest_framework import serializers
 
 from ..models import AuditEvent
+from ..services import EXPORT_FIELDS
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "timestamp",
-            "organization",
-            "actor_type",
-            "actor_id",
-            "actor_label",
-            "action",
-            "object_type",
-            "object_id",
-            "object_label",
-            "changes",
-            "ip",
-            "user_agent",
-            "request_id",
-            "prev_hash",
-            "hash",
-        ]
+        fields = list(EXPORT_FIELDS)
         read_only_fields = fields
 
 
