@@ -58,3 +58,11 @@ def test_it_filters_log_records_and_tracebacks(caplog):
         caplog.handler.removeFilter(handler_filter)
     assert "topsecret-42" not in caplog.text
     assert caplog.text.count(MASK) >= 2
+
+
+def test_it_keeps_secret_values_out_of_api_error_bodies():
+    from windflow.api.errors import error_body
+
+    with secrets_in_scope(["leaky-value-99"]):
+        body = error_body(400, "invalid", "bad leaky-value-99", {"value": ["leaky-value-99"]})
+    assert "leaky-value-99" not in json.dumps(body)

@@ -82,3 +82,20 @@ def test_it_keeps_each_organisation_to_its_own_trail(owner, outsider, acme, glob
     api_client(owner, acme).post("/api/v1/environments/", {"name": "acme-env"}, format="json")
     body = api_client(outsider, globex).get("/api/v1/audit-events/").json()
     assert "acme-env" not in json.dumps(body)
+
+
+def test_it_records_member_invitation_token_and_session_events(owner, viewer, acme):
+    from apps.accounts.models import Membership
+
+    client = client_for(owner, acme)
+    member = Membership.objects.get(user=viewer, organization=acme)
+    client.post(f"/settings/members/{member.pk}/role/", {"role": "developer"})
+    client.post("/settings/invitations/", {"email": "new@example.com", "role": "viewer"})
+    client.post("/settings/tokens/", {"name": "ci", "scope": "read"})
+    client.post("/accounts/logout/")
+    connection.set_tenant(acme)
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"member.role_change", "invitation.create", "token.create", "auth.logout"} <= actions
+    change = AuditEvent.objects.get(action="member.role_change")
+    assert change.changes == {"role": ["viewer", "developer"]}
+    assert change.object_label == viewer.email

@@ -3,6 +3,8 @@
 {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 """
 
+import json
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -11,12 +13,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from windflow.errors import ServiceError
+from windflow.redaction import redact
 
 
 def error_body(status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
-    body = {"status": status_code, "code": code, "message": message}
+    """Secret values in scope never reach a client through an error message."""
+    body = {"status": status_code, "code": code, "message": redact(message)}
     if fields:
-        body["fields"] = fields
+        body["fields"] = json.loads(redact(json.dumps(fields, default=str)))
     return {"error": body}
 
 
