@@ -103,7 +103,12 @@ def rotate_secret(actor: Membership, secret: SecretRef, value: str) -> SecretRef
         secret.rotated_at = timezone.now()
         secret.save(update_fields=["version", "rotated_at"])
         _store_version(secret, secret.version, value, actor)
-        audit.record("secret.rotate", obj=secret, changes={"version": [before, secret.version]})
+        audit.record(
+            "secret.rotate",
+            obj=secret,
+            object_type="secret",
+            changes={"version": [before, secret.version]},
+        )
     return secret
 
 
@@ -116,6 +121,7 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
         audit.record(
             "secret.update",
             obj=secret,
+            object_type="secret",
             changes=audit.diff({"description": before}, {"description": secret.description}),
         )
     return secret
@@ -124,7 +130,9 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
 def delete_secret(actor: Membership, secret: SecretRef) -> None:
     permissions.require(actor, "secret.manage")
     with transaction.atomic():
-        audit.record("secret.delete", obj=secret, changes={"version": secret.version})
+        audit.record(
+            "secret.delete", obj=secret, object_type="secret", changes={"version": secret.version}
+        )
         backend = backend_for(secret.backend)
         secret.delete()
         backend.destroy(secret)  # last: if the backend refuses, the row comes back
