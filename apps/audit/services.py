@@ -70,7 +70,7 @@ def _request_meta() -> dict:
 
 def _object_fields(obj, object_type, object_id, object_label) -> dict:
     if obj is not None:
-        object_type = object_type or obj._meta.model_name
+        object_type = object_type or getattr(obj, "audit_type", obj._meta.model_name)
         object_id = object_id or str(obj.pk)
         object_label = object_label or str(obj)
     return {

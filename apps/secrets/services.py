@@ -106,7 +106,6 @@ def rotate_secret(actor: Membership, secret: SecretRef, value: str) -> SecretRef
         audit.record(
             "secret.rotate",
             obj=secret,
-            object_type="secret",
             changes={"version": [before, secret.version]},
         )
     return secret
@@ -121,7 +120,6 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
         audit.record(
             "secret.update",
             obj=secret,
-            object_type="secret",
             changes=audit.diff({"description": before}, {"description": secret.description}),
         )
     return secret
@@ -130,9 +128,7 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
 def delete_secret(actor: Membership, secret: SecretRef) -> None:
     permissions.require(actor, "secret.manage")
     with transaction.atomic():
-        audit.record(
-            "secret.delete", obj=secret, object_type="secret", changes={"version": secret.version}
-        )
+        audit.record("secret.delete", obj=secret, changes={"version": secret.version})
         backend = backend_for(secret.backend)
         secret.delete()
         backend.destroy(secret)  # last: if the backend refuses, the row comes back
