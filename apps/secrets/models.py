@@ -28,6 +28,8 @@ class SecretRef(models.Model):
     """A named secret of the organisation (or of one environment). Its value lives in the
     backend; this row holds only what may be shown: name, scope, version, dates."""
 
+    audit_type = "secret"
+
     name = models.CharField(_("name"), max_length=128, validators=[validate_secret_name])
     scope = models.CharField(
         max_length=16, choices=SecretScope.choices, default=SecretScope.ORGANIZATION

@@ -142,3 +142,11 @@ def test_it_rejects_an_impossible_date_range(in_acme):
         services.filtered(
             since=datetime(2026, 2, 1, tzinfo=UTC), until=datetime(2026, 1, 1, tzinfo=UTC)
         )
+
+
+def test_it_names_secret_events_plainly(owner, acme, in_acme):
+    from apps.secrets import services as secrets
+
+    secrets.create_secret(owner_membership(owner, acme), name="DB_PASSWORD", value="pw-123456")
+    event = AuditEvent.objects.get(action="secret.create")
+    assert (event.object_type, event.object_label) == ("secret", "DB_PASSWORD")
