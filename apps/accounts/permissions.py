@@ -46,6 +46,9 @@ MINIMUM_ROLE = {
     "secret.use": Role.OPERATOR,
     "secret.manage": Role.ADMIN,
     "audit.view": Role.ADMIN,
+    "target.view": Role.VIEWER,
+    "target.check": Role.OPERATOR,
+    "target.manage": Role.ADMIN,
 }
 
 # What each action means to a person, for error messages.
@@ -69,6 +72,9 @@ ACTION_LABELS = {
     "secret.use": _lazy("use secrets in deployments"),
     "secret.manage": _lazy("manage secrets"),
     "audit.view": _lazy("read the audit log"),
+    "target.view": _lazy("see servers"),
+    "target.check": _lazy("test servers"),
+    "target.manage": _lazy("add, change or prepare servers"),
 }
 
 # Object permissions that a grant can add on top of a role (guardian codenames).

@@ -134,6 +134,12 @@ def delete_secret(actor: Membership, secret: SecretRef) -> None:
         backend.destroy(secret)  # last: if the backend refuses, the row comes back
 
 
+def read_value(secret: SecretRef) -> str:
+    """The current value of one secret, for WindFlow's own use (a target's SSH key). Callers
+    keep it under `secrets_in_scope` and never return it to anyone."""
+    return backend_for(secret.backend).read(secret, secret.version)
+
+
 def versions(secret: SecretRef):
     return secret.versions.order_by("-version")
 
