@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from guardian.shortcuts import get_perms
 
 from windflow import hotcache
@@ -53,28 +53,28 @@ MINIMUM_ROLE = {
 
 # What each action means to a person, for error messages.
 ACTION_LABELS = {
-    "organization.view": _lazy("see this organisation"),
-    "organization.change": _lazy("change this organisation"),
-    "member.view": _lazy("see members"),
-    "member.manage": _lazy("manage members"),
-    "invitation.manage": _lazy("manage invitations"),
-    "token.use": _lazy("use API tokens"),
-    "token.manage_all": _lazy("manage other members' tokens"),
-    "environment.view": _lazy("see environments"),
-    "environment.add": _lazy("create environments"),
-    "environment.change": _lazy("change environments"),
-    "environment.protect": _lazy("protect or unprotect environments"),
-    "environment.delete": _lazy("delete environments"),
-    "environment.grant": _lazy("grant deploy access"),
-    "environment.deploy": _lazy("deploy to this environment"),
-    "notification.view": _lazy("see notifications"),
-    "secret.view": _lazy("see secret names"),
-    "secret.use": _lazy("use secrets in deployments"),
-    "secret.manage": _lazy("manage secrets"),
-    "audit.view": _lazy("read the audit log"),
-    "target.view": _lazy("see servers"),
-    "target.check": _lazy("test servers"),
-    "target.manage": _lazy("add, change or prepare servers"),
+    "organization.view": gettext_lazy("see this organisation"),
+    "organization.change": gettext_lazy("change this organisation"),
+    "member.view": gettext_lazy("see members"),
+    "member.manage": gettext_lazy("manage members"),
+    "invitation.manage": gettext_lazy("manage invitations"),
+    "token.use": gettext_lazy("use API tokens"),
+    "token.manage_all": gettext_lazy("manage other members' tokens"),
+    "environment.view": gettext_lazy("see environments"),
+    "environment.add": gettext_lazy("create environments"),
+    "environment.change": gettext_lazy("change environments"),
+    "environment.protect": gettext_lazy("protect or unprotect environments"),
+    "environment.delete": gettext_lazy("delete environments"),
+    "environment.grant": gettext_lazy("grant deploy access"),
+    "environment.deploy": gettext_lazy("deploy to this environment"),
+    "notification.view": gettext_lazy("see notifications"),
+    "secret.view": gettext_lazy("see secret names"),
+    "secret.use": gettext_lazy("use secrets in deployments"),
+    "secret.manage": gettext_lazy("manage secrets"),
+    "audit.view": gettext_lazy("read the audit log"),
+    "target.view": gettext_lazy("see servers"),
+    "target.check": gettext_lazy("test servers"),
+    "target.manage": gettext_lazy("add, change or prepare servers"),
 }
 
 # Object permissions that a grant can add on top of a role (guardian codenames).
