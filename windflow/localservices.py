@@ -20,12 +20,24 @@ Running as root: PostgreSQL refuses root, so initdb/pg_ctl run through
 ``runuser -u postgres --``; the ``postgres`` system user is created when
 missing, the data directory is chowned to it, and a parent directory that it
 could not traverse gets the search bit for others (``o+x``, never read).
+
+Engine and SSH tests (root):
+
+    sock = ensure_docker_engine()          # "/var/run/docker.sock", dockerd started if needed
+    sshd = start_sshd(Path("var/sshd"))    # private OpenSSH on 127.0.0.1, own host key
+    sshd.authorize("root", "ssh-ed25519 AAAA...")
+    ensure_system_user("nodocker", docker_access=False)
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import fcntl
+import functools
 import glob
+import grp
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -669,3 +681,458 @@ def _wait_redis_ready(server: Redis, log_offset: int, timeout: float = REDIS_TIM
         f"within {timeout:.0f} s",
         server.log_file,
     )
+
+
+# ---------------------------------------------------------------------- Docker engine
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+DOCKERD_LOG = Path("/var/log/windflow-dockerd.log")
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")  # written by dockerd itself
+DOCKERD_LOCK = Path("/var/run/windflow-dockerd.lock")
+
+
+def docker_ping(socket_path: str = DOCKER_SOCKET, timeout: float = 2.0) -> bool:
+    """True when a Docker engine answers ``GET /_ping`` on the unix socket.
+
+    Raises PermissionError when the socket exists but this user may not open it
+    (not root and not in its group): starting another engine would not help."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(socket_path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+    except PermissionError:
+        raise
+    except OSError:
+        return False
+    return answer.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")) and answer.endswith(b"OK")
+
+
+def _ping_or_explain(socket_path: str) -> bool:
+    try:
+        return docker_ping(socket_path)
+    except PermissionError:
+        raise ServiceError(
+            f"the Docker engine socket {socket_path} refuses this user (uid {os.geteuid()}): "
+            "run as root or add the user to the `docker` group (then log in again)"
+        ) from None
+
+
+def _dockerd_or_explain() -> str:
+    dockerd = shutil.which("dockerd", path=os.pathsep.join([os.environ.get("PATH", ""), *SBIN]))
+    if dockerd is None:
+        raise ServiceError(
+            "the Docker engine is not running and `dockerd` was not found: "
+            "install it with `apt-get install -y docker.io` (Debian/Ubuntu)"
+        )
+    return dockerd
+
+
+def _daemon_env() -> dict[str, str]:
+    """Our environment with the sbin directories on PATH (dockerd runs iptables, runc...)."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([*SBIN, "/usr/local/sbin", "/usr/local/bin", env.get("PATH", "")])
+    return env
+
+
+def _spawn_daemon(cmd: list[str], log: Path) -> subprocess.Popen:
+    """Start a long-running daemon detached: own session, output appended to `log`
+    (never a pipe), stdin from /dev/null, cwd /."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        try:
+            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                cwd="/",
+                env=_daemon_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise _fail(f"could not run {cmd[0]}: {exc}", log) from None
+
+
+def _wait_docker_ping(
+    socket_path: str, process: subprocess.Popen | None, pid: int | None, timeout: float
+) -> None:
+    """Wait until the engine answers; fail early when the dockerd we wait for exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if _ping_or_explain(socket_path):
+            return
+        exited = process.poll() is not None if process else not pid_alive(pid or 0, "dockerd")
+        if exited and not _ping_or_explain(socket_path):
+            code = f" (exit code {process.returncode})" if process is not None else ""
+            raise _fail(f"dockerd exited during start-up{code}", DOCKERD_LOG)
+        if time.monotonic() > deadline:
+            raise _fail(
+                f"dockerd (pid {process.pid if process else pid}) did not answer on "
+                f"{socket_path} within {timeout:.0f} s; it is left running",
+                DOCKERD_LOG,
+            )
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _dockerd_lock():
+    """One starter at a time across processes (parallel test workers)."""
+    with DOCKERD_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_docker_engine(timeout: float = 30) -> str:
+    """The socket path of a Docker engine that answers ``/_ping``.
+
+    Reuses a running engine. Otherwise, as root, starts ``dockerd`` detached (log in
+    /var/log/windflow-dockerd.log, its own session) and waits up to `timeout` seconds.
+    A dockerd that is already starting (another process started it) is waited for,
+    not started twice. Raises ServiceError with the log tail when it fails, and says
+    how to install it when dockerd is missing. Installing is .ci/run's job."""
+    if _ping_or_explain(DOCKER_SOCKET):
+        return DOCKER_SOCKET
+    if not _is_root():
+        raise ServiceError(
+            f"no Docker engine answers on {DOCKER_SOCKET} and only root may start one: "
+            "start it as root (`dockerd > /var/log/windflow-dockerd.log 2>&1 &`)"
+        )
+    dockerd = _dockerd_or_explain()
+    with _dockerd_lock():
+        if _ping_or_explain(DOCKER_SOCKET):
+            return DOCKER_SOCKET
+        running = read_int(DOCKERD_PIDFILE)
+        if running is not None and pid_alive(running, "dockerd"):
+            _wait_docker_ping(DOCKER_SOCKET, None, running, timeout)
+            return DOCKER_SOCKET
+        process = _spawn_daemon([dockerd], DOCKERD_LOG)
+        _wait_docker_ping(DOCKER_SOCKET, process, None, timeout)
+    return DOCKER_SOCKET
+
+
+# ------------------------------------------------------------------------------ sshd
+
+SSHD = "/usr/sbin/sshd"
+SSHD_TIMEOUT = 10
+SSHD_PRIVSEP_DIR = Path("/run/sshd")
+
+
+def openssh_fingerprint(public_key_line: str) -> str:
+    """``SHA256:<base64, no padding>`` of an OpenSSH public key line, as `ssh-keygen -lf`."""
+    try:
+        blob = base64.b64decode(public_key_line.split()[1], validate=True)
+    except (IndexError, ValueError):
+        raise ValueError(f"not an OpenSSH public key line: {public_key_line[:40]!r}") from None
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def ssh_banner(port: int, host: str = HOST, timeout: float = 1.0) -> str | None:
+    """The identification line (``SSH-2.0-...``) an SSH server sends, else None."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            data = b""
+            while b"\n" not in data and len(data) < 512:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    line = data.split(b"\n", 1)[0].strip().decode(errors="replace")
+    return line if line.startswith("SSH-") else None
+
+
+@functools.cache
+def _sshd_knows(option: str) -> bool:
+    """True when this sshd accepts `option` (PerSourcePenalties exists from OpenSSH 9.8)."""
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed argv, short-lived, no daemon
+            [SSHD, "-t", "-f", "/dev/null", "-o", f"{option}=no"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=SSHD_TIMEOUT,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return b"Bad configuration option" not in result.stderr
+
+
+def _sshd_quote(value: str) -> str:
+    if any(ch in value for ch in '"\n'):
+        raise ServiceError(f"sshd cannot use a path holding quotes or newlines: {value!r}")
+    return f'"{value}"'
+
+
+@dataclass
+class Sshd:
+    """A private OpenSSH server on 127.0.0.1 with its own host key and key-only logins."""
+
+    data_dir: Path
+    port: int
+    host: str = HOST
+    started: bool = True  # False when an already running server was reused
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "sshd_config"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "sshd.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.data_dir / "sshd.pid"
+
+    @property
+    def host_key_file(self) -> Path:
+        return self.data_dir / "ssh_host_ed25519_key"
+
+    @property
+    def authorized_keys_dir(self) -> Path:
+        return self.data_dir / "authorized_keys"
+
+    @property
+    def host_public_key(self) -> str:
+        """``ssh-ed25519 AAAA...`` (no comment): pin it in known_hosts / paramiko."""
+        fields = Path(f"{self.host_key_file}.pub").read_text().split()
+        return f"{fields[0]} {fields[1]}"
+
+    @property
+    def host_key_fingerprint(self) -> str:
+        return openssh_fingerprint(self.host_public_key)
+
+    def pid(self) -> int | None:
+        pid = read_int(self.pidfile)
+        return pid if pid is not None and pid_alive(pid, "sshd") else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def authorize(self, user: str, public_key_line: str) -> None:
+        """Let `user` log in with `public_key_line` (appended to its authorized_keys)."""
+        line = public_key_line.strip()
+        if not line or "\n" in line:
+            raise ValueError("authorize() takes one OpenSSH public key line")
+        openssh_fingerprint(line)  # validates the key blob
+        self.authorized_keys_dir.mkdir(mode=0o755, exist_ok=True)
+        keys = self.authorized_keys_dir / user
+        with keys.open("a") as out:
+            out.write(line + "\n")
+        keys.chmod(0o644)
+        _let_user_read(keys, user)
+
+    def rotate_host_key(self) -> str:
+        """Replace the host key and restart on the same port; returns the new fingerprint."""
+        self.stop()
+        for path in (self.host_key_file, Path(f"{self.host_key_file}.pub")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        _launch_sshd(self)
+        return self.host_key_fingerprint
+
+    def stop(self, timeout: float = SSHD_TIMEOUT) -> None:
+        """Stop the listener (SIGTERM); open sessions end on their own. No-op when stopped."""
+        pid = self.pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_pid_gone(pid, "sshd", timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            if not _wait_pid_gone(pid, "sshd", 5):
+                raise _fail(f"sshd (pid {pid}) in {self.data_dir} did not stop", self.log_file)
+        with contextlib.suppress(OSError):
+            self.pidfile.unlink()
+
+    def __enter__(self) -> Sshd:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _let_user_read(path: Path, user: str) -> None:
+    """sshd reads authorized_keys as the user: as root, let a non-root user reach
+    `path` (o+x on ancestors that lack it, never read)."""
+    if not _is_root() or user == "root":
+        return
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return  # no such user: sshd refuses the login anyway
+    _grant_traverse(path.parent, account)
+
+
+def _write_sshd_config(server: Sshd) -> None:
+    keys_pattern = str(server.authorized_keys_dir).replace("%", "%%") + "/%u"
+    lines = [
+        "# WindFlow private sshd: rewritten at every start by windflow.localservices",
+        f"Port {server.port}",
+        f"ListenAddress {HOST}",
+        f"HostKey {_sshd_quote(str(server.host_key_file))}",
+        f"PidFile {_sshd_quote(str(server.pidfile))}",
+        f"AuthorizedKeysFile {_sshd_quote(keys_pattern)}",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",
+        "PermitRootLogin prohibit-password",
+        "MaxStartups 200:30:400",
+        "MaxSessions 100",
+        "LoginGraceTime 10",
+        "UseDNS no",
+        "PrintMotd no",
+        "X11Forwarding no",
+        "Subsystem sftp internal-sftp",
+    ]
+    if _sshd_knows("PerSourcePenalties"):  # OpenSSH >= 9.8 would throttle a benchmark
+        lines.append("PerSourcePenalties no")
+    server.config_file.write_text("\n".join(lines) + "\n")
+
+
+def _ensure_host_key(server: Sshd) -> None:
+    if server.host_key_file.exists() and Path(f"{server.host_key_file}.pub").exists():
+        return
+    with contextlib.suppress(FileNotFoundError):
+        server.host_key_file.unlink()
+    keygen = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
+    cmd = [keygen, "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(server.host_key_file)]
+    _run(cmd, log=server.log_file, timeout=SSHD_TIMEOUT, what="ssh-keygen of the sshd host key")
+
+
+def _wait_sshd_ready(server: Sshd, timeout: float = SSHD_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.is_running() and ssh_banner(server.port):
+            return
+        if server.pidfile.exists() and not server.is_running():
+            break  # died after writing its pidfile
+        time.sleep(0.05)
+    server.stop()
+    raise _fail(
+        f"sshd in {server.data_dir} did not send its banner on {HOST}:{server.port} "
+        f"within {timeout:.0f} s",
+        server.log_file,
+    )
+
+
+def _launch_sshd(server: Sshd) -> None:
+    """Write the config, make the host key if missing, start sshd (it daemonizes) and wait."""
+    _require_free_port(server.port, f"sshd in {server.data_dir}")
+    _ensure_host_key(server)
+    _write_sshd_config(server)
+    with contextlib.suppress(PermissionError):  # privilege separation dir (root only)
+        SSHD_PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        server.pidfile.unlink()
+    cmd = [SSHD, "-f", str(server.config_file), "-E", str(server.log_file)]
+    _run(cmd, log=server.log_file, timeout=SSHD_TIMEOUT, what=f"starting sshd in {server.data_dir}")
+    (server.data_dir / "sshd.port").write_text(f"{server.port}\n")
+    _wait_sshd_ready(server)
+
+
+def start_sshd(data_dir: Path, port: int | None = None) -> Sshd:
+    """Start (or reuse) a private OpenSSH server on 127.0.0.1 with its files in `data_dir`.
+
+    Key-only logins (PasswordAuthentication, keyboard-interactive and PAM off; root by
+    key only), an ed25519 host key generated in `data_dir` on first start and kept,
+    authorized keys in ``data_dir/authorized_keys/<user>`` (see ``Sshd.authorize``),
+    sized for many parallel sessions (MaxStartups 200:30:400, MaxSessions 100).
+    `port=None` takes the port used last time when it is free, else a free one.
+    Returns once the server sends its SSH banner (10 s at most)."""
+    if not os.access(SSHD, os.X_OK):
+        raise ServiceError(
+            f"{SSHD} was not found: install it with `apt-get install -y openssh-server`"
+        )
+    data_dir = Path(data_dir).absolute()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    previous = Sshd(data_dir, read_int(data_dir / "sshd.port") or 0, started=False)
+    if previous.is_running() and port in (None, previous.port) and ssh_banner(previous.port):
+        return previous
+    previous.stop()
+    server = Sshd(data_dir, port or _previous_port(previous.port or None), started=True)
+    _launch_sshd(server)
+    return server
+
+
+# ----------------------------------------------------------------------- system users
+
+
+def _admin(cmd: list[str], what: str) -> None:
+    """Run a short admin command (useradd, usermod, gpasswd) and explain a failure."""
+    cmd = [_system_program(cmd[0]), *cmd[1:]]
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed argv, short-lived, no daemon
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ServiceError(f"{what} failed: {exc}") from None
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip()
+        raise ServiceError(f"{what} failed (exit code {result.returncode}): {output}")
+
+
+def _shadow_password(name: str) -> str | None:
+    try:
+        for line in Path("/etc/shadow").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == name and len(fields) > 1:
+                return fields[1]
+    except OSError:
+        return None
+    return None
+
+
+def ensure_system_user(name: str, *, docker_access: bool) -> str:
+    """As root: a normal login user `name` (home, /bin/bash) that can log in by key,
+    in the `docker` group when `docker_access` and out of it otherwise. Idempotent.
+
+    A new account's password is locked (``!``), which makes sshd refuse even key
+    logins without PAM: it is set to ``*`` (no password, not locked)."""
+    if not _is_root():
+        raise ServiceError(f"creating or changing the system user {name!r} needs root")
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        _admin(["useradd", "-m", "-s", "/bin/bash", name], f"useradd {name}")
+        account = pwd.getpwnam(name)
+    if (_shadow_password(name) or "").startswith("!"):
+        _admin(["usermod", "-p", "*", name], f"unlocking {name} for key logins")
+    _set_docker_access(account, docker_access)
+    return name
+
+
+def _docker_group(create: bool) -> grp.struct_group | None:
+    try:
+        return grp.getgrnam("docker")
+    except KeyError:
+        if not create:
+            return None
+    _admin(["groupadd", "--system", "docker"], "groupadd docker")
+    return grp.getgrnam("docker")
+
+
+def _set_docker_access(account: pwd.struct_passwd, allowed: bool) -> None:
+    group = _docker_group(create=allowed)
+    if group is None:
+        return  # no docker group: nobody but root reaches the socket
+    member = account.pw_name in group.gr_mem
+    if allowed and not member and account.pw_gid != group.gr_gid:
+        _admin(["usermod", "-aG", "docker", account.pw_name], f"adding {account.pw_name} to docker")
+    elif not allowed and account.pw_gid == group.gr_gid:
+        raise ServiceError(f"{account.pw_name}'s primary group is docker: cannot take it out")
+    elif not allowed and member:
+        _admin(
+            ["gpasswd", "-d", account.pw_name, "docker"], f"taking {account.pw_name} out of docker"
+        )
