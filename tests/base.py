@@ -81,7 +81,7 @@ def run_queued_jobs(limit: int = 100) -> list[str]:
 
     broker = dramatiq.get_broker()
     tenant_middleware = TenantMiddleware()
-    schema_before = connection.schema_name
+    tenant_before = connection.tenant
     ran = []
     for queue in sorted(broker.get_declared_queues()):
         consumer = broker.consume(queue, prefetch=limit, timeout=50)
@@ -98,8 +98,7 @@ def run_queued_jobs(limit: int = 100) -> list[str]:
                 ran.append(message.actor_name)
         finally:
             consumer.close()
-    if schema_before != connection.schema_name:
-        connection.set_schema_to_public()
+    connection.set_tenant(tenant_before)  # the middleware leaves the public schema active
     return ran
 
 

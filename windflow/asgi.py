@@ -9,14 +9,17 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from apps.notifications.routing import websocket_urlpatterns  # noqa: E402
+from apps.notifications.routing import websocket_urlpatterns as notification_sockets  # noqa: E402
+from apps.targets.routing import websocket_urlpatterns as target_sockets  # noqa: E402
 from windflow.realtime import TenantWebsocketMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
-            TenantWebsocketMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            TenantWebsocketMiddleware(
+                AuthMiddlewareStack(URLRouter(notification_sockets + target_sockets))
+            )
         ),
     }
 )

@@ -20,11 +20,30 @@ class PeriodicJob:
 
 
 def periodic_jobs() -> list[PeriodicJob]:
+    from django.conf import settings
+
     from apps.accounts.tasks import purge_expired_invitations
 
     return [
         PeriodicJob("purge_expired_invitations", 3600, purge_expired_invitations.send),
+        PeriodicJob("sweep_targets", settings.WINDFLOW_TARGET_SWEEP_SECONDS,
+                    enqueue_target_sweeps),
     ]
+
+
+def enqueue_target_sweeps() -> None:
+    """One sweep job per organisation, each running in its own schema."""
+    from django.conf import settings
+
+    from apps.targets.tasks import sweep_targets
+    from apps.tenants.models import Organization
+    from windflow.workers import TENANT_OPTION
+
+    schemas = Organization.objects.exclude(
+        schema_name=settings.PUBLIC_SCHEMA_NAME
+    ).values_list("schema_name", flat=True)
+    for schema in schemas:
+        sweep_targets.send_with_options(**{TENANT_OPTION: schema})
 
 
 def run(redis, identity: str, *, tick: float = 1.0, lock_ttl: int = 15, max_ticks=None) -> None:

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("apps.environments.api.urls")),
     path("", include("apps.secrets.api.urls")),
     path("", include("apps.audit.api.urls")),
+    path("", include("apps.targets.api.urls")),
 ]
 
 urlpatterns = [
@@ -20,6 +21,7 @@ urlpatterns = [
     path("environments/", include("apps.environments.urls")),
     path("settings/", include("apps.accounts.urls")),
     path("secrets/", include("apps.secrets.urls")),
+    path("servers/", include("apps.targets.urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path(

@@ -59,6 +59,7 @@ TENANT_APPS = [
     "apps.audit",
     "apps.environments",
     "apps.secrets",
+    "apps.targets",
     "apps.notifications",
 ]
 
@@ -291,6 +292,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentKindEnum": "apps.environments.choices.EnvironmentKind",
+        "TargetKindEnum": "apps.targets.choices.TargetKind",
+        "TargetStatusEnum": "apps.targets.choices.TargetStatus",
+        "RunStatusEnum": "apps.targets.choices.RunStatus",
+        "RoleEnum": "apps.accounts.choices.Role",
+        "TokenScopeEnum": "apps.accounts.choices.TokenScope",
+    },
     "SECURITY": [{"bearerAuth": []}],
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
 }
@@ -338,6 +347,7 @@ WINDFLOW_SECRETS_BACKEND = env_str("WINDFLOW_SECRETS_BACKEND", "vault" if VAULT_
 # Development only; prod refuses to start without its own key.
 WINDFLOW_MASTER_KEY = env_str("WINDFLOW_MASTER_KEY", "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYnk=")
 WINDFLOW_MASTER_KEY_PREVIOUS = env_str("WINDFLOW_MASTER_KEY_PREVIOUS")
+WINDFLOW_TARGET_SWEEP_SECONDS = env_int("WINDFLOW_TARGET_SWEEP_SECONDS", 300)
 WINDFLOW_AUDIT_ARCHIVE_DIR = env_str("WINDFLOW_AUDIT_ARCHIVE_DIR", str(BASE_DIR / "var" / "audit"))
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 

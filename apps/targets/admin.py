@@ -1,0 +1,31 @@
+from django.contrib import admin
+
+from .models import PrepareRun, Target, TargetCheck
+
+
+@admin.register(Target)
+class TargetAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "host", "status", "last_seen"]
+    list_filter = ["kind", "status"]
+    search_fields = ["name", "host"]
+    readonly_fields = [
+        "credential",
+        "public_key",
+        "host_key_fingerprint",
+        "pending_host_key_fingerprint",
+        "facts",
+        "last_seen",
+        "status",
+    ]
+
+
+@admin.register(TargetCheck)
+class TargetCheckAdmin(admin.ModelAdmin):
+    list_display = ["target", "status", "started_at", "duration_ms"]
+    list_filter = ["status"]
+
+
+@admin.register(PrepareRun)
+class PrepareRunAdmin(admin.ModelAdmin):
+    list_display = ["target", "status", "exit_code", "created_at", "finished_at"]
+    list_filter = ["status"]

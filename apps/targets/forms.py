@@ -1,0 +1,64 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.environments.models import Environment
+from windflow.forms import StyledFormMixin
+
+from .choices import TargetKind
+
+
+class TargetCreateForm(StyledFormMixin, forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=63, help_text=_("Lower-case, e.g. web-1."))
+    kind = forms.ChoiceField(
+        label=_("Connection"), choices=TargetKind.choices, initial=TargetKind.SSH
+    )
+    host = forms.CharField(label=_("Host"), max_length=253, required=False)
+    port = forms.IntegerField(
+        label=_("SSH port"), min_value=1, max_value=65535, initial=22, required=False
+    )
+    user = forms.CharField(label=_("SSH user"), max_length=64, required=False, initial="root")
+    generate_key = forms.BooleanField(
+        label=_("Generate a new ed25519 key pair for me"),
+        required=False,
+        initial=True,
+        help_text=_("WindFlow shows you the public key to add to the server."),
+    )
+    private_key = forms.CharField(
+        label=_("Or paste a private key"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "font-monospace",
+            }
+        ),
+    )
+    passphrase = forms.CharField(
+        label=_("Key passphrase"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+    socket_path = forms.CharField(
+        label=_("Docker socket"), required=False, initial="/var/run/docker.sock"
+    )
+    environments = forms.ModelMultipleChoiceField(
+        label=_("Environments it serves"),
+        queryset=Environment.objects.all(),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+    )
+
+    def service_fields(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["port"] = data.get("port") or 22
+        if data.get("private_key", "").strip():
+            data["generate_key"] = False
+        return data
+
+
+class ConfirmHostKeyForm(StyledFormMixin, forms.Form):
+    fingerprint = forms.CharField(widget=forms.HiddenInput)

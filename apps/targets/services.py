@@ -1,0 +1,352 @@
+"""Targets: register servers (SSH or the local Docker socket), pin host keys, test them,
+prepare them. The SSH and Docker work itself is the engine's (windflow.engine)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from contextlib import contextmanager
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from apps.accounts.models import Membership
+from apps.audit import services as audit
+from apps.secrets import services as secrets
+from apps.secrets.models import SecretRef
+from windflow.engine import checks as engine_checks
+from windflow.engine import ssh
+from windflow.engine.errors import EngineError, KeyFormatError
+from windflow.errors import Conflict, ServiceError
+from windflow.redaction import secrets_in_scope
+
+from .choices import RunStatus, TargetKind, TargetStatus
+from .models import PrepareRun, Target, TargetCheck
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]$|^[a-z0-9]$")
+HOST_PATTERN = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[?[0-9A-Fa-f:]+\]?$")
+USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def _credential_name(slug: str) -> str:
+    return f"TARGET_{slug.upper().replace('-', '_').replace('.', '_')}_SSH_KEY"
+
+
+def _validate_address(*, name, kind, host, port, user) -> None:
+    if not NAME_PATTERN.match(name or ""):
+        raise ServiceError(
+            _("Use lower-case letters, digits, dots and hyphens (e.g. web-1)."), field="name"
+        )
+    if kind not in TargetKind.values:
+        raise ServiceError(_("Unknown kind of target."), field="kind")
+    if kind == TargetKind.SSH:
+        if not HOST_PATTERN.match(host or ""):
+            raise ServiceError(_("Enter a host name or an IP address."), field="host")
+        if not 1 <= int(port) <= 65535:
+            raise ServiceError(_("The port must be between 1 and 65535."), field="port")
+        if not USER_PATTERN.match(user or ""):
+            raise ServiceError(_("Enter a valid user name."), field="user")
+
+
+def _check_key(private_key: str, passphrase: str | None) -> str:
+    try:
+        return ssh.public_line_of(private_key, passphrase or None)
+    except KeyFormatError as exc:
+        raise ServiceError(
+            str(exc), field="passphrase" if "passphrase" in str(exc).lower() else "private_key"
+        ) from exc
+
+
+def create_target(
+    actor: Membership,
+    *,
+    name: str,
+    kind: str,
+    host: str = "",
+    port: int = 22,
+    user: str = "",
+    socket_path: str = "/var/run/docker.sock",
+    private_key: str = "",
+    passphrase: str = "",
+    generate_key: bool = False,
+    labels: dict | None = None,
+    environments=(),
+) -> Target:
+    """Register a target. For SSH, the host key is scanned now (it must answer) and waits for
+    the admin's confirmation before it is pinned; nothing is stored if anything fails."""
+    permissions.require(actor, "target.manage")
+    name = (name or "").strip().lower()
+    _validate_address(name=name, kind=kind, host=host, port=port, user=user)
+    slug = slugify(name)
+    if Target.objects.filter(slug=slug).exists():
+        raise Conflict(
+            _("A target named %(name)s already exists.") % {"name": name},
+            field="name",
+            code="duplicate",
+        )
+    public_key = ""
+    host_key = None
+    if kind == TargetKind.SSH:
+        if generate_key:
+            private_key, public_key = ssh.generate_ed25519_keypair()
+            passphrase = ""
+        elif not private_key.strip():
+            raise ServiceError(
+                _("Paste a private key, or let WindFlow generate one."), field="private_key"
+            )
+        else:
+            public_key = _check_key(private_key, passphrase)
+        try:
+            host_key = ssh.scan_host_key(host, int(port), timeout=5)
+        except EngineError as exc:
+            raise ServiceError(_engine_message(exc), field="host") from exc
+    try:
+        with transaction.atomic():
+            target = Target.objects.create(
+                name=name,
+                slug=slug,
+                kind=kind,
+                host=host.strip(),
+                port=int(port),
+                user=user.strip(),
+                socket_path=socket_path if kind == TargetKind.LOCAL else "",
+                public_key=public_key,
+                labels=labels or {},
+                pending_host_key_fingerprint=host_key.fingerprint if host_key else "",
+                host_key_type=host_key.key_type if host_key else "",
+            )
+            target.environments.set(environments)
+            if kind == TargetKind.SSH:
+                value = json.dumps({"private_key": private_key, "passphrase": passphrase or ""})
+                target.credential = secrets.create_secret(
+                    actor,
+                    name=_credential_name(slug),
+                    value=value,
+                    description=_("SSH key of target %(name)s") % {"name": name},
+                )
+                target.save(update_fields=["credential"])
+            audit.record(
+                "target.create",
+                obj=target,
+                changes={
+                    "kind": kind,
+                    "address": target.address,
+                    "host_key": target.pending_host_key_fingerprint,
+                },
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            _("A target named %(name)s already exists.") % {"name": name},
+            field="name",
+            code="duplicate",
+        ) from exc
+    return target
+
+
+def confirm_host_key(actor: Membership, target: Target, fingerprint: str) -> Target:
+    """Pin the host key the admin has compared with the server's own."""
+    permissions.require(actor, "target.manage")
+    if not target.pending_host_key_fingerprint:
+        raise ServiceError(_("There is no host key waiting for confirmation."))
+    if fingerprint.strip() != target.pending_host_key_fingerprint:
+        raise ServiceError(
+            _("The fingerprint does not match the one the server presented."), field="fingerprint"
+        )
+    before = target.host_key_fingerprint
+    target.host_key_fingerprint = target.pending_host_key_fingerprint
+    target.pending_host_key_fingerprint = ""
+    with transaction.atomic():
+        target.save(update_fields=["host_key_fingerprint", "pending_host_key_fingerprint"])
+        audit.record(
+            "target.pin_host_key",
+            obj=target,
+            changes={"host_key": [before, target.host_key_fingerprint]},
+        )
+    return target
+
+
+def rescan_host_key(actor: Membership, target: Target) -> Target:
+    """After a server was reinstalled: read its new key, to be confirmed like the first."""
+    permissions.require(actor, "target.manage")
+    try:
+        host_key = ssh.scan_host_key(target.host, target.port, timeout=5)
+    except EngineError as exc:
+        raise ServiceError(_engine_message(exc)) from exc
+    target.pending_host_key_fingerprint = host_key.fingerprint
+    target.host_key_type = host_key.key_type
+    target.save(update_fields=["pending_host_key_fingerprint", "host_key_type"])
+    return target
+
+
+def update_target(
+    actor: Membership, target: Target, *, labels=None, environments=None, name=None
+) -> Target:
+    permissions.require(actor, "target.manage")
+    before = {"labels": target.labels, "name": target.name}
+    with transaction.atomic():
+        if labels is not None:
+            target.labels = labels
+        if name is not None and name != target.name:
+            _validate_address(name=name, kind=TargetKind.LOCAL, host="", port=1, user="")
+            target.name = name
+        target.save()
+        if environments is not None:
+            target.environments.set(environments)
+        changes = audit.diff(before, {"labels": target.labels, "name": target.name})
+        audit.record("target.update", obj=target, changes=changes)
+    return target
+
+
+def delete_target(actor: Membership, target: Target, *, force: bool = False) -> None:
+    """Refused while stacks are deployed there (once stacks exist), unless forced."""
+    permissions.require(actor, "target.manage")
+    in_use = deployed_stack_count(target)
+    if in_use and not force:
+        raise Conflict(
+            _(
+                "%(n)d stacks are deployed on %(name)s: remove them first, or confirm to delete "
+                "anyway."
+            )
+            % {"n": in_use, "name": target.name},
+            code="target_in_use",
+        )
+    with transaction.atomic():
+        audit.record("target.delete", obj=target, changes={"forced": force})
+        credential = target.credential
+        target.delete()
+        if credential is not None:
+            secrets.delete_secret(actor, credential)
+
+
+def deployed_stack_count(target: Target) -> int:
+    """Stacks arrive with the deployments issue; until then nothing is deployed anywhere."""
+    return 0
+
+
+# --- Connecting -------------------------------------------------------------------------------
+
+
+def _engine_message(exc: EngineError) -> str:
+    hint = getattr(exc, "hint", "")
+    return f"{exc} {hint}".strip()
+
+
+@contextmanager
+def endpoint_for(target: Target):
+    """The target's SSH endpoint, with its key resolved (and redacted from every log) only
+    for the duration of the block."""
+    if (
+        target.credential_id is None
+        or not SecretRef.objects.filter(pk=target.credential_id).exists()
+    ):
+        raise ServiceError(
+            _("The SSH key of this target was deleted: add a new key."), code="credential_missing"
+        )
+    credential = json.loads(secrets.read_value(target.credential))
+    with secrets_in_scope([credential["private_key"], credential.get("passphrase") or ""]):
+        yield ssh.SSHEndpoint(
+            host=target.host,
+            port=target.port,
+            user=target.user,
+            private_key=credential["private_key"],
+            passphrase=credential.get("passphrase") or None,
+            pinned_fingerprint=target.host_key_fingerprint or None,
+        )
+
+
+def run_checks(target: Target) -> tuple[list, object]:
+    if target.kind == TargetKind.LOCAL:
+        return engine_checks.check_local_socket(target.socket_path)
+    with endpoint_for(target) as endpoint:
+        return engine_checks.check_ssh_target(endpoint)
+
+
+def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
+    """Run the connectivity test, store it, update status, facts and last_seen."""
+    started = time.perf_counter()
+    try:
+        results, facts = run_checks(target)
+    except ServiceError as exc:
+        results = [
+            engine_checks.Check(
+                name="credential",
+                ok=False,
+                detail=exc.message,
+                hint=_("Edit the target and give it a key."),
+            )
+        ]
+        facts = None
+    status = _status_of(results)
+    check = TargetCheck.objects.create(
+        target=target,
+        status=status,
+        triggered_by=triggered_by,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+        results=[_check_dict(result) for result in results],
+    )
+    target.status = status
+    fields = ["status"]
+    if status != TargetStatus.OFFLINE:
+        target.last_seen = timezone.now()
+        fields.append("last_seen")
+    if facts is not None:
+        target.facts = _facts_dict(facts)
+        fields.append("facts")
+    target.save(update_fields=fields)
+    return check
+
+
+def _status_of(results) -> str:
+    if results and all(result.ok for result in results):
+        return TargetStatus.ONLINE
+    blocking = {"ssh reachable", "host key", "authenticated", "credential", "socket"}
+    if any(not result.ok and result.name in blocking for result in results) or not results:
+        return TargetStatus.OFFLINE
+    return TargetStatus.DEGRADED
+
+
+def _check_dict(result) -> dict:
+    return {
+        "name": result.name,
+        "ok": result.ok,
+        "detail": result.detail,
+        "hint": result.hint,
+        "duration_ms": round(result.duration_ms, 1),
+    }
+
+
+def _facts_dict(facts) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(facts) if is_dataclass(facts) else dict(facts)
+
+
+def request_check(actor: Membership, target: Target) -> TargetCheck:
+    permissions.require(actor, "target.check")
+    return check_target(target, triggered_by=actor.user)
+
+
+# --- Preparing a server -----------------------------------------------------------------------
+
+
+def request_prepare(actor: Membership, target: Target) -> PrepareRun:
+    permissions.require(actor, "target.manage")
+    if target.kind != TargetKind.SSH:
+        raise ServiceError(_("Only SSH targets can be prepared."))
+    if not target.host_key_fingerprint:
+        raise ServiceError(_("Confirm the server's host key first."))
+    if target.prepare_runs.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+        raise Conflict(_("A preparation is already running on this server."))
+    from windflow.workers import send_on_commit
+
+    from .tasks import prepare_target
+
+    with transaction.atomic():
+        run = PrepareRun.objects.create(target=target, requested_by=actor.user)
+        audit.record("target.prepare", obj=target)
+        send_on_commit(prepare_target, run.pk)
+    return run

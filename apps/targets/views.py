@@ -1,0 +1,130 @@
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from windflow.errors import ServiceError
+from windflow.views import (
+    ObjectDeleteView,
+    ObjectListView,
+    OrganizationView,
+    apply_service_error,
+    redirect_after_post,
+)
+
+from . import services
+from .forms import TargetCreateForm
+from .models import Target
+
+
+def _target(view, slug) -> Target:
+    queryset = permissions.visible(view.membership, Target.objects.all(), "target.view")
+    return get_object_or_404(queryset, slug=slug)
+
+
+class TargetListView(ObjectListView):
+    action = "target.view"
+    queryset = Target.objects.prefetch_related("environments")
+    template_name = "targets/target_list.html"
+    partial_template_name = "targets/htmx/target_table.html"
+
+
+class TargetCreateView(OrganizationView):
+    action = "target.manage"
+    template_name = "targets/target_create.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"form": TargetCreateForm()})
+
+    def post(self, request):
+        form = TargetCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                target = services.create_target(self.membership, **form.service_fields())
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("%(name)s added. Confirm its host key.") % {"name": target.name}
+                    if target.needs_host_key_confirmation
+                    else _("%(name)s added.") % {"name": target.name},
+                )
+                return redirect_after_post(request, target.get_absolute_url())
+        form.data = form.data.copy()
+        form.data["private_key"] = ""  # never sent back to the browser
+        return render(request, self.template_name, {"form": form})
+
+
+class TargetDetailView(OrganizationView):
+    action = "target.view"
+
+    def get(self, request, slug):
+        target = _target(self, slug)
+        context = {
+            "object": target,
+            "checks": target.checks.all()[:10],
+            "last_check": target.checks.first(),
+            "prepare_run": target.prepare_runs.first(),
+        }
+        return render(request, "targets/target_detail.html", context)
+
+
+class TargetActionView(OrganizationView):
+    """POST-only actions on a target: test, confirm or rescan its host key, prepare."""
+
+    action = "target.view"
+
+    def post(self, request, slug, verb):
+        target = _target(self, slug)
+        try:
+            if verb == "check":
+                check = services.request_check(self.membership, target)
+                messages.info(
+                    request,
+                    _("Connectivity test: %(status)s.") % {"status": check.get_status_display()},
+                )
+            elif verb == "confirm-host-key":
+                services.confirm_host_key(
+                    self.membership, target, request.POST.get("fingerprint", "")
+                )
+                messages.success(request, _("Host key pinned."))
+            elif verb == "rescan-host-key":
+                services.rescan_host_key(self.membership, target)
+                messages.info(request, _("Compare the new host key, then confirm it."))
+            elif verb == "prepare":
+                services.request_prepare(self.membership, target)
+                messages.info(request, _("Preparing the server: follow the output below."))
+            else:
+                return render(request, "404.html", status=404)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+        return redirect_after_post(request, target.get_absolute_url())
+
+
+class TargetDeleteView(ObjectDeleteView):
+    action = "target.manage"
+
+    def get_object(self):
+        return _target(self, self.kwargs["slug"])
+
+    def delete(self, obj):
+        services.delete_target(self.membership, obj, force=self.request.POST.get("force") == "1")
+
+    def success_url(self):
+        return reverse("targets:target_list")
+
+
+class PrepareOutputView(OrganizationView):
+    """The latest preparation's output (HTMX polling fallback for the live stream)."""
+
+    action = "target.view"
+
+    def get(self, request, slug):
+        target = _target(self, slug)
+        return render(
+            request,
+            "targets/htmx/prepare_output.html",
+            {"object": target, "prepare_run": target.prepare_runs.first()},
+        )

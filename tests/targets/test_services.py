@@ -1,0 +1,250 @@
+import pytest
+
+from apps.accounts.models import Membership
+from apps.audit.models import AuditEvent
+from apps.secrets.models import SecretRef
+from apps.targets import services
+from apps.targets.models import Target
+from tests.base import run_queued_jobs
+from windflow.errors import Conflict, Forbidden, ServiceError
+
+
+@pytest.fixture
+def admin_membership(owner, acme, in_acme):
+    return Membership.objects.get(user=owner, organization=acme)
+
+
+def add_ssh_target(membership, sshd, key, *, name="web-1", user="root", confirm=True):
+    target = services.create_target(
+        membership,
+        name=name,
+        kind="ssh",
+        host=sshd.host,
+        port=sshd.port,
+        user=user,
+        private_key=key[0],
+    )
+    if confirm:
+        services.confirm_host_key(membership, target, target.pending_host_key_fingerprint)
+    return target
+
+
+def test_it_reads_the_host_key_and_pins_it_only_once_confirmed(admin_membership, sshd, root_key):
+    target = add_ssh_target(admin_membership, sshd, root_key, confirm=False)
+    assert target.pending_host_key_fingerprint == sshd.host_key_fingerprint
+    assert target.host_key_fingerprint == ""
+    assert target.status == "unknown"
+    with pytest.raises(ServiceError, match="does not match"):
+        services.confirm_host_key(admin_membership, target, "SHA256:forged")
+    services.confirm_host_key(admin_membership, target, sshd.host_key_fingerprint)
+    target.refresh_from_db()
+    assert target.host_key_fingerprint == sshd.host_key_fingerprint
+    assert AuditEvent.objects.filter(action="target.pin_host_key").exists()
+
+
+def test_it_keeps_the_private_key_in_the_secrets_store(admin_membership, sshd, root_key):
+    target = add_ssh_target(admin_membership, sshd, root_key)
+    assert target.credential.name == "TARGET_WEB_1_SSH_KEY"
+    assert root_key[0] not in str(Target.objects.filter(pk=target.pk).values().get())
+    assert root_key[0] not in str(list(AuditEvent.objects.values()))
+
+
+def test_it_reports_a_healthy_target_check_by_check(admin_membership, sshd, root_key):
+    target = add_ssh_target(admin_membership, sshd, root_key)
+    check = services.check_target(target)
+    target.refresh_from_db()
+    assert check.status == "online", check.results
+    assert all(result["ok"] for result in check.results)
+    assert target.status == "online" and target.last_seen
+    assert target.facts["docker_version"]
+
+
+def test_it_generates_a_key_pair_and_shows_the_public_key(admin_membership, sshd):
+    target = services.create_target(
+        admin_membership,
+        name="gen-1",
+        kind="ssh",
+        host=sshd.host,
+        port=sshd.port,
+        user="root",
+        generate_key=True,
+    )
+    assert target.public_key.startswith("ssh-ed25519 ")
+    services.confirm_host_key(admin_membership, target, target.pending_host_key_fingerprint)
+    before = services.check_target(target)
+    assert before.status == "offline"  # not authorised on the server yet
+    failed = [r for r in before.results if not r["ok"]]
+    assert failed[0]["name"] == "authenticated" and "authorized_keys" in failed[0]["hint"]
+    sshd.authorize("root", target.public_key)
+    assert services.check_target(target).status == "online"
+
+
+def test_it_refuses_a_changed_host_key_until_an_admin_confirms(admin_membership, sshd, root_key):
+    target = add_ssh_target(admin_membership, sshd, root_key)
+    old = sshd.host_key_fingerprint
+    sshd.rotate_host_key()
+    try:
+        check = services.check_target(target)
+        assert check.status == "offline"
+        failing = next(r for r in check.results if not r["ok"])
+        assert failing["name"] == "host key" and old in failing["detail"]
+        services.rescan_host_key(admin_membership, target)
+        target.refresh_from_db()
+        assert target.pending_host_key_fingerprint == sshd.host_key_fingerprint
+        services.confirm_host_key(admin_membership, target, sshd.host_key_fingerprint)
+        assert services.check_target(target).status == "online"
+    finally:
+        pass
+
+
+def test_it_marks_a_user_without_docker_access_degraded(admin_membership, sshd, root_key):
+    target = add_ssh_target(admin_membership, sshd, root_key, name="nodocker", user="wf-nodocker")
+    check = services.check_target(target)
+    assert check.status in ("degraded", "offline")
+    failing = next(r for r in check.results if not r["ok"])
+    assert "docker" in failing["name"] and "usermod -aG docker" in failing["hint"]
+
+
+def test_it_checks_the_local_docker_socket(admin_membership, docker_socket):
+    target = services.create_target(
+        admin_membership, name="local", kind="local", socket_path=docker_socket
+    )
+    check = services.check_target(target)
+    assert check.status == "online", check.results
+
+
+def test_it_refuses_an_unreachable_host_and_creates_nothing(admin_membership, root_key):
+    from windflow.localservices import free_port
+
+    with pytest.raises(ServiceError) as error:
+        services.create_target(
+            admin_membership,
+            name="nowhere",
+            kind="ssh",
+            host="127.0.0.1",
+            port=free_port(),
+            user="root",
+            private_key=root_key[0],
+        )
+    assert error.value.field == "host"
+    assert not Target.objects.exists() and not SecretRef.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ("not a key", "private_key"),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----\n",
+            "private_key",
+        ),
+    ],
+)
+def test_it_refuses_a_malformed_key(admin_membership, sshd, key, field):
+    with pytest.raises(ServiceError) as error:
+        services.create_target(
+            admin_membership,
+            name="bad-key",
+            kind="ssh",
+            host=sshd.host,
+            port=sshd.port,
+            user="root",
+            private_key=key,
+        )
+    assert error.value.field == field
+    assert key not in error.value.message
+    assert not Target.objects.exists()
+
+
+def test_it_asks_for_the_passphrase_of_a_protected_key(admin_membership, sshd):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    protected = (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.BestAvailableEncryption(b"open sesame"),
+        )
+        .decode()
+    )
+    with pytest.raises(ServiceError) as error:
+        services.create_target(
+            admin_membership,
+            name="locked",
+            kind="ssh",
+            host=sshd.host,
+            port=sshd.port,
+            user="root",
+            private_key=protected,
+        )
+    assert error.value.field == "passphrase"
+    target = services.create_target(
+        admin_membership,
+        name="locked",
+        kind="ssh",
+        host=sshd.host,
+        port=sshd.port,
+        user="root",
+        private_key=protected,
+        passphrase="open sesame",
+    )
+    assert target.public_key.startswith("ssh-ed25519")
+
+
+def test_it_refuses_duplicates_and_bad_names(admin_membership, docker_socket):
+    services.create_target(admin_membership, name="local", kind="local")
+    with pytest.raises(Conflict):
+        services.create_target(admin_membership, name="local", kind="local")
+    with pytest.raises(ServiceError):
+        services.create_target(admin_membership, name="Bad Name!", kind="local")
+
+
+def test_it_explains_a_deleted_credential(admin_membership, sshd, root_key):
+    from apps.secrets.services import delete_secret
+
+    target = add_ssh_target(admin_membership, sshd, root_key)
+    delete_secret(admin_membership, target.credential)
+    target.refresh_from_db()
+    check = services.check_target(target)
+    assert check.status == "offline"
+    assert "was deleted" in check.results[0]["detail"]
+
+
+def test_it_lets_only_admins_add_targets(operator, acme, in_acme):
+    membership = Membership.objects.get(user=operator, organization=acme)
+    with pytest.raises(Forbidden):
+        services.create_target(membership, name="local", kind="local")
+
+
+def test_it_prepares_a_server_that_already_has_docker(
+    admin_membership, sshd, root_key, compose_plugin_for_root, django_capture_on_commit_callbacks
+):
+    target = add_ssh_target(admin_membership, sshd, root_key)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.request_prepare(admin_membership, target)
+    assert "prepare_target" in run_queued_jobs()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.output
+    assert "already" in run.output.lower()
+
+
+@pytest.mark.live
+def test_it_sweeps_every_target_with_bounded_concurrency(live_db, sshd, root_key, docker_socket):
+    """The sweep checks targets in threads (their own connections): committed data."""
+    from django.db import connection
+
+    from apps.targets.tasks import sweep_targets
+    from tests.live import live_organization
+
+    with live_organization() as world:
+        connection.set_tenant(world.organization)
+        membership = Membership.objects.get(user=world.owner)
+        for name in ("one", "two", "three"):
+            add_ssh_target(membership, sshd, root_key, name=name)
+        services.create_target(membership, name="local", kind="local", socket_path=docker_socket)
+        sweep_targets.fn()
+        assert set(Target.objects.values_list("status", flat=True)) == {"online"}
+        assert all(t.checks.count() == 1 for t in Target.objects.all())
+        connection.set_schema_to_public()

@@ -1,0 +1,133 @@
+from apps.accounts.models import Membership
+from apps.targets import services
+from apps.targets.models import Target
+from tests.base import api_client, client_for, error_of
+
+
+def test_it_adds_a_server_from_the_api_with_a_generated_key(owner, acme, sshd):
+    response = api_client(owner, acme).post(
+        "/api/v1/targets/",
+        {
+            "name": "web-1",
+            "kind": "ssh",
+            "host": sshd.host,
+            "port": sshd.port,
+            "user": "root",
+            "generate_key": True,
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["public_key"].startswith("ssh-ed25519 ")
+    assert body["pending_host_key_fingerprint"] == sshd.host_key_fingerprint
+    assert "PRIVATE KEY" not in response.content.decode()
+
+
+def test_it_pins_tests_and_lists_through_the_api(owner, operator, viewer, acme, sshd, root_key):
+    client = api_client(owner, acme)
+    client.post(
+        "/api/v1/targets/",
+        {
+            "name": "web-1",
+            "kind": "ssh",
+            "host": sshd.host,
+            "port": sshd.port,
+            "user": "root",
+            "private_key": root_key[0],
+        },
+        format="json",
+    )
+    pinned = client.post(
+        "/api/v1/targets/web-1/confirm-host-key/",
+        {"fingerprint": sshd.host_key_fingerprint},
+        format="json",
+    )
+    assert pinned.json()["host_key_fingerprint"] == sshd.host_key_fingerprint
+    check = api_client(operator, acme).post("/api/v1/targets/web-1/check/")
+    assert check.status_code == 200 and check.json()["status"] == "online"
+    listed = api_client(viewer, acme, scope="read").get("/api/v1/targets/").json()
+    assert listed["results"][0]["status"] == "online"
+    history = client.get("/api/v1/targets/web-1/checks/").json()
+    assert history["count"] == 1
+
+
+def test_it_answers_bad_servers_with_clear_errors(owner, acme, root_key, in_acme):
+    from windflow.localservices import free_port
+
+    client = api_client(owner, acme)
+    closed = client.post(
+        "/api/v1/targets/",
+        {
+            "name": "nowhere",
+            "kind": "ssh",
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "user": "root",
+            "private_key": root_key[0],
+        },
+        format="json",
+    )
+    assert closed.status_code == 400 and "host" in error_of(closed)["fields"]
+    bad_key = client.post(
+        "/api/v1/targets/",
+        {
+            "name": "bad",
+            "kind": "ssh",
+            "host": "127.0.0.1",
+            "port": 22,
+            "user": "root",
+            "private_key": "nope",
+        },
+        format="json",
+    )
+    assert bad_key.status_code == 400 and "private_key" in error_of(bad_key)["fields"]
+    assert not Target.objects.exists()
+
+
+def test_it_refuses_viewers_and_operators_adding_servers(operator, viewer, acme):
+    for user in (operator, viewer):
+        response = api_client(user, acme).post(
+            "/api/v1/targets/", {"name": "local", "kind": "local"}, format="json"
+        )
+        assert response.status_code == 403
+
+
+def test_it_shows_the_server_pages(owner, acme, sshd, root_key, in_acme):
+    membership = Membership.objects.get(user=owner, organization=acme)
+    target = services.create_target(
+        membership,
+        name="web-1",
+        kind="ssh",
+        host=sshd.host,
+        port=sshd.port,
+        user="root",
+        private_key=root_key[0],
+    )
+    client = client_for(owner, acme)
+    detail = client.get("/servers/web-1/").content.decode()
+    assert sshd.host_key_fingerprint in detail and "pin this key" in detail
+    client.post(
+        "/servers/web-1/confirm-host-key/", {"fingerprint": target.pending_host_key_fingerprint}
+    )
+    client.post("/servers/web-1/check/")
+    page = client.get("/servers/web-1/").content.decode()
+    assert "docker" in page.lower() and "Online" in page
+    assert "web-1" in client.get("/servers/").content.decode()
+
+
+def test_it_keeps_the_private_key_out_of_a_failed_form(owner, acme, in_acme):
+    response = client_for(owner, acme).post(
+        "/servers/add/",
+        {
+            "name": "bad",
+            "kind": "ssh",
+            "host": "127.0.0.1",
+            "port": 22,
+            "user": "root",
+            "private_key": "-----BEGIN nonsense secretkey",
+        },
+    )
+    assert response.status_code == 200
+    assert "secretkey" not in response.content.decode()
+    assert not Target.objects.exists()
