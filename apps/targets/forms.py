@@ -62,3 +62,29 @@ class TargetCreateForm(StyledFormMixin, forms.Form):
 
 class ConfirmHostKeyForm(StyledFormMixin, forms.Form):
     fingerprint = forms.CharField(widget=forms.HiddenInput)
+
+
+class TargetEditForm(StyledFormMixin, forms.Form):
+    labels = forms.CharField(
+        label=_("Labels"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}),
+        help_text=_("One key=value per line, e.g. region=eu-west."),
+    )
+    environments = forms.ModelMultipleChoiceField(
+        label=_("Environments it serves"),
+        queryset=Environment.objects.all(),
+        required=False,
+        widget=forms.SelectMultiple(attrs={"size": 4}),
+    )
+
+    def clean_labels(self):
+        labels = {}
+        for number, line in enumerate(self.cleaned_data["labels"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            key, sep, value = line.partition("=")
+            if not sep or not key.strip():
+                raise forms.ValidationError(_("Line %(n)d: expected key=value.") % {"n": number})
+            labels[key.strip()] = value.strip()
+        return labels

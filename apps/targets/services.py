@@ -258,6 +258,44 @@ def endpoint_for(target: Target):
         )
 
 
+def list_containers(target: Target) -> list[dict]:
+    """What runs on the target now (for its page): name, image, state, status, ports."""
+    from windflow.engine import dockerhost
+
+    try:
+        if target.kind == TargetKind.LOCAL:
+            client = dockerhost.docker_client_local(target.socket_path, timeout=5)
+        else:
+            with endpoint_for(target) as endpoint:
+                client = dockerhost.docker_client_ssh(endpoint, timeout=5)
+        try:
+            containers = client.containers.list(all=True)
+            return [_container_dict(container) for container in containers]
+        finally:
+            client.close()
+    except EngineError as exc:
+        raise ServiceError(_engine_message(exc), code="docker_unavailable") from exc
+
+
+def _container_dict(container) -> dict:
+    attrs = container.attrs
+    ports = sorted(
+        {
+            f"{binding['HostIp'] or '*'}:{binding['HostPort']}->{port}"
+            for port, bindings in (attrs.get("NetworkSettings", {}).get("Ports") or {}).items()
+            for binding in bindings or []
+        }
+    )
+    return {
+        "name": container.name,
+        "image": attrs.get("Config", {}).get("Image", ""),
+        "state": attrs.get("State", {}).get("Status", ""),
+        "status": attrs.get("State", {}).get("Health", {}).get("Status", ""),
+        "project": attrs.get("Config", {}).get("Labels", {}).get("com.docker.compose.project", ""),
+        "ports": ports,
+    }
+
+
 def run_checks(target: Target) -> tuple[list, object]:
     if target.kind == TargetKind.LOCAL:
         return engine_checks.check_local_socket(target.socket_path)

@@ -14,7 +14,7 @@ from windflow.views import (
 )
 
 from . import services
-from .forms import TargetCreateForm
+from .forms import TargetCreateForm, TargetEditForm
 from .models import Target
 
 
@@ -114,6 +114,50 @@ class TargetDeleteView(ObjectDeleteView):
 
     def success_url(self):
         return reverse("targets:target_list")
+
+
+class TargetContainersView(OrganizationView):
+    """The containers on the target (an HTMX partial: the page does not wait for Docker)."""
+
+    action = "target.view"
+
+    def get(self, request, slug):
+        target = _target(self, slug)
+        try:
+            containers, error = services.list_containers(target), ""
+        except ServiceError as exc:
+            containers, error = [], exc.message
+        return render(
+            request, "targets/htmx/containers.html", {"containers": containers, "error": error}
+        )
+
+
+class TargetEditView(OrganizationView):
+    action = "target.manage"
+    template_name = "targets/target_edit.html"
+
+    def get(self, request, slug, form=None):
+        target = _target(self, slug)
+        form = form or TargetEditForm(
+            initial={
+                "labels": "\n".join(f"{k}={v}" for k, v in sorted(target.labels.items())),
+                "environments": target.environments.all(),
+            }
+        )
+        return render(request, self.template_name, {"form": form, "object": target})
+
+    def post(self, request, slug):
+        target = _target(self, slug)
+        form = TargetEditForm(request.POST)
+        if form.is_valid():
+            try:
+                services.update_target(self.membership, target, **form.cleaned_data)
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Saved %(name)s.") % {"name": target.name})
+                return redirect_after_post(request, target.get_absolute_url())
+        return self.get(request, slug, form=form)
 
 
 class PrepareOutputView(OrganizationView):

@@ -41,8 +41,28 @@
     });
   }
 
+  // "Prepare server": follow the script's output live; htmx polling stays as the fallback.
+  function followPrepare(box) {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + box.dataset.ws);
+    socket.onopen = function () { box.removeAttribute("hx-trigger"); };
+    socket.onmessage = function (event) {
+      var data = JSON.parse(event.data);
+      var log = document.getElementById("prepare-log");
+      if (data.type === "line" && log) {
+        log.textContent += data.line + "\n";
+        log.scrollTop = log.scrollHeight;
+      } else if (data.type === "done") {
+        socket.close();
+        if (window.htmx) { window.htmx.ajax("GET", box.getAttribute("hx-get"), box); }
+      }
+    };
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var menu = document.getElementById("bell-menu");
     if (menu && "WebSocket" in window) { connectNotifications(menu); }
+    var prepare = document.getElementById("prepare-output");
+    if (prepare && "WebSocket" in window) { followPrepare(prepare); }
   });
 })();

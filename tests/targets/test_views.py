@@ -131,3 +131,31 @@ def test_it_keeps_the_private_key_out_of_a_failed_form(owner, acme, in_acme):
     assert response.status_code == 200
     assert "secretkey" not in response.content.decode()
     assert not Target.objects.exists()
+
+
+def test_it_lists_the_containers_of_a_server(owner, acme, docker_socket, in_acme):
+    membership = Membership.objects.get(user=owner, organization=acme)
+    services.create_target(membership, name="local", kind="local", socket_path=docker_socket)
+    response = client_for(owner, acme).get("/servers/local/containers/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "<html" not in body and ("No container" in body or "<table" in body)
+
+
+def test_it_edits_labels_and_environments(owner, acme, docker_socket, in_acme):
+    from apps.environments.models import Environment
+
+    staging = Environment.objects.create(name="staging", slug="staging")
+    membership = Membership.objects.get(user=owner, organization=acme)
+    target = services.create_target(
+        membership, name="local", kind="local", socket_path=docker_socket
+    )
+    client = client_for(owner, acme)
+    bad = client.post("/servers/local/edit/", {"labels": "no equals"})
+    assert "expected key=value" in bad.content.decode()
+    client.post(
+        "/servers/local/edit/", {"labels": "region=eu\ntier=web", "environments": [staging.pk]}
+    )
+    target.refresh_from_db()
+    assert target.labels == {"region": "eu", "tier": "web"}
+    assert list(target.environments.all()) == [staging]
