@@ -300,7 +300,8 @@ def run_checks(target: Target) -> tuple[list, object]:
     if target.kind == TargetKind.LOCAL:
         return engine_checks.check_local_socket(target.socket_path)
     with endpoint_for(target) as endpoint:
-        return engine_checks.check_ssh_target(endpoint)
+        # A healthy session goes back to the pool: the next job on this server reuses it.
+        return engine_checks.check_ssh_target(endpoint, pool=ssh.pool)
 
 
 def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
