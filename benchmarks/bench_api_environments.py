@@ -40,7 +40,6 @@ import re
 import secrets
 import sys
 import time
-import traceback
 
 from support import harness
 from support.harness import HOST, percentile, say
@@ -596,20 +595,7 @@ def profile(services: harness.Services, requests: int = 300) -> int:
 
 
 def main() -> int:
-    services = harness.Services()
-    try:
-        services.start()
-        if "--profile" in sys.argv[1:]:
-            return profile(services)
-        return run(services)
-    except KeyboardInterrupt:
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print(f"ERROR: {NAME} could not complete (see above)")
-        return 2
-    finally:
-        services.close()
+    return harness.main(NAME, profile if "--profile" in sys.argv[1:] else run)
 
 
 if __name__ == "__main__":

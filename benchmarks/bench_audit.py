@@ -23,7 +23,6 @@ import secrets
 import sys
 import threading
 import time
-import traceback
 from datetime import UTC, datetime, timedelta
 
 from support import harness
@@ -196,18 +195,7 @@ def run(services: harness.Services) -> int:
 
 
 def main() -> int:
-    services = harness.Services()
-    try:
-        services.start()
-        return run(services)
-    except KeyboardInterrupt:
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print(f"ERROR: {NAME} could not complete (see above)")
-        return 2
-    finally:
-        services.close()
+    return harness.main(NAME, run)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-import traceback
 
 from support import harness
 from support.harness import say
@@ -82,18 +81,7 @@ def run(services: harness.Services) -> int:
 
 
 def main() -> int:
-    services = harness.Services()
-    try:
-        services.start()
-        return run(services)
-    except KeyboardInterrupt:
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print(f"ERROR: {NAME} could not complete (see above)")
-        return 2
-    finally:
-        services.close()
+    return harness.main(NAME, run)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 from support import harness
@@ -146,18 +145,7 @@ def run(services: harness.Services) -> int:
 
 
 def main() -> int:
-    services = harness.Services()
-    try:
-        services.start()
-        return run(services)
-    except KeyboardInterrupt:
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print(f"ERROR: {NAME} could not complete (see above)")
-        return 2
-    finally:
-        services.close()
+    return harness.main(NAME, run)
 
 
 if __name__ == "__main__":

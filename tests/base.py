@@ -186,3 +186,24 @@ class APIViewTestMixin:
         if "name" in payload:
             payload["name"] = f"{payload['name']}-{persona_key}"
         return payload
+
+
+def write_compose_plugin(plugins_dir) -> None:
+    """A `docker compose` CLI plugin (it follows the plugin protocol, so the real docker CLI
+    finds and runs it) answering `version`: Debian 12 ships no compose v2, and tests of
+    "already prepared" servers need one."""
+    from pathlib import Path
+
+    plugins = Path(plugins_dir)
+    plugins.mkdir(parents=True, exist_ok=True)
+    plugin = plugins / "docker-compose"
+    plugin.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = docker-cli-plugin-metadata ]; then\n'
+        '  echo \'{"SchemaVersion":"0.1.0","Vendor":"Docker Inc.","Version":"v2.29.1",'
+        '"ShortDescription":"Docker Compose"}\'\n'
+        "  exit 0\n"
+        "fi\n"
+        'shift\n[ "$1" = version ] && echo "Docker Compose version v2.29.1"\n'
+    )
+    plugin.chmod(0o755)

@@ -477,3 +477,22 @@ class CpuMeter:
             "other_cores": round(max(0.0, self.machine_cores - ours / wall), 3),
             "machine_busy_share": round(self.machine_busy, 3),
         }
+
+
+def main(name: str, run) -> int:
+    """Run one benchmark: start the services, call `run(services)` for its exit code (0 pass,
+    1 fail), and always stop what was started. Errors exit 2 with the traceback."""
+    import traceback
+
+    services = Services()
+    try:
+        services.start()
+        return run(services)
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"ERROR: {name} could not complete (see above)")
+        return 2
+    finally:
+        services.close()

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.base import write_compose_plugin
 from tests.engine.test_ssh import (  # noqa: F401 - fixtures
     NODOCKER_USER,
     docker_socket,
@@ -292,23 +293,9 @@ def test_it_has_a_valid_strict_prepare_script(tmp_path):
 
 
 def _compose_plugin_dir(tmp_path):
-    """A DOCKER_CONFIG whose cli-plugins holds a docker compose plugin. This machine has
-    the docker CLI and engine but no compose v2 (Debian 12 has none): the plugin here
-    follows the docker CLI plugin protocol, so the real docker CLI finds and runs it."""
+    """A DOCKER_CONFIG whose cli-plugins holds a docker compose plugin."""
     config = tmp_path / "docker-config"
-    plugins = config / "cli-plugins"
-    plugins.mkdir(parents=True)
-    plugin = plugins / "docker-compose"
-    plugin.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = docker-cli-plugin-metadata ]; then\n'
-        '  echo \'{"SchemaVersion":"0.1.0","Vendor":"Docker Inc.","Version":"v2.29.1",'
-        '"ShortDescription":"Docker Compose"}\'\n'
-        "  exit 0\n"
-        "fi\n"
-        'shift\n[ "$1" = version ] && echo "Docker Compose version v2.29.1"\n'
-    )
-    plugin.chmod(0o755)
+    write_compose_plugin(config / "cli-plugins")
     return str(config)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.base import write_compose_plugin
 from windflow.engine import ssh
 
 
@@ -51,17 +52,7 @@ def compose_plugin_for_root():
         yield
         return
     plugins = Path.home() / ".docker" / "cli-plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
+    write_compose_plugin(plugins)
     plugin = plugins / "docker-compose"
-    plugin.write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = docker-cli-plugin-metadata ]; then\n'
-        '  echo \'{"SchemaVersion":"0.1.0","Vendor":"Docker Inc.","Version":"v2.29.1",'
-        '"ShortDescription":"Docker Compose"}\'\n'
-        "  exit 0\n"
-        "fi\n"
-        'shift\n[ "$1" = version ] && echo "Docker Compose version v2.29.1"\n'
-    )
-    plugin.chmod(0o755)
     yield
     plugin.unlink(missing_ok=True)
