@@ -1,0 +1,129 @@
+"""windflow.engine.tlsdocker against the real Docker engine behind real mutual TLS (socat
+from windflow.localservices.start_tls_docker_proxy). No mocks, no database."""
+
+import os
+import shutil
+import stat
+import time
+
+import pytest
+
+from windflow.engine import tlsdocker
+from windflow.engine.errors import KeyFormatError
+from windflow.engine.tlsdocker import TLSEndpoint, check_tls_target, validate_tls_material
+from windflow.localservices import ensure_docker_engine, free_port, start_tls_docker_proxy
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("socat") is None,
+    reason="needs root (dockerd) and socat",
+)
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory):
+    ensure_docker_engine()
+    server = start_tls_docker_proxy(tmp_path_factory.mktemp("tls-a"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory):
+    """Another proxy: its CA and client certificate are foreign to `proxy`."""
+    ensure_docker_engine()
+    server = start_tls_docker_proxy(tmp_path_factory.mktemp("tls-b"))
+    yield server
+    server.stop()
+
+
+def _endpoint(proxy, *, ca=None, cert=None, key=None, port=None):
+    return TLSEndpoint(
+        proxy.host,
+        port or proxy.port,
+        ca or proxy.ca_pem,
+        cert or proxy.client_cert_pem,
+        key or proxy.client_key_pem,
+    )
+
+
+def _by_name(results):
+    return {check.name: check for check in results}
+
+
+def test_it_checks_a_healthy_engine_over_mutual_tls(proxy):
+    started = time.monotonic()
+    results, facts = check_tls_target(_endpoint(proxy))
+    elapsed = time.monotonic() - started
+    assert [c.name for c in results] == ["tcp reachable", "tls", "docker engine", "disk", "memory"]
+    assert all(c.ok for c in results), results
+    assert facts is not None and facts.docker_version
+    assert facts.docker_version in _by_name(results)["docker engine"].detail
+    assert elapsed <= 1.5
+
+
+def test_it_refuses_a_client_certificate_of_another_ca(proxy, other):
+    endpoint = _endpoint(proxy, cert=other.client_cert_pem, key=other.client_key_pem)
+    results, facts = check_tls_target(endpoint)
+    assert [c.name for c in results] == ["tcp reachable", "tls"]
+    tls = results[-1]
+    assert not tls.ok and tls.code == "AuthenticationFailed"
+    assert "refused the client certificate" in tls.hint
+    assert facts is None
+
+
+def test_it_fails_tls_when_the_server_is_not_signed_by_the_ca(proxy, other):
+    results, facts = check_tls_target(_endpoint(proxy, ca=other.ca_pem))
+    tls = _by_name(results)["tls"]
+    assert not tls.ok and tls.code == "ServerCertificateUntrusted"
+    assert "not signed by this CA" in tls.detail
+    assert "not signed by this CA" in tls.hint
+    assert facts is None
+
+
+def test_it_fails_fast_on_a_closed_port(proxy):
+    started = time.monotonic()
+    results, facts = check_tls_target(_endpoint(proxy, port=free_port()))
+    assert time.monotonic() - started < 1
+    assert [c.name for c in results] == ["tcp reachable"]
+    assert not results[0].ok and results[0].code == "Unreachable"
+    assert facts is None
+
+
+def test_it_rejects_garbage_and_mismatched_material_without_echoing_it(proxy, other):
+    good = (proxy.ca_pem, proxy.client_cert_pem, proxy.client_key_pem)
+    validate_tls_material(*good)
+    cases = {
+        "The CA certificate is not a PEM certificate": ("garbage-CA-xyz", *good[1:]),
+        "The client certificate is not a PEM certificate": (good[0], "garbage", good[2]),
+        "The client key is not a PEM private key": (*good[:2], "-----BEGIN PRIVATE KEY-----x"),
+        "The client key does not match the client certificate": (
+            *good[:2],
+            other.client_key_pem,
+        ),
+    }
+    for message, material in cases.items():
+        with pytest.raises(KeyFormatError) as raised:
+            validate_tls_material(*material)
+        text = f"{raised.value} {raised.value.hint}"
+        assert message in text
+        assert "garbage" not in text and "PRIVATE KEY" not in text
+        body = other.client_key_pem.splitlines()[1]
+        assert body not in text
+
+
+def test_it_keeps_private_pem_files_only_while_the_client_lives(proxy):
+    client = tlsdocker.docker_client_tls(_endpoint(proxy))
+    directory = client.tls_dir
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    for name in os.listdir(directory):
+        assert stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode) == 0o600
+    assert client.ping()
+    client.close()
+    assert not os.path.exists(directory)
+
+
+def test_it_uses_the_pinned_ca_even_with_requests_ca_bundle_set(proxy, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    results, _ = check_tls_target(_endpoint(proxy))
+    assert all(c.ok for c in results), results
