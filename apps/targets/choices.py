@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 class TargetKind(models.TextChoices):
     LOCAL = "local", _("Docker on a local socket")
     SSH = "ssh", _("Docker over SSH")
+    TCP_TLS = "tcp_tls", _("Docker over TCP+TLS")
 
 
 class TargetStatus(models.TextChoices):

@@ -42,6 +42,24 @@ class TargetCreateForm(StyledFormMixin, forms.Form):
         strip=False,
         widget=forms.PasswordInput(render_value=False),
     )
+    ca_pem = forms.CharField(
+        label=_("TLS: CA certificate (PEM)"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}),
+    )
+    cert_pem = forms.CharField(
+        label=_("TLS: client certificate (PEM)"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}),
+    )
+    key_pem = forms.CharField(
+        label=_("TLS: client key (PEM)"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "class": "font-monospace"}),
+    )
     socket_path = forms.CharField(
         label=_("Docker socket"), required=False, initial="/var/run/docker.sock"
     )

@@ -15,7 +15,7 @@ class Target(models.Model):
     slug = models.SlugField(max_length=63, unique=True)
     kind = models.CharField(_("kind"), max_length=8, choices=TargetKind.choices)
     host = models.CharField(_("host"), max_length=253, blank=True)
-    port = models.PositiveIntegerField(_("SSH port"), default=22)
+    port = models.PositiveIntegerField(_("port"), default=22)
     user = models.CharField(_("SSH user"), max_length=64, blank=True)
     socket_path = models.CharField(
         _("Docker socket"), max_length=200, blank=True, default="/var/run/docker.sock"
@@ -52,6 +52,8 @@ class Target(models.Model):
     def address(self) -> str:
         if self.kind == TargetKind.LOCAL:
             return f"unix://{self.socket_path}"
+        if self.kind == TargetKind.TCP_TLS:
+            return f"tcp://{self.host}:{self.port}"
         return f"ssh://{self.user}@{self.host}:{self.port}"
 
     @property

@@ -32,8 +32,22 @@ HOST_PATTERN = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[?[0-9A-Fa-f:]+\]?$")
 USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
-def _credential_name(slug: str) -> str:
-    return f"TARGET_{slug.upper().replace('-', '_').replace('.', '_')}_SSH_KEY"
+def _credential_name(slug: str, kind: str) -> str:
+    suffix = "TLS" if kind == TargetKind.TCP_TLS else "SSH_KEY"
+    return f"TARGET_{slug.upper().replace('-', '_').replace('.', '_')}_{suffix}"
+
+
+def _check_tls_material(ca_pem: str, cert_pem: str, key_pem: str) -> None:
+    from windflow.engine.tlsdocker import validate_tls_material
+
+    try:
+        validate_tls_material(ca_pem, cert_pem, key_pem)
+    except KeyFormatError as exc:
+        message = str(exc)
+        field = (
+            "ca_pem" if "CA" in message else "cert_pem" if "certificate" in message else "key_pem"
+        )
+        raise ServiceError(message, field=field) from exc
 
 
 def _validate_address(*, name, kind, host, port, user) -> None:
@@ -43,13 +57,13 @@ def _validate_address(*, name, kind, host, port, user) -> None:
         )
     if kind not in TargetKind.values:
         raise ServiceError(_("Unknown kind of target."), field="kind")
-    if kind == TargetKind.SSH:
+    if kind in (TargetKind.SSH, TargetKind.TCP_TLS):
         if not HOST_PATTERN.match(host or ""):
             raise ServiceError(_("Enter a host name or an IP address."), field="host")
         if not 1 <= int(port) <= 65535:
             raise ServiceError(_("The port must be between 1 and 65535."), field="port")
-        if not USER_PATTERN.match(user or ""):
-            raise ServiceError(_("Enter a valid user name."), field="user")
+    if kind == TargetKind.SSH and not USER_PATTERN.match(user or ""):
+        raise ServiceError(_("Enter a valid user name."), field="user")
 
 
 def _check_key(private_key: str, passphrase: str | None) -> str:
@@ -73,6 +87,9 @@ def create_target(
     private_key: str = "",
     passphrase: str = "",
     generate_key: bool = False,
+    ca_pem: str = "",
+    cert_pem: str = "",
+    key_pem: str = "",
     labels: dict | None = None,
     environments=(),
 ) -> Target:
@@ -104,6 +121,8 @@ def create_target(
             host_key = ssh.scan_host_key(host, int(port), timeout=5)
         except EngineError as exc:
             raise ServiceError(_engine_message(exc), field="host") from exc
+    if kind == TargetKind.TCP_TLS:
+        _check_tls_material(ca_pem, cert_pem, key_pem)
     try:
         with transaction.atomic():
             target = Target.objects.create(
@@ -120,13 +139,16 @@ def create_target(
                 host_key_type=host_key.key_type if host_key else "",
             )
             target.environments.set(environments)
-            if kind == TargetKind.SSH:
-                value = json.dumps({"private_key": private_key, "passphrase": passphrase or ""})
+            if kind in (TargetKind.SSH, TargetKind.TCP_TLS):
+                if kind == TargetKind.SSH:
+                    value = {"private_key": private_key, "passphrase": passphrase or ""}
+                else:
+                    value = {"ca_pem": ca_pem, "cert_pem": cert_pem, "key_pem": key_pem}
                 target.credential = secrets.create_secret(
                     actor,
-                    name=_credential_name(slug),
-                    value=value,
-                    description=_("SSH key of target %(name)s") % {"name": name},
+                    name=_credential_name(slug, kind),
+                    value=json.dumps(value),
+                    description=_("Credentials of target %(name)s") % {"name": name},
                 )
                 target.save(update_fields=["credential"])
             audit.record(
@@ -247,6 +269,18 @@ def endpoint_for(target: Target):
             _("The SSH key of this target was deleted: add a new key."), code="credential_missing"
         )
     credential = json.loads(secrets.read_value(target.credential))
+    if target.kind == TargetKind.TCP_TLS:
+        from windflow.engine.tlsdocker import TLSEndpoint
+
+        with secrets_in_scope([credential["key_pem"]]):
+            yield TLSEndpoint(
+                host=target.host,
+                port=target.port,
+                ca_pem=credential["ca_pem"],
+                cert_pem=credential["cert_pem"],
+                key_pem=credential["key_pem"],
+            )
+        return
     with secrets_in_scope([credential["private_key"], credential.get("passphrase") or ""]):
         yield ssh.SSHEndpoint(
             host=target.host,
@@ -265,6 +299,11 @@ def list_containers(target: Target) -> list[dict]:
     try:
         if target.kind == TargetKind.LOCAL:
             client = dockerhost.docker_client_local(target.socket_path, timeout=5)
+        elif target.kind == TargetKind.TCP_TLS:
+            from windflow.engine.tlsdocker import docker_client_tls
+
+            with endpoint_for(target) as endpoint:
+                client = docker_client_tls(endpoint, timeout=5)
         else:
             with endpoint_for(target) as endpoint:
                 client = dockerhost.docker_client_ssh(endpoint, timeout=5)
@@ -299,6 +338,11 @@ def _container_dict(container) -> dict:
 def run_checks(target: Target) -> tuple[list, object]:
     if target.kind == TargetKind.LOCAL:
         return engine_checks.check_local_socket(target.socket_path)
+    if target.kind == TargetKind.TCP_TLS:
+        from windflow.engine.tlsdocker import check_tls_target
+
+        with endpoint_for(target) as endpoint:
+            return check_tls_target(endpoint)
     with endpoint_for(target) as endpoint:
         # A healthy session goes back to the pool: the next job on this server reuses it.
         return engine_checks.check_ssh_target(endpoint, pool=ssh.pool)
@@ -342,7 +386,15 @@ def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
 def _status_of(results) -> str:
     if results and all(result.ok for result in results):
         return TargetStatus.ONLINE
-    blocking = {"ssh reachable", "host key", "authenticated", "credential", "socket"}
+    blocking = {
+        "ssh reachable",
+        "host key",
+        "authenticated",
+        "credential",
+        "socket",
+        "tcp reachable",
+        "tls",
+    }
     if any(not result.ok and result.name in blocking for result in results) or not results:
         return TargetStatus.OFFLINE
     return TargetStatus.DEGRADED

@@ -53,7 +53,8 @@ class TargetCreateView(OrganizationView):
                 )
                 return redirect_after_post(request, target.get_absolute_url())
         form.data = form.data.copy()
-        form.data["private_key"] = ""  # never sent back to the browser
+        for secret_field in ("private_key", "key_pem"):
+            form.data[secret_field] = ""  # never sent back to the browser
         return render(request, self.template_name, {"form": form})
 
 

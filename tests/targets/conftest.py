@@ -56,3 +56,15 @@ def compose_plugin_for_root():
     plugin = plugins / "docker-compose"
     yield
     plugin.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def tls_proxy(docker_socket):
+    """Mutual TLS in front of the real Docker engine, as a remote `dockerd --tlsverify`."""
+    from windflow.localservices import start_tls_docker_proxy
+
+    root = Path(tempfile.mkdtemp(prefix="windflow-tls-"))
+    proxy = start_tls_docker_proxy(root)
+    yield proxy
+    proxy.stop()
+    shutil.rmtree(root, ignore_errors=True)

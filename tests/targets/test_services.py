@@ -248,3 +248,37 @@ def test_it_sweeps_every_target_with_bounded_concurrency(live_db, sshd, root_key
         assert set(Target.objects.values_list("status", flat=True)) == {"online"}
         assert all(t.checks.count() == 1 for t in Target.objects.all())
         connection.set_schema_to_public()
+
+
+def test_it_checks_a_docker_engine_over_tcp_and_tls(admin_membership, tls_proxy):
+    target = services.create_target(
+        admin_membership,
+        name="tls-1",
+        kind="tcp_tls",
+        host=tls_proxy.host,
+        port=tls_proxy.port,
+        ca_pem=tls_proxy.ca_pem,
+        cert_pem=tls_proxy.client_cert_pem,
+        key_pem=tls_proxy.client_key_pem,
+    )
+    assert target.credential.name == "TARGET_TLS_1_TLS"
+    check = services.check_target(target)
+    assert check.status == "online", check.results
+    assert services.list_containers(target) is not None
+
+
+def test_it_refuses_bad_tls_material_by_field(admin_membership, tls_proxy):
+    with pytest.raises(ServiceError) as error:
+        services.create_target(
+            admin_membership,
+            name="tls-bad",
+            kind="tcp_tls",
+            host=tls_proxy.host,
+            port=tls_proxy.port,
+            ca_pem="not a certificate",
+            cert_pem=tls_proxy.client_cert_pem,
+            key_pem=tls_proxy.client_key_pem,
+        )
+    assert error.value.field == "ca_pem"
+    assert tls_proxy.client_key_pem not in error.value.message
+    assert not Target.objects.exists()

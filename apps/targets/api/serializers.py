@@ -56,10 +56,27 @@ class TargetCreateSerializer(TargetSerializer):
         write_only=True, required=False, allow_blank=True, trim_whitespace=False
     )
     generate_key = serializers.BooleanField(write_only=True, required=False, default=False)
+    ca_pem = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False
+    )
+    cert_pem = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False
+    )
+    key_pem = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False
+    )
     kind = serializers.ChoiceField(choices=TargetKind.choices)
 
     class Meta(TargetSerializer.Meta):
-        fields = [*TargetSerializer.Meta.fields, "private_key", "passphrase", "generate_key"]
+        fields = [
+            *TargetSerializer.Meta.fields,
+            "private_key",
+            "passphrase",
+            "generate_key",
+            "ca_pem",
+            "cert_pem",
+            "key_pem",
+        ]
         extra_kwargs = {"name": {"validators": []}}
 
 
