@@ -1,6 +1,7 @@
 """Base views every domain app builds on (list with HTMX partial, edit, delete), and the
 health endpoint."""
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -95,12 +96,16 @@ class ObjectFormView(OrganizationView):
 
     form_class = None
     template_name = ""
+    # Fields whose typed value must never travel back to the browser (keys, secret values).
+    secret_fields: tuple[str, ...] = ()
 
     def get_object(self):
         return None
 
     def get_form(self, data=None):
-        return self.form_class(data=data, instance=self.object)
+        if issubclass(self.form_class, forms.ModelForm):
+            return self.form_class(data=data, instance=self.object)
+        return self.form_class(data=data)
 
     def get(self, request, *args, **kwargs):
         self.object = self.get_object()
@@ -122,6 +127,10 @@ class ObjectFormView(OrganizationView):
         return self.render_form(form, status=422 if wants_partial(request) else 200)
 
     def render_form(self, form, status=200):
+        if form.is_bound and self.secret_fields:
+            form.data = form.data.copy()
+            for name in self.secret_fields:
+                form.data[name] = ""
         context = {"form": form, "object": self.object}
         return render(
             request=self.request, template_name=self.template_name, context=context, status=status

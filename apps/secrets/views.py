@@ -7,6 +7,7 @@ from apps.accounts import permissions
 from windflow.errors import ServiceError
 from windflow.views import (
     ObjectDeleteView,
+    ObjectFormView,
     ObjectListView,
     OrganizationView,
     apply_service_error,
@@ -30,27 +31,17 @@ class SecretListView(ObjectListView):
     partial_template_name = "secrets/htmx/secret_table.html"
 
 
-class SecretCreateView(OrganizationView):
+class SecretCreateView(ObjectFormView):
     action = "secret.manage"
+    form_class = SecretCreateForm
     template_name = "secrets/secret_create.html"
+    secret_fields = ("value",)
 
-    def get(self, request):
-        return render(request, self.template_name, {"form": SecretCreateForm()})
+    def save(self, form):
+        return services.create_secret(self.membership, **form.cleaned_data)
 
-    def post(self, request):
-        form = SecretCreateForm(request.POST)
-        if form.is_valid():
-            try:
-                secret = services.create_secret(self.membership, **form.cleaned_data)
-            except ServiceError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(request, _("Secret %(name)s stored.") % {"name": secret.name})
-                return redirect_after_post(request, secret.get_absolute_url())
-        # The value is never sent back to the browser, not even after an error.
-        form.data = form.data.copy()
-        form.data["value"] = ""
-        return render(request, self.template_name, {"form": form})
+    def success_message(self, obj, created):
+        return _("Secret %(name)s stored.") % {"name": obj.name}
 
 
 class SecretDetailView(OrganizationView):

@@ -7,6 +7,7 @@ from apps.accounts import permissions
 from windflow.errors import ServiceError
 from windflow.views import (
     ObjectDeleteView,
+    ObjectFormView,
     ObjectListView,
     OrganizationView,
     apply_service_error,
@@ -30,32 +31,19 @@ class TargetListView(ObjectListView):
     partial_template_name = "targets/htmx/target_table.html"
 
 
-class TargetCreateView(OrganizationView):
+class TargetCreateView(ObjectFormView):
     action = "target.manage"
+    form_class = TargetCreateForm
     template_name = "targets/target_create.html"
+    secret_fields = ("private_key", "passphrase", "key_pem")
 
-    def get(self, request):
-        return render(request, self.template_name, {"form": TargetCreateForm()})
+    def save(self, form):
+        return services.create_target(self.membership, **form.service_fields())
 
-    def post(self, request):
-        form = TargetCreateForm(request.POST)
-        if form.is_valid():
-            try:
-                target = services.create_target(self.membership, **form.service_fields())
-            except ServiceError as exc:
-                apply_service_error(form, exc)
-            else:
-                messages.success(
-                    request,
-                    _("%(name)s added. Confirm its host key.") % {"name": target.name}
-                    if target.needs_host_key_confirmation
-                    else _("%(name)s added.") % {"name": target.name},
-                )
-                return redirect_after_post(request, target.get_absolute_url())
-        form.data = form.data.copy()
-        for secret_field in ("private_key", "key_pem"):
-            form.data[secret_field] = ""  # never sent back to the browser
-        return render(request, self.template_name, {"form": form})
+    def success_message(self, obj, created):
+        if obj.needs_host_key_confirmation:
+            return _("%(name)s added. Confirm its host key.") % {"name": obj.name}
+        return _("%(name)s added.") % {"name": obj.name}
 
 
 class TargetDetailView(OrganizationView):
