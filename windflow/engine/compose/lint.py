@@ -1,0 +1,378 @@
+"""Lint a compose document: risky or fragile settings, each rule with an id.
+
+``lint(document) -> list[Problem]``. Lint findings are advice: their severity is
+``warning`` or ``info``, never ``error`` (errors come from ``validate`` and mean
+the stack cannot be deployed). ``RULES`` maps each id to its title, severity
+and fix hint, for the documentation and the editor.
+
+Run it on the document *before* interpolation: a secret written as
+``${DB_PASSWORD}`` is fine, the same value pasted in clear is not. Lint never
+raises on a malformed document (``validate`` reports those) and never repeats a
+secret value in a message.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Any
+
+from windflow.engine.compose.validate import Problem, Rule, format_path
+
+RULES: dict[str, Rule] = {
+    "WF101": Rule(
+        "Privileged container",
+        "warning",
+        "Remove privileged: true and grant only what the service needs with cap_add: or devices:.",
+    ),
+    "WF102": Rule(
+        "Host network, PID or IPC namespace",
+        "warning",
+        "Remove network_mode/pid/ipc: host; publish the ports the service needs with ports:.",
+    ),
+    "WF103": Rule(
+        "Docker socket mounted",
+        "warning",
+        "Whoever controls this container controls the server. Put a socket proxy that allows "
+        "only the API calls needed (e.g. tecnativa/docker-socket-proxy) in front of it.",
+    ),
+    "WF104": Rule(
+        "Sensitive host path mounted",
+        "warning",
+        "Mount a named volume or a dedicated directory instead (e.g. /srv/<app>), read-only "
+        "(:ro) where possible.",
+    ),
+    "WF105": Rule(
+        "Image not pinned to a version",
+        "warning",
+        "Pin a version tag (nginx:1.27) or a digest (nginx@sha256:...) so a redeploy or a "
+        "rollback runs the same image.",
+    ),
+    "WF106": Rule(
+        "No healthcheck",
+        "warning",
+        "Add a healthcheck: (test, interval, retries) so the deployment is called good only "
+        "when the service really answers, unless the image already defines one.",
+    ),
+    "WF107": Rule(
+        "No memory or CPU limit",
+        "info",
+        "Set deploy.resources.limits (memory: 512M, cpus: '1') so one service cannot starve "
+        "the server.",
+    ),
+    "WF108": Rule(
+        "Secret written in clear in environment",
+        "warning",
+        "Write ${NAME} instead and store the value as a WindFlow secret; it is then resolved "
+        "at deploy time and never shown.",
+    ),
+    "WF109": Rule(
+        "Database port published on all interfaces",
+        "warning",
+        "Drop the ports: entry (services on the same network reach it by name), or bind it "
+        "to loopback: 127.0.0.1:5432:5432.",
+    ),
+    "WF110": Rule(
+        "No restart policy",
+        "info",
+        "Add restart: unless-stopped (or always) so the service comes back after a crash or "
+        "a reboot.",
+    ),
+}
+
+# Host paths: flagged when mounted exactly, or anything below them.
+SENSITIVE_TREES = ("/etc", "/root", "/var/lib/docker", "/proc", "/sys", "/boot")
+# Flagged only when mounted exactly (their children are often fine).
+SENSITIVE_EXACT = frozenset(
+    {"/", "/home", "/usr", "/var", "/var/run", "/run", "/dev", "/bin", "/sbin", "/lib", "/opt"}
+)
+# Harmless well-known files under sensitive trees.
+HARMLESS = frozenset({"/etc/localtime", "/etc/timezone"})
+
+DATABASE_PORTS = {
+    1433: "SQL Server",
+    1521: "Oracle",
+    2379: "etcd",
+    3306: "MySQL/MariaDB",
+    5432: "PostgreSQL",
+    5984: "CouchDB",
+    6379: "Redis",
+    7687: "Neo4j",
+    8086: "InfluxDB",
+    8123: "ClickHouse",
+    9042: "Cassandra",
+    9200: "Elasticsearch",
+    9300: "Elasticsearch",
+    11211: "Memcached",
+    26257: "CockroachDB",
+    27017: "MongoDB",
+}
+ALL_INTERFACES = frozenset({"", "0.0.0.0", "::", "[::]"})  # noqa: S104 - what we look for
+
+SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL",
+    re.IGNORECASE,
+)
+
+
+def _problem(rule: str, message: str, path: str) -> Problem:
+    meta = RULES[rule]
+    return Problem(rule, meta.severity, message, path, meta.hint)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes"))
+
+
+def _interpolated(value: Any) -> bool:
+    return isinstance(value, str) and "$" in value.replace("$$", "")
+
+
+# --- volumes -------------------------------------------------------------------------------
+
+
+def _bind_source(volume: Any) -> str | None:
+    """The host path of a bind mount (short or long syntax), else None."""
+    if isinstance(volume, dict):
+        if volume.get("type", "volume") != "bind":
+            return None
+        source = volume.get("source")
+        return source if isinstance(source, str) else None
+    if not isinstance(volume, str):
+        return None
+    source = volume.split(":", 1)[0] if ":" in volume else ""
+    if source.startswith(("/", "~", ".")):
+        return source
+    return None  # a named volume, or an anonymous one
+
+
+def _normalise(source: str) -> str:
+    if source.startswith("~"):
+        return source
+    return posixpath.normpath(source) if source.startswith("/") else source
+
+
+def _is_docker_socket(source: str) -> bool:
+    return posixpath.basename(source.rstrip("/")) == "docker.sock"
+
+
+def _is_sensitive(source: str) -> bool:
+    path = _normalise(source)
+    if path in HARMLESS:
+        return False
+    if ".ssh" in path.split("/"):
+        return True
+    if path in ("~", "~/"):
+        return True
+    if path in SENSITIVE_EXACT:
+        return True
+    return any(path == tree or path.startswith(tree + "/") for tree in SENSITIVE_TREES)
+
+
+def _volume_problems(name: str, service: dict[str, Any]) -> list[Problem]:
+    volumes = service.get("volumes")
+    if not isinstance(volumes, list):
+        return []
+    problems = []
+    for index, volume in enumerate(volumes):
+        source = _bind_source(volume)
+        if source is None or _interpolated(source):
+            continue
+        at = format_path(["services", name, "volumes", index])
+        if _is_docker_socket(source):
+            problems.append(
+                _problem("WF103", f"{at} mounts the Docker socket ({source}) into {name}", at)
+            )
+        elif _is_sensitive(source):
+            problems.append(
+                _problem("WF104", f"{at} mounts the sensitive host path {source} into {name}", at)
+            )
+    return problems
+
+
+# --- image ---------------------------------------------------------------------------------
+
+
+def _image_problem(name: str, service: dict[str, Any]) -> Problem | None:
+    image = service.get("image")
+    if not isinstance(image, str) or not image.strip() or _interpolated(image):
+        return None
+    if "@" in image:
+        return None  # pinned by digest
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ""
+    at = format_path(["services", name, "image"])
+    if not tag:
+        return _problem("WF105", f"{at}: {image} has no tag, so it means :latest", at)
+    if tag == "latest":
+        return _problem("WF105", f"{at}: {image} uses the moving tag :latest", at)
+    return None
+
+
+# --- healthcheck, limits, restart ----------------------------------------------------------
+
+
+def _has_healthcheck(service: dict[str, Any]) -> bool:
+    check = service.get("healthcheck")
+    if not isinstance(check, dict) or _truthy(check.get("disable")):
+        return False
+    test = check.get("test")
+    if isinstance(test, list) and test[:1] == ["NONE"]:
+        return False
+    return test is not None
+
+
+def _limits(service: dict[str, Any]) -> tuple[bool, bool]:
+    deploy = service.get("deploy")
+    limits: Any = {}
+    if isinstance(deploy, dict) and isinstance(deploy.get("resources"), dict):
+        limits = deploy["resources"].get("limits") or {}
+    if not isinstance(limits, dict):
+        limits = {}
+    memory = bool(limits.get("memory") or service.get("mem_limit"))
+    cpu = bool(limits.get("cpus") or service.get("cpus") or service.get("cpu_quota"))
+    return memory, cpu
+
+
+def _has_restart_policy(service: dict[str, Any]) -> bool:
+    if service.get("restart") is not None:
+        return True
+    deploy = service.get("deploy")
+    return isinstance(deploy, dict) and deploy.get("restart_policy") is not None
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+def _environment(service: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(path, variable name, value) for each entry, in either syntax."""
+    env = service.get("environment")
+    entries: list[tuple[str, str, Any]] = []
+    if isinstance(env, dict):
+        for key, value in env.items():
+            entries.append((str(key), str(key), value))
+    elif isinstance(env, list):
+        for index, item in enumerate(env):
+            if isinstance(item, str):
+                key, sep, value = item.partition("=")
+                entries.append((f"[{index}]", key, value if sep else None))
+    return entries
+
+
+def _secret_problems(name: str, service: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for suffix, key, value in _environment(service):
+        if not SECRET_NAME.search(key) or key.upper().endswith("_FILE"):
+            continue
+        if value is None or isinstance(value, bool) or _interpolated(value):
+            continue
+        if isinstance(value, str) and not value.strip():
+            continue
+        base = format_path(["services", name, "environment"])
+        at = base + suffix if suffix.startswith("[") else f"{base}.{suffix}"
+        problems.append(
+            _problem("WF108", f"{at}: {key} holds a secret written in clear in the file", at)
+        )
+    return problems
+
+
+# --- ports ---------------------------------------------------------------------------------
+
+
+def _split_short_port(spec: str) -> tuple[str, str | None, str]:
+    """ "[host_ip:][published:]target[/proto]" -> (host_ip, published, target)."""
+    spec = spec.split("/", 1)[0]
+    host_ip = ""
+    if spec.startswith("["):  # [::1]:5432:5432
+        end = spec.find("]")
+        host_ip, spec = spec[: end + 1], spec[end + 2 :]
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return host_ip, None, parts[0]
+    if len(parts) == 2:
+        return host_ip, parts[0], parts[1]
+    return ":".join(parts[:-2]), parts[-2], parts[-1]
+
+
+def _port_numbers(target: Any) -> list[int]:
+    text = str(target).strip()
+    if "-" in text:
+        low, _, high = text.partition("-")
+        if low.isdigit() and high.isdigit() and int(high) - int(low) < 1000:
+            return list(range(int(low), int(high) + 1))
+        return []
+    return [int(text)] if text.isdigit() else []
+
+
+def _port_problems(name: str, service: dict[str, Any]) -> list[Problem]:
+    ports = service.get("ports")
+    if not isinstance(ports, list):
+        return []
+    problems = []
+    for index, port in enumerate(ports):
+        if isinstance(port, dict):
+            host_ip, target = str(port.get("host_ip") or ""), port.get("target")
+        elif isinstance(port, int | str) and not isinstance(port, bool):
+            host_ip, _published, target = _split_short_port(str(port))
+        else:
+            continue
+        if host_ip.strip() not in ALL_INTERFACES or _interpolated(host_ip):
+            continue
+        found = [DATABASE_PORTS[n] for n in _port_numbers(target) if n in DATABASE_PORTS]
+        if found:
+            at = format_path(["services", name, "ports", index])
+            problems.append(
+                _problem(
+                    "WF109",
+                    f"{at} publishes the {found[0]} port {target} on every network interface "
+                    "of the server",
+                    at,
+                )
+            )
+    return problems
+
+
+# --- the linter ----------------------------------------------------------------------------
+
+
+def lint_service(name: str, service: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    base = format_path(["services", name])
+    if _truthy(service.get("privileged")):
+        at = f"{base}.privileged"
+        problems.append(_problem("WF101", f"{at}: {name} runs as a privileged container", at))
+    for key, what in (("network_mode", "network"), ("pid", "PID"), ("ipc", "IPC")):
+        if service.get(key) == "host":
+            at = f"{base}.{key}"
+            problems.append(
+                _problem("WF102", f"{at}: {name} shares the server's {what} namespace", at)
+            )
+    problems.extend(_volume_problems(name, service))
+    image = _image_problem(name, service)
+    if image:
+        problems.append(image)
+    if not _has_healthcheck(service):
+        at = f"{base}.healthcheck"
+        problems.append(_problem("WF106", f"{base} has no healthcheck", at))
+    memory, cpu = _limits(service)
+    if not (memory and cpu):
+        missing = " or ".join(what for what, ok in (("memory", memory), ("CPU", cpu)) if not ok)
+        at = f"{base}.deploy.resources.limits"
+        problems.append(_problem("WF107", f"{base} has no {missing} limit", at))
+    problems.extend(_secret_problems(name, service))
+    problems.extend(_port_problems(name, service))
+    if not _has_restart_policy(service):
+        at = f"{base}.restart"
+        problems.append(_problem("WF110", f"{base} has no restart policy", at))
+    return problems
+
+
+def lint(document: Any) -> list[Problem]:
+    """Lint every service of a loaded compose document."""
+    if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
+        return []
+    problems: list[Problem] = []
+    for name, service in document["services"].items():
+        if isinstance(service, dict):
+            problems.extend(lint_service(str(name), service))
+    return problems
