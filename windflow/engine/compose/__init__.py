@@ -1,0 +1,93 @@
+"""Compose files: load (safe YAML with limits), interpolate (``${VAR}`` and friends).
+
+Pure Python, no Django. Every refusal is a :class:`ComposeError` (a ``ValueError`` and an
+:class:`~windflow.engine.errors.EngineError`) with a message for people, the 1-based
+``line`` / ``column`` when known, the ``path`` in the document (``services.web.image``)
+and the list of :class:`Problem` s behind it (several when, for example, several
+variables are missing).
+
+- ``load``: :func:`~windflow.engine.compose.load.load_compose`.
+- ``interpolate``: :func:`~windflow.engine.compose.interpolate.interpolate`,
+  :func:`~windflow.engine.compose.interpolate.referenced_variables`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from windflow.engine.errors import EngineError
+
+PathElement = str | int
+Path = tuple[PathElement, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a compose file: ``severity`` is "error", "warning" or "info";
+    ``line`` / ``column`` are 1-based (None when unknown); ``path`` is like
+    ``services.web.environment.DB_URL``; ``code`` a stable id; ``hint`` a fix."""
+
+    severity: str
+    message: str
+    line: int | None = None
+    path: str | None = None
+    column: int | None = None
+    code: str = ""
+    hint: str = ""
+
+
+class ComposeError(EngineError, ValueError):
+    """A compose file refused. ``.message`` for people, ``.line`` / ``.column`` (1-based,
+    None when unknown), ``.path``, ``.code`` and ``.problems`` (at least one)."""
+
+    default_hint = "Fix the compose file at the place shown and try again."
+    missing_variables: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+        code: str = "compose-invalid",
+        hint: str | None = None,
+        problems: Sequence[Problem] | None = None,
+    ):
+        super().__init__(message, hint)
+        self.line = line
+        self.column = column
+        self.path = path
+        self.error_code = code
+        if problems:
+            self.problems: tuple[Problem, ...] = tuple(problems)
+        else:
+            self.problems = (Problem("error", message, line, path, column, code, self.hint),)
+
+    @property
+    def code(self) -> str:
+        return self.error_code
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+\Z")
+
+
+def format_path(path: Iterable[PathElement]) -> str:
+    """``("services", "web", "ports", 0)`` -> ``services.web.ports[0]``; keys that are
+    not plain (dots, spaces...) are quoted: ``labels["com.example.role"]``."""
+    out = ""
+    for element in path:
+        if isinstance(element, int) and not isinstance(element, bool):
+            out += f"[{element}]"
+        else:
+            key = str(element)
+            if _PLAIN_KEY.match(key):
+                out += f".{key}" if out else key
+            else:
+                out += '["' + key.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+    return out
+
+
+__all__ = ["ComposeError", "Path", "Problem", "format_path"]
