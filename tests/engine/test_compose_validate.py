@@ -5,7 +5,8 @@ import copy
 
 import pytest
 
-from windflow.engine.compose.validate import RULES, Problem, validate
+from windflow.engine.compose import finding
+from windflow.engine.compose.validate import RULES, validate
 
 CLEAN = {
     "name": "shop",
@@ -126,11 +127,13 @@ def test_it_refuses_a_document_that_is_not_a_mapping():
 def test_it_keeps_rules_documented_and_problems_serialisable():
     for rule in {p.rule for p in validate(doc(build=".", imagee=1, ports={}))}:
         assert rule in RULES
-    p = Problem("WF001", "error", "m", "services.web")
+    p = finding("WF001", "error", "m", "services.web")
     assert p.as_dict() == {
         "rule": "WF001",
         "severity": "error",
         "message": "m",
         "path": "services.web",
+        "line": None,
+        "column": None,
         "hint": "",
     }

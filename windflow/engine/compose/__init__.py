@@ -37,6 +37,27 @@ class Problem:
     code: str = ""
     hint: str = ""
 
+    @property
+    def rule(self) -> str:
+        """The rule id (WF001...) of validation and lint findings."""
+        return self.code
+
+    def as_dict(self) -> dict:
+        return {
+            "rule": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "hint": self.hint,
+        }
+
+
+def finding(rule: str, severity: str, message: str, path: str, hint: str = "") -> Problem:
+    """A validation or lint Problem, by rule id."""
+    return Problem(severity=severity, message=message, path=path, code=rule, hint=hint)
+
 
 class ComposeError(EngineError, ValueError):
     """A compose file refused. ``.message`` for people, ``.line`` / ``.column`` (1-based,

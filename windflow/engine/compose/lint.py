@@ -17,7 +17,8 @@ import posixpath
 import re
 from typing import Any
 
-from windflow.engine.compose.validate import Problem, Rule, format_path
+from windflow.engine.compose import Problem, finding
+from windflow.engine.compose.validate import Rule, format_path
 
 RULES: dict[str, Rule] = {
     "WF101": Rule(
@@ -117,7 +118,7 @@ SECRET_NAME = re.compile(
 
 def _problem(rule: str, message: str, path: str) -> Problem:
     meta = RULES[rule]
-    return Problem(rule, meta.severity, message, path, meta.hint)
+    return finding(rule, meta.severity, message, path, meta.hint)
 
 
 def _truthy(value: Any) -> bool:

@@ -22,36 +22,17 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from jsonschema import Draft201909Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from windflow.engine.compose import Problem, finding
+
 Severity = Literal["error", "warning", "info"]
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "compose-spec.json"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding about a compose document (validation or lint)."""
-
-    rule: str
-    severity: Severity
-    message: str
-    path: str
-    hint: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "message": self.message,
-            "path": self.path,
-            "hint": self.hint,
-        }
 
 
 class Rule(NamedTuple):
@@ -214,7 +195,7 @@ def _problems_from_error(error: ValidationError) -> list[Problem]:
     kind = error.validator
 
     def problem(message: str, at: str = path, hint: str = "") -> Problem:
-        return Problem("WF001", "error", message, at, hint or RULES["WF001"].hint)
+        return finding("WF001", "error", message, at, hint or RULES["WF001"].hint)
 
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         problems = []
@@ -297,7 +278,7 @@ def _strip_unsupported(document: dict[str, Any]) -> tuple[dict[str, Any], list[P
     doc = copy.copy(document)
     for key, (message, hint) in UNSUPPORTED_TOP_KEYS.items():
         if key in doc:
-            problems.append(Problem("WF002", "error", message, key, hint))
+            problems.append(finding("WF002", "error", message, key, hint))
             del doc[key]
     services = doc.get("services")
     if isinstance(services, dict):
@@ -309,7 +290,7 @@ def _strip_unsupported(document: dict[str, Any]) -> tuple[dict[str, Any], list[P
             for key, (message, hint) in UNSUPPORTED_SERVICE_KEYS.items():
                 if key in trimmed:
                     at = format_path(["services", name, key])
-                    problems.append(Problem("WF002", "error", f"{at}: {message}", at, hint))
+                    problems.append(finding("WF002", "error", f"{at}: {message}", at, hint))
                     del trimmed[key]
             services[name] = trimmed
         doc["services"] = services
@@ -320,7 +301,7 @@ def _image_problems(document: dict[str, Any]) -> list[Problem]:
     services = document.get("services")
     if services is None or (isinstance(services, dict) and not services):
         return [
-            Problem(
+            finding(
                 "WF004", "error", "The file defines no services.", "services", RULES["WF004"].hint
             )
         ]
@@ -336,7 +317,7 @@ def _image_problems(document: dict[str, Any]) -> list[Problem]:
         if image is None or (isinstance(image, str) and not image.strip()):
             at = format_path(["services", name])
             problems.append(
-                Problem(
+                finding(
                     "WF003",
                     "error",
                     f"{at} has no image: say which image to run",
@@ -351,7 +332,7 @@ def validate(document: Any) -> list[Problem]:
     """Check a loaded compose document; return its problems (empty when valid)."""
     if not isinstance(document, dict):
         return [
-            Problem(
+            finding(
                 "WF001",
                 "error",
                 f"A compose file must be a mapping of keys (services:, volumes:...), "
