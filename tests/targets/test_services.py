@@ -14,16 +14,21 @@ def admin_membership(owner, acme, in_acme):
     return Membership.objects.get(user=owner, organization=acme)
 
 
-def add_ssh_target(membership, sshd, key, *, name="web-1", user="root", confirm=True):
-    target = services.create_target(
+def create_ssh_target(membership, sshd, private_key, *, name, user="root", **extra):
+    return services.create_target(
         membership,
         name=name,
         kind="ssh",
         host=sshd.host,
         port=sshd.port,
         user=user,
-        private_key=key[0],
+        private_key=private_key,
+        **extra,
     )
+
+
+def add_ssh_target(membership, sshd, key, *, name="web-1", user="root", confirm=True):
+    target = create_ssh_target(membership, sshd, key[0], name=name, user=user)
     if confirm:
         services.confirm_host_key(membership, target, target.pending_host_key_fingerprint)
     return target
@@ -142,15 +147,7 @@ def test_it_refuses_an_unreachable_host_and_creates_nothing(admin_membership, ro
 )
 def test_it_refuses_a_malformed_key(admin_membership, sshd, key, field):
     with pytest.raises(ServiceError) as error:
-        services.create_target(
-            admin_membership,
-            name="bad-key",
-            kind="ssh",
-            host=sshd.host,
-            port=sshd.port,
-            user="root",
-            private_key=key,
-        )
+        create_ssh_target(admin_membership, sshd, key, name="bad-key")
     assert error.value.field == field
     assert key not in error.value.message
     assert not Target.objects.exists()
@@ -170,25 +167,10 @@ def test_it_asks_for_the_passphrase_of_a_protected_key(admin_membership, sshd):
         .decode()
     )
     with pytest.raises(ServiceError) as error:
-        services.create_target(
-            admin_membership,
-            name="locked",
-            kind="ssh",
-            host=sshd.host,
-            port=sshd.port,
-            user="root",
-            private_key=protected,
-        )
+        create_ssh_target(admin_membership, sshd, protected, name="locked")
     assert error.value.field == "passphrase"
-    target = services.create_target(
-        admin_membership,
-        name="locked",
-        kind="ssh",
-        host=sshd.host,
-        port=sshd.port,
-        user="root",
-        private_key=protected,
-        passphrase="open sesame",
+    target = create_ssh_target(
+        admin_membership, sshd, protected, name="locked", passphrase="open sesame"
     )
     assert target.public_key.startswith("ssh-ed25519")
 
