@@ -1,0 +1,907 @@
+"""Plan a deployment from a validated, interpolated compose document.
+
+``build_plan(document, project) -> Plan``: the networks and volumes to create (or, when
+``external``, only to find), the images to pull (each once), one normalised
+:class:`ServiceSpec` per service, and ``order``: the services in *waves*. The services of a
+wave are independent of each other and may start in parallel; every service comes after
+everything it depends on (``depends_on``, and the implicit dependencies of ``links``,
+``volumes_from: <service>`` and ``network_mode: service:<name>``).
+
+Each :class:`ServiceSpec` carries a ``config_hash``: SHA-256 over a canonical JSON of the
+service's effective configuration (everything but ``replicas``, ``depends_on`` and
+``pull_policy``, which say *how many* / *when* / *how to fetch*, not *what runs*). Changing
+one service changes only its hash: a redeploy recreates only the containers whose
+``com.docker.compose.config-hash`` label differs (see :func:`compose_labels`).
+
+Pure Python, no Django, no Docker. Every refusal is a
+:class:`~windflow.engine.compose.ComposeError` naming the place in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from windflow.engine.compose import ComposeError, Problem, format_path
+
+CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+DEFAULT_CONDITION = "service_started"
+DEFAULT_NETWORK = "default"
+MANAGED_LABEL = "io.windflow.managed"
+
+# Service keys turned into ServiceSpec fields; every other key (except x-*) lands in
+# ``extra`` unchanged, so that any change to it still changes the config hash.
+_HANDLED = frozenset(
+    {
+        "image",
+        "command",
+        "entrypoint",
+        "environment",
+        "ports",
+        "volumes",
+        "networks",
+        "network_mode",
+        "healthcheck",
+        "restart",
+        "deploy",
+        "mem_limit",
+        "mem_reservation",
+        "cpus",
+        "pids_limit",
+        "scale",
+        "labels",
+        "user",
+        "working_dir",
+        "depends_on",
+        "links",
+        "volumes_from",
+        "pull_policy",
+        "container_name",
+    }
+)
+# Fields of a ServiceSpec left out of its config hash.
+_NOT_HASHED = frozenset({"replicas", "depends_on", "pull_policy", "config_hash"})
+
+
+# --- specs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network of the project. ``key`` is its name in the file, ``name`` the Docker
+    network name (``<project>_<key>`` unless ``name:`` is given). External networks must
+    already exist: they are looked up, never created nor removed."""
+
+    key: str
+    name: str
+    external: bool = False
+    driver: str | None = None
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+    ipam: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """A named volume of the project; ``name`` is the Docker volume name."""
+
+    key: str
+    name: str
+    external: bool = False
+    driver: str | None = None
+    driver_opts: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service, normalised.
+
+    - ``command`` / ``entrypoint``: a list of arguments (a string is split like a shell
+      would), or None for the image's own.
+    - ``environment``: ``{KEY: "value"}`` (``KEY`` without a value is dropped: there is no
+      shell environment to take it from).
+    - ``ports``: ``[{host_ip, published, target, protocol}]``, one per container port
+      (ranges expanded); ``host_ip`` / ``published`` None when not given.
+    - ``volumes``: ``[{type, source, target, read_only}]`` (plus ``bind`` / ``volume`` /
+      ``tmpfs`` options when given); a named volume's ``source`` is the Docker volume name,
+      an anonymous volume's is None.
+    - ``networks``: ``{docker network name: {"aliases": [...], ...}}``; ``<project>_default``
+      when none is given, empty with a ``network_mode``.
+    - ``healthcheck``: ``{test: [...], interval, timeout, start_period, start_interval
+      (seconds, float), retries}`` with only the keys given; ``{"test": ["NONE"]}`` when
+      disabled; None when the file has none (the image's own applies).
+    - ``limits`` / ``reservations``: ``{"memory": bytes, "cpus": float, "pids": int}`` with
+      only the keys given (``deploy.resources`` or the legacy ``mem_limit`` / ``cpus`` /
+      ``mem_reservation`` / ``pids_limit``).
+    - ``depends_on``: ``{service: condition}``.
+    - ``extra``: every other service key, as written (``privileged``, ``cap_add``...).
+    """
+
+    name: str
+    image: str
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    network_mode: str | None = None
+    healthcheck: dict[str, Any] | None = None
+    restart: str = "no"
+    limits: dict[str, Any] = field(default_factory=dict)
+    reservations: dict[str, Any] = field(default_factory=dict)
+    replicas: int = 1
+    labels: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    working_dir: str | None = None
+    container_name: str | None = None
+    pull_policy: str = "missing"
+    depends_on: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    config_hash: str = ""
+
+    @property
+    def memory_limit(self) -> int | None:
+        return self.limits.get("memory")
+
+    @property
+    def cpu_limit(self) -> float | None:
+        return self.limits.get("cpus")
+
+    def hashed_config(self) -> dict[str, Any]:
+        """The configuration the hash covers (everything but replicas, depends_on,
+        pull_policy)."""
+        return {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in _NOT_HASHED
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    networks: list[NetworkSpec]
+    volumes: list[VolumeSpec]
+    images: list[str]
+    services: list[ServiceSpec]
+    order: list[list[str]]
+
+    def service(self, name: str) -> ServiceSpec:
+        for spec in self.services:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        """``{service: config_hash}``, to compare with the running containers' labels."""
+        return {spec.name: spec.config_hash for spec in self.services}
+
+
+# --- labels and names ----------------------------------------------------------------------
+
+
+def compose_labels(
+    project: str,
+    service: str,
+    number: int,
+    config_hash: str,
+    *,
+    working_dir: str = "/",
+    config_files: str | None = None,
+) -> dict[str, str]:
+    """The labels of a container, compatible with ``docker compose`` (``ls``, ``ps``,
+    ``down`` recognise the project), plus ``io.windflow.managed``."""
+    labels = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": service,
+        "com.docker.compose.container-number": str(number),
+        "com.docker.compose.config-hash": config_hash,
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.project.working_dir": working_dir,
+        MANAGED_LABEL: "true",
+    }
+    if config_files is not None:
+        labels["com.docker.compose.project.config_files"] = config_files
+    return labels
+
+
+def container_name(project: str, service: str, number: int) -> str:
+    """``<project>-<service>-<number>``, as ``docker compose`` names containers."""
+    return f"{project}-{service}-{number}"
+
+
+def network_labels(project: str, key: str) -> dict[str, str]:
+    return {
+        "com.docker.compose.project": project,
+        "com.docker.compose.network": key,
+        MANAGED_LABEL: "true",
+    }
+
+
+def volume_labels(project: str, key: str) -> dict[str, str]:
+    return {
+        "com.docker.compose.project": project,
+        "com.docker.compose.volume": key,
+        MANAGED_LABEL: "true",
+    }
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``config`` (sorted keys, no spaces)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# --- scalar parsers ------------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", re.IGNORECASE)
+_MEMORY_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+
+
+def parse_duration(value: Any) -> float:
+    """Compose / Go durations in seconds: ``"1m30s"`` -> 90.0, ``"500ms"`` -> 0.5,
+    ``"10s"`` -> 10.0; a bare number is seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    position, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f'"{text}" is not a duration (write e.g. 10s, 1m30s or 500ms)')
+    return round(total, 9)
+
+
+def parse_memory(value: Any) -> int:
+    """Bytes from ``"512M"``, ``"1g"``, ``"1.5GB"``, ``"100k"`` (binary units, as Docker)
+    or a number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a memory size")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    text = str(value).strip()
+    match = _MEMORY.fullmatch(text)
+    if not match:
+        raise ValueError(f'"{text}" is not a memory size (write e.g. 512M or 1G)')
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()])
+
+
+def parse_cpus(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number of CPUs")
+    try:
+        cpus = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'"{value}" is not a number of CPUs (write e.g. 0.5 or 2)') from None
+    if cpus < 0:
+        raise ValueError(f"{value} CPUs: the number cannot be negative")
+    return cpus
+
+
+# --- the planner ---------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(self, document: dict[str, Any], project: str):
+        self.document = document
+        self.project = project
+        self.problems: list[Problem] = []
+        self.networks: dict[str, NetworkSpec] = {}
+        self.volumes: dict[str, VolumeSpec] = {}
+        self.default_used = False
+
+    # errors
+
+    def problem(self, message: str, path: tuple, code: str, hint: str = "") -> None:
+        self.problems.append(
+            Problem("error", message, path=format_path(path), code=code, hint=hint)
+        )
+
+    def bad_value(self, path: tuple, error: ValueError) -> None:
+        where = format_path(path)
+        self.problem(f"{where}: {error}", path, "compose-invalid-value")
+
+    def raise_if_any(self) -> None:
+        if not self.problems:
+            return
+        first = self.problems[0]
+        message = first.message
+        if len(self.problems) > 1:
+            message += f" (and {len(self.problems) - 1} more problem(s))"
+        raise ComposeError(
+            message,
+            path=first.path,
+            code=first.code,
+            hint=first.hint or None,
+            problems=self.problems,
+        )
+
+    # top level
+
+    def top_networks(self) -> None:
+        declared = self.document.get("networks") or {}
+        for key, config in declared.items():
+            config = config or {}
+            external = bool(config.get("external"))
+            name = config.get("name") or (key if external else f"{self.project}_{key}")
+            labels = {} if external else network_labels(self.project, key)
+            labels.update(_str_dict(config.get("labels")))
+            self.networks[key] = NetworkSpec(
+                key=key,
+                name=str(name),
+                external=external,
+                driver=config.get("driver"),
+                driver_opts=_str_dict(config.get("driver_opts")),
+                internal=bool(config.get("internal", False)),
+                attachable=bool(config.get("attachable", False)),
+                enable_ipv6=bool(config.get("enable_ipv6", False)),
+                ipam=dict(config.get("ipam") or {}),
+                labels=labels,
+            )
+
+    def top_volumes(self) -> None:
+        declared = self.document.get("volumes") or {}
+        for key, config in declared.items():
+            config = config or {}
+            external = bool(config.get("external"))
+            name = config.get("name") or (key if external else f"{self.project}_{key}")
+            labels = {} if external else volume_labels(self.project, key)
+            labels.update(_str_dict(config.get("labels")))
+            self.volumes[key] = VolumeSpec(
+                key=key,
+                name=str(name),
+                external=external,
+                driver=config.get("driver"),
+                driver_opts=_str_dict(config.get("driver_opts")),
+                labels=labels,
+            )
+
+    def network_list(self) -> list[NetworkSpec]:
+        networks = list(self.networks.values())
+        if self.default_used and DEFAULT_NETWORK not in self.networks:
+            networks.insert(
+                0,
+                NetworkSpec(
+                    key=DEFAULT_NETWORK,
+                    name=f"{self.project}_{DEFAULT_NETWORK}",
+                    labels=network_labels(self.project, DEFAULT_NETWORK),
+                ),
+            )
+        return networks
+
+    # services
+
+    def service(self, name: str, config: dict[str, Any]) -> ServiceSpec:
+        base = ("services", name)
+        values: dict[str, Any] = {"name": name, "image": str(config.get("image") or "")}
+        for key in ("command", "entrypoint"):
+            values[key] = self.argv(config.get(key), (*base, key))
+        values["environment"] = _environment(config.get("environment"))
+        values["labels"] = _str_dict(config.get("labels"))
+        values["ports"] = self.ports(config.get("ports") or [], (*base, "ports"))
+        values["volumes"] = self.service_volumes(config.get("volumes") or [], (*base, "volumes"))
+        values["network_mode"] = config.get("network_mode")
+        values["networks"] = self.service_networks(config, base)
+        values["healthcheck"] = self.healthcheck(config.get("healthcheck"), (*base, "healthcheck"))
+        deploy = config.get("deploy") or {}
+        values["restart"] = _restart(config.get("restart"), deploy.get("restart_policy"))
+        values["limits"], values["reservations"] = self.resources(config, deploy, base)
+        values["replicas"] = self.replicas(config, deploy, base)
+        for key in ("user", "working_dir", "container_name"):
+            values[key] = None if config.get(key) is None else str(config[key])
+        values["pull_policy"] = str(config.get("pull_policy") or "missing")
+        values["depends_on"] = self.dependencies(name, config, base)
+        values["extra"] = {
+            key: value
+            for key, value in config.items()
+            if key not in _HANDLED and not str(key).startswith("x-")
+        }
+        spec = ServiceSpec(**values)
+        return ServiceSpec(**{**values, "config_hash": config_hash(spec.hashed_config())})
+
+    def argv(self, value: Any, path: tuple) -> list[str] | None:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return [str(item) for item in value]
+        try:
+            return shlex.split(str(value))
+        except ValueError as error:
+            self.bad_value(path, ValueError(f"cannot split {str(value)!r} into words: {error}"))
+            return None
+
+    def ports(self, ports: list, path: tuple) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for index, port in enumerate(ports):
+            try:
+                out.extend(_port(port))
+            except ValueError as error:
+                self.bad_value((*path, index), error)
+        return out
+
+    def service_volumes(self, volumes: list, path: tuple) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for index, volume in enumerate(volumes):
+            try:
+                mount = _mount(volume)
+            except ValueError as error:
+                self.bad_value((*path, index), error)
+                continue
+            if mount["type"] == "volume" and mount["source"]:
+                declared = self.volumes.get(mount["source"])
+                if declared is None:
+                    self.problem(
+                        f'{format_path((*path, index))}: the volume "{mount["source"]}" is '
+                        "not declared under the top-level volumes:",
+                        (*path, index),
+                        "compose-undeclared-volume",
+                        f"Add it at the top level: volumes: {{{mount['source']}: {{}}}}, or "
+                        "use a path (./data, /srv/data) for a bind mount.",
+                    )
+                    continue
+                mount["source"] = declared.name
+            out.append(mount)
+        return out
+
+    def service_networks(self, config: dict[str, Any], base: tuple) -> dict[str, dict]:
+        if config.get("network_mode"):
+            return {}
+        given = config.get("networks")
+        if not given:
+            given = {DEFAULT_NETWORK: None}
+        elif isinstance(given, list):
+            given = {key: None for key in given}
+        out: dict[str, dict] = {}
+        for key, options in given.items():
+            spec = self.networks.get(key)
+            if spec is None and key == DEFAULT_NETWORK:
+                self.default_used = True
+                docker_name = f"{self.project}_{DEFAULT_NETWORK}"
+            elif spec is None:
+                path = (*base, "networks", key)
+                self.problem(
+                    f'{format_path(path)}: the network "{key}" is not declared under the '
+                    "top-level networks:",
+                    path,
+                    "compose-undeclared-network",
+                    f"Add it at the top level: networks: {{{key}: {{}}}}.",
+                )
+                continue
+            else:
+                docker_name = spec.name
+            options = dict(options or {})
+            options["aliases"] = [str(alias) for alias in options.get("aliases") or []]
+            out[docker_name] = options
+        return out
+
+    def healthcheck(self, value: Any, path: tuple) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if value.get("disable"):
+            return {"test": ["NONE"]}
+        out: dict[str, Any] = {}
+        test = value.get("test")
+        if isinstance(test, str):
+            out["test"] = ["CMD-SHELL", test]
+        elif test is not None:
+            out["test"] = [str(item) for item in test]
+        for key in ("interval", "timeout", "start_period", "start_interval"):
+            if value.get(key) is not None:
+                try:
+                    out[key] = parse_duration(value[key])
+                except ValueError as error:
+                    self.bad_value((*path, key), error)
+        if value.get("retries") is not None:
+            try:
+                out["retries"] = int(value["retries"])
+            except (TypeError, ValueError):
+                self.bad_value((*path, "retries"), ValueError("retries must be a whole number"))
+        return out
+
+    def resources(self, config: dict, deploy: dict, base: tuple) -> tuple[dict, dict]:
+        resources = deploy.get("resources") or {}
+        limits = self.resource_set(
+            resources.get("limits") or {},
+            {"memory": "mem_limit", "cpus": "cpus", "pids": "pids_limit"},
+            config,
+            (*base, "deploy", "resources", "limits"),
+            base,
+        )
+        reservations = self.resource_set(
+            resources.get("reservations") or {},
+            {"memory": "mem_reservation"},
+            config,
+            (*base, "deploy", "resources", "reservations"),
+            base,
+        )
+        return limits, reservations
+
+    def resource_set(
+        self, section: dict, legacy: dict[str, str], config: dict, path: tuple, base: tuple
+    ) -> dict[str, Any]:
+        parsers = {"memory": parse_memory, "cpus": parse_cpus, "pids": _whole}
+        out: dict[str, Any] = {}
+        for key, parse in parsers.items():
+            new_value = old_value = None
+            try:
+                if section.get(key) is not None:
+                    new_value = parse(section[key])
+            except ValueError as error:
+                self.bad_value((*path, key), error)
+            old_key = legacy.get(key)
+            try:
+                if old_key and config.get(old_key) is not None:
+                    old_value = parse(config[old_key])
+            except ValueError as error:
+                self.bad_value((*base, old_key), error)
+            if new_value is not None and old_value is not None and new_value != old_value:
+                self.problem(
+                    f"{format_path((*base, old_key))} and {format_path((*path, key))} say "
+                    "different things",
+                    (*base, old_key),
+                    "compose-conflicting-values",
+                    f"Keep only deploy.resources.{path[-1]}.{key}.",
+                )
+            value = new_value if new_value is not None else old_value
+            if value is not None:
+                out[key] = value
+        return out
+
+    def replicas(self, config: dict, deploy: dict, base: tuple) -> int:
+        for value, path in (
+            (deploy.get("replicas"), (*base, "deploy", "replicas")),
+            (config.get("scale"), (*base, "scale")),
+        ):
+            if value is not None:
+                try:
+                    replicas = _whole(value)
+                except ValueError as error:
+                    self.bad_value(path, error)
+                    return 1
+                if replicas < 0:
+                    self.bad_value(path, ValueError("the number of replicas cannot be negative"))
+                    return 1
+                return replicas
+        return 1
+
+    def dependencies(self, name: str, config: dict, base: tuple) -> dict[str, str]:
+        services = self.document.get("services") or {}
+        edges: dict[str, str] = {}
+        depends_on = config.get("depends_on") or {}
+        path = (*base, "depends_on")
+        if isinstance(depends_on, list):
+            depends_on = {dependency: {} for dependency in depends_on}
+        for dependency, options in depends_on.items():
+            options = options or {}
+            condition = options.get("condition") or DEFAULT_CONDITION
+            if condition not in CONDITIONS:
+                self.problem(
+                    f'{format_path((*path, dependency))}: unknown condition "{condition}"',
+                    (*path, dependency, "condition"),
+                    "compose-invalid-value",
+                    "Use one of: " + ", ".join(CONDITIONS) + ".",
+                )
+                continue
+            if dependency not in services:
+                if options.get("required", True) is False:
+                    continue  # an optional dependency that is not in this file
+                self.unknown_service(name, dependency, path)
+                continue
+            edges[str(dependency)] = condition
+        # Implicit dependencies, as docker compose has them.
+        implicit: list[tuple[str, tuple]] = []
+        for index, link in enumerate(config.get("links") or []):
+            implicit.append((str(link).split(":", 1)[0], (*base, "links", index)))
+        for index, source in enumerate(config.get("volumes_from") or []):
+            source = str(source)
+            if not source.startswith("container:"):
+                implicit.append((source.split(":", 1)[0], (*base, "volumes_from", index)))
+        mode = str(config.get("network_mode") or "")
+        if mode.startswith("service:"):
+            implicit.append((mode.split(":", 1)[1], (*base, "network_mode")))
+        for dependency, where in implicit:
+            if dependency not in services:
+                self.unknown_service(name, dependency, where)
+            else:
+                edges.setdefault(dependency, DEFAULT_CONDITION)
+        return edges
+
+    def unknown_service(self, name: str, dependency: str, path: tuple) -> None:
+        services = ", ".join(sorted(self.document.get("services") or {}))
+        self.problem(
+            f'{format_path(path)}: service "{name}" depends on "{dependency}", which is not '
+            "a service of this file",
+            path,
+            "compose-unknown-service",
+            f"Services of this file: {services}.",
+        )
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f'"{value}" is not a whole number') from None
+
+
+def _str_dict(value: Any) -> dict[str, str]:
+    """A list_or_dict of labels / options -> ``{str: str}`` (``KEY`` alone -> "")."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): "" if v is None else _scalar(v) for k, v in value.items()}
+    out = {}
+    for item in value:
+        key, _, text = str(item).partition("=")
+        out[key] = text
+    return out
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _environment(value: Any) -> dict[str, str]:
+    """``{KEY: value}`` or ``["KEY=value"]`` -> ``{KEY: "value"}``; ``KEY`` with no value
+    (``KEY`` in list form, ``KEY:`` in mapping form) is dropped, as docker compose does
+    when the shell has no such variable (WindFlow has no shell environment)."""
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): _scalar(v) for k, v in value.items() if v is not None}
+    out = {}
+    for item in value:
+        key, equals, text = str(item).partition("=")
+        if equals:
+            out[key] = text
+    return out
+
+
+def _restart(restart: Any, policy: Any) -> str:
+    if restart is not None:
+        return str(restart)
+    if policy and policy.get("condition"):
+        condition = str(policy["condition"])
+        return {"none": "no", "any": "always"}.get(condition, condition)
+    return "no"
+
+
+def _port_range(text: str) -> list[int]:
+    low, dash, high = text.partition("-")
+    if not low.isdigit() or (dash and not high.isdigit()):
+        raise ValueError(f'"{text}" is not a port number or range')
+    first, last = int(low), int(high) if dash else int(low)
+    if not 0 < first <= last <= 65535:
+        raise ValueError(f'"{text}" is not a port number or range (1-65535)')
+    return list(range(first, last + 1))
+
+
+def _port(port: Any) -> list[dict[str, Any]]:
+    """One ports: entry (short or long syntax) -> ``[{host_ip, published, target,
+    protocol}]``, one per container port."""
+    if isinstance(port, dict):
+        published = port.get("published")
+        if published is not None:
+            text = str(published)
+            published = int(text) if text.isdigit() else text
+            if isinstance(published, str):
+                _port_range(published)
+        targets = _port_range(str(port.get("target")))
+        return [
+            {
+                "host_ip": port.get("host_ip") or None,
+                "published": published,
+                "target": target,
+                "protocol": str(port.get("protocol") or "tcp"),
+            }
+            for target in targets
+        ]
+    if isinstance(port, bool):
+        raise ValueError(f"{port!r} is not a port")
+    text = str(port).strip()
+    spec, _, protocol = text.partition("/")
+    host_ip = ""
+    if spec.startswith("["):  # [::1]:5432:5432
+        end = spec.find("]")
+        if end < 0 or spec[end + 1 : end + 2] != ":":
+            raise ValueError(f'"{text}" is not a port mapping')
+        host_ip, spec = spec[1:end], spec[end + 2 :]
+        parts = spec.split(":")
+        if len(parts) != 2:
+            raise ValueError(f'"{text}" is not a port mapping')
+        published_text: str | None = parts[0]
+    else:
+        parts = spec.split(":")
+        if len(parts) == 1:
+            published_text = None
+        elif len(parts) == 2:
+            published_text = parts[0]
+        else:
+            host_ip, published_text = ":".join(parts[:-2]), parts[-2]
+    target_text = parts[-1]
+    targets = _port_range(target_text)
+    publish: list[int | str | None] = [None] * len(targets)
+    if published_text:
+        published = _port_range(published_text)
+        if len(published) == len(targets):
+            publish = list(published)
+        elif len(targets) == 1:
+            publish = [published_text]  # any free port of the range
+        else:
+            raise ValueError(f'"{text}": the published and container port ranges differ in length')
+    return [
+        {
+            "host_ip": host_ip or None,
+            "published": published_port,
+            "target": target,
+            "protocol": protocol or "tcp",
+        }
+        for published_port, target in zip(publish, targets, strict=True)
+    ]
+
+
+_READ_ONLY_MODES = {"ro", "readonly"}
+
+
+def _mount(volume: Any) -> dict[str, Any]:
+    """One volumes: entry -> ``{type, source, target, read_only}`` (+ options).
+    ``source`` of a named volume is still its key here; the planner maps it."""
+    if isinstance(volume, dict):
+        kind = str(volume.get("type") or "volume")
+        target = volume.get("target")
+        if not target:
+            raise ValueError("a mount needs a target (the path in the container)")
+        mount = {
+            "type": kind,
+            "source": None if volume.get("source") in (None, "") else str(volume["source"]),
+            "target": str(target),
+            "read_only": bool(volume.get("read_only", False)),
+        }
+        for key in ("bind", "volume", "tmpfs", "consistency"):
+            if volume.get(key) is not None:
+                mount[key] = volume[key]
+        return mount
+    text = str(volume)
+    parts = text.split(":")
+    if len(parts) == 1:
+        return {"type": "volume", "source": None, "target": text, "read_only": False}
+    if len(parts) > 3:
+        raise ValueError(f'"{text}" is not source:target[:mode]')
+    source, target = parts[0], parts[1]
+    modes = parts[2].split(",") if len(parts) == 3 else []
+    if not source or not target:
+        raise ValueError(f'"{text}" is not source:target[:mode]')
+    kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
+    mount = {
+        "type": kind,
+        "source": source,
+        "target": target,
+        "read_only": any(mode in _READ_ONLY_MODES for mode in modes),
+    }
+    other = [mode for mode in modes if mode not in _READ_ONLY_MODES | {"rw"}]
+    if other:
+        mount["mode"] = ",".join(other)  # z, Z, nocopy, propagation...
+    return mount
+
+
+# --- order ---------------------------------------------------------------------------------
+
+
+def waves(dependencies: dict[str, dict[str, str]]) -> list[list[str]]:
+    """Services in waves: a service is in the first wave after all its dependencies.
+    Within a wave, the order of ``dependencies`` (the file's order). A cycle raises
+    :class:`ComposeError` naming it: ``web → api → web``."""
+    placed: dict[str, int] = {}
+    remaining = list(dependencies)
+    order: list[list[str]] = []
+    while remaining:
+        wave = [
+            name
+            for name in remaining
+            if all(dependency in placed for dependency in dependencies[name])
+        ]
+        if not wave:
+            cycle = _cycle(remaining, dependencies)
+            text = " → ".join(cycle)
+            path = format_path(("services", cycle[0], "depends_on"))
+            raise ComposeError(
+                f"{path}: the services depend on each other in a cycle: {text}",
+                path=path,
+                code="compose-dependency-cycle",
+                hint="Remove one of these depends_on entries so that one service can start first.",
+            )
+        for name in wave:
+            placed[name] = len(order)
+        order.append(wave)
+        remaining = [name for name in remaining if name not in placed]
+    return order
+
+
+def _cycle(remaining: list[str], dependencies: dict[str, dict[str, str]]) -> list[str]:
+    # Every remaining service has at least one remaining dependency: walk until a repeat.
+    pending = set(remaining)
+    walk: list[str] = [remaining[0]]
+    while True:
+        current = walk[-1]
+        following = next(d for d in dependencies[current] if d in pending)
+        if following in walk:
+            return [*walk[walk.index(following) :], following]
+        walk.append(following)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+
+def build_plan(document: dict[str, Any], project: str) -> Plan:
+    """A :class:`Plan` from a validated, interpolated compose document. Raises
+    :class:`ComposeError` for what the schema cannot see: an unknown dependency, a
+    dependency cycle, an undeclared named volume or network, an unreadable duration,
+    memory size or port."""
+    planner = _Planner(document, project)
+    planner.top_networks()
+    planner.top_volumes()
+    services = [
+        planner.service(str(name), config or {})
+        for name, config in (document.get("services") or {}).items()
+    ]
+    planner.raise_if_any()
+    order = waves({spec.name: spec.depends_on for spec in services})
+    images = list(dict.fromkeys(spec.image for spec in services if spec.image))
+    return Plan(
+        project=project,
+        networks=planner.network_list(),
+        volumes=list(planner.volumes.values()),
+        images=images,
+        services=services,
+        order=order,
+    )
+
+
+__all__ = [
+    "CONDITIONS",
+    "NetworkSpec",
+    "Plan",
+    "ServiceSpec",
+    "VolumeSpec",
+    "build_plan",
+    "compose_labels",
+    "config_hash",
+    "container_name",
+    "parse_duration",
+    "parse_memory",
+    "waves",
+]
