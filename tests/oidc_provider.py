@@ -46,7 +46,7 @@ import httpx
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 PROVIDER_SCRIPT = OIDC_DIR / "provider.mjs"
-READY_TIMEOUT = 20.0
+READY_TIMEOUT = 60  # seconds; a busy CI machine can be slow to start node
 NPM_TIMEOUT = 300.0
 
 __all__ = [
