@@ -1138,20 +1138,74 @@ def _set_docker_access(account: pwd.struct_passwd, allowed: bool) -> None:
         )
 
 
+# ------------------------------------------------------ detached helper servers
+
+
+@dataclass
+class DetachedServer:
+    """A helper server started with ``_spawn_daemon`` in its own session (socat, the
+    image registry): stopping it signals the whole session, forked children included."""
+
+    data_dir: Path
+    port: int
+    process: subprocess.Popen = field(repr=False)
+    host: str = HOST
+
+    name = "server"
+    log_name = "server.log"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / self.log_name
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGTERM to its session, SIGKILL after `timeout`."""
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def wait_ready(self, ready, what: str, timeout: float) -> None:
+        """Poll `ready()` until true; a server that exits or stays silent is an error with
+        the tail of its log (and is stopped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise _fail(
+                    f"{self.name} exited during start-up (exit code {self.process.returncode})",
+                    self.log_file,
+                )
+            if ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise _fail(f"{self.name} did not {what} within {timeout:.0f} s", self.log_file)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 # ------------------------------------------------------------ Docker over TCP + TLS
 
 TLS_PROXY_TIMEOUT = 10
 
 
 @dataclass
-class TlsProxy:
+class TlsProxy(DetachedServer):
     """socat with mutual TLS on 127.0.0.1 in front of the local Docker socket: what a
     remote ``dockerd --tlsverify`` looks like to a client. PEM strings for the client."""
 
-    data_dir: Path
-    port: int
-    process: subprocess.Popen = field(repr=False)
-    host: str = HOST
+    name = "socat"
+    log_name = "socat.log"
 
     def _read(self, name: str) -> str:
         return (self.data_dir / name).read_text()
@@ -1167,29 +1221,6 @@ class TlsProxy:
     @property
     def client_key_pem(self) -> str:
         return self._read("client.key")
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "socat.log"
-
-    def stop(self, timeout: float = TLS_PROXY_TIMEOUT) -> None:
-        """Stop socat (SIGTERM to its session: the forked connection handlers too)."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-
-    def __enter__(self) -> TlsProxy:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _tls_pem_pair(
@@ -1245,20 +1276,12 @@ def _tls_pem_pair(
 
 
 def _wait_tls_proxy(proxy: TlsProxy, timeout: float = TLS_PROXY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proxy.process.poll() is not None:
-            raise _fail(
-                f"socat exited during start-up (exit code {proxy.process.returncode})",
-                proxy.log_file,
-            )
+    def accepts() -> bool:
         with contextlib.suppress(OSError), socket.create_connection((HOST, proxy.port), 0.5):
-            return
-        time.sleep(0.05)
-    proxy.stop()
-    raise _fail(
-        f"socat did not listen on {HOST}:{proxy.port} within {timeout:.0f} s", proxy.log_file
-    )
+            return True
+        return False
+
+    proxy.wait_ready(accepts, f"listen on {HOST}:{proxy.port}", timeout)
 
 
 def start_tls_docker_proxy(data_dir: Path, port: int | None = None) -> TlsProxy:
@@ -1302,43 +1325,18 @@ COMPOSE_TIMEOUT = 120
 
 
 @dataclass
-class Registry:
+class Registry(DetachedServer):
     """Debian's ``docker-registry`` (distribution 2.x) on 127.0.0.1, filesystem storage
     under ``data_dir/storage``, no auth. The Docker engine allows plain HTTP to
     127.0.0.0/8 registries, so ``docker push/pull <url>/name:tag`` just works."""
 
-    data_dir: Path
-    port: int
-    process: subprocess.Popen = field(repr=False)
-    host: str = HOST
+    name = "docker-registry"
+    log_name = "registry.log"
 
     @property
     def url(self) -> str:
         """``127.0.0.1:PORT``: the prefix of image references served by this registry."""
         return f"{self.host}:{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "registry.log"
-
-    def stop(self, timeout: float = REGISTRY_TIMEOUT) -> None:
-        """Stop the registry (SIGTERM to its session, SIGKILL after `timeout`)."""
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(5)
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def registry_get(port: int, path: str, *, method: str = "GET", timeout: float = 2.0) -> int | None:
@@ -1394,20 +1392,10 @@ def _write_registry_config(data_dir: Path, port: int) -> Path:
 
 
 def _wait_registry(registry: Registry, timeout: float = REGISTRY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if registry.process.poll() is not None:
-            raise _fail(
-                f"docker-registry exited during start-up (exit code {registry.process.returncode})",
-                registry.log_file,
-            )
-        if registry_get(registry.port, "/v2/", timeout=0.5) == 200:
-            return
-        time.sleep(0.05)
-    registry.stop()
-    raise _fail(
-        f"docker-registry did not answer GET /v2/ on {registry.url} within {timeout:.0f} s",
-        registry.log_file,
+    registry.wait_ready(
+        lambda: registry_get(registry.port, "/v2/", timeout=0.5) == 200,
+        f"answer GET /v2/ on {registry.url}",
+        timeout,
     )
 
 
