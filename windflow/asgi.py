@@ -9,7 +9,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from apps.deployments.routing import websocket_urlpatterns as deployment_sockets  # noqa: E402
 from apps.notifications.routing import websocket_urlpatterns as notification_sockets  # noqa: E402
+from apps.stacks.routing import websocket_urlpatterns as stack_sockets  # noqa: E402
 from apps.targets.routing import websocket_urlpatterns as target_sockets  # noqa: E402
 from windflow.realtime import TenantWebsocketMiddleware  # noqa: E402
 
@@ -18,7 +20,11 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
             TenantWebsocketMiddleware(
-                AuthMiddlewareStack(URLRouter(notification_sockets + target_sockets))
+                AuthMiddlewareStack(
+                    URLRouter(
+                        notification_sockets + target_sockets + stack_sockets + deployment_sockets
+                    )
+                )
             )
         ),
     }

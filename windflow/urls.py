@@ -14,6 +14,8 @@ api_v1 = [
     path("", include("apps.secrets.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.targets.api.urls")),
+    path("", include("apps.stacks.api.urls")),
+    path("", include("apps.deployments.api.urls")),
 ]
 
 urlpatterns = [
@@ -22,6 +24,8 @@ urlpatterns = [
     path("settings/", include("apps.accounts.urls")),
     path("secrets/", include("apps.secrets.urls")),
     path("servers/", include("apps.targets.urls")),
+    path("stacks/", include("apps.stacks.urls")),
+    path("deployments/", include("apps.deployments.urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path(

@@ -49,6 +49,10 @@ MINIMUM_ROLE = {
     "target.view": Role.VIEWER,
     "target.check": Role.OPERATOR,
     "target.manage": Role.ADMIN,
+    "stack.view": Role.VIEWER,
+    "stack.change": Role.DEVELOPER,
+    "stack.delete": Role.OPERATOR,
+    "deployment.view": Role.VIEWER,
 }
 
 # What each action means to a person, for error messages.
@@ -75,6 +79,10 @@ ACTION_LABELS = {
     "target.view": gettext_lazy("see servers"),
     "target.check": gettext_lazy("test servers"),
     "target.manage": gettext_lazy("add, change or prepare servers"),
+    "stack.view": gettext_lazy("see stacks"),
+    "stack.change": gettext_lazy("create or change stacks"),
+    "stack.delete": gettext_lazy("delete stacks"),
+    "deployment.view": gettext_lazy("see deployments"),
 }
 
 # Object permissions that a grant can add on top of a role (guardian codenames).

@@ -224,14 +224,15 @@ def update_target(
 
 
 def delete_target(actor: Membership, target: Target, *, force: bool = False) -> None:
-    """Refused while stacks are deployed there (once stacks exist), unless forced."""
+    """Refused while stacks use the server: they must be removed or moved first (`force`
+    cannot override this: their containers would be left unmanaged)."""
     permissions.require(actor, "target.manage")
-    in_use = deployed_stack_count(target)
-    if in_use and not force:
+    in_use = target.stacks.count()
+    if in_use:
         raise Conflict(
             _(
-                "%(n)d stacks are deployed on %(name)s: remove them first, or confirm to delete "
-                "anyway."
+                "%(n)d stacks use %(name)s: remove them or move them to another server "
+                "first."
             )
             % {"n": in_use, "name": target.name},
             code="target_in_use",
@@ -245,8 +246,8 @@ def delete_target(actor: Membership, target: Target, *, force: bool = False) -> 
 
 
 def deployed_stack_count(target: Target) -> int:
-    """Stacks arrive with the deployments issue; until then nothing is deployed anywhere."""
-    return 0
+    """Stacks that run on the target (their last deployment put a revision there)."""
+    return target.stacks.exclude(current_revision=None).count()
 
 
 # --- Connecting -------------------------------------------------------------------------------
@@ -292,28 +293,43 @@ def endpoint_for(target: Target):
         )
 
 
-def list_containers(target: Target) -> list[dict]:
-    """What runs on the target now (for its page): name, image, state, status, ports."""
+@contextmanager
+def docker_client_for(target: Target, *, timeout: float = 10):
+    """A Docker Engine API client for `target`, closed (with its SSH session) after the
+    block. Engine errors while connecting become a ServiceError with a hint."""
     from windflow.engine import dockerhost
 
     try:
         if target.kind == TargetKind.LOCAL:
-            client = dockerhost.docker_client_local(target.socket_path, timeout=5)
+            client = dockerhost.docker_client_local(target.socket_path, timeout=timeout)
         elif target.kind == TargetKind.TCP_TLS:
             from windflow.engine.tlsdocker import docker_client_tls
 
             with endpoint_for(target) as endpoint:
-                client = docker_client_tls(endpoint, timeout=5)
+                client = docker_client_tls(endpoint, timeout=timeout)
         else:
             with endpoint_for(target) as endpoint:
-                client = dockerhost.docker_client_ssh(endpoint, timeout=5)
-        try:
-            containers = client.containers.list(all=True)
-            return [_container_dict(container) for container in containers]
-        finally:
-            client.close()
+                client = dockerhost.docker_client_ssh(endpoint, timeout=timeout)
     except EngineError as exc:
         raise ServiceError(_engine_message(exc), code="docker_unavailable") from exc
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def list_containers(target: Target) -> list[dict]:
+    """What runs on the target now (for its page): name, image, state, status, ports."""
+    with docker_client_for(target, timeout=5) as client:
+        try:
+            containers = client.containers.list(all=True)
+        except Exception as exc:  # docker SDK and transport errors alike
+            from windflow.engine.dockerhost import docker_error
+
+            raise ServiceError(
+                _engine_message(docker_error(exc, target.name)), code="docker_unavailable"
+            ) from exc
+        return [_container_dict(container) for container in containers]
 
 
 def _container_dict(container) -> dict:

@@ -60,6 +60,8 @@ TENANT_APPS = [
     "apps.environments",
     "apps.secrets",
     "apps.targets",
+    "apps.stacks",
+    "apps.deployments",
     "apps.notifications",
 ]
 

@@ -1,0 +1,126 @@
+"""One call from compose text to a deployable plan, or to the list of what is wrong.
+
+The steps run in the order that gives the best messages: load (safe YAML with limits),
+lint the file as written (so a finding points at the line the author typed), interpolate
+``${VAR}`` from variables and secrets, validate the result against the Compose
+Specification, then plan. Every finding carries a line number when the file has one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from . import ComposeError, Problem, format_path
+from .interpolate import interpolate, referenced_variables
+from .lint import lint
+from .load import load_compose_with_positions
+from .plan import Plan, build_plan
+from .validate import validate
+
+# What a secret stands for while a file is edited: its value is never needed to check it.
+PLACEHOLDER = "placeholder-value"
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_LAST_SEGMENT = re.compile(r'(\.[^.\[]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$')
+
+
+@dataclass
+class Analysis:
+    """What :func:`analyse` found. ``plan`` is set only when there is no error."""
+
+    problems: list[Problem] = field(default_factory=list)
+    document: dict | None = None
+    plan: Plan | None = None
+    referenced: frozenset[str] = frozenset()
+    missing: tuple[str, ...] = ()
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def services(self) -> list[str]:
+        return [spec.name for spec in self.plan.services] if self.plan else []
+
+    def first_error(self) -> Problem | None:
+        errors = self.errors
+        return errors[0] if errors else None
+
+
+def analyse(
+    text: str | bytes,
+    variables: Mapping[str, str | None],
+    *,
+    project: str,
+    placeholders: Iterable[str] = (),
+) -> Analysis:
+    """Check `text` and plan it as compose project `project`. `variables` give
+    ``${NAME}`` its value; names in `placeholders` (secrets, while editing) count as set
+    without a value. Never raises for a bad file: the problems say what is wrong."""
+    try:
+        document, positions = load_compose_with_positions(text)
+    except ComposeError as error:
+        return Analysis(problems=list(error.problems))
+    where = _locator(positions)
+    problems = [where(p) for p in lint(document)]
+    referenced = frozenset(referenced_variables(document))
+    values = {name: PLACEHOLDER for name in placeholders}
+    values.update(variables)
+    try:
+        resolved = interpolate(document, values, positions=positions)
+    except ComposeError as error:
+        problems.extend(error.problems)
+        return Analysis(
+            problems=_sorted(problems),
+            referenced=referenced,
+            missing=error.missing_variables,
+        )
+    problems.extend(where(p) for p in validate(resolved))
+    analysis = Analysis(problems=problems, document=resolved, referenced=referenced)
+    if analysis.ok:
+        try:
+            analysis.plan = build_plan(resolved, project)
+        except ComposeError as error:
+            problems.extend(where(p) for p in error.problems)
+    analysis.problems = _sorted(problems)
+    return analysis
+
+
+def _locator(positions):
+    """A function adding the line and column of a problem's path (or of the nearest
+    enclosing path) when it has none."""
+    by_path = {format_path(path): place for path, place in positions.items()}
+
+    def locate(problem: Problem) -> Problem:
+        if problem.line is not None or problem.path is None:
+            return problem
+        path = problem.path
+        while True:
+            if path in by_path:
+                line, column = by_path[path]
+                return replace(problem, line=line, column=column)
+            shorter = _LAST_SEGMENT.sub("", path)
+            if shorter == path or not shorter:
+                return problem
+            path = shorter
+
+    return locate
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(
+        problems,
+        key=lambda p: (_SEVERITY_ORDER.get(p.severity, 3), p.line or 0, p.path or ""),
+    )
+
+
+__all__ = ["PLACEHOLDER", "Analysis", "analyse"]
