@@ -23,27 +23,36 @@ def periodic_jobs() -> list[PeriodicJob]:
     from django.conf import settings
 
     from apps.accounts.tasks import purge_expired_invitations
+    from apps.deployments.tasks import reap_stale_deployments
+    from apps.targets.tasks import sweep_targets
 
     return [
         PeriodicJob("purge_expired_invitations", 3600, purge_expired_invitations.send),
-        PeriodicJob("sweep_targets", settings.WINDFLOW_TARGET_SWEEP_SECONDS,
-                    enqueue_target_sweeps),
+        PeriodicJob(
+            "sweep_targets",
+            settings.WINDFLOW_TARGET_SWEEP_SECONDS,
+            lambda: enqueue_in_every_organization(sweep_targets),
+        ),
+        PeriodicJob(
+            "reap_stale_deployments",
+            30,
+            lambda: enqueue_in_every_organization(reap_stale_deployments),
+        ),
     ]
 
 
-def enqueue_target_sweeps() -> None:
-    """One sweep job per organisation, each running in its own schema."""
+def enqueue_in_every_organization(actor) -> None:
+    """One job per organisation, each running in its own schema."""
     from django.conf import settings
 
-    from apps.targets.tasks import sweep_targets
     from apps.tenants.models import Organization
     from windflow.workers import TENANT_OPTION
 
-    schemas = Organization.objects.exclude(
-        schema_name=settings.PUBLIC_SCHEMA_NAME
-    ).values_list("schema_name", flat=True)
+    schemas = Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
+        "schema_name", flat=True
+    )
     for schema in schemas:
-        sweep_targets.send_with_options(**{TENANT_OPTION: schema})
+        actor.send_with_options(**{TENANT_OPTION: schema})
 
 
 def run(redis, identity: str, *, tick: float = 1.0, lock_ttl: int = 15, max_ticks=None) -> None:

@@ -1,0 +1,379 @@
+"""The worker side of a deployment: resolve, plan, hand the plan to the target's driver,
+record what it reports, gate on health, and restore the last good revision on failure.
+
+Whatever happens, a deployment that this module starts ends finished (succeeded, failed,
+rolled back or cancelled), never "running": every path goes through `finish`. A worker
+killed outright leaves a stale heartbeat instead, which `reap_stale` turns into a failed,
+resumable deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import requests
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from docker.errors import DockerException
+
+from apps.secrets import services as secrets
+from apps.stacks.models import StackRevision
+from apps.targets.services import docker_client_for
+from windflow.engine.compose.analyse import analyse
+from windflow.engine.diagnose import Diagnosis, diagnose_error
+from windflow.engine.drivers import (
+    Cancelled,
+    CancelToken,
+    DeployFailed,
+    DeployOptions,
+    Event,
+)
+from windflow.engine.errors import EngineError
+from windflow.errors import ServiceError
+
+from . import services
+from .choices import DeploymentStatus, LogLevel, ServicePhase
+from .models import Deployment
+
+if TYPE_CHECKING:
+    from windflow.engine.drivers.docker import DockerDriver
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0
+# A running deployment whose heartbeat is older than this lost its worker.
+STALE_AFTER_SECONDS = 60
+STEP_TIMEOUT = 60.0
+STACK_LABEL = "io.windflow.stack"
+PROGRESS_EVERY = 0.5  # seconds between stored progress updates of one service
+
+
+class Abort(Exception):
+    """The deployment cannot go on; `diagnosis` says why (for the page and the API)."""
+
+    def __init__(self, diagnosis: Diagnosis):
+        super().__init__(diagnosis.summary)
+        self.diagnosis = diagnosis
+
+
+def _diagnosis(code: str, summary: str, hint: str = "", detail: str = "") -> Diagnosis:
+    return Diagnosis(code=code, summary=summary, hint=hint, detail=detail)
+
+
+def driver_for(client) -> DockerDriver:
+    """The driver for a target's engine (Docker today; Swarm and Kubernetes later)."""
+    from windflow.engine.drivers.docker import DockerDriver
+
+    return DockerDriver(client)
+
+
+# --- Entry points ----------------------------------------------------------------------------
+
+
+def run(deployment_id: int) -> None:
+    """Run a queued deployment. Safe to call again for the same id (a redelivered message):
+    a deployment that is running elsewhere, or finished, is left alone."""
+    deployment = services.claim(deployment_id)
+    if deployment is None:
+        reap_stale(Deployment.objects.filter(pk=deployment_id))
+        return
+    DeploymentRun(deployment).execute()
+
+
+def reap_stale(queryset=None) -> int:
+    """Mark failed the running deployments whose worker stopped beating (killed, machine
+    lost). They can be resumed: a deploy converges, keeping what is already in place."""
+    queryset = Deployment.objects.all() if queryset is None else queryset
+    limit = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    stale = queryset.filter(status=DeploymentStatus.RUNNING, heartbeat_at__lt=limit)
+    count = 0
+    for deployment in stale.select_related("stack"):
+        services.append_log(
+            deployment,
+            _("The worker running this deployment stopped (last sign of life %(when)s).")
+            % {"when": deployment.heartbeat_at.isoformat(timespec="seconds")},
+            level=LogLevel.ERROR,
+        )
+        services.finish(
+            deployment,
+            DeploymentStatus.FAILED,
+            _("The worker stopped during the deployment: resume it to continue."),
+            {
+                "code": "worker_lost",
+                "summary": _("worker lost during the deployment"),
+                "hint": _("Resume the deployment: what is already in place is kept."),
+            },
+        )
+        count += 1
+    return count
+
+
+# --- Heartbeat and cancellation ---------------------------------------------------------------
+
+
+class _Heartbeat(threading.Thread):
+    """Beats for the deployment every second and turns a cancel request stored in the
+    database (by the web process) into the engine's cancel token."""
+
+    def __init__(self, deployment: Deployment, token: CancelToken):
+        super().__init__(name=f"heartbeat-{deployment.pk}", daemon=True)
+        self.deployment_id = deployment.pk
+        self.schema = connection.schema_name
+        self.token = token
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from django_tenants.utils import schema_context
+
+        try:
+            with schema_context(self.schema):
+                while not self.stopped.wait(HEARTBEAT_SECONDS):
+                    self.beat()
+        finally:
+            connection.close()
+
+    def beat(self) -> None:
+        try:
+            Deployment.objects.filter(pk=self.deployment_id).update(heartbeat_at=timezone.now())
+            requested = (
+                Deployment.objects.filter(pk=self.deployment_id)
+                .values_list("cancel_requested_at", flat=True)
+                .first()
+            )
+        except Exception:  # a database hiccup must not kill the deployment
+            logger.exception("heartbeat of deployment %s failed", self.deployment_id)
+            close_old_connections()
+            return
+        if requested is not None:
+            self.token.cancel()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+# --- One run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    status: str
+    reason: str = ""
+    diagnosis: Diagnosis | None = None
+    restored: StackRevision | None = None
+
+
+class DeploymentRun:
+    def __init__(self, deployment: Deployment):
+        self.deployment = deployment
+        self.stack = deployment.stack
+        self.token = CancelToken()
+        self.progress_at: dict[str, float] = {}
+
+    # -- the whole run
+
+    def execute(self) -> None:
+        heartbeat = _Heartbeat(self.deployment, self.token)
+        heartbeat.start()
+        outcome = _Outcome(DeploymentStatus.FAILED, _("internal error"))
+        try:
+            outcome = self.deploy()
+        except Exception as exc:  # never leave it running: record and move on
+            logger.exception("deployment %s crashed", self.deployment.pk)
+            outcome = _Outcome(
+                DeploymentStatus.FAILED,
+                _("Internal error during the deployment (%(kind)s).")
+                % {"kind": type(exc).__name__},
+            )
+        finally:
+            heartbeat.stop()
+            self.record_outcome(outcome)
+
+    def deploy(self) -> _Outcome:
+        deployment, stack = self.deployment, self.stack
+        revision = deployment.revision
+        self.log(
+            _("Deploying %(stack)s revision %(revision)d to %(target)s (%(environment)s).")
+            % {
+                "stack": stack.name,
+                "revision": revision.number,
+                "target": deployment.target.name if deployment.target else "?",
+                "environment": deployment.environment.name if deployment.environment else "?",
+            }
+        )
+        try:
+            with secrets.resolved(revision.secrets, environment=stack.environment) as values:
+                plan = self.plan_for(revision, values)
+            for service in plan.services:
+                services.set_service(
+                    deployment, service.name, phase=ServicePhase.WAITING, progress=0, message=""
+                )
+            if deployment.target is None:
+                raise Abort(_diagnosis("unreachable", _("the server of this stack was deleted")))
+            with docker_client_for(deployment.target, timeout=STEP_TIMEOUT) as client:
+                driver = driver_for(client)
+                self.check_ownership(driver)
+                return self.converge(driver, plan, revision)
+        except Abort as abort:
+            self.log(abort.diagnosis.summary, level=LogLevel.ERROR)
+            return _Outcome(DeploymentStatus.FAILED, abort.diagnosis.summary, abort.diagnosis)
+        except ServiceError as exc:
+            diagnosis = _diagnosis(exc.code, exc.message)
+            self.log(exc.message, level=LogLevel.ERROR)
+            return _Outcome(DeploymentStatus.FAILED, exc.message, diagnosis)
+        except (EngineError, DockerException, requests.RequestException, OSError) as exc:
+            # The server went away mid-way, or answered something unforeseen.
+            diagnosis = diagnose_error(exc)
+            self.log(diagnosis.summary, level=LogLevel.ERROR)
+            return _Outcome(DeploymentStatus.FAILED, diagnosis.summary, diagnosis)
+
+    def plan_for(self, revision: StackRevision, secret_values: dict[str, str]):
+        variables = dict(self.stack.environment.variables or {})
+        variables.update(revision.variables or {})
+        variables.update(secret_values)
+        analysis = analyse(revision.compose, variables, project=self.stack.project)
+        if not analysis.ok:
+            first = analysis.first_error()
+            where = _(" (line %(line)d)") % {"line": first.line} if first.line else ""
+            for problem in analysis.errors:
+                self.log(problem.message, level=LogLevel.ERROR)
+            raise Abort(
+                _diagnosis(
+                    "compose_invalid",
+                    _("the compose file is invalid%(where)s: %(message)s")
+                    % {"where": where, "message": first.message},
+                    first.hint,
+                )
+            )
+        return analysis.plan
+
+    def check_ownership(self, driver: DockerDriver) -> None:
+        labels = driver.project_labels(self.stack.project)
+        owner = (labels or {}).get(STACK_LABEL)
+        if labels is not None and owner != str(self.stack.uid):
+            raise Abort(
+                _diagnosis(
+                    "project_taken",
+                    _(
+                        "a compose project named %(name)s already runs on this server and "
+                        "is not this stack's"
+                    )
+                    % {"name": self.stack.project},
+                    _("Rename the stack, or remove the other project from the server."),
+                )
+            )
+
+    def options(self) -> DeployOptions:
+        return DeployOptions(
+            health_timeout=float(self.stack.health_timeout),
+            grace_period=float(self.stack.grace_period),
+            step_timeout=STEP_TIMEOUT,
+            labels={STACK_LABEL: str(self.stack.uid)},
+        )
+
+    # -- converge, then restore on failure
+
+    def converge(self, driver: DockerDriver, plan, revision: StackRevision) -> _Outcome:
+        try:
+            self.consume(driver.deploy(plan, self.options(), self.token))
+        except DeployFailed as failure:
+            diagnosis = failure.diagnosis
+            self.log(
+                _("Failed: %(summary)s") % {"summary": diagnosis.summary}, level=LogLevel.ERROR
+            )
+            if diagnosis.detail:
+                self.log(diagnosis.detail, level=LogLevel.ERROR, service=diagnosis.service or "")
+            restored = self.restore(driver, revision, automatic=True)
+            status = DeploymentStatus.ROLLED_BACK if restored else DeploymentStatus.FAILED
+            return _Outcome(status, diagnosis.summary, diagnosis, restored)
+        except Cancelled:
+            self.log(_("Cancelled."), level=LogLevel.WARNING)
+            restored = self.restore(driver, revision, automatic=False)
+            return _Outcome(DeploymentStatus.CANCELLED, _("Cancelled by a member."), None, restored)
+        self.log(_("Every service is up and healthy."))
+        return _Outcome(DeploymentStatus.SUCCEEDED)
+
+    def previous_good(self, revision: StackRevision) -> StackRevision | None:
+        current = self.stack.current_revision
+        if current is not None and current.pk != revision.pk:
+            return current
+        return None
+
+    def restore(self, driver: DockerDriver, revision: StackRevision, *, automatic: bool):
+        """Put back the last good revision (automatic rollback, when the stack allows it, or
+        after a cancel); with none, take down what this deployment left behind. Returns the
+        restored revision, or None."""
+        previous = self.previous_good(revision)
+        restore_token = CancelToken()  # the restore itself is not cancellable
+        if previous is None:
+            if self.stack.current_revision_id is None:
+                # Nothing ran before: leave nothing half-deployed.
+                self.log(_("No earlier good revision: removing what this deployment started."))
+                self.consume(driver.remove(self.stack.project, cancel=restore_token))
+            return None
+        if automatic and not self.stack.auto_rollback:
+            self.log(_("Automatic rollback is off for this stack: leaving it as it is."))
+            return None
+        self.log(
+            _("Rolling back to revision %(n)d.") % {"n": previous.number},
+            level=LogLevel.WARNING,
+        )
+        try:
+            with secrets.resolved(previous.secrets, environment=self.stack.environment) as values:
+                plan = self.plan_for(previous, values)
+            self.consume(driver.deploy(plan, self.options(), restore_token))
+        except (DeployFailed, Abort, ServiceError) as exc:
+            summary = getattr(getattr(exc, "diagnosis", None), "summary", None) or str(exc)
+            self.log(
+                _("The rollback to revision %(n)d failed too: %(summary)s")
+                % {"n": previous.number, "summary": summary},
+                level=LogLevel.ERROR,
+            )
+            return None
+        self.log(_("Revision %(n)d restored.") % {"n": previous.number})
+        return previous
+
+    # -- recording
+
+    def consume(self, events) -> None:
+        for event in events:
+            self.record(event)
+
+    def record(self, event: Event) -> None:
+        if event.kind == "progress" and event.service:
+            now = time.monotonic()
+            if now - self.progress_at.get(event.service, 0.0) < PROGRESS_EVERY:
+                return
+            self.progress_at[event.service] = now
+        if event.service and event.phase:
+            phase = event.phase if event.phase in ServicePhase.values else ServicePhase.START
+            services.set_service(
+                self.deployment,
+                event.service,
+                phase=phase,
+                progress=event.progress,
+                message=event.message,
+            )
+        if event.kind != "progress":
+            self.log(event.message, level=event.level, service=event.service or "")
+
+    def log(self, message: str, *, level: str = LogLevel.INFO, service: str = "") -> None:
+        if level not in LogLevel.values:
+            level = LogLevel.INFO
+        services.append_log(self.deployment, message, level=level, service=service)
+
+    def record_outcome(self, outcome: _Outcome) -> None:
+        deployment, stack = self.deployment, self.stack
+        if outcome.status == DeploymentStatus.SUCCEEDED:
+            stack.current_revision = deployment.revision
+            stack.save(update_fields=["current_revision", "updated_at"])
+        elif outcome.restored is not None:
+            deployment.rolled_back_to = outcome.restored
+            deployment.save(update_fields=["rolled_back_to"])
+        diagnosis = outcome.diagnosis.as_dict() if outcome.diagnosis else None
+        services.finish(deployment, outcome.status, outcome.reason, diagnosis)

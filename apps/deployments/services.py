@@ -1,0 +1,309 @@
+"""Deployments: asking for one, cancelling, rolling back, resuming, and the record of what
+happened (steps and log lines in PostgreSQL first, then published live).
+
+Running a deployment (the worker side) is in :mod:`apps.deployments.runner`.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from apps.accounts.models import Membership
+from apps.audit import services as audit
+from apps.stacks.models import Stack, StackRevision
+from windflow.errors import Conflict, Forbidden, ServiceError
+from windflow.realtime import current_schema, group_name, publish
+
+from .choices import ACTIVE_STATUSES, DeploymentKind, DeploymentStatus, LogLevel
+from .models import Deployment, DeploymentLogLine, DeploymentService
+
+LOG_PAGE_SIZE = 500
+
+
+# --- Access -------------------------------------------------------------------------------
+
+
+def require_deploy(actor: Membership, stack: Stack) -> None:
+    """Deploying, rolling back, cancelling and controlling a stack all need the right to
+    deploy to its environment (protected ones: operator, or a developer with a grant)."""
+    if not permissions.can_deploy_to(actor, stack.environment):
+        role = actor.get_role_display() if actor else _("no role")
+        raise Forbidden(
+            _("Your role (%(role)s) does not allow you to deploy to %(environment)s.")
+            % {"role": role, "environment": stack.environment.name}
+        )
+
+
+def visible_deployments(actor: Membership):
+    return permissions.visible(
+        actor,
+        Deployment.objects.select_related("stack", "revision", "target", "environment"),
+        "deployment.view",
+    )
+
+
+# --- Requests -----------------------------------------------------------------------------
+
+
+def request_deployment(
+    actor: Membership | None,
+    stack: Stack,
+    revision: StackRevision | None = None,
+    *,
+    kind: str = DeploymentKind.DEPLOY,
+    resumed_from: Deployment | None = None,
+) -> Deployment:
+    """Queue a deployment of `revision` (default: the latest) of `stack` to its target and
+    environment. It runs when no other deployment of the stack runs on that target."""
+    if actor is not None:
+        require_deploy(actor, stack)
+    revision = revision or stack.latest_revision
+    if revision is None:
+        raise ServiceError(_("This stack has no revision to deploy yet."), code="no_revision")
+    if revision.stack_id != stack.pk:
+        raise ServiceError(_("This revision belongs to another stack."), field="revision")
+    from .tasks import run_deployment  # tasks imports this module
+
+    with transaction.atomic():
+        # The stack row serialises numbering between concurrent requests.
+        Stack.objects.select_for_update().filter(pk=stack.pk).first()
+        number = (stack.deployments.aggregate(n=Max("number"))["n"] or 0) + 1
+        deployment = Deployment.objects.create(
+            stack=stack,
+            number=number,
+            revision=revision,
+            target_id=stack.target_id,
+            environment_id=stack.environment_id,
+            kind=kind,
+            resumed_from=resumed_from,
+            triggered_by=actor.user if actor else None,
+        )
+        audit.record(
+            "deployment.request",
+            obj=deployment,
+            changes={
+                "stack": stack.name,
+                "revision": revision.number,
+                "kind": kind,
+                "target": stack.target.name,
+                "environment": stack.environment.name,
+            },
+            actor=actor.user if actor else None,
+        )
+        waiting = _active_before(deployment)
+        if waiting:
+            append_log(
+                deployment,
+                _("Queued behind %(n)d other deployment(s) of this stack.") % {"n": waiting},
+            )
+        from windflow.workers import send_on_commit
+
+        send_on_commit(run_deployment, deployment.pk)
+    return deployment
+
+
+def _active_before(deployment: Deployment) -> int:
+    return (
+        Deployment.objects.filter(
+            stack_id=deployment.stack_id,
+            target_id=deployment.target_id,
+            status__in=ACTIVE_STATUSES,
+        )
+        .exclude(pk=deployment.pk)
+        .count()
+    )
+
+
+def rollback_to(actor: Membership, stack: Stack, revision: StackRevision) -> Deployment:
+    """Deploy an earlier revision again; only one that once succeeded is a rollback target."""
+    if not revision.deployments.filter(status=DeploymentStatus.SUCCEEDED).exists():
+        raise ServiceError(
+            _("Revision %(n)d never deployed successfully: pick a revision that did.")
+            % {"n": revision.number},
+            field="revision",
+            code="not_a_good_revision",
+        )
+    return request_deployment(actor, stack, revision, kind=DeploymentKind.ROLLBACK)
+
+
+def resume_deployment(actor: Membership, deployment: Deployment) -> Deployment:
+    """Run a failed or cancelled deployment's revision again (deploys converge: what is
+    already in place is kept)."""
+    if deployment.is_active:
+        raise Conflict(_("This deployment has not finished."), code="deployment_active")
+    return request_deployment(
+        actor,
+        deployment.stack,
+        deployment.revision,
+        kind=DeploymentKind.RESUME,
+        resumed_from=deployment,
+    )
+
+
+def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deployment:
+    """A queued deployment is cancelled at once; a running one stops at its next step
+    (within about a second) and cleans up after itself."""
+    if actor is not None:
+        require_deploy(actor, deployment.stack)
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if deployment.is_finished:
+            raise Conflict(
+                _("This deployment has already finished (%(status)s).")
+                % {"status": deployment.get_status_display()},
+                code="deployment_finished",
+            )
+        if deployment.cancel_requested_at is None:
+            deployment.cancel_requested_at = timezone.now()
+            deployment.save(update_fields=["cancel_requested_at"])
+            audit.record("deployment.cancel", obj=deployment, actor=actor.user if actor else None)
+        if deployment.status == DeploymentStatus.QUEUED:
+            finish(deployment, DeploymentStatus.CANCELLED, _("Cancelled before it started."))
+        else:
+            append_log(deployment, _("Cancellation requested."), level=LogLevel.WARNING)
+    return deployment
+
+
+# --- The record ---------------------------------------------------------------------------
+
+
+def deployment_group(deployment: Deployment) -> str:
+    return group_name(current_schema(), "deployment", deployment.pk)
+
+
+def append_log(
+    deployment: Deployment, message: str, *, level: str = LogLevel.INFO, service: str = ""
+) -> DeploymentLogLine:
+    """Store one log line (numbered after the last), then publish it."""
+    with transaction.atomic():
+        seq = (
+            Deployment.objects.filter(pk=deployment.pk)
+            .select_for_update()
+            .values_list("last_seq", flat=True)
+            .get()
+            + 1
+        )
+        Deployment.objects.filter(pk=deployment.pk).update(last_seq=seq)
+        line = DeploymentLogLine.objects.create(
+            deployment=deployment,
+            seq=seq,
+            created_at=timezone.now(),
+            level=level,
+            service=service,
+            message=message,
+        )
+        deployment.last_seq = seq
+        publish(deployment_group(deployment), {"type": "deploy.log", "line": line.as_dict()})
+    return line
+
+
+def set_service(
+    deployment: Deployment, service: str, *, phase: str, progress: int | None, message: str
+) -> DeploymentService:
+    """Where one service stands (the page's progress bar)."""
+    row, _created = DeploymentService.objects.get_or_create(deployment=deployment, service=service)
+    row.phase = phase
+    if progress is not None:
+        row.progress = max(0, min(100, progress))
+    row.message = message[:500]
+    row.save(update_fields=["phase", "progress", "message", "updated_at"])
+    publish(deployment_group(deployment), {"type": "deploy.service", "service": row.as_dict()})
+    return row
+
+
+def status_event(deployment: Deployment) -> dict:
+    return {
+        "status": deployment.status,
+        "status_display": deployment.get_status_display(),
+        "reason": deployment.reason,
+        "diagnosis": deployment.diagnosis,
+        "finished": deployment.is_finished,
+        "started_at": deployment.started_at.isoformat() if deployment.started_at else None,
+        "finished_at": deployment.finished_at.isoformat() if deployment.finished_at else None,
+        "rolled_back_to": (
+            deployment.rolled_back_to.number if deployment.rolled_back_to_id else None
+        ),
+    }
+
+
+def publish_status(deployment: Deployment) -> None:
+    publish(deployment_group(deployment), {"type": "deploy.status", **status_event(deployment)})
+
+
+def finish(
+    deployment: Deployment, status: str, reason: str = "", diagnosis: dict | None = None
+) -> None:
+    """Record the outcome, with its audit event, and start the next queued deployment."""
+    deployment.status = status
+    deployment.reason = reason[:500]
+    deployment.diagnosis = diagnosis or {}
+    deployment.finished_at = timezone.now()
+    deployment.save(update_fields=["status", "reason", "diagnosis", "finished_at"])
+    audit.record(
+        f"deployment.{status}",
+        obj=deployment,
+        changes={"reason": deployment.reason} if deployment.reason else None,
+        actor=None,
+    )
+    publish_status(deployment)
+    transaction.on_commit(lambda: start_next(deployment.stack_id, deployment.target_id))
+
+
+def start_next(stack_id: int, target_id: int | None) -> None:
+    """Wake the oldest queued deployment of the stack on that target (its message may have
+    been handled while another one ran, and found the place taken)."""
+    from .tasks import run_deployment
+
+    following = (
+        Deployment.objects.filter(
+            stack_id=stack_id, target_id=target_id, status=DeploymentStatus.QUEUED
+        )
+        .order_by("created_at", "pk")
+        .first()
+    )
+    if following is not None:
+        from windflow.workers import send_on_commit
+
+        send_on_commit(run_deployment, following.pk)
+
+
+def log_page(deployment: Deployment, *, after: int = 0, limit: int = LOG_PAGE_SIZE) -> list:
+    """Log lines after sequence number `after`, oldest first."""
+    limit = max(1, min(limit, 5000))
+    return list(deployment.lines.filter(seq__gt=after).order_by("seq")[:limit])
+
+
+def claim(deployment_id: int) -> Deployment | None:
+    """Move a queued deployment to running, unless another one of the same stack runs on
+    that target (then it stays queued: `start_next` wakes it later). None when there is
+    nothing to do: already taken, finished, or not first in line."""
+    with transaction.atomic():
+        deployment = (
+            Deployment.objects.select_for_update()
+            .select_related("stack", "revision", "target", "environment")
+            .filter(pk=deployment_id)
+            .first()
+        )
+        if deployment is None or deployment.status != DeploymentStatus.QUEUED:
+            return None
+        earlier = Deployment.objects.filter(
+            stack_id=deployment.stack_id,
+            target_id=deployment.target_id,
+            status=DeploymentStatus.QUEUED,
+            created_at__lt=deployment.created_at,
+        ).exists()
+        if earlier:
+            return None
+        deployment.status = DeploymentStatus.RUNNING
+        deployment.started_at = deployment.heartbeat_at = timezone.now()
+        try:
+            with transaction.atomic():
+                deployment.save(update_fields=["status", "started_at", "heartbeat_at"])
+        except IntegrityError:
+            return None  # another deployment of this stack runs there: wait for it
+        publish_status(deployment)
+    return deployment
