@@ -1,0 +1,351 @@
+"""Rule-based diagnosis of a failed deployment: a Docker error or a container's state
+turned into a :class:`Diagnosis` (a stable ``code``, a one-line ``summary`` for people,
+more ``detail`` and a ``hint``).
+
+Pure Python (no Django). The rules read literal Docker texts ("port is already
+allocated", "manifest unknown"...) and ``container.attrs`` (``State.OOMKilled``,
+``State.ExitCode``, ``State.Health.Log``).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import requests
+from docker.errors import ImageNotFound
+from urllib3.exceptions import ReadTimeoutError
+
+from windflow.engine.errors import EngineError, Unreachable
+
+__all__ = [
+    "CODES",
+    "DETAIL_LIMIT",
+    "Diagnosis",
+    "diagnose_container",
+    "diagnose_error",
+]
+
+CODES = (
+    "healthcheck_failing",
+    "port_allocated",
+    "image_not_found",
+    "oom_killed",
+    "exited",
+    "disk_full",
+    "unreachable",
+    "timeout",
+    "dependency_failed",
+    "registry_auth",
+    "external_missing",
+    "docker_error",
+)
+DETAIL_LIMIT = 4096
+SUMMARY_LIMIT = 300
+
+HINTS = {
+    "healthcheck_failing": (
+        "The service's healthcheck keeps failing: read its last output and the container "
+        "logs; check the command the healthcheck runs, the port it probes and the start "
+        "time the service needs (healthcheck start_period)."
+    ),
+    "port_allocated": (
+        "Another container or program already listens on this port of the server: stop "
+        "it, or publish the service on another port."
+    ),
+    "image_not_found": (
+        "Check the image name and tag, and that the registry holds it (docker pull on the "
+        "server shows the same error)."
+    ),
+    "registry_auth": "Add or correct the registry credentials for this registry.",
+    "oom_killed": (
+        "The container used more memory than allowed: raise its memory limit "
+        "(deploy.resources.limits.memory) or reduce what it uses."
+    ),
+    "exited": "The container stopped by itself: its last log lines usually say why.",
+    "disk_full": (
+        "The server's disk is full: remove unused images and volumes (docker system prune) "
+        "or grow the disk."
+    ),
+    "unreachable": "Check that the server is up and that Docker runs on it.",
+    "timeout": (
+        "The service did not become healthy in time: check its logs, or allow a longer "
+        "health timeout if it is only slow to start."
+    ),
+    "dependency_failed": "Fix the service it depends on first.",
+    "external_missing": (
+        "The compose file uses an external network or volume that does not exist on the "
+        "server: create it first (docker network create / docker volume create)."
+    ),
+    "docker_error": "",
+}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a deployment failed. ``code`` is one of :data:`CODES`; ``summary`` one line
+    for people; ``detail`` more text (bounded to ~4 KB); ``hint`` how to fix."""
+
+    code: str
+    summary: str
+    service: str | None = None
+    detail: str = ""
+    hint: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make(
+    code: str, summary: str, *, service: str | None = None, detail: str = "", hint: str = ""
+) -> Diagnosis:
+    """A Diagnosis with the summary on one bounded line, the detail bounded, and the
+    default hint of the code when none is given."""
+    summary = " ".join(str(summary).split())
+    if len(summary) > SUMMARY_LIMIT:
+        summary = summary[: SUMMARY_LIMIT - 1] + "…"
+    return Diagnosis(
+        code=code,
+        summary=summary,
+        service=service,
+        detail=_bound(detail),
+        hint=hint or HINTS.get(code, ""),
+    )
+
+
+def _bound(text: str, limit: int = DETAIL_LIMIT) -> str:
+    text = (text or "").strip("\n")
+    if len(text) <= limit:
+        return text
+    return "…" + text[-(limit - 1) :]  # the end says the most (last lines)
+
+
+# ------------------------------------------------------------------- Docker errors
+
+_PORT_PATTERNS = (
+    re.compile(r"bind for \[?[0-9a-f.:]*\]?:(\d+) failed", re.IGNORECASE),
+    re.compile(r"listen (?:tcp|udp|sctp)[46]? \[?[0-9a-f.:]*\]?:(\d+)", re.IGNORECASE),
+    re.compile(r":(\d{1,5})\b[^\n]*(?:already allocated|address already in use)", re.IGNORECASE),
+)
+_IMAGE_NOT_FOUND = (
+    "manifest unknown",
+    "not found: manifest",
+    "manifest for ",  # "manifest for x:1 not found"
+    "pull access denied",
+    "repository does not exist",
+    "no such image",
+    "name unknown",
+    "failed to resolve reference",
+)
+_AUTH = (
+    "unauthorized: authentication required",
+    "no basic auth credentials",
+    "unauthorized:",
+    "authentication required",
+    "incorrect username or password",
+)
+_UNREACHABLE = (
+    "connection refused",
+    "connection aborted",
+    "connection reset",
+    "cannot connect to the docker daemon",
+    "no route to host",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "broken pipe",
+    "ssh connection was lost",
+)
+
+
+def _text_of(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    if explanation:
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode("utf-8", "replace")
+        return str(explanation)
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message
+    return str(exc) or type(exc).__name__
+
+
+def port_of(text: str) -> str | None:
+    """The host port named by a Docker "port is already allocated" / "address already
+    in use" error text."""
+    for pattern in _PORT_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(
+        exc, requests.exceptions.Timeout | socket.timeout | TimeoutError | ReadTimeoutError
+    )
+
+
+def _is_connection(exc: BaseException) -> bool:
+    return isinstance(exc, requests.exceptions.ConnectionError | ConnectionError | Unreachable)
+
+
+def diagnose_error(
+    exc: BaseException, *, service: str | None = None, image: str | None = None
+) -> Diagnosis:
+    """A Diagnosis for an exception of the docker SDK (APIError, ImageNotFound...),
+    requests / socket (connection, timeout) or the engine (EngineError)."""
+    diagnosis = getattr(exc, "diagnosis", None)
+    if isinstance(diagnosis, Diagnosis):
+        return diagnosis
+    text = _text_of(exc)
+    low = text.lower()
+    where = f"{service}: " if service else ""
+
+    if "no space left on device" in low:
+        return make("disk_full", "no space left on device", service=service, detail=text)
+    if "port is already allocated" in low or "address already in use" in low:
+        port = port_of(text)
+        summary = f"port {port} already allocated" if port else "a published port is in use"
+        return make("port_allocated", summary, service=service, detail=text)
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    about_pull = image is not None or "pull" in low or "manifest" in low
+    if any(marker in low for marker in _AUTH) and not (
+        "pull access denied" in low and "repository does not exist" in low
+    ):
+        registry = _registry_of(image) if image else None
+        summary = "registry refused the credentials" + (f" ({registry})" if registry else "")
+        if image:
+            summary += f" for {image}"
+        return make("registry_auth", summary, service=service, detail=text)
+    if (
+        (isinstance(exc, ImageNotFound) and about_pull)
+        or any(marker in low for marker in _IMAGE_NOT_FOUND)
+        or (image is not None and status == 404)
+    ):
+        name = image or _image_in(text) or "?"
+        return make("image_not_found", f"image not found: {name}", service=service, detail=text)
+
+    if _is_timeout(exc) or "timed out" in low or "did not answer in time" in low:
+        return make(
+            "timeout",
+            f"{where}the Docker engine did not answer in time",
+            service=service,
+            detail=text,
+        )
+    if _is_connection(exc) or any(marker in low for marker in _UNREACHABLE):
+        return make(
+            "unreachable", "the Docker engine cannot be reached", service=service, detail=text
+        )
+    if isinstance(exc, EngineError) and exc.hint:
+        return make("docker_error", text, service=service, hint=exc.hint, detail=text)
+    return make("docker_error", text, service=service, detail=text)
+
+
+def _registry_of(image: str) -> str | None:
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+_IMAGE_REF = re.compile(r"(?:image|for|reference|manifest for) \"?([\w.\-/:@]+?)\"?(?:[,:]\s|\s|$)")
+
+
+def _image_in(text: str) -> str | None:
+    match = _IMAGE_REF.search(text)
+    return match.group(1) if match else None
+
+
+# ------------------------------------------------------------------ container state
+
+
+def _health_outputs(health: dict[str, Any], count: int = 5) -> list[str]:
+    out = []
+    for entry in (health.get("Log") or [])[-count:]:
+        output = (entry.get("Output") or "").strip()
+        out.append(
+            f"exit {entry.get('ExitCode')}: {output}" if output else f"exit {entry.get('ExitCode')}"
+        )
+    return out
+
+
+def last_health_output(attrs: dict[str, Any]) -> str:
+    health = (attrs.get("State") or {}).get("Health") or {}
+    log = health.get("Log") or []
+    if not log:
+        return ""
+    output = (log[-1].get("Output") or "").strip()
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"exit code {log[-1].get('ExitCode')}"
+
+
+def diagnose_container(
+    attrs: dict[str, Any], *, service: str, log_tail: Sequence[str] = ()
+) -> Diagnosis | None:
+    """Why the container described by ``attrs`` (``container.attrs`` / inspect) fails,
+    or None when it runs and is not unhealthy. ``log_tail``: its last log lines."""
+    state = attrs.get("State") or {}
+    health = state.get("Health") or {}
+    lines = [line for line in log_tail if line.strip()]
+    logs = "\n".join(lines)
+    last_line = lines[-1].strip() if lines else ""
+
+    if state.get("OOMKilled"):
+        detail = "\n".join(["last log lines:", logs]) if logs else ""
+        return make("oom_killed", "OOM killed", service=service, detail=detail)
+
+    status = state.get("Status") or ("running" if state.get("Running") else "")
+    stopped = status in ("exited", "dead", "created") or (
+        not state.get("Running") and status not in ("running", "restarting", "paused")
+    )
+    if state.get("Restarting") or status == "restarting" or stopped:
+        code = state.get("ExitCode")
+        error = (state.get("Error") or "").strip()
+        if error:
+            diagnosis = diagnose_error(RuntimeError(error), service=service)
+            if diagnosis.code != "docker_error":
+                return diagnosis
+        summary = f"exited with code {code}"
+        if state.get("Restarting") or status == "restarting":
+            summary = f"restarting: exited with code {code}"
+        tail = error or last_line
+        if tail:
+            summary += f": {tail}"
+        detail = "\n".join(part for part in (error, logs) if part)
+        return make("exited", summary, service=service, detail=detail)
+
+    if health.get("Status") == "unhealthy":
+        output = last_health_output(attrs)
+        summary = "healthcheck failing"
+        if output:
+            summary += f": last output: {output}"
+        outputs = _health_outputs(health)
+        detail = "last health checks:\n" + "\n".join(outputs) if outputs else ""
+        if logs:
+            detail += "\nlast log lines:\n" + logs
+        return make("healthcheck_failing", summary, service=service, detail=detail)
+    return None
+
+
+def diagnose_timeout(
+    attrs: dict[str, Any], *, service: str, seconds: float, log_tail: Sequence[str] = ()
+) -> Diagnosis:
+    """The health gate ran out of time for a container that is neither failed nor
+    passing (health "starting", or not yet through its grace period)."""
+    state = attrs.get("State") or {}
+    health = state.get("Health") or {}
+    what = f"health {health.get('Status')}" if health else f"state {state.get('Status')}"
+    summary = f"not healthy after {seconds:g}s ({what})"
+    output = last_health_output(attrs)
+    if output:
+        summary += f": last health output: {output}"
+    outputs = _health_outputs(health)
+    detail = "last health checks:\n" + "\n".join(outputs) if outputs else ""
+    lines = [line for line in log_tail if line.strip()]
+    if lines:
+        detail += "\nlast log lines:\n" + "\n".join(lines)
+    return make("timeout", summary, service=service, detail=detail)
