@@ -1,0 +1,319 @@
+"""windflow.engine.drivers.docker against the real Docker engine (started by
+windflow.localservices), with images from a private registry on 127.0.0.1. No mocks.
+
+Every test uses its own project (wft-<hex8>) and removes what carries its label."""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.targets.conftest import docker_socket, root_key, sshd  # noqa: F401
+from windflow.engine import ssh
+from windflow.engine.compose.load import load_compose
+from windflow.engine.compose.plan import build_plan
+from windflow.engine.dockerhost import docker_client_local, docker_client_ssh
+from windflow.engine.drivers import (
+    Cancelled,
+    CancelToken,
+    DeployFailed,
+    DeployOptions,
+    Driver,
+    Event,
+)
+from windflow.engine.drivers.docker import DockerDriver
+from windflow.localservices import (
+    build_test_images,
+    ensure_compose_plugin,
+    ensure_docker_engine,
+    start_registry,
+)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting dockerd needs root")
+
+PROJECT_LABEL = "com.docker.compose.project"
+FAST = DeployOptions(health_timeout=60, grace_period=1, step_timeout=30)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    ensure_docker_engine()
+    server = start_registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def images(registry):
+    return build_test_images(registry)
+
+
+@pytest.fixture(scope="module")
+def client():
+    client = docker_client_local(ensure_docker_engine(), timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def driver(client):
+    return DockerDriver(client, stop_timeout=1)
+
+
+def _cleanup(client, project):
+    api = client.api
+    label = {"label": f"{PROJECT_LABEL}={project}"}
+    for container in api.containers(all=True, filters=label):
+        api.remove_container(container["Id"], force=True, v=True)
+    for network in api.networks(filters=label):
+        api.remove_network(network["Id"])
+    for volume in api.volumes(filters=label).get("Volumes") or []:
+        api.remove_volume(volume["Name"])
+
+
+@pytest.fixture
+def project(client):
+    name = f"wft-{uuid.uuid4().hex[:8]}"
+    yield name
+    _cleanup(client, name)
+
+
+def plan_of(text, project):
+    return build_plan(load_compose(text), project)
+
+
+def run(driver, plan, options=FAST, cancel=None):
+    """Deploy; return (events, error or None)."""
+    events = []
+    try:
+        for event in driver.deploy(plan, options, cancel or CancelToken()):
+            assert isinstance(event, Event)
+            events.append(event)
+    except (DeployFailed, Cancelled) as exc:
+        return events, exc
+    return events, None
+
+
+def labelled(client, project):
+    label = {"label": f"{PROJECT_LABEL}={project}"}
+    return (
+        client.api.containers(all=True, filters=label),
+        client.api.networks(filters=label),
+        client.api.volumes(filters=label).get("Volumes") or [],
+    )
+
+
+def first(events, service, phase):
+    for index, event in enumerate(events):
+        if event.service == service and event.phase == phase:
+            return index
+    raise AssertionError(f"no {phase} event for {service}: {[e.message for e in events]}")
+
+
+def get(port):
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+STACK = """
+services:
+  db:
+    image: {db}
+    volumes: [data:/data]
+  app:
+    image: {app}
+    ports: ["127.0.0.1::8080"]
+    environment: {{GREETING: hello}}
+    depends_on:
+      db: {{condition: service_healthy}}
+  worker:
+    image: {worker}
+    depends_on: [app]
+volumes:
+  data: {{}}
+"""
+
+
+def test_it_deploys_a_stack_redeploys_only_the_changed_service_and_removes_it(
+    driver, client, images, project
+):
+    assert isinstance(driver, Driver)
+    text = STACK.format(db=images["web:1"], app=images["web:1"], worker=images["busybox:1"])
+    events, error = run(driver, plan_of(text, project))
+    assert error is None, error
+    # app waits for db to be healthy; worker for app to be started
+    assert first(events, "db", "healthy") < first(events, "app", "create")
+    assert first(events, "app", "start") < first(events, "worker", "create")
+    assert {e.phase for e in events} >= {"pull", "create", "start", "healthy", "running"}
+    assert all(0 <= e.progress <= 100 for e in events if e.progress is not None)
+
+    status = driver.status(project)
+    assert [(s.service, s.number) for s in status] == [("app", 1), ("db", 1), ("worker", 1)]
+    assert all(s.state == "running" for s in status)
+    assert [s.health for s in status] == ["healthy", "healthy", None]
+    app = status[0]
+    assert app.name == f"{project}-app-1"
+    assert app.ports[0]["host_ip"] == "127.0.0.1" and app.ports[0]["target"] == 8080
+    assert get(app.ports[0]["published"]) == "windflow test web 1\n"
+    attrs = client.api.inspect_container(app.id)
+    labels = attrs["Config"]["Labels"]
+    assert labels[PROJECT_LABEL] == project
+    assert labels["com.docker.compose.service"] == "app"
+    assert labels["com.docker.compose.container-number"] == "1"
+    assert labels["com.docker.compose.config-hash"] == app.config_hash != ""
+    assert "GREETING=hello" in attrs["Config"]["Env"]
+    assert driver.project_labels(project)[PROJECT_LABEL] == project
+    assert driver.project_labels("wft-nothing-here") is None
+
+    assert ensure_compose_plugin(), "docker compose v2 should be installable here"
+    listed = subprocess.run(
+        ["docker", "compose", "ls", "--all", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert project in [entry["Name"] for entry in json.loads(listed.stdout)]
+
+    # The same plan again: nothing recreated.
+    events, error = run(driver, plan_of(text, project))
+    assert error is None, error
+    assert {e.service for e in events if e.phase == "unchanged"} == {"db", "app", "worker"}
+    assert not [e for e in events if e.phase == "create"]
+
+    # One service changed: only it is recreated.
+    before = {s.service: s.id for s in status}
+    changed = STACK.format(db=images["web:1"], app=images["web:2"], worker=images["busybox:1"])
+    events, error = run(driver, plan_of(changed, project))
+    assert error is None, error
+    after = {s.service: s.id for s in driver.status(project)}
+    assert after["db"] == before["db"] and after["worker"] == before["worker"]
+    assert after["app"] != before["app"]
+    assert {e.service for e in events if e.phase == "create"} == {"app"}
+    port = driver.status(project)[0].ports[0]["published"]
+    assert get(port) == "windflow test web 2\n"
+
+    # An orphan (worker left out of the plan) is removed after the gate.
+    without_worker = changed.replace("  worker:\n", "  xworker:\n").replace(
+        "depends_on: [app]", "depends_on: [app]\n    scale: 0"
+    )
+    events, error = run(driver, plan_of(without_worker, project))
+    assert error is None, error
+    assert [s.service for s in driver.status(project)] == ["app", "db"]
+
+    events = list(driver.remove(project, volumes=True))
+    assert {e.phase for e in events} >= {"remove"}
+    assert labelled(client, project) == ([], [], [])
+
+
+def test_it_diagnoses_a_failing_healthcheck(driver, images, project):
+    text = f"services:\n  web:\n    image: {images['unhealthy:1']}\n"
+    events, error = run(driver, plan_of(text, project))
+    assert isinstance(error, DeployFailed)
+    diagnosis = error.diagnosis
+    assert (diagnosis.code, diagnosis.service) == ("healthcheck_failing", "web")
+    assert diagnosis.summary.startswith("healthcheck failing: last output: ")
+    assert any(e.phase == "failed" and e.level == "error" for e in events)
+
+
+def test_it_diagnoses_a_port_already_allocated(driver, images, project):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        text = (
+            f"services:\n  web:\n    image: {images['web:1']}\n"
+            f"    ports: ['127.0.0.1:{port}:8080']\n"
+        )
+        _, error = run(driver, plan_of(text, project))
+    finally:
+        holder.close()
+    assert isinstance(error, DeployFailed)
+    assert error.diagnosis.code == "port_allocated"
+    assert error.diagnosis.summary == f"port {port} already allocated"
+
+
+def test_it_diagnoses_a_missing_image(driver, registry, images, project):
+    missing = f"{registry.url}/windflow-test/nope:1"
+    text = f"services:\n  web:\n    image: {missing}\n  db:\n    image: {images['busybox:1']}\n"
+    _events, error = run(driver, plan_of(text, project))
+    assert isinstance(error, DeployFailed)
+    assert error.diagnosis.code == "image_not_found"
+    assert error.diagnosis.summary == f"image not found: {missing}"
+    assert error.diagnosis.service == "web"
+
+
+def test_it_diagnoses_a_crash_with_its_last_log_line(driver, images, project):
+    text = (
+        f"services:\n  job:\n    image: {images['crash:1']}\n"
+        f"  after:\n    image: {images['busybox:1']}\n"
+        "    depends_on: {job: {condition: service_healthy}}\n"
+    )
+    events, error = run(driver, plan_of(text, project))
+    assert isinstance(error, DeployFailed)
+    assert error.diagnosis.code == "exited"
+    assert error.diagnosis.summary == "exited with code 1: windflow test crash"
+    failed = [e for e in events if e.phase == "failed"]
+    assert "after" in {e.service for e in failed}  # its dependent fails with it
+    assert any(e.data.get("code") == "dependency_failed" for e in failed)
+    job = driver.status(project)[0]
+    assert (job.state, job.exit_code) == ("exited", 1)
+    assert "windflow test crash" in list(driver.logs(job.id, timestamps=False))
+
+
+def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, images, project):
+    text = (
+        f"services:\n  slow:\n    image: {images['busybox:1']}\n"
+        "    healthcheck: {test: [CMD, 'false'], interval: 60s}\n"
+    )
+    cancel = CancelToken()
+    timer = threading.Timer(1.0, cancel.cancel)
+    timer.start()
+    try:
+        _, error = run(driver, plan_of(text, project), cancel=cancel)
+    finally:
+        timer.cancel()
+    cancelled_at = time.monotonic()
+    assert isinstance(error, Cancelled)
+    assert labelled(client, project)[0] == []
+    assert time.monotonic() - cancelled_at < 2
+
+
+def test_it_deploys_over_ssh(sshd, root_key, images, project, client):  # noqa: F811
+    endpoint = ssh.SSHEndpoint(
+        sshd.host, sshd.port, "root", root_key[0], pinned_fingerprint=sshd.host_key_fingerprint
+    )
+    remote = docker_client_ssh(endpoint, timeout=30)
+    try:
+        remote_driver = DockerDriver(remote, stop_timeout=1)
+        text = (
+            f"services:\n  web:\n    image: {images['web:1']}\n"
+            "    ports: ['127.0.0.1::8080']\n"
+            f"  sleeper:\n    image: {images['busybox:1']}\n"
+        )
+        _events, error = run(remote_driver, plan_of(text, project))
+        assert error is None, error
+        status = remote_driver.status(project)
+        assert [(s.service, s.state) for s in status] == [
+            ("sleeper", "running"),
+            ("web", "running"),
+        ]
+        assert get(status[1].ports[0]["published"]) == "windflow test web 1\n"
+        list(remote_driver.remove(project))
+    finally:
+        remote.close()
+    assert labelled(client, project) == ([], [], [])
