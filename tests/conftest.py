@@ -77,3 +77,26 @@ def live_db(django_db_setup, django_db_blocker):
     websocket consumers). Tests using it create and remove their own data (tests/live.py)."""
     with django_db_blocker.unblock():
         yield
+
+
+@pytest.fixture(scope="session")
+def image_registry(tmp_path_factory):
+    """A private registry on 127.0.0.1 holding the busybox test images (root only: the
+    Docker engine is started when missing)."""
+    from windflow.localservices import ensure_docker_engine, start_registry
+
+    if os.geteuid() != 0:
+        pytest.skip("the Docker engine tests need root to start dockerd")
+    ensure_docker_engine()
+    server = start_registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def test_images(image_registry):
+    """name -> reference in the private registry: busybox:1, web:1, web:2, unhealthy:1,
+    crash:1 (see windflow.localservices.TEST_IMAGES)."""
+    from windflow.localservices import build_test_images
+
+    return build_test_images(image_registry)

@@ -283,7 +283,7 @@ def claim(deployment_id: int) -> Deployment | None:
     nothing to do: already taken, finished, or not first in line."""
     with transaction.atomic():
         deployment = (
-            Deployment.objects.select_for_update()
+            Deployment.objects.select_for_update(of=("self",))
             .select_related("stack", "revision", "target", "environment")
             .filter(pk=deployment_id)
             .first()
