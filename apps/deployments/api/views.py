@@ -1,0 +1,194 @@
+import asyncio
+import json
+import time
+
+import django_filters
+from asgiref.sync import sync_to_async
+from django.http import StreamingHttpResponse
+from django.utils.translation import gettext as _
+from django_tenants.utils import tenant_context
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from apps.accounts import permissions
+from apps.stacks.models import Stack
+from windflow.api.viewsets import OrganizationViewSet
+
+from .. import services
+from ..choices import DeploymentStatus
+from ..models import Deployment
+from .serializers import (
+    DeploymentCreateSerializer,
+    DeploymentDetailSerializer,
+    DeploymentSerializer,
+    LogPageSerializer,
+    LogQuerySerializer,
+)
+
+FOLLOW_POLL_SECONDS = 0.25
+FOLLOW_MAX_SECONDS = 60 * 60
+
+
+class DeploymentFilterSet(django_filters.FilterSet):
+    stack = django_filters.CharFilter(field_name="stack__name")
+    status = django_filters.ChoiceFilter(choices=DeploymentStatus.choices)
+
+    class Meta:
+        model = Deployment
+        fields = ["stack", "status", "kind"]
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    """Deployments of the organisation. Creating one deploys a stack; cancel, resume and
+    rollback need the right to deploy to the stack's environment."""
+
+    resource = "deployment"
+    action_verbs = {
+        "list": "view",
+        "retrieve": "view",
+        "logs": "view",
+        # The services decide (require_deploy): protected environments need more than a role.
+        "create": "view",
+        "cancel": "view",
+        "resume": "view",
+        "rollback": "view",
+    }
+    queryset = Deployment.objects.all()
+    filterset_class = DeploymentFilterSet
+    ordering_fields = ["created_at", "number", "status"]
+    search_fields = []
+
+    def get_queryset(self):
+        return services.visible_deployments(self.membership).prefetch_related("services")
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return DeploymentSerializer
+        if self.action == "create":
+            return DeploymentCreateSerializer
+        return DeploymentDetailSerializer
+
+    def _created(self, deployment):
+        return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=DeploymentCreateSerializer, responses={201: DeploymentDetailSerializer})
+    def create(self, request, *args, **kwargs):
+        body = DeploymentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        stacks = permissions.visible(self.membership, Stack.objects.all(), "stack.view")
+        stack = stacks.filter(name=body.validated_data["stack"]).first()
+        if stack is None:
+            raise ValidationError(
+                {
+                    "stack": [
+                        _("No stack named “%(name)s”.") % {"name": body.validated_data["stack"]}
+                    ]
+                }
+            )
+        revision = None
+        number = body.validated_data.get("revision")
+        if number is not None:
+            revision = stack.revisions.filter(number=number).first()
+            if revision is None:
+                raise ValidationError(
+                    {
+                        "revision": [
+                            _("%(stack)s has no revision %(n)d.")
+                            % {"stack": stack.name, "n": number}
+                        ]
+                    }
+                )
+        return self._created(services.request_deployment(self.membership, stack, revision))
+
+    @extend_schema(request=None, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        deployment = services.cancel_deployment(self.membership, self.get_object())
+        deployment.refresh_from_db()
+        return Response(DeploymentDetailSerializer(deployment).data)
+
+    @extend_schema(request=None, responses={201: DeploymentDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._created(services.resume_deployment(self.membership, self.get_object()))
+
+    @extend_schema(request=None, responses={201: DeploymentDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """Deploy this deployment's revision again, as a rollback (it must have succeeded once)."""
+        deployment = self.get_object()
+        return self._created(
+            services.rollback_to(self.membership, deployment.stack, deployment.revision)
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.INT, description="Lines after this seq."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many (5000)."),
+            OpenApiParameter(
+                "follow",
+                OpenApiTypes.BOOL,
+                description="Stream NDJSON: the lines, then new ones until the deployment "
+                'finishes, then one {"status": ...} object.',
+            ),
+        ],
+        responses=LogPageSerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        deployment = self.get_object()
+        query = LogQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after = query.validated_data["after"]
+        if query.validated_data["follow"]:
+            response = StreamingHttpResponse(
+                follow_log(request.tenant, deployment.pk, after),
+                content_type="application/x-ndjson",
+            )
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+            return response
+        lines = services.log_page(deployment, after=after, limit=query.validated_data["limit"])
+        return Response(
+            {
+                "lines": [line.as_dict() for line in lines],
+                "next_after": lines[-1].seq if lines else after,
+                "finished": deployment.is_finished,
+            }
+        )
+
+
+def _read(tenant, deployment_id: int, after: int):
+    """New lines after `after` and the deployment's status, with the tenant active (a
+    streamed response outlives the request's tenant activation)."""
+    with tenant_context(tenant):
+        deployment = Deployment.objects.select_related("rolled_back_to").get(pk=deployment_id)
+        lines = [line.as_dict() for line in services.log_page(deployment, after=after)]
+        return lines, deployment.is_finished, services.status_event(deployment)
+
+
+async def follow_log(tenant, deployment_id: int, after: int):
+    """NDJSON: the stored lines after `after`, then new ones (polled every 0.25 s) until the
+    deployment finishes; last, one {"status": {...}} object. Bounded to an hour."""
+    read = sync_to_async(_read)
+    deadline = time.monotonic() + FOLLOW_MAX_SECONDS
+    while True:
+        lines, finished, state = await read(tenant, deployment_id, after)
+        for line in lines:
+            yield json.dumps(line) + "\n"
+        if lines:
+            after = lines[-1]["seq"]
+            if len(lines) >= services.LOG_PAGE_SIZE:
+                continue  # more stored lines: no pause
+        if finished:
+            # Lines written just before the end were read in the same query: done.
+            yield json.dumps({"status": state}) + "\n"
+            return
+        if time.monotonic() > deadline:
+            yield json.dumps({"status": state, "timeout": True}) + "\n"
+            return
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)

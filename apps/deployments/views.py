@@ -1,0 +1,218 @@
+"""Deployment pages: the organisation's list, "deploy now" from a stack page, the live page
+of one deployment (websocket, with polling as the fallback) and its controls."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from apps.accounts import permissions
+from apps.stacks.models import Stack
+from windflow.errors import Forbidden, ServiceError
+from windflow.views import OrganizationView, redirect_after_post, wants_partial
+
+from . import services
+from .choices import DeploymentStatus, ServicePhase
+from .forms import DeploymentFilterForm, LogQueryForm
+from .models import Deployment
+
+# The live page renders at most this many lines (the newest); the rest is one click away.
+PAGE_LOG_LINES = 2000
+
+
+def _deployment(view, pk) -> Deployment:
+    return get_object_or_404(services.visible_deployments(view.membership), pk=pk)
+
+
+def _stack_url(stack_name: str | None) -> str:
+    """The stack's page, or the deployments list when the stack pages are not there."""
+    try:
+        if stack_name:
+            return reverse("stacks:stack_detail", args=[stack_name])
+        return reverse("stacks:stack_list")
+    except NoReverseMatch:
+        return reverse("deployments:deployment_list")
+
+
+def live_context(deployment: Deployment, *, after: int = 0, limit: int = PAGE_LOG_LINES):
+    """Services, lines after `after` and the status: what the page and its partials show."""
+    trimmed = deployment.last_seq - after > limit
+    if trimmed:  # show the newest lines; say how many are left out
+        after = deployment.last_seq - limit
+    lines = services.log_page(deployment, after=after, limit=limit)
+    return {
+        "deployment": deployment,
+        "services": list(deployment.services.all()),
+        "lines": lines,
+        "hidden_lines": after if trimmed else 0,
+        "last_seq": lines[-1].seq if lines else after,
+    }
+
+
+class DeploymentListView(OrganizationView):
+    """Every deployment of the organisation, newest first; filter by status and stack."""
+
+    action = "deployment.view"
+    paginate_by = 25
+
+    def get(self, request):
+        form = DeploymentFilterForm(request.GET or None)
+        queryset = services.visible_deployments(self.membership).select_related("triggered_by")
+        if form.is_valid():
+            if form.cleaned_data.get("status"):
+                queryset = queryset.filter(status=form.cleaned_data["status"])
+            if form.cleaned_data.get("stack"):
+                queryset = queryset.filter(stack__name=form.cleaned_data["stack"])
+        page = Paginator(queryset, self.paginate_by).get_page(request.GET.get("page"))
+        context = {"page": page, "form": form}
+        if wants_partial(request):
+            return render(request, "deployments/htmx/deployment_table.html", context)
+        return render(request, "deployments/deployment_list.html", context)
+
+
+@method_decorator(require_POST, name="dispatch")
+class DeploymentCreateView(OrganizationView):
+    """Deploy a stack (its latest revision, or `revision`): POST from the stack page."""
+
+    action = "deployment.view"
+
+    def post(self, request):
+        name = request.POST.get("stack", "").strip()
+        stacks = permissions.visible(self.membership, Stack.objects.all(), "stack.view")
+        stack = stacks.filter(name=name).first() if name else None
+        if stack is None:
+            messages.error(request, _("No stack named “%(name)s”.") % {"name": name})
+            return redirect_after_post(request, _stack_url(None))
+        revision = None
+        raw = request.POST.get("revision", "").strip()
+        if raw:
+            revision = stack.revisions.filter(number=int(raw)).first() if raw.isdigit() else None
+            if revision is None:
+                messages.error(
+                    request,
+                    _("%(stack)s has no revision %(n)s.") % {"stack": stack.name, "n": raw},
+                )
+                return redirect_after_post(request, _stack_url(stack.name))
+        try:
+            deployment = services.request_deployment(self.membership, stack, revision)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return redirect_after_post(request, _stack_url(stack.name))
+        messages.success(
+            request,
+            _("Deployment #%(n)d of %(stack)s queued.")
+            % {"n": deployment.number, "stack": stack.name},
+        )
+        return redirect_after_post(request, deployment.get_absolute_url())
+
+
+class DeploymentDetailView(OrganizationView):
+    """The live page: header, failure box, one bar per service and the log."""
+
+    action = "deployment.view"
+
+    def get(self, request, pk):
+        deployment = _deployment(self, pk)
+        context = live_context(deployment)
+        context["can_control"] = permissions.can_deploy_to(
+            self.membership, deployment.stack.environment
+        )
+        context["stack_url"] = _stack_url(deployment.stack.name)
+        context["phase_labels"] = {value: str(label) for value, label in ServicePhase.choices}
+        return render(request, "deployments/deployment_detail.html", context)
+
+
+class DeploymentStatusView(OrganizationView):
+    """The header part (status, buttons, failure box): refreshed when the deployment ends."""
+
+    action = "deployment.view"
+
+    def get(self, request, pk):
+        deployment = _deployment(self, pk)
+        context = {
+            "deployment": deployment,
+            "can_control": permissions.can_deploy_to(self.membership, deployment.stack.environment),
+            "stack_url": _stack_url(deployment.stack.name),
+        }
+        return render(request, "deployments/htmx/deployment_header.html", context)
+
+
+class DeploymentLogView(OrganizationView):
+    """Lines after `after` with the service bars and the status: the polling fallback of the
+    live page (HTML partial), `?format=json` for scripts, `?format=text` to download."""
+
+    action = "deployment.view"
+
+    def get(self, request, pk):
+        deployment = _deployment(self, pk)
+        query = LogQueryForm(request.GET)
+        if not query.is_valid():
+            return JsonResponse(
+                {"error": {"status": 400, "code": "invalid", "message": query.error_text()}},
+                status=400,
+            )
+        after, fmt = query.cleaned_data["after"], query.cleaned_data["format"]
+        if fmt == "text":
+            lines = deployment.lines.order_by("seq").iterator()
+            body = "".join(
+                f"{line.created_at:%Y-%m-%d %H:%M:%S} {line.level.upper():7} "
+                f"{line.service + ': ' if line.service else ''}{line.message}\n"
+                for line in lines
+            )
+            response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+            response["Content-Disposition"] = (
+                f'attachment; filename="{deployment.stack.name}-{deployment.number}.log"'
+            )
+            return response
+        if fmt == "json":
+            lines = services.log_page(deployment, after=after, limit=query.cleaned_data["limit"])
+            return JsonResponse(
+                {
+                    "lines": [line.as_dict() for line in lines],
+                    "next_after": lines[-1].seq if lines else after,
+                    "finished": deployment.is_finished,
+                    "services": [row.as_dict() for row in deployment.services.all()],
+                    "status": services.status_event(deployment),
+                }
+            )
+        context = live_context(deployment, after=after)
+        return render(request, "deployments/htmx/log_update.html", context)
+
+
+class _ControlView(OrganizationView):
+    action = "deployment.view"
+
+    def post(self, request, pk):
+        deployment = _deployment(self, pk)
+        try:
+            target = self.control(deployment)
+        except Forbidden:
+            raise
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            target = deployment
+        return redirect_after_post(request, target.get_absolute_url())
+
+
+class DeploymentCancelView(_ControlView):
+    def control(self, deployment):
+        deployment = services.cancel_deployment(self.membership, deployment)
+        if deployment.status == DeploymentStatus.CANCELLED:
+            messages.success(self.request, _("Deployment cancelled."))
+        else:
+            messages.info(self.request, _("Cancelling: the deployment stops at its next step."))
+        return deployment
+
+
+class DeploymentResumeView(_ControlView):
+    def control(self, deployment):
+        resumed = services.resume_deployment(self.membership, deployment)
+        messages.success(
+            self.request,
+            _("Resuming as deployment #%(n)d.") % {"n": resumed.number},
+        )
+        return resumed

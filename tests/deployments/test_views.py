@@ -1,0 +1,198 @@
+"""The deployment pages: list, deploy from a stack page, the live page and its polling
+fallback, cancel and resume, and isolation between organisations. No worker runs: progress is
+written with the services the runner uses."""
+
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+
+from apps.accounts.models import Membership
+from apps.deployments import services
+from apps.deployments.choices import DeploymentStatus, LogLevel, ServicePhase
+from apps.deployments.models import Deployment
+from apps.environments.models import Environment
+from apps.stacks.models import Stack, StackRevision
+from apps.targets.models import Target
+from tests.base import client_for
+
+COMPOSE = "services:\n  web:\n    image: busybox\n"
+
+
+def make_world(organization, owner, *, protected=False, name="shop"):
+    """A local target, an environment and a stack with two revisions, in `organization`."""
+    connection.set_tenant(organization)
+    membership = Membership.objects.get(user=owner, organization=organization)
+    target = Target.objects.create(name="web-1", slug="web-1", kind="local")
+    environment = Environment.objects.create(
+        name="production" if protected else "staging",
+        slug="production" if protected else "staging",
+        protected=protected,
+    )
+    stack = Stack.objects.create(name=name, environment=environment, target=target)
+    StackRevision.objects.create(stack=stack, number=1, compose=COMPOSE)
+    StackRevision.objects.create(stack=stack, number=2, compose=COMPOSE)
+    return SimpleNamespace(
+        membership=membership, target=target, environment=environment, stack=stack
+    )
+
+
+def progress(deployment, lines=3):
+    """What the runner would have written: a service bar and numbered lines."""
+    services.set_service(deployment, "web", phase=ServicePhase.PULL, progress=40, message="pull")
+    for n in range(1, lines + 1):
+        services.append_log(deployment, f"line {n}", service="web")
+
+
+@pytest.fixture
+def world(acme, owner):
+    world = make_world(acme, owner)
+    yield world
+    connection.set_schema_to_public()
+
+
+def test_it_deploys_a_stack_from_its_page_and_redirects_to_the_live_page(world, acme, owner):
+    client = client_for(owner, acme)
+    response = client.post("/deployments/new/", {"stack": "shop", "revision": "1"})
+    deployment = Deployment.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/deployments/{deployment.pk}/"
+    assert (deployment.number, deployment.revision.number) == (1, 1)
+    assert deployment.status == DeploymentStatus.QUEUED
+
+    htmx = client.post("/deployments/new/", {"stack": "shop"}, HTTP_HX_REQUEST="true")
+    second = Deployment.objects.get(number=2)
+    assert htmx["HX-Redirect"] == f"/deployments/{second.pk}/"
+    assert second.revision.number == 2  # the latest by default
+
+
+def test_it_answers_bad_deploy_requests_with_a_message_not_an_error(world, acme, owner, viewer):
+    client = client_for(owner, acme)
+    for data in (
+        {"stack": "nope"},
+        {"stack": "shop", "revision": "9"},
+        {"stack": "shop", "revision": "x"},
+    ):
+        response = client.post("/deployments/new/", data, follow=True)
+        assert response.status_code == 200
+        assert response.context["messages"]
+    refused = client_for(viewer, acme).post("/deployments/new/", {"stack": "shop"}, follow=True)
+    assert "does not allow you to deploy" in refused.content.decode()
+    assert client.get("/deployments/new/").status_code == 405
+    assert not Deployment.objects.exists()
+
+
+def test_it_renders_the_live_page_with_bars_lines_and_failure(world, acme, viewer):
+    deployment = services.request_deployment(world.membership, world.stack)
+    progress(deployment)
+    services.append_log(deployment, "boom", level=LogLevel.ERROR, service="web")
+    deployment.rolled_back_to = world.stack.revisions.get(number=1)
+    deployment.save()
+    services.finish(
+        deployment,
+        DeploymentStatus.ROLLED_BACK,
+        "web did not become healthy",
+        {
+            "code": "healthcheck",
+            "summary": "healthcheck failing: last output curl: connection refused",
+            "detail": "curl: (7) Failed to connect",
+            "service": "web",
+            "hint": "Check the port the app listens on.",
+        },
+    )
+    page = client_for(viewer, acme).get(f"/deployments/{deployment.pk}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-service="web"' in html and '<progress class="w-100" max="100" value="40"' in html
+    assert 'data-seq="4"' in html and "text-danger" in html
+    assert "healthcheck failing: last output curl: connection refused" in html
+    assert "Check the port the app listens on." in html
+    assert "Rolled back to revision 1." in html
+    assert f'data-ws="/ws/deployments/{deployment.pk}/"' in html and 'data-last-seq="4"' in html
+    assert 'data-testid="cancel"' not in html and 'data-testid="resume"' not in html
+
+
+def test_it_serves_only_newer_lines_to_the_polling_fallback(world, acme, viewer):
+    deployment = services.request_deployment(world.membership, world.stack)
+    progress(deployment, lines=5)
+    client = client_for(viewer, acme)
+    partial = client.get(f"/deployments/{deployment.pk}/log/?after=3", HTTP_HX_REQUEST="true")
+    html = partial.content.decode()
+    assert 'data-seq="4"' in html and 'data-seq="5"' in html and 'data-seq="3"' not in html
+    assert 'hx-swap-oob="beforeend"' in html and 'data-last-seq="5"' in html
+    assert 'id="deployment-services" hx-swap-oob="true"' in html
+
+    body = client.get(f"/deployments/{deployment.pk}/log/?after=3&format=json").json()
+    assert [line["seq"] for line in body["lines"]] == [4, 5]
+    assert body["next_after"] == 5 and body["finished"] is False
+    assert body["services"][0]["progress"] == 40 and body["status"]["status"] == "queued"
+
+    text = client.get(f"/deployments/{deployment.pk}/log/?format=text")
+    assert "web: line 5" in text.content.decode()
+    bad = client.get(f"/deployments/{deployment.pk}/log/?after=-1")
+    assert bad.status_code == 400 and "after" in bad.json()["error"]["message"]
+
+
+def test_it_cancels_a_queued_deployment_and_resumes_it(world, acme, operator):
+    deployment = services.request_deployment(world.membership, world.stack)
+    client = client_for(operator, acme)
+    page = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert 'data-testid="cancel"' in page
+
+    response = client.post(f"/deployments/{deployment.pk}/cancel/")
+    assert response.status_code == 302
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.CANCELLED
+
+    again = client.post(f"/deployments/{deployment.pk}/cancel/", follow=True)
+    assert "already finished" in again.content.decode()
+
+    page = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert 'data-testid="resume"' in page and "Cancelled before it started." in page
+    resumed = client.post(f"/deployments/{deployment.pk}/resume/", HTTP_HX_REQUEST="true")
+    new = Deployment.objects.get(resumed_from=deployment)
+    assert resumed["HX-Redirect"] == f"/deployments/{new.pk}/"
+    assert new.kind == "resume" and new.status == DeploymentStatus.QUEUED
+
+
+def test_it_refuses_cancel_to_a_viewer(world, acme, viewer):
+    deployment = services.request_deployment(world.membership, world.stack)
+    client = client_for(viewer, acme)
+    assert (
+        'data-testid="cancel"' not in client.get(f"/deployments/{deployment.pk}/").content.decode()
+    )
+    response = client.post(f"/deployments/{deployment.pk}/cancel/")
+    assert response.status_code == 403
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.QUEUED
+
+
+def test_it_lists_and_filters_deployments(world, acme, viewer):
+    first = services.request_deployment(world.membership, world.stack)
+    services.cancel_deployment(world.membership, first)
+    services.request_deployment(world.membership, world.stack)
+    client = client_for(viewer, acme)
+    html = client.get("/deployments/").content.decode()
+    assert "shop #1" in html and "shop #2" in html
+    partial = client.get("/deployments/?status=cancelled", HTTP_HX_REQUEST="true")
+    assert "shop #1" in partial.content.decode() and "shop #2" not in partial.content.decode()
+    assert "<html" not in partial.content.decode()
+    none = client.get("/deployments/?stack=other", HTTP_HX_REQUEST="true").content.decode()
+    assert "No deployment matches" in none
+    assert client.get("/deployments/?status=bogus&page=99").status_code == 200
+
+
+def test_it_keeps_deployments_inside_their_organisation(world, acme, globex, outsider):
+    deployment = services.request_deployment(world.membership, world.stack)
+    connection.set_schema_to_public()
+    # A member of globex on acme's host: not a member here.
+    on_acme = client_for(outsider, acme).get(f"/deployments/{deployment.pk}/")
+    assert on_acme.status_code == 403
+    # On globex's own host the id does not exist.
+    client = client_for(outsider, globex)
+    assert client.get(f"/deployments/{deployment.pk}/").status_code == 404
+    assert client.get(f"/deployments/{deployment.pk}/log/?format=json").status_code == 404
+    assert client.post(f"/deployments/{deployment.pk}/cancel/").status_code == 404
+    connection.set_tenant(acme)
+    deployment.refresh_from_db()
+    assert deployment.status == DeploymentStatus.QUEUED
