@@ -1,0 +1,175 @@
+from django.core.exceptions import ValidationError
+from django.db.models import Max
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from apps.environments.validators import validate_variables
+from windflow.api.viewsets import OrganizationViewSet
+from windflow.engine.compose import Problem
+
+from .. import services
+from ..filtersets import StackFilterSet
+from ..models import Stack
+from .serializers import (
+    RevisionCreateSerializer,
+    RevisionSerializer,
+    RevisionSummarySerializer,
+    StackCreateSerializer,
+    StackSerializer,
+    StackSettingsSerializer,
+    ValidateSerializer,
+)
+
+ValidationResult = inline_serializer(
+    "StackValidation",
+    {
+        "ok": serializers.BooleanField(),
+        "problems": serializers.ListField(child=serializers.DictField()),
+        "services": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+class StackViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationViewSet,
+):
+    """Compose stacks and their immutable revisions. Every member reads them; developers
+    create stacks and revisions; operators delete them. Validation never stores anything."""
+
+    resource = "stack"
+    action_verbs = {
+        "list": "view",
+        "retrieve": "view",
+        "create": "change",
+        "update": "change",
+        "partial_update": "change",
+        "destroy": "delete",
+        "revision": "view",
+        "diff": "view",
+        "validate": "change",
+    }
+    queryset = Stack.objects.select_related("environment", "target", "current_revision").annotate(
+        latest_number=Max("revisions__number")
+    )
+    serializer_class = StackSerializer
+    filterset_class = StackFilterSet
+    lookup_field = "name"
+    lookup_value_regex = r"[a-z0-9][a-z0-9_-]{0,62}"
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+
+    def required_action(self, request):
+        if self.action == "revisions":
+            return "stack.change" if request.method == "POST" else "stack.view"
+        return super().required_action(request)
+
+    def get_serializer_class(self):
+        if self.action in ("update", "partial_update"):
+            return StackSettingsSerializer
+        if self.action == "create":
+            return StackCreateSerializer
+        return StackSerializer
+
+    def _stack_response(self, stack, status_code=status.HTTP_200_OK):
+        stack = self.get_queryset().get(pk=stack.pk)
+        return Response(StackSerializer(stack).data, status=status_code)
+
+    @extend_schema(request=StackCreateSerializer, responses={201: StackSerializer})
+    def create(self, request, *args, **kwargs):
+        body = StackCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        stack = services.create_stack(self.membership, **body.validated_data)
+        return self._stack_response(stack, status.HTTP_201_CREATED)
+
+    @extend_schema(request=StackSettingsSerializer, responses=StackSerializer)
+    def update(self, request, *args, **kwargs):
+        stack = self.get_object()
+        body = StackSettingsSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        stack = services.update_stack(self.membership, stack, **body.validated_data)
+        return self._stack_response(stack)
+
+    def perform_destroy(self, instance):
+        services.delete_stack(self.membership, instance)
+
+    @extend_schema(methods=["GET"], responses=RevisionSummarySerializer(many=True), request=None)
+    @extend_schema(
+        methods=["POST"], request=RevisionCreateSerializer, responses={201: RevisionSerializer}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def revisions(self, request, name=None):
+        stack = self.get_object()
+        if request.method == "POST":
+            body = RevisionCreateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            revision = services.revise_stack(self.membership, stack, **body.validated_data)
+            return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(stack.revisions.select_related("stack").order_by("-number"))
+        return self.get_paginated_response(RevisionSummarySerializer(page, many=True).data)
+
+    @extend_schema(responses=RevisionSerializer)
+    @action(detail=True, methods=["get"], url_path=r"revisions/(?P<number>[0-9]{1,9})")
+    def revision(self, request, name=None, number=None):
+        stack = self.get_object()
+        revision = stack.revisions.filter(number=int(number)).first()
+        if revision is None:
+            raise NotFound(f"{stack.name} has no revision {number}.")
+        return Response(RevisionSerializer(revision).data)
+
+    @extend_schema(request=ValidateSerializer, responses=ValidationResult)
+    @action(detail=True, methods=["post"])
+    def validate(self, request, name=None):
+        """Check a compose file as it would deploy with this stack (nothing is stored): a
+        file with problems is a 200 with "ok": false."""
+        stack = self.get_object()
+        body = ValidateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        problems = []
+        variables = data["variables"]
+        try:
+            validate_variables(variables)
+        except ValidationError as exc:
+            problems = [
+                Problem("error", message, code="variables-invalid", path="variables")
+                for message in exc.messages
+            ]
+            variables = {}
+        analysis = services.check_compose(
+            data["compose"],
+            variables=variables,
+            secrets=data["secrets"],
+            environment=stack.environment,
+            project=stack.name,
+        )
+        problems.extend(analysis.problems)
+        return Response(
+            {
+                "ok": not any(p.severity == "error" for p in problems),
+                "problems": [p.as_dict() for p in problems],
+                "services": analysis.services,
+            }
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", int, required=False),
+            OpenApiParameter("to", int, required=False),
+        ],
+        responses=inline_serializer("StackDiff", {"lines": serializers.ListField()}),
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request, name=None):
+        """What changed between two revisions (default: the latest and the one before)."""
+        stack = self.get_object()
+        old, new = services.revision_pair(
+            stack, request.query_params.get("from"), request.query_params.get("to")
+        )
+        return Response(services.diff_revisions(old, new))

@@ -1,0 +1,595 @@
+"""Stacks: create, revise (immutable revisions), change settings, delete, compare revisions,
+and the checks every compose file passes before it is stored (windflow.engine.compose)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import replace
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from apps.accounts.models import Membership
+from apps.audit import services as audit
+from apps.environments.validators import VARIABLE_NAME, validate_variables
+from apps.secrets.models import SecretRef
+from windflow.engine.compose import Problem
+from windflow.engine.compose.analyse import Analysis, analyse
+from windflow.errors import Conflict, ServiceError
+
+from .models import STACK_NAME_PATTERN, Stack, StackRevision
+
+NAME_RE = re.compile(STACK_NAME_PATTERN)
+# Path segments of the stack pages and API that a stack name must not shadow.
+RESERVED_NAMES = frozenset({"add", "validate"})
+SETTINGS_FIELDS = (
+    "description",
+    "environment",
+    "target",
+    "auto_rollback",
+    "health_timeout",
+    "grace_period",
+)
+MAX_SECRETS = 200
+_MISSING_VARIABLE = re.compile(r'variable "([^"]+)"')
+
+
+class ComposeInvalid(ServiceError):
+    """The compose file (or its variables and secrets) does not pass the checks: `message`
+    names the first error with its line; `problems` holds every error."""
+
+    code = "compose_invalid"
+
+    def __init__(self, message: str, *, field: str, problems: list[Problem]):
+        super().__init__(message, field=field)
+        self.problems = problems
+
+
+# --- Checks -----------------------------------------------------------------------------
+
+
+def available_secret_names(environment=None) -> list[str]:
+    """Names of the secrets a stack in `environment` may use: organisation-wide ones and
+    those of that environment."""
+    refs = SecretRef.objects.filter(environment__isnull=True)
+    if environment is not None:
+        refs = SecretRef.objects.filter(environment__isnull=True) | SecretRef.objects.filter(
+            environment=environment
+        )
+    return sorted(set(refs.order_by().values_list("name", flat=True)))
+
+
+def normalise_compose(text) -> str:
+    """Browsers send textareas with CRLF: store LF so revisions compare and diff cleanly."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return (text or "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _clean_secrets(secrets) -> list[str]:
+    if secrets is None:
+        return []
+    if isinstance(secrets, str) or not all(isinstance(name, str) for name in secrets):
+        raise ServiceError(_("Secrets must be a list of secret names."), field="secrets")
+    names = sorted({name.strip() for name in secrets if name.strip()})
+    if len(names) > MAX_SECRETS:
+        raise ServiceError(_("At most %(n)d secrets.") % {"n": MAX_SECRETS}, field="secrets")
+    return names
+
+
+def _clean_variables(variables) -> dict[str, str]:
+    variables = {} if variables is None else variables
+    try:
+        validate_variables(variables)
+    except ValidationError as exc:
+        raise ServiceError(" ".join(exc.messages), field="variables") from exc
+    return dict(variables)
+
+
+def check_compose(
+    compose, *, variables=None, secrets=(), environment=None, project: str = "stack"
+) -> Analysis:
+    """Analyse `compose` as it would deploy in `environment`: the environment's variables
+    overlaid by the stack's; listed secrets stand in as placeholders (their values are never
+    read here). Adds an error for each listed secret that does not exist there, and makes
+    the message of each unset variable say how to provide it. Never raises for bad input."""
+    merged = dict((environment.variables or {}) if environment is not None else {})
+    merged.update(variables or {})
+    secrets = list(secrets or ())
+    analysis = analyse(
+        normalise_compose(compose),
+        merged,
+        project=project if NAME_RE.match(project or "") else "stack",
+        placeholders=secrets,
+    )
+    problems = []
+    if secrets:
+        available = set(available_secret_names(environment))
+        where = environment.name if environment is not None else _("the organisation")
+        for name in secrets:
+            if name not in available:
+                problems.append(
+                    Problem(
+                        "error",
+                        _("Secret %(name)s does not exist for %(where)s.")
+                        % {"name": name, "where": where},
+                        code="secret-missing",
+                        path="secrets",
+                        hint=_(
+                            "Create it on the Secrets page (organisation-wide or for this "
+                            "environment), or remove it from the stack's secrets."
+                        ),
+                    )
+                )
+        for name in sorted(set(secrets) & set(variables or {})):
+            problems.append(
+                Problem(
+                    "warning",
+                    _("%(name)s is both a variable and a secret: the variable's value is used.")
+                    % {"name": name},
+                    code="variable-shadows-secret",
+                    path="variables",
+                    hint=_("Remove the variable, or the secret, of that name."),
+                )
+            )
+    for problem in analysis.problems:
+        if problem.code == "variable-missing":
+            match = _MISSING_VARIABLE.search(problem.message)
+            name = match.group(1) if match else "NAME"
+            problem = replace(
+                problem,
+                hint=_(
+                    "Add %(name)s=value to the stack's variables (or the environment's), pick "
+                    "a secret named %(name)s, or give a default: ${%(name)s:-value}."
+                )
+                % {"name": name},
+            )
+        problems.append(problem)
+    analysis.problems = problems
+    if not analysis.ok:
+        analysis.plan = None
+    return analysis
+
+
+def _located(problem: Problem) -> str:
+    if problem.line and f"line {problem.line}" not in problem.message:
+        return _("Line %(line)d: %(message)s") % {"line": problem.line, "message": problem.message}
+    return problem.message
+
+
+def _require_valid(compose, *, variables, secrets, environment, project) -> None:
+    analysis = check_compose(
+        compose, variables=variables, secrets=secrets, environment=environment, project=project
+    )
+    if analysis.ok:
+        return
+    first = analysis.first_error()
+    field = "secrets" if first.code == "secret-missing" else "compose"
+    message = _located(first)
+    if first.hint:
+        message = f"{message} {first.hint}"
+    raise ComposeInvalid(message, field=field, problems=analysis.errors)
+
+
+def _require_target_serves(target, environment) -> None:
+    served = list(target.environments.all())
+    if served and environment not in served:
+        raise ServiceError(
+            _(
+                "%(target)s does not serve %(environment)s (it serves %(served)s): pick another "
+                "server, or add the environment on the server's page."
+            )
+            % {
+                "target": target.name,
+                "environment": environment.name,
+                "served": ", ".join(e.name for e in served),
+            },
+            field="target",
+            code="target_not_in_environment",
+        )
+
+
+def _require_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+        if name in RESERVED_NAMES:
+            message = _("“%(name)s” is reserved: choose another name.") % {"name": name}
+        else:
+            message = _(
+                "Use lowercase letters, digits, '-' and '_', starting with a letter or a digit "
+                "(at most 63): it becomes the compose project name on the server."
+            )
+        raise ServiceError(message, field="name")
+    if Stack.objects.filter(name=name).exists():
+        raise Conflict(
+            _("A stack named %(name)s already exists.") % {"name": name},
+            field="name",
+            code="duplicate",
+        )
+    return name
+
+
+def _require_place(environment, target) -> None:
+    if environment is None:
+        raise ServiceError(_("Choose an environment."), field="environment")
+    if target is None:
+        raise ServiceError(_("Choose a server."), field="target")
+    _require_target_serves(target, environment)
+
+
+def _full_clean(stack: Stack) -> None:
+    try:
+        stack.full_clean(exclude=["name", "current_revision", "created_by"], validate_unique=False)
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise ServiceError(" ".join(messages), field=field) from exc
+
+
+# --- Stacks -----------------------------------------------------------------------------
+
+
+def create_stack(
+    actor: Membership,
+    *,
+    name: str,
+    environment,
+    target,
+    compose,
+    variables=None,
+    secrets=(),
+    message: str = "",
+    description: str = "",
+    auto_rollback: bool = True,
+    health_timeout: int = 120,
+    grace_period: int = 10,
+) -> Stack:
+    """A new stack with its first revision; refused unless the compose file passes every
+    check for that environment."""
+    permissions.require(actor, "stack.change")
+    name = _require_name(name)
+    _require_place(environment, target)
+    variables = _clean_variables(variables)
+    secrets = _clean_secrets(secrets)
+    compose = normalise_compose(compose)
+    stack = Stack(
+        name=name,
+        description=(description or "").strip(),
+        environment=environment,
+        target=target,
+        auto_rollback=bool(auto_rollback),
+        health_timeout=health_timeout,
+        grace_period=grace_period,
+        created_by=actor.user,
+    )
+    _full_clean(stack)
+    _require_valid(
+        compose, variables=variables, secrets=secrets, environment=environment, project=name
+    )
+    try:
+        with transaction.atomic():
+            stack.save()
+            revision = StackRevision.objects.create(
+                stack=stack,
+                number=1,
+                compose=compose,
+                variables=variables,
+                secrets=secrets,
+                message=(message or "").strip()[:200],
+                author=actor.user,
+            )
+            audit.record(
+                "stack.create",
+                obj=stack,
+                changes={**_snapshot(stack), "revision": revision.number},
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            _("A stack named %(name)s already exists.") % {"name": name},
+            field="name",
+            code="duplicate",
+        ) from exc
+    return stack
+
+
+def revise_stack(
+    actor: Membership, stack: Stack, *, compose, variables=None, secrets=(), message: str = ""
+) -> StackRevision:
+    """A new revision (latest + 1); an identical content is refused (`no_changes`)."""
+    permissions.require(actor, "stack.change")
+    variables = _clean_variables(variables)
+    secrets = _clean_secrets(secrets)
+    compose = normalise_compose(compose)
+    _require_valid(
+        compose,
+        variables=variables,
+        secrets=secrets,
+        environment=stack.environment,
+        project=stack.name,
+    )
+    with transaction.atomic():
+        Stack.objects.select_for_update().filter(pk=stack.pk).first()
+        latest = stack.revisions.order_by("-number").first()
+        if (
+            latest is not None
+            and latest.compose == compose
+            and latest.variables == variables
+            and sorted(latest.secrets) == secrets
+        ):
+            raise Conflict(
+                _("Nothing changed since revision %(n)d.") % {"n": latest.number},
+                code="no_changes",
+            )
+        revision = StackRevision.objects.create(
+            stack=stack,
+            number=(latest.number if latest else 0) + 1,
+            compose=compose,
+            variables=variables,
+            secrets=secrets,
+            message=(message or "").strip()[:200],
+            author=actor.user,
+        )
+        audit.record(
+            "stack.revise",
+            obj=stack,
+            changes={"revision": revision.number, "message": revision.message},
+        )
+    return revision
+
+
+def _snapshot(stack: Stack) -> dict:
+    return {
+        "description": stack.description,
+        "environment": stack.environment.name if stack.environment_id else None,
+        "target": stack.target.name if stack.target_id else None,
+        "auto_rollback": stack.auto_rollback,
+        "health_timeout": stack.health_timeout,
+        "grace_period": stack.grace_period,
+    }
+
+
+def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
+    """Change where and how the stack deploys (not its content: that is a revision)."""
+    permissions.require(actor, "stack.change")
+    unknown = set(settings) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ServiceError(
+            _("These settings cannot be changed here: %(names)s.")
+            % {"names": ", ".join(sorted(unknown))}
+        )
+    before = _snapshot(stack)
+    environment = settings.get("environment", stack.environment)
+    target = settings.get("target", stack.target)
+    if target is not None and target.pk != stack.target_id and stack.current_revision_id:
+        raise Conflict(
+            _(
+                "%(stack)s runs on %(server)s: remove it from %(server)s first, then change "
+                "its server."
+            )
+            % {"stack": stack.name, "server": stack.target.name},
+            field="target",
+            code="deployed",
+        )
+    _require_place(environment, target)
+    if environment.pk != stack.environment_id:
+        latest = stack.latest_revision
+        if latest is not None:
+            analysis = check_compose(
+                latest.compose,
+                variables=latest.variables,
+                secrets=latest.secrets,
+                environment=environment,
+                project=stack.name,
+            )
+            if not analysis.ok:
+                raise ServiceError(
+                    _("Revision %(n)d would not work in %(environment)s: %(problem)s")
+                    % {
+                        "n": latest.number,
+                        "environment": environment.name,
+                        "problem": _located(analysis.first_error()),
+                    },
+                    field="environment",
+                )
+    for field in SETTINGS_FIELDS:
+        if field in settings:
+            value = settings[field]
+            if field == "description":
+                value = (value or "").strip()
+            setattr(stack, field, value)
+    _full_clean(stack)
+    with transaction.atomic():
+        stack.save()
+        changes = audit.diff(before, _snapshot(stack))
+        if changes:
+            audit.record("stack.update", obj=stack, changes=changes)
+    return stack
+
+
+def active_deployments(stack: Stack):
+    from apps.deployments.choices import ACTIVE_STATUSES
+
+    return stack.deployments.filter(status__in=ACTIVE_STATUSES)
+
+
+def delete_stack(actor: Membership, stack: Stack) -> None:
+    """Delete a stack and its revisions; refused while it runs on its server or while a
+    deployment of it is queued or running."""
+    permissions.require(actor, "stack.delete")
+    with transaction.atomic():
+        stack = Stack.objects.select_for_update().select_related("target").get(pk=stack.pk)
+        if stack.current_revision_id:
+            raise Conflict(
+                _(
+                    "%(stack)s is deployed on %(server)s. Remove it from the server first, "
+                    "then delete it."
+                )
+                % {"stack": stack.name, "server": stack.target.name},
+                code="deployed",
+            )
+        if active_deployments(stack).exists():
+            raise Conflict(
+                _(
+                    "A deployment of %(stack)s is queued or running: wait for it to finish or "
+                    "cancel it, then delete the stack."
+                )
+                % {"stack": stack.name},
+                code="deployment_active",
+            )
+        audit.record(
+            "stack.delete",
+            obj=stack,
+            changes={**_snapshot(stack), "revisions": stack.revisions.count()},
+        )
+        stack.delete()
+
+
+# --- Revisions --------------------------------------------------------------------------
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def diff_revisions(old: StackRevision | None, new: StackRevision) -> dict:
+    """What changed from `old` (None: nothing) to `new`: the compose file as unified diff
+    lines ({"kind": header|hunk|add|remove|context, "text", "old", "new" line numbers}),
+    variables added / removed / changed and secrets added / removed."""
+    old_compose = old.compose if old else ""
+    old_vars = dict(old.variables) if old else {}
+    old_secrets = set(old.secrets) if old else set()
+    raw = list(
+        difflib.unified_diff(
+            old_compose.splitlines(),
+            new.compose.splitlines(),
+            fromfile=f"r{old.number}" if old else "empty",
+            tofile=f"r{new.number}",
+            lineterm="",
+        )
+    )
+    lines = []
+    old_no = new_no = 0
+    for index, text in enumerate(raw):
+        if index < 2:
+            lines.append({"kind": "header", "text": text, "old": None, "new": None})
+            continue
+        hunk = _HUNK.match(text)
+        if hunk:
+            old_no, new_no = int(hunk.group(1)), int(hunk.group(2))
+            lines.append({"kind": "hunk", "text": text, "old": None, "new": None})
+        elif text.startswith("+"):
+            lines.append({"kind": "add", "text": text, "old": None, "new": new_no})
+            new_no += 1
+        elif text.startswith("-"):
+            lines.append({"kind": "remove", "text": text, "old": old_no, "new": None})
+            old_no += 1
+        else:
+            lines.append({"kind": "context", "text": text, "old": old_no, "new": new_no})
+            old_no += 1
+            new_no += 1
+    new_vars = dict(new.variables)
+    variables = {
+        "added": {k: new_vars[k] for k in sorted(set(new_vars) - set(old_vars))},
+        "removed": {k: old_vars[k] for k in sorted(set(old_vars) - set(new_vars))},
+        "changed": {
+            k: [old_vars[k], new_vars[k]]
+            for k in sorted(set(old_vars) & set(new_vars))
+            if old_vars[k] != new_vars[k]
+        },
+    }
+    secrets = {
+        "added": sorted(set(new.secrets) - old_secrets),
+        "removed": sorted(old_secrets - set(new.secrets)),
+    }
+    return {
+        "from": old.number if old else None,
+        "to": new.number,
+        "lines": lines,
+        "variables": variables,
+        "secrets": secrets,
+        "changed": bool(lines or any(variables.values()) or any(secrets.values())),
+    }
+
+
+def revision_pair(stack: Stack, from_number=None, to_number=None):
+    """The (old, new) revisions to compare: `to` defaults to the latest, `from` to the one
+    before `to` (None for revision 1). Raises ServiceError for unknown numbers."""
+
+    def number(value, field):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ServiceError(
+                _("“%(value)s” is not a revision number.") % {"value": value}, field=field
+            ) from None
+
+    def get(n, field):
+        revision = stack.revisions.filter(number=n).first()
+        if revision is None:
+            raise ServiceError(
+                _("%(stack)s has no revision %(n)d.") % {"stack": stack.name, "n": n},
+                field=field,
+                code="not_found",
+            )
+        return revision
+
+    if to_number in (None, ""):
+        new = stack.latest_revision
+        if new is None:
+            raise ServiceError(_("This stack has no revision yet."), code="not_found")
+    else:
+        new = get(number(to_number, "to"), "to")
+    if from_number in (None, ""):
+        old = stack.revisions.filter(number__lt=new.number).order_by("-number").first()
+    else:
+        old = get(number(from_number, "from"), "from")
+    return old, new
+
+
+def succeeded_revision_ids(stack: Stack) -> set[int]:
+    """Revisions of the stack that once deployed with success (rollback targets)."""
+    from apps.deployments.choices import DeploymentStatus
+
+    return set(
+        stack.deployments.filter(status=DeploymentStatus.SUCCEEDED).values_list(
+            "revision_id", flat=True
+        )
+    )
+
+
+# --- Variables as text ------------------------------------------------------------------
+
+
+def parse_variables(text: str) -> dict[str, str]:
+    """`KEY=value` lines (blank lines and # comments ignored) into a dict. Every bad line is
+    reported, with its number, in one ValidationError."""
+    variables: dict[str, str] = {}
+    errors = []
+    for number, raw in enumerate(normalise_compose(text).split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep:
+            errors.append(_("Line %(n)d: expected KEY=value.") % {"n": number})
+        elif not VARIABLE_NAME.match(name):
+            errors.append(
+                _(
+                    "Line %(n)d: “%(name)s” is not a valid variable name (letters, digits and _, "
+                    "not starting with a digit)."
+                )
+                % {"n": number, "name": name}
+            )
+        elif name in variables:
+            errors.append(_("Line %(n)d: %(name)s is set twice.") % {"n": number, "name": name})
+        else:
+            variables[name] = value.strip()
+    if errors:
+        raise ValidationError(errors)
+    validate_variables(variables)
+    return variables
+
+
+def format_variables(variables: dict) -> str:
+    return "\n".join(f"{name}={value}" for name, value in sorted((variables or {}).items()))

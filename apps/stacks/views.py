@@ -1,0 +1,400 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import OuterRef, Subquery
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+
+from apps.accounts import permissions
+from apps.deployments.models import Deployment
+from apps.environments.models import Environment
+from windflow.engine.compose import Problem
+from windflow.errors import Forbidden, ServiceError
+from windflow.views import (
+    ObjectDeleteView,
+    ObjectListView,
+    OrganizationView,
+    apply_service_error,
+    apply_validation_error,
+    redirect_after_post,
+    wants_partial,
+)
+
+from . import services
+from .filtersets import StackFilterSet
+from .forms import RevisionForm, StackForm, StackSettingsForm
+from .models import Stack
+
+MAX_FORM_PROBLEMS = 10
+
+
+def _stacks(view):
+    return permissions.visible(
+        view.membership, Stack.objects.select_related("environment", "target"), "stack.view"
+    )
+
+
+def _stack(view, name) -> Stack:
+    return get_object_or_404(_stacks(view), name=name)
+
+
+def _revision(stack, number):
+    return get_object_or_404(stack.revisions.select_related("stack"), number=number)
+
+
+def _secret_names(view, environment=None) -> list[str]:
+    if not permissions.can(view.membership, "secret.view"):
+        return []
+    return services.available_secret_names(environment)
+
+
+def _all_secret_names(view) -> list[str]:
+    from apps.secrets.models import SecretRef
+
+    if not permissions.can(view.membership, "secret.view"):
+        return []
+    return sorted(set(SecretRef.objects.order_by().values_list("name", flat=True)))
+
+
+def _can_deploy(view, stack) -> bool:
+    from apps.deployments.services import require_deploy
+
+    try:
+        require_deploy(view.membership, stack)
+    except Forbidden:
+        return False
+    return True
+
+
+def _optional_url(name, *args) -> str:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
+
+
+def _save_errors(form, exc) -> None:
+    """A service refusal as form errors: every compose error on its field, with its line."""
+    if isinstance(exc, services.ComposeInvalid):
+        for problem in exc.problems[:MAX_FORM_PROBLEMS]:
+            field = "secrets" if problem.code == "secret-missing" else exc.field
+            message = services._located(problem)
+            form.add_error(field if field in form.fields else None, message)
+        return
+    if isinstance(exc, ValidationError):
+        apply_validation_error(form, exc)
+        return
+    if exc.field in form.fields:
+        form.add_error(exc.field, exc.message)
+    else:
+        apply_service_error(form, exc)
+
+
+class StackListView(ObjectListView):
+    action = "stack.view"
+    filterset_class = StackFilterSet
+    template_name = "stacks/stack_list.html"
+    partial_template_name = "stacks/htmx/stack_table.html"
+
+    @property
+    def queryset(self):
+        last = Deployment.objects.filter(stack=OuterRef("pk")).order_by("-created_at", "-pk")
+        return Stack.objects.select_related("environment", "target", "current_revision").annotate(
+            last_status=Subquery(last.values("status")[:1]),
+            last_deployment_id=Subquery(last.values("pk")[:1]),
+        )
+
+    def get(self, request, *args, **kwargs):
+        from django.core.paginator import Paginator
+
+        from apps.targets.models import Target
+
+        page = Paginator(self.get_queryset(), self.paginate_by).get_page(request.GET.get("page"))
+        context = {"page": page, "filterset": self.filterset}
+        if wants_partial(request):
+            return render(request, self.partial_template_name, context)
+        context["environments"] = Environment.objects.all()
+        context["targets"] = Target.objects.all()
+        return render(request, self.template_name, context)
+
+
+class StackDetailView(OrganizationView):
+    action = "stack.view"
+
+    def get(self, request, name):
+        stack = _stack(self, name)
+        latest = stack.latest_revision
+        can_deploy = _can_deploy(self, stack) and latest is not None
+        context = {
+            "object": stack,
+            "latest": latest,
+            "revision_count": stack.revisions.count(),
+            "deployments": stack.deployments.select_related("revision").order_by(
+                "-created_at", "-pk"
+            )[:10],
+            "deploy_url": _optional_url("deployments:deployment_create") if can_deploy else "",
+        }
+        return render(request, "stacks/stack_detail.html", context)
+
+
+class EditorView(OrganizationView):
+    """The compose editor: a full form, a live problems panel (stack_validate)."""
+
+    action = "stack.change"
+    template_name = "stacks/stack_form.html"
+
+    def get_stack(self):
+        return None
+
+    def make_form(self, data=None, files=None):
+        raise NotImplementedError
+
+    def render_form(self, form, status=200):
+        context = {"form": form, "object": self.stack, "latest": self.latest}
+        return render(self.request, self.template_name, context, status=status)
+
+    def get(self, request, *args, **kwargs):
+        self.stack = self.get_stack()
+        self.latest = self.stack.latest_revision if self.stack else None
+        return self.render_form(self.make_form())
+
+    def post(self, request, *args, **kwargs):
+        self.stack = self.get_stack()
+        self.latest = self.stack.latest_revision if self.stack else None
+        form = self.make_form(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                url = self.save(form)
+            except (ServiceError, ValidationError) as exc:
+                _save_errors(form, exc)
+            else:
+                return redirect_after_post(request, url)
+        return self.render_form(form, status=422 if wants_partial(request) else 200)
+
+
+class StackCreateView(EditorView):
+    def make_form(self, data=None, files=None):
+        return StackForm(
+            data=data,
+            files=files,
+            secret_names=_all_secret_names(self),
+            validate_url=reverse("stacks:stack_validate"),
+        )
+
+    def save(self, form):
+        stack = services.create_stack(self.membership, **form.service_fields())
+        messages.success(self.request, _("Created %(name)s (revision 1).") % {"name": stack.name})
+        return stack.get_absolute_url()
+
+
+class StackReviseView(EditorView):
+    """A new revision: the editor, prefilled with the latest revision."""
+
+    def get_stack(self):
+        return _stack(self, self.kwargs["name"])
+
+    def make_form(self, data=None, files=None):
+        initial = {}
+        if self.latest is not None:
+            initial = {
+                "compose": self.latest.compose,
+                "variables": services.format_variables(self.latest.variables),
+                "secrets": list(self.latest.secrets),
+            }
+        return RevisionForm(
+            data=data,
+            files=files,
+            initial=initial,
+            secret_names=_secret_names(self, self.stack.environment),
+            validate_url=reverse("stacks:stack_validate") + f"?stack={self.stack.name}",
+        )
+
+    def save(self, form):
+        revision = services.revise_stack(self.membership, self.stack, **form.content())
+        messages.success(
+            self.request,
+            _("Saved revision %(n)d of %(name)s.") % {"n": revision.number, "name": self.stack},
+        )
+        return revision.get_absolute_url()
+
+
+class StackValidateView(OrganizationView):
+    """The live check of the editor (HTMX POST): the problems panel. It reads the database
+    for the environment and the secret names only, so it answers in a few milliseconds."""
+
+    action = "stack.change"
+
+    def post(self, request):
+        data = request.POST
+        stack = None
+        stack_name = request.GET.get("stack") or data.get("stack")
+        if stack_name:
+            stack = _stack(self, stack_name)
+            environment, project = stack.environment, stack.name
+        else:
+            environment = None
+            if (data.get("environment") or "").isdigit():
+                environment = Environment.objects.filter(pk=int(data["environment"])).first()
+            project = (data.get("name") or "").strip()
+        problems = []
+        try:
+            variables = services.parse_variables(data.get("variables", ""))
+        except ValidationError as exc:
+            variables = {}
+            problems = [
+                Problem("error", message, code="variables-invalid", path="variables")
+                for message in exc.messages
+            ]
+        secrets = [name for name in data.getlist("secrets") if name]
+        compose = data.get("compose", "")
+        analysis = None
+        if compose.strip():
+            analysis = services.check_compose(
+                compose,
+                variables=variables,
+                secrets=secrets,
+                environment=environment,
+                project=project,
+            )
+            problems.extend(analysis.problems)
+        context = {
+            "problems": [p.as_dict() for p in problems],
+            "errors": sum(1 for p in problems if p.severity == "error"),
+            "services": analysis.services if analysis else [],
+            "empty": not compose.strip(),
+            "environment": environment,
+        }
+        return render(request, "stacks/htmx/problems.html", context)
+
+
+class StackSettingsView(OrganizationView):
+    action = "stack.change"
+    template_name = "stacks/stack_settings.html"
+
+    def get(self, request, name, form=None):
+        stack = _stack(self, name)
+        form = form or StackSettingsForm(instance=stack)
+        return render(request, self.template_name, {"form": form, "object": stack})
+
+    def post(self, request, name):
+        stack = _stack(self, name)
+        form = StackSettingsForm(request.POST, instance=Stack.objects.get(pk=stack.pk))
+        if form.is_valid():
+            try:
+                services.update_stack(self.membership, stack, **form.settings())
+            except ServiceError as exc:
+                _save_errors(form, exc)
+            else:
+                messages.success(request, _("Saved %(name)s.") % {"name": stack.name})
+                return redirect_after_post(request, stack.get_absolute_url())
+        stack.refresh_from_db()
+        return render(
+            request,
+            self.template_name,
+            {"form": form, "object": stack},
+            status=422 if wants_partial(request) else 200,
+        )
+
+
+class StackDeleteView(ObjectDeleteView):
+    action = "stack.delete"
+
+    def get_object(self):
+        return _stack(self, self.kwargs["name"])
+
+    def delete(self, obj):
+        services.delete_stack(self.membership, obj)
+
+    def success_url(self):
+        return reverse("stacks:stack_list")
+
+
+class RevisionListView(OrganizationView):
+    action = "stack.view"
+
+    def get(self, request, name):
+        from django.core.paginator import Paginator
+
+        stack = _stack(self, name)
+        page = Paginator(stack.revisions.order_by("-number"), 25).get_page(request.GET.get("page"))
+        return render(
+            request,
+            "stacks/revision_list.html",
+            {
+                "object": stack,
+                "page": page,
+                "succeeded": services.succeeded_revision_ids(stack),
+                "latest_number": stack.revisions.order_by("-number")
+                .values_list("number", flat=True)
+                .first(),
+            },
+        )
+
+
+class RevisionDetailView(OrganizationView):
+    action = "stack.view"
+
+    def get(self, request, name, number):
+        stack = _stack(self, name)
+        revision = _revision(stack, number)
+        once_succeeded = revision.pk in services.succeeded_revision_ids(stack)
+        context = {
+            "object": stack,
+            "revision": revision,
+            "variables": sorted(revision.variables.items()),
+            "once_succeeded": once_succeeded,
+            "can_rollback": once_succeeded and _can_deploy(self, stack),
+            "previous": stack.revisions.filter(number__lt=revision.number)
+            .order_by("-number")
+            .first(),
+            "is_latest": not stack.revisions.filter(number__gt=revision.number).exists(),
+        }
+        return render(request, "stacks/revision_detail.html", context)
+
+
+class RevisionDiffView(OrganizationView):
+    action = "stack.view"
+
+    def get(self, request, name, number):
+        stack = _stack(self, name)
+        revision = _revision(stack, number)
+        error = ""
+        try:
+            old, new = services.revision_pair(
+                stack, request.GET.get("from"), request.GET.get("to") or revision.number
+            )
+        except ServiceError as exc:
+            error = exc.message
+            old, new = services.revision_pair(stack, None, revision.number)
+        context = {
+            "object": stack,
+            "revision": revision,
+            "old": old,
+            "new": new,
+            "diff": services.diff_revisions(old, new),
+            "numbers": list(stack.revisions.order_by("-number").values_list("number", flat=True)),
+            "error": error,
+        }
+        return render(request, "stacks/revision_diff.html", context, status=400 if error else 200)
+
+
+class RevisionRollbackView(OrganizationView):
+    """Deploy an earlier revision that once succeeded, then follow it on its page."""
+
+    action = "stack.view"
+
+    def post(self, request, name, number):
+        from apps.deployments.services import rollback_to
+
+        stack = _stack(self, name)
+        revision = _revision(stack, number)
+        try:
+            deployment = rollback_to(self.membership, stack, revision)
+        except ServiceError as exc:
+            if isinstance(exc, Forbidden):
+                raise
+            messages.error(request, exc.message)
+            return redirect_after_post(request, revision.get_absolute_url())
+        messages.info(request, _("Rolling back to revision %(n)d.") % {"n": revision.number})
+        url = _optional_url("deployments:deployment_detail", deployment.pk)
+        return redirect_after_post(request, url or stack.get_absolute_url())
