@@ -317,3 +317,64 @@ def test_it_deploys_over_ssh(sshd, root_key, images, project, client):  # noqa: 
     finally:
         remote.close()
     assert labelled(client, project) == ([], [], [])
+
+
+def test_it_pulls_a_missing_image_with_progress_events(driver, client, images, project):
+    ref = images["web:2"]
+    client.api.remove_image(ref, force=True)
+    text = f"services:\n  web:\n    image: {ref}\n"
+    events, error = run(driver, plan_of(text, project))
+    assert error is None, error
+    pulls = [e for e in events if e.service == "web" and e.phase == "pull"]
+    assert pulls[0].message == f"web: pulling {ref}" and pulls[0].progress == 0
+    assert pulls[-1].message == f"web: pulled {ref}" and pulls[-1].progress == 40
+    assert all(0 <= e.progress <= 40 for e in pulls)
+    assert client.api.inspect_image(ref)["Id"].startswith("sha256:")
+
+
+def test_it_refuses_a_missing_external_network(driver, images, project):
+    text = (
+        f"services:\n  web:\n    image: {images['busybox:1']}\n    networks: [outside]\n"
+        f"networks:\n  outside: {{external: true, name: {project}-nowhere}}\n"
+    )
+    _, error = run(driver, plan_of(text, project))
+    assert isinstance(error, DeployFailed)
+    assert error.diagnosis.code == "external_missing"
+    assert f"{project}-nowhere" in error.diagnosis.summary
+
+
+def test_it_stops_starts_restarts_and_follows_logs(driver, images, project):
+    text = (
+        f"services:\n  talker:\n    image: {images['busybox:1']}\n"
+        "    command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done']\n"
+        f"  once:\n    image: {images['busybox:1']}\n"
+        "    command: [sh, -c, 'echo first; sleep 1; echo last']\n"
+        "    restart: 'no'\n"
+    )
+    _, error = run(driver, plan_of(text, project))
+    assert error is None, error
+    talker = next(s for s in driver.status(project) if s.service == "talker")
+
+    cancel = CancelToken()
+    timer = threading.Timer(1.0, cancel.cancel)
+    timer.start()
+    started = time.monotonic()
+    lines = list(driver.logs(talker.id, follow=True, timestamps=False, cancel=cancel))
+    timer.cancel()
+    assert time.monotonic() - started < 2.5
+    assert lines[0] == "line 0" and len(lines) >= 3
+    stamped = next(iter(driver.logs(talker.id, tail=1)))
+    assert stamped.split(" ", 1)[0].startswith("20") and stamped.endswith(stamped.split(" ", 1)[1])
+
+    once = next(s for s in driver.status(project) if s.service == "once")
+    followed = list(driver.logs(once.id, follow=True, timestamps=False))
+    assert followed == ["first", "last"]  # the follow ends when the container stops
+
+    events = list(driver.stop(project, "talker"))
+    assert [(e.service, e.phase) for e in events] == [("talker", "stop")]
+    assert {s.service: s.state for s in driver.status(project)}["talker"] == "exited"
+    list(driver.start(project))
+    assert {s.service: s.state for s in driver.status(project)}["talker"] == "running"
+    events = list(driver.restart(project, "talker"))
+    assert [(e.service, e.phase) for e in events] == [("talker", "start")]
+    assert {s.service: s.state for s in driver.status(project)}["talker"] == "running"

@@ -69,6 +69,7 @@ RECREATE_STOP_TIMEOUT = 2  # seconds of SIGTERM before SIGKILL when replacing a 
 LOG_TAIL = 20  # log lines in a diagnosis
 MAX_SERVICE_THREADS = 16
 MAX_PULL_THREADS = 4
+SSH_THREADS = 6
 _DONE = object()
 
 
@@ -249,11 +250,11 @@ class _Deploy:
         self.check()
         self.existing = self.api.containers(all=True, filters=_project_filter(self.project))
         pulls = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(len(plan.images), MAX_PULL_THREADS)),
+            max_workers=max(1, min(len(plan.images), self.driver.pull_threads)),
             thread_name_prefix=f"pull-{self.project}",
         )
         services = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max(1, min(len(plan.services), MAX_SERVICE_THREADS)),
+            max_workers=max(1, min(len(plan.services), self.driver.max_threads)),
             thread_name_prefix=f"svc-{self.project}",
         )
         try:
@@ -719,10 +720,20 @@ class _Deploy:
 class DockerDriver:
     """Deploy and operate compose projects on one Docker engine."""
 
-    def __init__(self, client: docker.DockerClient, *, stop_timeout: float = 10.0):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        stop_timeout: float = 10.0,
+        max_threads: int | None = None,
+    ):
         self.client = client
         self.api = client.api
         self.stop_timeout = stop_timeout
+        over_ssh = str(getattr(self.api, "base_url", "")).startswith("http+docker://ssh")
+        # Over SSH every concurrent API call is a channel (sshd allows 10 per connection).
+        self.max_threads = max_threads or (SSH_THREADS if over_ssh else MAX_SERVICE_THREADS)
+        self.pull_threads = min(MAX_PULL_THREADS, max(1, self.max_threads // 3))
 
     # --- deploy -------------------------------------------------------------------------
 
@@ -896,9 +907,9 @@ class DockerDriver:
 
     # --- helpers ------------------------------------------------------------------------
 
-    @staticmethod
-    def parallel(tasks: list[Callable[[], Any]], workers: int = 8) -> None:
+    def parallel(self, tasks: list[Callable[[], Any]]) -> None:
         """Run `tasks` in threads; the first error is raised after all finished."""
+        workers = max(1, min(8, self.max_threads))
         if not tasks:
             return
         if len(tasks) == 1:
