@@ -1,6 +1,5 @@
 """windflow.engine.diagnose: the rules on literal Docker error texts and container attrs."""
 
-
 import requests
 from docker.errors import APIError, ImageNotFound, NotFound
 
