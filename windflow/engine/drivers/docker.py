@@ -978,15 +978,33 @@ class DockerDriver:
         cancel.raise_if_cancelled()
         for network in self.api.networks(filters=_project_filter(project)):
             cancel.raise_if_cancelled()
-            with contextlib.suppress(NotFound):
+            try:
                 self.api.remove_network(network["Id"])
+            except NotFound:
+                pass
+            except APIError as exc:  # still used by a container of another project
+                yield Event(
+                    "log",
+                    f"network {network['Name']} kept: {diagnose_error(exc).summary}",
+                    level="warning",
+                )
+                continue
             yield Event("phase", f"network {network['Name']} removed", None, "remove")
         if volumes:
             found = self.api.volumes(filters=_project_filter(project)).get("Volumes") or []
             for volume in found:
                 cancel.raise_if_cancelled()
-                with contextlib.suppress(NotFound):
+                try:
                     self.api.remove_volume(volume["Name"])
+                except NotFound:
+                    pass
+                except APIError as exc:  # still used by a container of another project
+                    yield Event(
+                        "log",
+                        f"volume {volume['Name']} kept: {diagnose_error(exc).summary}",
+                        level="warning",
+                    )
+                    continue
                 yield Event("phase", f"volume {volume['Name']} removed", None, "remove")
 
     def _each(
