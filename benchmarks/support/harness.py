@@ -211,12 +211,14 @@ def start_uvicorn(services: Services, port: int, workers: int = 2) -> Process:
     raise RuntimeError(f"uvicorn did not answer on {HOST}:{port} within 60 s:\n{server.tail()}")
 
 
-def start_worker(services: Services) -> Process:
+def start_worker(services: Services, threads: int = 1) -> Process:
     """A real Dramatiq worker (as in the Procfile): /healthz answers 200 only while a worker
     heartbeat is in Redis."""
     from windflow.workers import last_heartbeat
 
-    cmd = [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "1"]
+    cmd = [
+        sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", str(threads)
+    ]
     worker = Process("worker", cmd, services.env(), services.log_dir() / "worker.log")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
