@@ -1,0 +1,365 @@
+"""A deployed stack at run time: what runs on its server (services, containers, health,
+ports), stop / start / restart / remove it, and read its containers' logs.
+
+The Docker work goes through the target's driver (windflow.engine); these functions only
+add the rules: who may act, what may be read (only the stack's own containers), when not
+to act (during a deployment), and the audit trail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.db import transaction
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import Membership
+from apps.audit import services as audit
+from windflow.engine.drivers import CancelToken, ContainerStatus
+from windflow.errors import Conflict, ServiceError
+from windflow.realtime import current_schema, group_name, publish
+
+from .models import Stack
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("stop", "start", "restart", "remove")
+STACK_LABEL = "io.windflow.stack"  # = apps.deployments.runner.STACK_LABEL
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+STATUS_TIMEOUT = 5.0  # seconds: the runtime panel must not hang on a slow server
+CONTROL_TIMEOUT = 60.0  # one Docker API call of stop / start / restart / remove
+LOG_TIMEOUT = 60.0  # a silent log stream is re-opened after this (the driver follows on)
+MAX_TAIL = 5000
+
+
+# --- Docker access ---------------------------------------------------------------------------
+
+
+def _docker_failure(exc: Exception, stack: Stack) -> ServiceError:
+    """A Docker SDK / transport error as a message for people (never a 500)."""
+    from apps.targets.services import _engine_message
+    from windflow.engine.dockerhost import docker_error
+
+    try:
+        message = _engine_message(docker_error(exc, stack.target.name))
+    except Exception:  # noqa: BLE001 - the message must not fail in turn
+        message = _("The server %(server)s did not answer: %(error)s") % {
+            "server": stack.target.name,
+            "error": exc,
+        }
+    return ServiceError(message, code="docker_unavailable")
+
+
+@contextlib.contextmanager
+def stack_driver(stack: Stack, *, timeout: float = STATUS_TIMEOUT):
+    """The driver of the stack's server for the duration of the block. An unreachable
+    server, or one that fails during the block, raises ServiceError with the reason."""
+    from apps.deployments.runner import driver_for
+    from apps.targets.services import docker_client_for
+
+    if stack.target_id is None:
+        raise ServiceError(_("The server of this stack was deleted."), code="no_target")
+    with docker_client_for(stack.target, timeout=timeout) as client:
+        try:
+            yield driver_for(client)
+        except (ServiceError, GeneratorExit):
+            raise
+        except Exception as exc:  # docker SDK, requests and SSH transport errors alike
+            raise _docker_failure(exc, stack) from exc
+
+
+def _require_owned_project(driver, stack: Stack) -> None:
+    """A compose project of the same name that another stack (or someone by hand) runs on
+    this server is not ours to show or touch."""
+    labels = driver.project_labels(stack.project)
+    if labels is not None and labels.get(STACK_LABEL) not in (None, str(stack.uid)):
+        raise ServiceError(
+            _("A compose project named %(name)s runs on %(server)s and is not this stack's.")
+            % {"name": stack.project, "server": stack.target.name},
+            code="project_taken",
+        )
+
+
+# --- Status ------------------------------------------------------------------------------------
+
+
+def _port_text(port: dict) -> str:
+    target = f"{port['target']}/{port.get('protocol') or 'tcp'}"
+    if port.get("published") is None:
+        return target
+    host = port.get("host_ip") or "0.0.0.0"  # noqa: S104 - a display string
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port['published']}->{target}"
+
+
+def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    # Docker gives nanoseconds; Python keeps microseconds.
+    main, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{main}.{digits[:6]}{zone}"
+    with contextlib.suppress(ValueError):
+        return parse_datetime(text)
+    return None
+
+
+def _container(status: ContainerStatus) -> dict:
+    return {
+        "id": status.id,
+        "short_id": status.id[:12],
+        "name": status.name,
+        "number": status.number,
+        "state": status.state,
+        "health": status.health,
+        "status": status.status,
+        "ports": [_port_text(port) for port in status.ports],
+        "image": status.image,
+        "started": _moment(status.started_at),
+        "started_at": status.started_at,
+        "exit_code": status.exit_code,
+    }
+
+
+def _summary(containers: list[dict]) -> tuple[str, str | None]:
+    """(state, health) of a service: the worst of its containers."""
+    states = {c["state"] for c in containers}
+    if states == {"running"}:
+        state = "running"
+    elif "restarting" in states:
+        state = "restarting"
+    elif "running" in states:
+        state = "partial"
+    else:
+        state = sorted(states)[0] if states else "missing"
+    healths = {c["health"] for c in containers if c["health"]}
+    for health in ("unhealthy", "starting", "healthy"):
+        if health in healths:
+            return state, health
+    return state, None
+
+
+def runtime_status(stack: Stack) -> list[dict]:
+    """What runs on the stack's server now, one entry per service (by name):
+    ``{"service", "state", "health", "image", "ports", "containers": [{"id", "short_id",
+    "name", "state", "health", "status", "ports": ["127.0.0.1:8080->8080/tcp"], "image",
+    "started" (datetime), "exit_code"}]}``. Raises ServiceError when the server does not
+    answer (the message says why)."""
+    with stack_driver(stack, timeout=STATUS_TIMEOUT) as driver:
+        _require_owned_project(driver, stack)
+        statuses = driver.status(stack.project)
+    services: dict[str, list[dict]] = {}
+    for status in statuses:
+        services.setdefault(status.service, []).append(_container(status))
+    out = []
+    for name in sorted(services):
+        containers = services[name]
+        state, health = _summary(containers)
+        out.append(
+            {
+                "service": name,
+                "state": state,
+                "health": health,
+                "image": containers[0]["image"],
+                "ports": sorted({p for c in containers for p in c["ports"]}),
+                "containers": containers,
+            }
+        )
+    return out
+
+
+# --- Control -----------------------------------------------------------------------------------
+
+
+def stack_group(stack_id: int, schema: str | None = None) -> str:
+    """The Channels group that hears about the stack's run time (`t.<schema>.stack.<id>`)."""
+    return group_name(schema or current_schema(), "stack", stack_id)
+
+
+def known_services(stack: Stack) -> set[str]:
+    """The services of the revision on the server (else the latest one)."""
+    from windflow.engine.compose.load import load_compose
+
+    revision = stack.current_revision or stack.latest_revision
+    if revision is None:
+        return set()
+    try:
+        document = load_compose(revision.compose)
+    except Exception:  # noqa: BLE001 - a revision that no longer parses has no services
+        return set()
+    services = document.get("services") if isinstance(document, dict) else None
+    return set(services) if isinstance(services, dict) else set()
+
+
+def request_control(
+    actor: Membership | None, stack: Stack, action: str, service: str | None = None
+) -> None:
+    """Ask the worker to stop / start / restart the stack (or one `service` of it), or to
+    remove it from its server (containers and networks; volumes are kept). Needs the right
+    to deploy the stack; refused while a deployment of it is queued or running."""
+    from apps.deployments.services import require_deploy
+    from apps.stacks.services import active_deployments
+    from windflow.workers import send_on_commit
+
+    from .tasks import control_stack
+
+    if actor is not None:
+        require_deploy(actor, stack)
+    if action not in ACTIONS:
+        raise ServiceError(
+            _("Unknown action %(action)s: use stop, start, restart or remove.")
+            % {"action": action},
+            field="action",
+            code="unknown_action",
+        )
+    service = (service or "").strip() or None
+    if service is not None:
+        if action == "remove":
+            raise ServiceError(
+                _("Remove acts on the whole stack, not on one service."), field="service"
+            )
+        if service not in known_services(stack):
+            raise ServiceError(
+                _("%(stack)s has no service named %(service)s.")
+                % {"stack": stack.name, "service": service},
+                field="service",
+                code="unknown_service",
+            )
+    with transaction.atomic():
+        # The stack row serialises this against deployment requests.
+        Stack.objects.select_for_update().filter(pk=stack.pk).first()
+        if active_deployments(stack).exists():
+            raise Conflict(
+                _(
+                    "A deployment of %(stack)s is queued or running: wait for it to finish "
+                    "or cancel it first."
+                )
+                % {"stack": stack.name},
+                code="deployment_active",
+            )
+        audit.record(
+            f"stack.{action}",
+            obj=stack,
+            changes={"service": service, "server": stack.target.name},
+            actor=actor.user if actor else None,
+        )
+        send_on_commit(control_stack, stack.pk, action, service)
+
+
+def run_control(stack_id: int, action: str, service: str | None = None) -> dict:
+    """The worker side of `request_control`: act through the driver, then publish
+    ``{"type": "stack.control", "action", "service", "ok", "message"}`` to the stack's
+    group. Returns that event. Failures are logged, never raised (nothing to retry: the
+    person asks again)."""
+    stack = Stack.objects.select_related("target").filter(pk=stack_id).first()
+    event = {"type": "stack.control", "action": action, "service": service}
+    if stack is None:
+        return {**event, "ok": False, "message": _("The stack was deleted.")}
+    what = f"{stack.name}/{service}" if service else stack.name
+    try:
+        if action not in ACTIONS:
+            raise ServiceError(_("Unknown action %(action)s.") % {"action": action})
+        with stack_driver(stack, timeout=CONTROL_TIMEOUT) as driver:
+            _require_owned_project(driver, stack)
+            if action == "remove":
+                events = list(driver.remove(stack.project, volumes=False))
+            else:
+                events = list(getattr(driver, action)(stack.project, service))
+        if action == "remove":
+            Stack.objects.filter(pk=stack.pk).update(current_revision=None)
+            message = _("%(stack)s was removed from %(server)s (volumes kept).") % {
+                "stack": stack.name,
+                "server": stack.target.name,
+            }
+        elif not events:
+            message = _("%(what)s: no container to %(action)s.") % {
+                "what": what,
+                "action": action,
+            }
+        else:
+            message = _("%(what)s: %(action)s done (%(n)d container(s)).") % {
+                "what": what,
+                "action": action,
+                "n": len([e for e in events if e.kind == "phase"]),
+            }
+        event.update(ok=True, message=message)
+    except Exception as exc:  # noqa: BLE001 - recorded and published, never re-raised
+        reason = exc.message if isinstance(exc, ServiceError) else str(exc) or type(exc).__name__
+        logger.warning("stack %s: %s failed: %s", what, action, reason, exc_info=True)
+        event.update(
+            ok=False,
+            message=_("%(what)s: %(action)s failed: %(reason)s")
+            % {"what": what, "action": action, "reason": reason},
+        )
+    publish(stack_group(stack.pk), event)
+    return event
+
+
+# --- Logs ------------------------------------------------------------------------------------
+
+
+def _owned_container(driver, stack: Stack, container_id: str) -> dict:
+    """`container_id` (id, short id or name) if it is one of the stack's containers, as
+    ``{"id", "name", "service"}``; else ServiceError (the same for "missing" and "another
+    stack's", so that nothing leaks)."""
+    from docker.errors import NotFound
+
+    refused = ServiceError(_("This is not a container of this stack."), code="not_found")
+    if not container_id or "/" in container_id or len(container_id) > 128:
+        raise refused
+    try:
+        attrs = driver.api.inspect_container(container_id)
+    except NotFound:
+        raise refused from None
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if labels.get(PROJECT_LABEL) != stack.project or labels.get(STACK_LABEL) != str(stack.uid):
+        raise refused
+    return {
+        "id": attrs["Id"],
+        "name": str(attrs.get("Name") or "").lstrip("/"),
+        "service": labels.get(SERVICE_LABEL) or "",
+    }
+
+
+def stack_container(stack: Stack, container_id: str) -> dict:
+    """``{"id", "name", "service"}`` of one of the stack's containers; ServiceError (code
+    "not_found") for any other container."""
+    with stack_driver(stack, timeout=STATUS_TIMEOUT) as driver:
+        return _owned_container(driver, stack, container_id)
+
+
+def _clamp_tail(tail) -> int:
+    try:
+        return max(0, min(MAX_TAIL, int(tail)))
+    except (TypeError, ValueError):
+        return 200
+
+
+def container_log_tail(stack: Stack, container_id: str, *, tail: int = 200) -> list[str]:
+    """The last `tail` lines of one of the stack's containers, each prefixed with Docker's
+    RFC 3339 timestamp."""
+    with stack_driver(stack, timeout=STATUS_TIMEOUT) as driver:
+        found = _owned_container(driver, stack, container_id)
+        return list(driver.logs(found["id"], tail=_clamp_tail(tail), timestamps=True))
+
+
+def follow_container_logs(
+    stack: Stack, container_id: str, *, tail: int = 200, cancel: CancelToken
+) -> Iterator[str]:
+    """The last `tail` lines of one of the stack's containers, then its new lines as they
+    come, until `cancel` (from any thread: it closes the Docker stream) or the container
+    stops. Each line starts with Docker's RFC 3339 timestamp. ServiceError (at the first
+    `next()`) for a container that is not the stack's or an unreachable server."""
+    with stack_driver(stack, timeout=LOG_TIMEOUT) as driver:
+        found = _owned_container(driver, stack, container_id)
+        yield from driver.logs(
+            found["id"], tail=_clamp_tail(tail), follow=True, timestamps=True, cancel=cancel
+        )

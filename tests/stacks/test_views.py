@@ -1,0 +1,237 @@
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from apps.deployments.models import Deployment
+from apps.stacks import services
+from apps.stacks.models import Stack
+from tests.base import client_for
+
+from .conftest import COMPOSE
+
+
+def _editor_post(staging, local_target, **fields):
+    data = {
+        "name": "shop",
+        "environment": staging.pk,
+        "target": local_target.pk,
+        "compose": COMPOSE,
+        "variables": "EXTRA=1",
+        "message": "first",
+        "auto_rollback": "on",
+        "health_timeout": "120",
+        "grace_period": "10",
+    }
+    data.update(fields)
+    return data
+
+
+def test_it_creates_a_stack_from_the_editor(owner, developer, acme, staging, local_target):
+    for user, name in ((owner, "shop"), (developer, "blog")):
+        client = client_for(user, acme)
+        page = client.get("/stacks/add/").content.decode()
+        assert 'hx-post="/stacks/validate/"' in page and "keyup changed delay:400ms" in page
+        response = client.post("/stacks/add/", _editor_post(staging, local_target, name=name))
+        assert response.status_code == 302, response.content.decode()[:2000]
+        assert response["Location"] == f"/stacks/{name}/"
+        stack = Stack.objects.get(name=name)
+        assert stack.latest_revision.variables == {"EXTRA": "1"}
+        assert stack.created_by == user
+
+
+def test_it_shows_compose_errors_on_the_field_with_their_line(owner, acme, staging, local_target):
+    response = client_for(owner, acme).post(
+        "/stacks/add/",
+        _editor_post(staging, local_target, compose="services:\n  web:\n    build: .\n"),
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Line 3: services.web.build: build is not supported" in body
+    assert not Stack.objects.exists()
+
+
+def test_it_takes_the_uploaded_file_over_the_textarea(owner, acme, staging, local_target):
+    upload = SimpleUploadedFile("docker-compose.yml", b"services:\n  api:\n    image: redis:7\n")
+    response = client_for(owner, acme).post(
+        "/stacks/add/",
+        _editor_post(staging, local_target, compose="not: [valid", compose_file=upload),
+    )
+    assert response.status_code == 302
+    assert "redis:7" in Stack.objects.get(name="shop").latest_revision.compose
+
+
+def test_it_refuses_an_upload_that_is_not_utf8(owner, acme, staging, local_target):
+    upload = SimpleUploadedFile("docker-compose.yml", b"\xff\xfe\x00bad")
+    response = client_for(owner, acme).post(
+        "/stacks/add/", _editor_post(staging, local_target, compose_file=upload)
+    )
+    assert "not UTF-8" in response.content.decode()
+    assert not Stack.objects.exists()
+
+
+def test_it_reports_bad_variables_lines(owner, acme, staging, local_target):
+    response = client_for(owner, acme).post(
+        "/stacks/add/", _editor_post(staging, local_target, variables="1X=2\nno equals")
+    )
+    body = response.content.decode()
+    assert "Line 1: “1X” is not a valid variable name" in body
+    assert "Line 2: expected KEY=value." in body
+
+
+def test_it_checks_the_file_live_with_rule_ids_and_lines(owner, acme, staging):
+    client = client_for(owner, acme)
+    compose = "services:\n  web:\n    image: nginx\n    privileged: true\n"
+    response = client.post(
+        "/stacks/validate/",
+        {"compose": compose, "environment": staging.pk, "name": "shop"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert response.status_code == 200 and "<html" not in body
+    assert 'data-rule="WF101"' in body and 'data-goto-line="4"' in body
+    assert 'data-rule="WF105"' in body and "web" in body
+    clean = client.post(
+        "/stacks/validate/",
+        {"compose": COMPOSE, "environment": staging.pk},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "No errors" in clean or "No problems" in clean
+    missing = client.post(
+        "/stacks/validate/", {"compose": COMPOSE, "secrets": ["NOPE"]}
+    ).content.decode()
+    assert 'data-rule="variable-missing"' in missing and 'data-rule="secret-missing"' in missing
+
+
+def test_it_refuses_viewers_the_editor_and_hides_the_buttons(make_stack, viewer, acme):
+    make_stack()
+    client = client_for(viewer, acme)
+    page = client.get("/stacks/shop/").content.decode()
+    assert "shop" in page and "/stacks/shop/edit/" not in page and "/delete/" not in page
+    assert "/deployments/new/" not in page
+    assert client.get("/stacks/add/").status_code == 403
+    assert client.get("/stacks/shop/edit/").status_code == 403
+    assert client.post("/stacks/validate/", {"compose": COMPOSE}).status_code == 403
+    assert client.post("/stacks/shop/delete/").status_code == 403
+    assert Stack.objects.count() == 1
+
+
+def test_it_keeps_stacks_inside_their_organisation(make_stack, outsider, globex, acme):
+    make_stack()
+    other = client_for(outsider, globex)
+    assert other.get("/stacks/shop/").status_code == 404
+    assert other.get("/stacks/shop/revisions/1/").status_code == 404
+    assert "shop" not in other.get("/stacks/").content.decode()
+    assert client_for(outsider, acme).get("/stacks/shop/").status_code == 403
+
+
+def test_it_lists_searches_and_filters_with_a_partial(make_stack, owner, acme, membership):
+    stack = make_stack()
+    make_stack(name="blog")
+    Deployment.objects.create(
+        stack=stack,
+        number=1,
+        revision=stack.latest_revision,
+        target=stack.target,
+        environment=stack.environment,
+        status="failed",
+    )
+    client = client_for(owner, acme)
+    page = client.get("/stacks/").content.decode()
+    assert "shop" in page and "blog" in page and 'data-status="failed"' in page
+    partial = client.get("/stacks/?q=sho", HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and "shop" in partial and "blog" not in partial
+    filtered = client.get("/stacks/?environment=nowhere").content.decode()
+    assert "shop" in filtered  # an unknown filter value is ignored, never a 500
+
+
+def test_it_shows_the_stack_page_with_deploy_and_deployments(make_stack, owner, acme):
+    stack = make_stack()
+    Deployment.objects.create(
+        stack=stack,
+        number=1,
+        revision=stack.latest_revision,
+        target=stack.target,
+        environment=stack.environment,
+        status="succeeded",
+    )
+    page = client_for(owner, acme).get("/stacks/shop/").content.decode()
+    assert 'action="/deployments/new/"' in page and 'name="revision" value="1"' in page
+    assert 'data-status="succeeded"' in page
+    assert f"/deployments/{stack.deployments.get().pk}/" in page
+
+
+def test_it_saves_a_new_revision_from_the_prefilled_editor(make_stack, owner, acme):
+    make_stack(variables={"EXTRA": "1"})
+    client = client_for(owner, acme)
+    page = client.get("/stacks/shop/edit/").content.decode()
+    assert "nginx:1.27" in page and "EXTRA=1" in page
+    same = client.post("/stacks/shop/edit/", {"compose": COMPOSE, "variables": "EXTRA=1"})
+    assert "Nothing changed since revision 1" in same.content.decode()
+    response = client.post(
+        "/stacks/shop/edit/",
+        {"compose": COMPOSE.replace("1.27", "1.28"), "variables": "EXTRA=1", "message": "bump"},
+    )
+    assert response.status_code == 302 and response["Location"] == "/stacks/shop/revisions/2/"
+
+
+def test_it_shows_a_coloured_diff(make_stack, membership, owner, acme):
+    stack = make_stack()
+    services.revise_stack(membership, stack, compose=COMPOSE.replace("1.27", "1.28"))
+    client = client_for(owner, acme)
+    body = client.get("/stacks/shop/revisions/2/diff/").content.decode()
+    assert 'data-kind="remove"' in body and "-    image: nginx:1.27" in body
+    assert 'data-kind="add"' in body and "+    image: nginx:1.28" in body
+    reverse = client.get("/stacks/shop/revisions/2/diff/?from=2&to=1").content.decode()
+    assert "+    image: nginx:1.27" in reverse
+    bad = client.get("/stacks/shop/revisions/2/diff/?from=9")
+    assert bad.status_code == 400 and "shop has no revision 9" in bad.content.decode()
+    junk = client.get("/stacks/shop/revisions/2/diff/?to=x")
+    assert junk.status_code == 400 and "not a revision number" in junk.content.decode()
+
+
+def test_it_shows_a_revision_and_offers_rollback_only_after_a_success(
+    make_stack, membership, owner, acme
+):
+    stack = make_stack(variables={"EXTRA": "visible"})
+    client = client_for(owner, acme)
+    page = client.get("/stacks/shop/revisions/1/").content.decode()
+    assert "EXTRA" in page and "visible" in page and "nginx:1.27" in page
+    assert 'data-testid="rollback"' not in page
+    refused = client.post("/stacks/shop/revisions/1/rollback/", follow=True)
+    assert "never deployed successfully" in refused.content.decode()
+    Deployment.objects.create(
+        stack=stack,
+        number=1,
+        revision=stack.latest_revision,
+        target=stack.target,
+        environment=stack.environment,
+        status="succeeded",
+    )
+    services.revise_stack(membership, stack, compose=COMPOSE.replace("1.27", "1.28"))
+    page = client.get("/stacks/shop/revisions/1/").content.decode()
+    assert 'data-testid="rollback"' in page
+
+
+def test_it_changes_settings_and_refuses_deleting_a_deployed_stack(make_stack, owner, acme):
+    stack = make_stack()
+    client = client_for(owner, acme)
+    response = client.post(
+        "/stacks/shop/settings/",
+        {
+            "description": "the shop",
+            "environment": stack.environment.pk,
+            "target": stack.target.pk,
+            "auto_rollback": "",
+            "health_timeout": "60",
+            "grace_period": "5",
+        },
+    )
+    assert response.status_code == 302
+    stack.refresh_from_db()
+    assert stack.health_timeout == 60 and not stack.auto_rollback
+    stack.current_revision = stack.latest_revision
+    stack.save()
+    refused = client.post("/stacks/shop/delete/", follow=True)
+    assert "Remove it from the server first" in refused.content.decode()
+    stack.current_revision = None
+    stack.save()
+    assert client.post("/stacks/shop/delete/")["Location"] == "/stacks/"
+    assert not Stack.objects.exists()
