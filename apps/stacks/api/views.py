@@ -55,8 +55,10 @@ class StackViewSet(
         "diff": "view",
         "validate": "change",
     }
-    queryset = Stack.objects.select_related("environment", "target", "current_revision").annotate(
-        latest_number=Max("revisions__number")
+    queryset = (
+        Stack.objects.select_related("environment", "target", "current_revision")
+        .annotate(latest_number=Max("revisions__number"))
+        .order_by("name")
     )
     serializer_class = StackSerializer
     filterset_class = StackFilterSet

@@ -1,0 +1,181 @@
+"""Live logs of one of a stack's containers over a websocket.
+
+A background thread follows the Docker log stream (blocking I/O) and appends lines to a
+buffer; a task on the event loop sends the buffer in batches: at most FLUSH_SECONDS after
+the first line of a batch arrives, or at once when MAX_BATCH lines are waiting. Closing
+the socket cancels the stream (CancelToken), which closes the Docker connection.
+
+Messages: ``{"type": "lines", "lines": ["<RFC 3339 time> <text>", ...]}``, then
+``{"type": "end"}`` when the container stops, or ``{"type": "error", "message"}``; and
+``{"type": "skipped", "count": n}`` if a client reads too slowly and lines were dropped.
+Close codes: 4401 not signed in, 4403 not allowed, 4404 no such stack or container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from apps.accounts import permissions
+from windflow.engine.drivers import CancelToken
+from windflow.errors import ServiceError
+
+from . import runtime
+from .models import Stack
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.025
+MAX_BATCH = 500
+MAX_PENDING = 50_000  # lines buffered for a slow reader before the oldest are dropped
+DEFAULT_TAIL = 200
+
+
+def _tail(scope) -> int:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("tail") or []
+    try:
+        return max(0, min(runtime.MAX_TAIL, int(values[0])))
+    except (IndexError, ValueError):
+        return DEFAULT_TAIL
+
+
+class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.cancel = CancelToken()
+        user, tenant = self.scope.get("user"), self.scope.get("tenant")
+        if user is None or not user.is_authenticated or tenant is None:
+            await self.close(code=4401)
+            return
+        membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
+        if not permissions.can(membership, "stack.view"):
+            await self.close(code=4403)
+            return
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.tenant, self.membership = tenant, membership
+        self.stack = await self._stack(kwargs["name"])
+        if self.stack is None:
+            await self.close(code=4404)
+            return
+        try:
+            # Docker may be slow: not on the shared database thread.
+            self.container = await sync_to_async(self._container, thread_sensitive=False)(
+                kwargs["container"]
+            )
+        except ServiceError as exc:
+            await self.close(code=4404 if exc.code == "not_found" else 4503)
+            return
+        await self.accept()
+        self.loop = asyncio.get_running_loop()
+        self.lock = threading.Lock()
+        self.pending: list[str] = []
+        self.skipped = 0
+        self.finished: dict | None = None
+        self.wake = asyncio.Event()
+        self.sender = asyncio.create_task(self._send_batches())
+        self.reader = threading.Thread(
+            target=self._follow, args=(_tail(self.scope),), name="container-logs", daemon=True
+        )
+        self.reader.start()
+
+    async def disconnect(self, code):
+        self.cancel.cancel()
+        sender = getattr(self, "sender", None)
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+
+    async def receive_json(self, content, **kwargs):
+        """The socket only speaks; whatever a client sends is ignored."""
+
+    # --- Database and Docker work (threads) ------------------------------------------------
+
+    @database_sync_to_async
+    def _stack(self, name: str) -> Stack | None:
+        with tenant_context(self.tenant):
+            queryset = permissions.visible(
+                self.membership, Stack.objects.select_related("target"), "stack.view"
+            )
+            return queryset.filter(name=name).first()
+
+    def _container(self, container_id: str) -> dict:
+        try:
+            with tenant_context(self.tenant):
+                return runtime.stack_container(self.stack, container_id)
+        finally:
+            connection.close()
+
+    def _follow(self, tail: int) -> None:
+        """The reader thread: Docker lines into the buffer until cancelled or the end."""
+        finished: dict = {"type": "end"}
+        try:
+            with tenant_context(self.tenant):
+                lines = runtime.follow_container_logs(
+                    self.stack, self.container["id"], tail=tail, cancel=self.cancel
+                )
+                released = False
+                for line in lines:
+                    self._push(line)
+                    if not released:
+                        # The stream needs no database: give the connection back now.
+                        connection.close()
+                        released = True
+        except ServiceError as exc:
+            finished = {"type": "error", "message": exc.message}
+        except Exception as exc:
+            logger.exception("following the logs of %s failed", self.container.get("name"))
+            finished = {"type": "error", "message": str(exc) or type(exc).__name__}
+        finally:
+            connection.close()
+            self.finished = finished
+            if not self.cancel.cancelled:
+                self.loop.call_soon_threadsafe(self.wake.set)
+
+    def _push(self, line: str) -> None:
+        with self.lock:
+            self.pending.append(line)
+            count = len(self.pending)
+            if count > MAX_PENDING:
+                drop = count - MAX_PENDING
+                del self.pending[:drop]
+                self.skipped += drop
+        if count == 1 or count == MAX_BATCH:
+            self.loop.call_soon_threadsafe(self.wake.set)
+
+    # --- The sender (event loop) --------------------------------------------------------------
+
+    def _take(self) -> tuple[list[str], int]:
+        with self.lock:
+            batch = self.pending[:MAX_BATCH]
+            del self.pending[:MAX_BATCH]
+            skipped, self.skipped = self.skipped, 0
+        return batch, skipped
+
+    async def _send_batches(self) -> None:
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                if len(self.pending) < MAX_BATCH and self.finished is None:
+                    await asyncio.sleep(FLUSH_SECONDS)  # let a batch gather
+                while True:
+                    batch, skipped = self._take()
+                    if skipped:
+                        await self.send_json({"type": "skipped", "count": skipped})
+                    if not batch:
+                        break
+                    await self.send_json({"type": "lines", "lines": batch})
+                if self.finished is not None and not self.pending:
+                    await self.send_json(self.finished)
+                    await self.close(code=1000)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the socket went away meanwhile
+            self.cancel.cancel()
