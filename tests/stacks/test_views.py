@@ -235,3 +235,41 @@ def test_it_changes_settings_and_refuses_deleting_a_deployed_stack(make_stack, o
     stack.save()
     assert client.post("/stacks/shop/delete/")["Location"] == "/stacks/"
     assert not Stack.objects.exists()
+
+
+def test_it_renders_every_page_of_a_stack(make_stack, membership, owner, acme):
+    stack = make_stack()
+    services.revise_stack(membership, stack, compose=COMPOSE.replace("1.27", "1.28"))
+    client = client_for(owner, acme)
+    for url in (
+        "/stacks/",
+        "/stacks/add/",
+        "/stacks/shop/",
+        "/stacks/shop/edit/",
+        "/stacks/shop/settings/",
+        "/stacks/shop/delete/",
+        "/stacks/shop/revisions/",
+        "/stacks/shop/revisions/1/",
+        "/stacks/shop/revisions/1/diff/",
+        "/stacks/shop/revisions/2/diff/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+    assert client.get("/stacks/nope/").status_code == 404
+    assert client.get("/stacks/shop/revisions/7/").status_code == 404
+    live = client.post("/stacks/validate/?stack=shop", {"compose": COMPOSE}).content.decode()
+    assert "GREETING" not in live  # the stack's environment provides it
+
+
+def test_it_answers_the_live_check_fast(owner, acme, staging):
+    import time
+
+    client = client_for(owner, acme)
+    compose = COMPOSE + "".join(
+        f"  svc{i}:\n    image: redis:7\n    restart: always\n" for i in range(40)
+    )
+    client.post("/stacks/validate/", {"compose": compose, "environment": staging.pk})
+    started = time.perf_counter()
+    response = client.post("/stacks/validate/", {"compose": compose, "environment": staging.pk})
+    assert response.status_code == 200
+    assert time.perf_counter() - started < 0.5

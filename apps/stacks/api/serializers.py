@@ -1,5 +1,7 @@
 from django.db.models import Q
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.environments.models import Environment
@@ -9,6 +11,7 @@ from apps.targets.models import Target
 from ..models import Stack, StackRevision
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class TargetField(serializers.RelatedField):
     """A server by slug or by name."""
 
