@@ -4,6 +4,7 @@ import time
 
 import django_filters
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
@@ -145,8 +146,10 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
         query.is_valid(raise_exception=True)
         after = query.validated_data["after"]
         if query.validated_data["follow"]:
+            # Under ASGI an async iterator streams; a sync one would be buffered whole.
+            follow = follow_log if isinstance(request._request, ASGIRequest) else follow_log_sync
             response = StreamingHttpResponse(
-                follow_log(request.tenant, deployment.pk, after),
+                follow(request.tenant, deployment.pk, after),
                 content_type="application/x-ndjson",
             )
             response["Cache-Control"] = "no-cache"
@@ -171,24 +174,44 @@ def _read(tenant, deployment_id: int, after: int):
         return lines, deployment.is_finished, services.status_event(deployment)
 
 
+def _step(tenant, deployment_id: int, after: int, deadline: float):
+    """One read: (NDJSON rows, the new `after`, whether the stream ends, whether to pause)."""
+    lines, finished, state = _read(tenant, deployment_id, after)
+    rows = [json.dumps(line) + "\n" for line in lines]
+    if lines:
+        after = lines[-1]["seq"]
+        if len(lines) >= services.LOG_PAGE_SIZE:
+            return rows, after, False, False  # more stored lines: no pause
+    if finished:
+        # The status was read before the lines: every line written before the end is in.
+        return [*rows, json.dumps({"status": state}) + "\n"], after, True, False
+    if time.monotonic() > deadline:
+        return [*rows, json.dumps({"status": state, "timeout": True}) + "\n"], after, True, False
+    return rows, after, False, True
+
+
 async def follow_log(tenant, deployment_id: int, after: int):
     """NDJSON: the stored lines after `after`, then new ones (polled every 0.25 s) until the
     deployment finishes; last, one {"status": {...}} object. Bounded to an hour."""
-    read = sync_to_async(_read)
+    step = sync_to_async(_step)
     deadline = time.monotonic() + FOLLOW_MAX_SECONDS
     while True:
-        lines, finished, state = await read(tenant, deployment_id, after)
-        for line in lines:
-            yield json.dumps(line) + "\n"
-        if lines:
-            after = lines[-1]["seq"]
-            if len(lines) >= services.LOG_PAGE_SIZE:
-                continue  # more stored lines: no pause
-        if finished:
-            # Lines written just before the end were read in the same query: done.
-            yield json.dumps({"status": state}) + "\n"
+        rows, after, done, pause = await step(tenant, deployment_id, after, deadline)
+        for row in rows:
+            yield row
+        if done:
             return
-        if time.monotonic() > deadline:
-            yield json.dumps({"status": state, "timeout": True}) + "\n"
+        if pause:
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+
+def follow_log_sync(tenant, deployment_id: int, after: int):
+    """The same stream for a WSGI server (and the test client)."""
+    deadline = time.monotonic() + FOLLOW_MAX_SECONDS
+    while True:
+        rows, after, done, pause = _step(tenant, deployment_id, after, deadline)
+        yield from rows
+        if done:
             return
-        await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        if pause:
+            time.sleep(FOLLOW_POLL_SECONDS)
