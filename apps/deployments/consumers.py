@@ -17,7 +17,7 @@ BACKFILL_BATCH = 500
 def _after(scope) -> int:
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after") or ["0"]
     try:
-        return max(0, int(values[0]))
+        return min(max(0, int(values[0])), 2**31 - 1)
     except ValueError:
         return 0
 

@@ -24,7 +24,7 @@ class DeploymentFilterForm(forms.Form):
 class LogQueryForm(forms.Form):
     """`?after=N&limit=M&format=html|json|text` of the log endpoint."""
 
-    after = forms.IntegerField(required=False, min_value=0)
+    after = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
     limit = forms.IntegerField(required=False, min_value=1, max_value=5000)
     format = forms.ChoiceField(
         required=False, choices=[("html", "html"), ("json", "json"), ("text", "text")]

@@ -90,7 +90,8 @@ class DeploymentCreateView(OrganizationView):
         revision = None
         raw = request.POST.get("revision", "").strip()
         if raw:
-            revision = stack.revisions.filter(number=int(raw)).first() if raw.isdigit() else None
+            number = int(raw) if raw.isdigit() and len(raw) < 10 else None
+            revision = stack.revisions.filter(number=number).first() if number else None
             if revision is None:
                 messages.error(
                     request,

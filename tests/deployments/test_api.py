@@ -265,3 +265,38 @@ def test_it_follows_a_running_deployment_live_under_asgi(live_db):
     assert [row.get("seq") for row, _at in rows] == [1, 2, 3, None]
     assert rows[0][1] < 0.5, "stored lines come at once, before the new ones"
     assert rows[-1][0]["status"]["status"] == "succeeded"
+
+
+ODD_BODIES = [
+    [],
+    "text",
+    None,
+    42,
+    {"stack": None},
+    {"stack": ["a"]},
+    {"stack": {"nested": 1}},
+    {"stack": "x" * 10_000},
+    {"stack": "\x00bad"},
+    {"stack": "shop", "revision": -1},
+    {"stack": "shop", "revision": 10**30},
+    {"stack": "shop", "revision": "two"},
+]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+def test_it_answers_odd_bodies_with_a_clear_4xx(world, acme, owner, body):
+    response = api_client(owner, acme).post("/api/v1/deployments/", body, format="json")
+    assert 400 <= response.status_code < 500, response.content
+    assert error_of(response)["message"]
+
+
+def test_it_answers_odd_ids_and_queries_with_a_clear_4xx(world, acme, owner):
+    deployment = services.request_deployment(world.membership, world.stack)
+    client = api_client(owner, acme)
+    assert client.get(f"/api/v1/deployments/{10**30}/").status_code == 404
+    assert client.post(f"/api/v1/deployments/{10**30}/cancel/").status_code == 404
+    logs = f"/api/v1/deployments/{deployment.pk}/logs/"
+    for query in ({"after": 10**30}, {"limit": "many"}, {"follow": "perhaps"}):
+        response = client.get(logs, query)
+        assert response.status_code == 400, (query, response.content)
+        assert error_of(response)["fields"]

@@ -196,3 +196,16 @@ def test_it_keeps_deployments_inside_their_organisation(world, acme, globex, out
     connection.set_tenant(acme)
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.QUEUED
+
+
+def test_it_answers_odd_page_input_without_an_error(world, acme, owner):
+    client = client_for(owner, acme)
+    huge = "9" * 30
+    assert client.get(f"/deployments/{huge}/").status_code == 404
+    response = client.post("/deployments/new/", {"stack": "shop", "revision": huge}, follow=True)
+    assert response.status_code == 200 and "has no revision" in response.content.decode()
+    deployment = services.request_deployment(world.membership, world.stack)
+    log = f"/deployments/{deployment.pk}/log/"
+    assert client.get(log, {"after": huge, "format": "json"}).status_code == 400
+    assert client.get(log, {"format": "xml"}).status_code == 400
+    assert client.get(f"/deployments/{deployment.pk}/resume/").status_code == 405

@@ -2,6 +2,8 @@ from rest_framework import serializers
 
 from ..models import Deployment, DeploymentLogLine, DeploymentService
 
+MAX_INT = 2**31 - 1  # PostgreSQL integer
+
 
 class DeploymentServiceSerializer(serializers.ModelSerializer):
     class Meta:
@@ -74,11 +76,13 @@ class DeploymentCreateSerializer(serializers.Serializer):
     the latest)."""
 
     stack = serializers.CharField(max_length=63)
-    revision = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    revision = serializers.IntegerField(
+        min_value=1, max_value=MAX_INT, required=False, allow_null=True
+    )
 
 
 class LogQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, required=False, default=0)
+    after = serializers.IntegerField(min_value=0, max_value=MAX_INT, required=False, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=5000, required=False, default=500)
     follow = serializers.BooleanField(required=False, default=False)
 
