@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
@@ -35,6 +36,8 @@ def _stacks(view):
 
 
 def _stack(view, name) -> Stack:
+    if not services.NAME_RE.match(name or ""):
+        raise Http404(_("No such stack."))
     return get_object_or_404(_stacks(view), name=name)
 
 
@@ -169,6 +172,10 @@ class EditorView(OrganizationView):
                 _save_errors(form, exc)
             else:
                 return redirect_after_post(request, url)
+        if getattr(form, "cleaned_data", {}).get("compose_file"):
+            # Show the uploaded file in the editor, so it can be fixed there.
+            form.data = form.data.copy()
+            form.data["compose"] = form.cleaned_data["compose_file"]
         return self.render_form(form, status=422 if wants_partial(request) else 200)
 
 

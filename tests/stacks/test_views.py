@@ -273,3 +273,12 @@ def test_it_answers_the_live_check_fast(owner, acme, staging):
     response = client.post("/stacks/validate/", {"compose": compose, "environment": staging.pk})
     assert response.status_code == 200
     assert time.perf_counter() - started < 0.5
+
+
+def test_it_puts_a_refused_upload_into_the_editor(owner, acme, staging, local_target):
+    upload = SimpleUploadedFile("compose.yml", b"services:\n  api:\n    build: ./api\n")
+    response = client_for(owner, acme).post(
+        "/stacks/add/", _editor_post(staging, local_target, compose="", compose_file=upload)
+    )
+    body = response.content.decode()
+    assert "build: ./api" in body and "build is not supported" in body
