@@ -135,7 +135,7 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
             connection.close()
             self.finished = finished
             if not self.cancel.cancelled:
-                self.loop.call_soon_threadsafe(self.wake.set)
+                self._wake()
 
     def _push(self, line: str) -> None:
         with self.lock:
@@ -146,7 +146,13 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
                 del self.pending[:drop]
                 self.skipped += drop
         if count == 1 or count == MAX_BATCH:
+            self._wake()
+
+    def _wake(self) -> None:
+        try:
             self.loop.call_soon_threadsafe(self.wake.set)
+        except RuntimeError:  # the event loop is gone: so is the socket
+            self.cancel.cancel()
 
     # --- The sender (event loop) --------------------------------------------------------------
 
