@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import views
+from .runtime_views import runtime_urlpatterns
 
 app_name = "stacks"
 
@@ -8,6 +9,7 @@ urlpatterns = [
     path("", views.StackListView.as_view(), name="stack_list"),
     path("add/", views.StackCreateView.as_view(), name="stack_add"),
     path("validate/", views.StackValidateView.as_view(), name="stack_validate"),
+    *runtime_urlpatterns,
     path("<str:name>/", views.StackDetailView.as_view(), name="stack_detail"),
     path("<str:name>/edit/", views.StackReviseView.as_view(), name="stack_edit"),
     path("<str:name>/settings/", views.StackSettingsView.as_view(), name="stack_settings"),
