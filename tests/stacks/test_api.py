@@ -159,3 +159,22 @@ def test_it_keeps_stacks_from_other_organisations(
     assert other.get("/api/v1/stacks/shop/revisions/1/").status_code == 404
     token = other._credentials["HTTP_AUTHORIZATION"].split()[1]
     assert api_client(None, acme, token=token).get("/api/v1/stacks/shop/").status_code == 401
+
+
+def test_it_validates_before_the_stack_exists(owner, acme, staging):
+    client = api_client(owner, acme)
+    response = client.post(
+        "/api/v1/stacks/validate/",
+        {"compose": COMPOSE, "environment": "staging", "name": "shop"},
+        format="json",
+    )
+    assert response.status_code == 200 and response.json()["ok"] is True
+    alone = client.post("/api/v1/stacks/validate/", {"compose": COMPOSE}, format="json").json()
+    assert alone["ok"] is False
+    assert [p["rule"] for p in alone["problems"] if p["severity"] == "error"] == [
+        "variable-missing"
+    ]
+    unknown = client.post(
+        "/api/v1/stacks/validate/", {"compose": COMPOSE, "environment": "nope"}, format="json"
+    )
+    assert unknown.status_code == 400 and "environment" in error_of(unknown)["fields"]

@@ -163,3 +163,10 @@ class ValidateSerializer(serializers.Serializer):
         default=dict,
     )
     secrets = _secrets_field()
+
+
+class ValidateNewSerializer(ValidateSerializer):
+    environment = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Environment.objects.all(), required=False, allow_null=True
+    )
+    name = serializers.CharField(required=False, allow_blank=True, max_length=63)

@@ -20,6 +20,7 @@ from .serializers import (
     StackCreateSerializer,
     StackSerializer,
     StackSettingsSerializer,
+    ValidateNewSerializer,
     ValidateSerializer,
 )
 
@@ -54,6 +55,7 @@ class StackViewSet(
         "revision": "view",
         "diff": "view",
         "validate": "change",
+        "validate_new": "change",
     }
     queryset = (
         Stack.objects.select_related("environment", "target", "current_revision")
@@ -133,7 +135,22 @@ class StackViewSet(
         stack = self.get_object()
         body = ValidateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        return self._check(body.validated_data, stack.environment, stack.name)
+
+    @extend_schema(
+        request=ValidateNewSerializer,
+        responses=ValidationResult,
+        operation_id="stacks_validate_new",
+    )
+    @action(detail=False, methods=["post"], url_path="validate")
+    def validate_new(self, request):
+        """Check a compose file before the stack exists, in `environment` (slug)."""
+        body = ValidateNewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         data = body.validated_data
+        return self._check(data, data.get("environment"), data.get("name") or "stack")
+
+    def _check(self, data, environment, project):
         problems = []
         variables = data["variables"]
         try:
@@ -148,8 +165,8 @@ class StackViewSet(
             data["compose"],
             variables=variables,
             secrets=data["secrets"],
-            environment=stack.environment,
-            project=stack.name,
+            environment=environment,
+            project=project,
         )
         problems.extend(analysis.problems)
         return Response(
