@@ -32,3 +32,9 @@ class StackAdmin(admin.ModelAdmin):
     readonly_fields = ["uid", "current_revision", "created_by", "created_at", "updated_at"]
     list_select_related = ["environment", "target", "current_revision"]
     inlines = [StackRevisionInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.current_revision_id:
+            fields += ["target"]  # remove it from its server before moving it
+        return fields
