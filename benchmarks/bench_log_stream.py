@@ -125,6 +125,7 @@ def set_up(services: harness.Services, image: str):
 async def follow(port: int, host: str, cookie: str, container: str, start_producer) -> dict:
     """Connect, start the producer, receive until the last line (or a deadline)."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     path = f"/ws/stacks/{PROJECT}/containers/{container}/logs/?tail=0"
     sock = socket.create_connection((harness.HOST, port))
@@ -145,6 +146,9 @@ async def follow(port: int, host: str, cookie: str, container: str, start_produc
             try:
                 raw = await asyncio.wait_for(ws.recv(), timeout=deadline - time.monotonic())
             except TimeoutError:
+                break
+            except ConnectionClosed as exc:
+                say(f"the socket closed after {len(received)} lines: {exc}")
                 break
             now = time.time()
             message = json.loads(raw)
@@ -230,6 +234,8 @@ def run(services: harness.Services) -> int:
         with harness.CpuMeter(server.pid, services.pids()) as cpu:
             outcome = asyncio.run(follow(port, host, cookie, container, start_producer))
         figures = analyse(outcome["received"])
+        if figures["lost"]:
+            say(f"uvicorn log (end):\n{server.tail(40)}")
         figures["batches"] = outcome["batches"]
     finally:
         if server is not None:

@@ -48,6 +48,10 @@ def _tail(scope) -> int:
 
 
 class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
+    # This socket hears from Docker, never from a group: no channel-layer subscription (no
+    # blocking Redis read per viewer, and no dependence on that connection's timeouts).
+    channel_layer_alias = "windflow.no-channel-layer"
+
     async def connect(self):
         self.cancel = CancelToken()
         user, tenant = self.scope.get("user"), self.scope.get("tenant")
