@@ -5,6 +5,8 @@ server, and the pages."""
 
 import docker
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import connection
 from django.urls import NoReverseMatch, clear_url_caches, reverse
 
@@ -16,7 +18,7 @@ from apps.deployments.choices import DeploymentStatus
 from apps.stacks import runtime
 from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
-from tests.base import client_for
+from tests.base import client_for, run_queued_jobs
 from tests.deployments.conftest import (  # noqa: F401 - fixtures
     free_port,
     local_target,
@@ -125,14 +127,23 @@ def test_it_shows_services_with_health_ports_and_image(deployed, test_images):
     assert (rows["worker"]["state"], rows["worker"]["health"]) == ("running", None)
 
 
-def test_it_restarts_one_service_only(deployed, membership):
+def test_it_restarts_one_service_only_through_the_queue(
+    deployed, membership, django_capture_on_commit_callbacks
+):
     stack, _port = deployed
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(runtime.stack_group(stack.pk), channel)
     before = started_at(stack.project)
-    event = control(membership, stack, "restart", "worker")
+    with django_capture_on_commit_callbacks(execute=True):
+        runtime.request_control(membership, stack, "restart", "worker")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_queued_jobs() == ["control_stack"]
     after = started_at(stack.project)
-    assert event["ok"], event
     assert after["worker"] != before["worker"]
     assert after["web"] == before["web"]
+    event = async_to_sync(layer.receive)(channel)
+    assert (event["type"], event["ok"], event["service"]) == ("stack.control", True, "worker")
     audit = AuditEvent.objects.filter(action="stack.restart").get()
     assert audit.changes["service"] == "worker"
 
