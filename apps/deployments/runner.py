@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import requests
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from docker.errors import DockerException
@@ -110,7 +110,41 @@ def reap_stale(queryset=None) -> int:
             },
         )
         count += 1
+    requeue_forgotten()
     return count
+
+
+def requeue_forgotten(older_than_seconds: int = 120) -> None:
+    """A queued deployment whose message was lost (the broker restarted, the worker failed
+    before claiming it) and that nothing runs ahead of gets its message again."""
+    limit = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    waiting = (
+        Deployment.objects.filter(status=DeploymentStatus.QUEUED, created_at__lt=limit)
+        .values_list("stack_id", "target_id")
+        .distinct()
+    )
+    for stack_id, target_id in waiting:
+        running = Deployment.objects.filter(
+            stack_id=stack_id, target_id=target_id, status=DeploymentStatus.RUNNING
+        ).exists()
+        if not running:
+            services.start_next(stack_id, target_id)
+
+
+def release_connection() -> None:
+    """Give this thread's database connection back to the pool between writes: a worker
+    runs many deployments at once, each mostly waiting on Docker, and must not hold a
+    connection per deployment (nor one per heartbeat) while it waits. Inside a transaction
+    (tests) the connection is kept."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def hold_connection() -> None:
+    """Take a connection again, setting the tenant's search path before any transaction
+    opens (a SET made inside a transaction that rolls back would be lost)."""
+    if not connection.in_atomic_block:
+        connection.cursor().close()
 
 
 # --- Heartbeat and cancellation ---------------------------------------------------------------
@@ -147,8 +181,9 @@ class _Heartbeat(threading.Thread):
             )
         except Exception:  # a database hiccup must not kill the deployment
             logger.exception("heartbeat of deployment %s failed", self.deployment_id)
-            close_old_connections()
             return
+        finally:
+            release_connection()
         if requested is not None:
             self.token.cancel()
 
@@ -342,7 +377,9 @@ class DeploymentRun:
 
     def consume(self, events) -> None:
         for event in events:
+            hold_connection()
             self.record(event)
+            release_connection()
 
     def record(self, event: Event) -> None:
         if event.kind == "progress" and event.service:
