@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -29,13 +29,18 @@ def _deployment(view, pk) -> Deployment:
 
 
 def _stack_url(stack_name: str | None) -> str:
-    """The stack's page, or the deployments list when the stack pages are not there."""
-    try:
-        if stack_name:
-            return reverse("stacks:stack_detail", args=[stack_name])
-        return reverse("stacks:stack_list")
-    except NoReverseMatch:
-        return reverse("deployments:deployment_list")
+    if stack_name:
+        return reverse("stacks:stack_detail", args=[stack_name])
+    return reverse("stacks:stack_list")
+
+
+def header_context(membership, deployment: Deployment) -> dict:
+    """What the header (status, buttons, failure box) needs, for the page and its partial."""
+    return {
+        "can_control": permissions.can_deploy_to(membership, deployment.stack.environment),
+        "stack_url": _stack_url(deployment.stack.name),
+        "revisions_url": reverse("stacks:revision_list", args=[deployment.stack.name]),
+    }
 
 
 def live_context(deployment: Deployment, *, after: int = 0, limit: int = PAGE_LOG_LINES):
@@ -119,10 +124,7 @@ class DeploymentDetailView(OrganizationView):
     def get(self, request, pk):
         deployment = _deployment(self, pk)
         context = live_context(deployment)
-        context["can_control"] = permissions.can_deploy_to(
-            self.membership, deployment.stack.environment
-        )
-        context["stack_url"] = _stack_url(deployment.stack.name)
+        context.update(header_context(self.membership, deployment))
         context["phase_labels"] = {value: str(label) for value, label in ServicePhase.choices}
         return render(request, "deployments/deployment_detail.html", context)
 
@@ -134,11 +136,7 @@ class DeploymentStatusView(OrganizationView):
 
     def get(self, request, pk):
         deployment = _deployment(self, pk)
-        context = {
-            "deployment": deployment,
-            "can_control": permissions.can_deploy_to(self.membership, deployment.stack.environment),
-            "stack_url": _stack_url(deployment.stack.name),
-        }
+        context = {"deployment": deployment, **header_context(self.membership, deployment)}
         return render(request, "deployments/htmx/deployment_header.html", context)
 
 
