@@ -1373,11 +1373,15 @@ def _registry_bin_or_explain() -> str:
     return program
 
 
-def _write_registry_config(data_dir: Path, port: int) -> Path:
+def _write_registry_config(
+    data_dir: Path, port: int, *, storage: Path, htpasswd: Path | None = None
+) -> Path:
     """Our own config: the packaged one enables htpasswd and listens on all interfaces."""
     config = data_dir / "config.yml"
-    storage = data_dir / "storage"
     storage.mkdir(exist_ok=True)
+    auth = (
+        f"auth:\n  htpasswd:\n    realm: windflow-test\n    path: {htpasswd}\n" if htpasswd else ""
+    )
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: info\n  fields:\n    service: registry\n"
@@ -1385,30 +1389,56 @@ def _write_registry_config(data_dir: Path, port: int) -> Path:
         f"  filesystem:\n    rootdirectory: {storage}\n"
         "  delete:\n    enabled: true\n"
         "  cache:\n    blobdescriptor: inmemory\n"
+        f"{auth}"
         f"http:\n  addr: {HOST}:{port}\n"
         "  headers:\n    X-Content-Type-Options: [nosniff]\n"
     )
     return config
 
 
+def _write_htpasswd(path: Path, users: dict[str, str]) -> Path:
+    import bcrypt
+
+    lines = []
+    for user, password in users.items():
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+        lines.append(f"{user}:{hashed.replace('$2b$', '$2y$', 1)}")  # the registry's spelling
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def _wait_registry(registry: Registry, timeout: float = REGISTRY_TIMEOUT) -> None:
     registry.wait_ready(
-        lambda: registry_get(registry.port, "/v2/", timeout=0.5) == 200,
+        # 401: up, and asking for credentials
+        lambda: registry_get(registry.port, "/v2/", timeout=0.5) in (200, 401),
         f"answer GET /v2/ on {registry.url}",
         timeout,
     )
 
 
-def start_registry(data_dir: Path, port: int | None = None) -> Registry:
+def start_registry(
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    users: dict[str, str] | None = None,
+    storage: Path | None = None,
+) -> Registry:
     """Start Debian's ``docker-registry`` on 127.0.0.1:`port` (a free one when None),
-    detached (log ``registry.log``), storing images in ``data_dir/storage`` (kept
-    across runs), without auth. Returns once ``GET /v2/`` answers 200."""
+    detached (log ``registry.log``), storing images in `storage` (default
+    ``data_dir/storage``, kept across runs). Without `users` it asks for no credentials;
+    with ``{user: password}`` every request needs one of them (HTTP basic, htpasswd).
+    Another registry's storage can be served this way, read-only in practice. Returns
+    once ``GET /v2/`` answers."""
     program = _registry_bin_or_explain()
     data_dir = Path(data_dir).absolute()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = port or free_port()
     _require_free_port(port, f"the image registry in {data_dir}")
-    config = _write_registry_config(data_dir, port)
+    htpasswd = _write_htpasswd(data_dir / "htpasswd", users) if users else None
+    config = _write_registry_config(
+        data_dir, port, storage=Path(storage or data_dir / "storage"), htpasswd=htpasswd
+    )
     process = _spawn_daemon([program, "serve", str(config)], data_dir / "registry.log")
     registry = Registry(data_dir, port, process)
     _wait_registry(registry)

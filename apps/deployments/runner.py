@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -242,18 +243,20 @@ class DeploymentRun:
             }
         )
         try:
-            with secrets.resolved(revision.secrets, environment=stack.environment) as values:
-                plan = self.plan_for(revision, values)
-            for service in plan.services:
-                services.set_service(
-                    deployment, service.name, phase=ServicePhase.WAITING, progress=0, message=""
-                )
-            if deployment.target is None:
-                raise Abort(_diagnosis("unreachable", _("the server of this stack was deleted")))
-            with docker_client_for(deployment.target, timeout=STEP_TIMEOUT) as client:
-                driver = driver_for(client)
-                self.check_ownership(driver)
-                return self.converge(driver, plan, revision)
+            # Secret values stay redacted from every log while the deployment uses them.
+            with self.inputs(revision) as (plan, options):
+                for service in plan.services:
+                    services.set_service(
+                        deployment, service.name, phase=ServicePhase.WAITING, progress=0, message=""
+                    )
+                if deployment.target is None:
+                    raise Abort(
+                        _diagnosis("unreachable", _("the server of this stack was deleted"))
+                    )
+                with docker_client_for(deployment.target, timeout=STEP_TIMEOUT) as client:
+                    driver = driver_for(client)
+                    self.check_ownership(driver)
+                    return self.converge(driver, plan, options, revision)
         except Abort as abort:
             self.log(abort.diagnosis.summary, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, abort.diagnosis.summary, abort.diagnosis)
@@ -303,8 +306,26 @@ class DeploymentRun:
                 )
             )
 
-    def options(self) -> DeployOptions:
+    @contextmanager
+    def inputs(self, revision: StackRevision):
+        """The plan of `revision` and the deploy options, with the revision's secrets and the
+        registry passwords resolved (and redacted from every log) for the block."""
+        credentials = self.stack.registry_credentials or []
+        names = set(revision.secrets or ()) | {entry["secret"] for entry in credentials}
+        with secrets.resolved(sorted(names), environment=self.stack.environment) as values:
+            plan = self.plan_for(revision, {name: values[name] for name in revision.secrets})
+            registry_auth = {
+                entry["registry"]: {
+                    "username": entry["username"],
+                    "password": values[entry["secret"]],
+                }
+                for entry in credentials
+            }
+            yield plan, self.options(registry_auth)
+
+    def options(self, registry_auth: dict) -> DeployOptions:
         return DeployOptions(
+            registry_auth=registry_auth,
             health_timeout=float(self.stack.health_timeout),
             grace_period=float(self.stack.grace_period),
             step_timeout=STEP_TIMEOUT,
@@ -313,9 +334,11 @@ class DeploymentRun:
 
     # -- converge, then restore on failure
 
-    def converge(self, driver: DockerDriver, plan, revision: StackRevision) -> _Outcome:
+    def converge(
+        self, driver: DockerDriver, plan, options: DeployOptions, revision: StackRevision
+    ) -> _Outcome:
         try:
-            self.consume(driver.deploy(plan, self.options(), self.token))
+            self.consume(driver.deploy(plan, options, self.token))
         except DeployFailed as failure:
             diagnosis = failure.diagnosis
             self.log(
@@ -359,9 +382,8 @@ class DeploymentRun:
             level=LogLevel.WARNING,
         )
         try:
-            with secrets.resolved(previous.secrets, environment=self.stack.environment) as values:
-                plan = self.plan_for(previous, values)
-            self.consume(driver.deploy(plan, self.options(), restore_token))
+            with self.inputs(previous) as (plan, options):
+                self.consume(driver.deploy(plan, options, restore_token))
         except (DeployFailed, Abort, ServiceError) as exc:
             summary = getattr(getattr(exc, "diagnosis", None), "summary", None) or str(exc)
             self.log(

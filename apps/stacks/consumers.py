@@ -22,6 +22,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import connection
+from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
 
 from apps.accounts import permissions
@@ -64,18 +65,15 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
             return
         kwargs = self.scope["url_route"]["kwargs"]
         self.tenant, self.membership = tenant, membership
-        self.stack = await self._stack(kwargs["name"])
-        if self.stack is None:
-            await self.close(code=4404)
-            return
         try:
             # Docker may be slow: not on the shared database thread.
-            self.container = await sync_to_async(self._container, thread_sensitive=False)(
-                kwargs["container"]
+            found = await sync_to_async(self._find, thread_sensitive=False)(
+                kwargs["name"], kwargs["container"]
             )
         except ServiceError as exc:
             await self.close(code=4404 if exc.code == "not_found" else 4503)
             return
+        self.stack, self.container = found
         await self.accept()
         self.loop = asyncio.get_running_loop()
         self.lock = threading.Lock()
@@ -100,18 +98,18 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
 
     # --- Database and Docker work (threads) ------------------------------------------------
 
-    @database_sync_to_async
-    def _stack(self, name: str) -> Stack | None:
-        with tenant_context(self.tenant):
-            queryset = permissions.visible(
-                self.membership, Stack.objects.select_related("target"), "stack.view"
-            )
-            return queryset.filter(name=name).first()
-
-    def _container(self, container_id: str) -> dict:
+    def _find(self, name: str, container_id: str) -> tuple[Stack, dict]:
+        """The stack (visible to the member, in this organisation) and its container; else
+        ServiceError "not_found"."""
         try:
             with tenant_context(self.tenant):
-                return runtime.stack_container(self.stack, container_id)
+                queryset = permissions.visible(
+                    self.membership, Stack.objects.select_related("target"), "stack.view"
+                )
+                stack = queryset.filter(name=name).first()
+                if stack is None:
+                    raise ServiceError(_("No such stack."), code="not_found")
+                return stack, runtime.stack_container(stack, container_id)
         finally:
             connection.close()
 

@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.environments.models import Environment
 from apps.targets.models import Target
+from windflow.errors import ServiceError
 from windflow.forms import StyledFormMixin
 
 from . import services
@@ -134,6 +135,15 @@ class RevisionForm(StyledFormMixin, forms.Form):
 class StackSettingsForm(StyledFormMixin, forms.ModelForm):
     environment = forms.ModelChoiceField(label=_("Environment"), queryset=Environment.objects.all())
     target = forms.ModelChoiceField(label=_("Server"), queryset=Target.objects.all())
+    registry_credentials = forms.CharField(
+        label=_("Registry credentials"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace"}),
+        help_text=_(
+            "One login per line: registry, user name and the name of the secret holding the "
+            "password or token, e.g. ghcr.io deploy-bot GHCR_TOKEN."
+        ),
+    )
 
     class Meta:
         model = Stack
@@ -144,6 +154,7 @@ class StackSettingsForm(StyledFormMixin, forms.ModelForm):
             "auto_rollback",
             "health_timeout",
             "grace_period",
+            "registry_credentials",
         ]
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
@@ -152,6 +163,19 @@ class StackSettingsForm(StyledFormMixin, forms.ModelForm):
 
     def _post_clean(self):
         """The service applies and validates the settings; the instance stays untouched."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound and self.instance.pk:
+            self.initial["registry_credentials"] = services.format_registry_credentials(
+                self.instance.registry_credentials
+            )
+
+    def clean_registry_credentials(self):
+        try:
+            return services.parse_registry_credentials(self.cleaned_data["registry_credentials"])
+        except ServiceError as exc:
+            raise ValidationError(exc.message) from exc
 
     def settings(self) -> dict:
         return {name: self.cleaned_data[name] for name in self.Meta.fields}

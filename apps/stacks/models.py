@@ -59,6 +59,15 @@ class Stack(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(600)],
         help_text=_("How long a service without a healthcheck must stay up to count as healthy."),
     )
+    registry_credentials = models.JSONField(
+        _("registry credentials"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Logins for private image registries: registry, user name and the secret that "
+            "holds the password or token."
+        ),
+    )
     current_revision = models.ForeignKey(
         "StackRevision",
         on_delete=models.SET_NULL,

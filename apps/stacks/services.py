@@ -32,8 +32,11 @@ SETTINGS_FIELDS = (
     "auto_rollback",
     "health_timeout",
     "grace_period",
+    "registry_credentials",
 )
 MAX_SECRETS = 200
+MAX_REGISTRIES = 20
+REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
 _MISSING_VARIABLE = re.compile(r'variable "([^"]+)"')
 
 
@@ -78,6 +81,84 @@ def _clean_secrets(secrets) -> list[str]:
     if len(names) > MAX_SECRETS:
         raise ServiceError(_("At most %(n)d secrets.") % {"n": MAX_SECRETS}, field="secrets")
     return names
+
+
+def clean_registry_credentials(credentials, environment) -> list[dict[str, str]]:
+    """[{registry, username, secret}]: one login per registry host, each password (or token)
+    in a secret that a stack of `environment` may use."""
+    if credentials is None:
+        return []
+    if not isinstance(credentials, list) or len(credentials) > MAX_REGISTRIES:
+        raise ServiceError(
+            _("Registry credentials must be a list of at most %(n)d logins.")
+            % {"n": MAX_REGISTRIES},
+            field="registry_credentials",
+        )
+    available = set(available_secret_names(environment))
+    cleaned, seen = [], set()
+    for entry in credentials:
+        if not isinstance(entry, dict) or set(entry) != {"registry", "username", "secret"}:
+            raise ServiceError(
+                _("Each registry login needs exactly: registry, username, secret."),
+                field="registry_credentials",
+            )
+        registry, username, secret = (
+            str(entry["registry"]).strip(),
+            str(entry["username"]).strip(),
+            str(entry["secret"]).strip(),
+        )
+        if not REGISTRY_RE.match(registry) or registry in seen:
+            raise ServiceError(
+                _(
+                    "%(registry)s is not a registry host (like ghcr.io or 10.0.0.5:5000), or "
+                    "appears twice."
+                )
+                % {"registry": registry or '""'},
+                field="registry_credentials",
+            )
+        if not username or len(username) > 200:
+            raise ServiceError(
+                _("The user name for %(registry)s is missing.") % {"registry": registry},
+                field="registry_credentials",
+            )
+        if secret not in available:
+            raise ServiceError(
+                _(
+                    "There is no secret %(secret)s for this environment (the password of "
+                    "%(registry)s)."
+                )
+                % {"secret": secret, "registry": registry},
+                field="registry_credentials",
+            )
+        seen.add(registry)
+        cleaned.append({"registry": registry, "username": username, "secret": secret})
+    return cleaned
+
+
+def parse_registry_credentials(text: str) -> list[dict[str, str]]:
+    """`registry user SECRET_NAME` per line (the settings form's textarea)."""
+    credentials = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            raise ServiceError(
+                _(
+                    "Line %(n)d: write the registry, the user name and the secret's name, "
+                    "separated by spaces."
+                )
+                % {"n": number},
+                field="registry_credentials",
+            )
+        credentials.append(dict(zip(("registry", "username", "secret"), parts, strict=True)))
+    return credentials
+
+
+def format_registry_credentials(credentials) -> str:
+    return "\n".join(
+        f"{entry['registry']} {entry['username']} {entry['secret']}" for entry in credentials or ()
+    )
 
 
 def _clean_variables(variables) -> dict[str, str]:
@@ -347,6 +428,7 @@ def _snapshot(stack: Stack) -> dict:
         "auto_rollback": stack.auto_rollback,
         "health_timeout": stack.health_timeout,
         "grace_period": stack.grace_period,
+        "registry_credentials": stack.registry_credentials,
     }
 
 
@@ -393,6 +475,10 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
                     },
                     field="environment",
                 )
+    if "registry_credentials" in settings:
+        settings["registry_credentials"] = clean_registry_credentials(
+            settings["registry_credentials"], environment
+        )
     for field in SETTINGS_FIELDS:
         if field in settings:
             value = settings[field]

@@ -284,3 +284,46 @@ def test_it_refuses_to_cancel_a_finished_deployment(membership, make_stack, stat
     deployment.refresh_from_db()
     with pytest.raises(Conflict):
         services.cancel_deployment(membership, deployment)
+
+
+@pytest.fixture
+def private_registry(image_registry, test_images, tmp_path):
+    """The test images again, behind a registry that wants a login (same storage)."""
+    from windflow.localservices import start_registry
+
+    server = start_registry(
+        tmp_path / "private",
+        users={"deployer": "pull-pass-123"},
+        storage=image_registry.data_dir / "storage",
+    )
+    yield server
+    server.stop()
+
+
+def test_it_pulls_from_a_private_registry_with_credentials_from_secrets(
+    membership, make_stack, private_registry
+):
+    from apps.stacks import services as stacks
+
+    image = f"{private_registry.url}/windflow-test/busybox:1"
+    stack = make_stack(f"services:\n  app:\n    image: {image}\n", grace_period=0)
+    refused = deploy(membership, stack)
+    assert refused.status == DeploymentStatus.FAILED
+    assert refused.diagnosis["code"] in {"registry_auth", "image_not_found"}
+
+    secrets.create_secret(membership, name="REGISTRY_PASSWORD", value="pull-pass-123")
+    stacks.update_stack(
+        membership,
+        stack,
+        registry_credentials=[
+            {
+                "registry": private_registry.url,
+                "username": "deployer",
+                "secret": "REGISTRY_PASSWORD",
+            }
+        ],
+    )
+    deployment = deploy(membership, stack)
+    assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.reason
+    assert "pull-pass-123" not in log_text(deployment)
+    docker.from_env().images.remove(image, force=True)

@@ -238,3 +238,36 @@ def test_it_parses_and_formats_variables():
         "Line 3: OK is set twice.",
         "Line 4: expected KEY=value.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("credentials", "message"),
+    [
+        ("nope", "must be a list"),
+        ([{"registry": "ghcr.io", "username": "bot"}], "exactly: registry, username, secret"),
+        ([{"registry": "not a host!", "username": "bot", "secret": "T"}], "not a registry"),
+        ([{"registry": "ghcr.io", "username": "bot", "secret": "NOPE"}], "no secret NOPE"),
+    ],
+)
+def test_it_refuses_bad_registry_credentials(make_stack, membership, credentials, message):
+    stack = make_stack()
+    with pytest.raises(ServiceError) as error:
+        services.update_stack(membership, stack, registry_credentials=credentials)
+    assert error.value.field == "registry_credentials"
+    assert message in error.value.message
+    stack.refresh_from_db()
+    assert stack.registry_credentials == []
+
+
+def test_it_reads_registry_logins_one_per_line():
+    text = "# private registries\nghcr.io bot GHCR_TOKEN\n\n10.0.0.5:5000 ci REG_PW\n"
+    credentials = services.parse_registry_credentials(text)
+    assert credentials == [
+        {"registry": "ghcr.io", "username": "bot", "secret": "GHCR_TOKEN"},
+        {"registry": "10.0.0.5:5000", "username": "ci", "secret": "REG_PW"},
+    ]
+    assert services.format_registry_credentials(credentials).splitlines()[0] == (
+        "ghcr.io bot GHCR_TOKEN"
+    )
+    with pytest.raises(ServiceError, match="Line 2"):
+        services.parse_registry_credentials("ghcr.io bot T\nghcr.io only-two\n")

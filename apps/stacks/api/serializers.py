@@ -67,6 +67,7 @@ class StackSerializer(serializers.ModelSerializer):
             "auto_rollback",
             "health_timeout",
             "grace_period",
+            "registry_credentials",
             "current_revision",
             "latest_revision",
             "created_at",
@@ -111,6 +112,12 @@ class StackSettingsSerializer(serializers.Serializer):
     auto_rollback = serializers.BooleanField(required=False)
     health_timeout = serializers.IntegerField(required=False, min_value=5, max_value=3600)
     grace_period = serializers.IntegerField(required=False, min_value=0, max_value=600)
+    registry_credentials = serializers.ListField(
+        child=serializers.DictField(child=serializers.CharField(max_length=200)),
+        required=False,
+        max_length=20,
+        help_text="[{registry, username, secret}]: the secret holds the password or token.",
+    )
 
     def validate(self, attrs):
         unknown = set(self.initial_data) - set(self.fields) if hasattr(self, "initial_data") else ()
