@@ -301,6 +301,13 @@ def _require_place(environment, target) -> None:
     _require_target_serves(target, environment)
 
 
+def _require_secret_use(actor: Membership, added) -> None:
+    """Choosing which secrets a stack may read is for members allowed to use secrets
+    (operators and up); developers deploy and edit stacks with the secrets already chosen."""
+    if added:
+        permissions.require(actor, "secret.use")
+
+
 def _full_clean(stack: Stack) -> None:
     try:
         stack.full_clean(exclude=["name", "current_revision", "created_by"], validate_unique=False)
@@ -334,6 +341,7 @@ def create_stack(
     _require_place(environment, target)
     variables = _clean_variables(variables)
     secrets = _clean_secrets(secrets)
+    _require_secret_use(actor, secrets)
     compose = normalise_compose(compose)
     stack = Stack(
         name=name,
@@ -393,6 +401,7 @@ def revise_stack(
     with transaction.atomic():
         Stack.objects.select_for_update().filter(pk=stack.pk).first()
         latest = stack.revisions.order_by("-number").first()
+        _require_secret_use(actor, set(secrets) - set(latest.secrets if latest else ()))
         if (
             latest is not None
             and latest.compose == compose
@@ -478,6 +487,11 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
     if "registry_credentials" in settings:
         settings["registry_credentials"] = clean_registry_credentials(
             settings["registry_credentials"], environment
+        )
+        _require_secret_use(
+            actor,
+            {entry["secret"] for entry in settings["registry_credentials"]}
+            - {entry["secret"] for entry in stack.registry_credentials},
         )
     for field in SETTINGS_FIELDS:
         if field in settings:

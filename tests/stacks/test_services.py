@@ -271,3 +271,34 @@ def test_it_reads_registry_logins_one_per_line():
     )
     with pytest.raises(ServiceError, match="Line 2"):
         services.parse_registry_credentials("ghcr.io bot T\nghcr.io only-two\n")
+
+
+def test_it_lets_only_operators_choose_the_secrets_a_stack_reads(
+    make_stack, secret, developer, operator, acme
+):
+    stack = make_stack()
+    latest = stack.latest_revision
+    with pytest.raises(Forbidden):
+        services.revise_stack(
+            member(developer, acme),
+            stack,
+            compose=latest.compose,
+            variables=latest.variables,
+            secrets=["DB_PASSWORD"],
+        )
+    revision = services.revise_stack(
+        member(operator, acme),
+        stack,
+        compose=latest.compose,
+        variables=latest.variables,
+        secrets=["DB_PASSWORD"],
+    )
+    # A developer edits on, keeping the secrets already chosen.
+    edited = services.revise_stack(
+        member(developer, acme),
+        stack,
+        compose=revision.compose + "\n# tuned\n",
+        variables=revision.variables,
+        secrets=["DB_PASSWORD"],
+    )
+    assert edited.number == 3
