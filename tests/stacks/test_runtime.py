@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
-from django.urls import NoReverseMatch, clear_url_caches, reverse
+from django.urls import reverse
 
 from apps.accounts.models import Membership
 from apps.audit.models import AuditEvent
@@ -28,27 +28,6 @@ from tests.deployments.conftest import (  # noqa: F401 - fixtures
     staging,
 )
 from windflow.errors import Conflict, Forbidden, ServiceError
-
-
-@pytest.fixture
-def runtime_urls():
-    """The runtime URLs under stacks: (until apps/stacks/urls.py includes them)."""
-    from apps.stacks import urls
-    from apps.stacks.runtime_views import runtime_urlpatterns
-
-    try:
-        reverse("stacks:stack_runtime", args=["x"], urlconf="windflow.urls")
-        yield
-        return
-    except NoReverseMatch:
-        pass
-    added = [p for p in runtime_urlpatterns if p not in urls.urlpatterns]
-    urls.urlpatterns[:0] = added
-    clear_url_caches()
-    yield
-    for pattern in added:
-        urls.urlpatterns.remove(pattern)
-    clear_url_caches()
 
 
 def deploy(membership, stack):
@@ -237,7 +216,7 @@ def test_it_says_why_when_the_server_does_not_answer(unreachable):
     assert event["ok"] is False and event["message"]
 
 
-def test_it_shows_the_error_in_the_panel_not_a_500(unreachable, acme, owner, runtime_urls):
+def test_it_shows_the_error_in_the_panel_not_a_500(unreachable, acme, owner):
     connection.set_tenant(acme)
     url = reverse("stacks:stack_runtime", args=[unreachable.name])
     response = client_for(owner, acme).get(url, HTTP_HX_REQUEST="true")
@@ -246,9 +225,7 @@ def test_it_shows_the_error_in_the_panel_not_a_500(unreachable, acme, owner, run
     assert b"nonexistent" in response.content or b"Docker" in response.content
 
 
-def test_it_renders_the_panel_with_controls_for_deployers_only(
-    deployed, acme, owner, viewer, runtime_urls
-):
+def test_it_renders_the_panel_with_controls_for_deployers_only(deployed, acme, owner, viewer):
     stack, port = deployed
     url = reverse("stacks:stack_runtime", args=[stack.name])
     page = client_for(owner, acme).get(url).content.decode()
@@ -262,9 +239,7 @@ def test_it_renders_the_panel_with_controls_for_deployers_only(
     assert "stack-remove" not in seen and "restart-web" not in seen
 
 
-def test_it_queues_a_control_from_the_page_and_redirects(
-    deployed, acme, owner, viewer, runtime_urls
-):
+def test_it_queues_a_control_from_the_page_and_redirects(deployed, acme, owner, viewer):
     stack, _port = deployed
     url = reverse("stacks:stack_control", args=[stack.name])
     response = client_for(owner, acme).post(
@@ -279,7 +254,7 @@ def test_it_queues_a_control_from_the_page_and_redirects(
     assert bad.status_code == 302 and bad["Location"] == stack.get_absolute_url()
 
 
-def test_it_shows_a_containers_log_and_its_tail(deployed, acme, owner, outsider, runtime_urls):
+def test_it_shows_a_containers_log_and_its_tail(deployed, acme, owner, outsider):
     stack, _port = deployed
     web = next(r for r in runtime.runtime_status(stack) if r["service"] == "web")
     short_id = web["containers"][0]["short_id"]
