@@ -188,3 +188,14 @@ def test_timeout_and_bounds():
     assert len(long.detail) <= DETAIL_LIMIT
     assert long.as_dict()["code"] == "exited"
     assert set(long.as_dict()) == {"code", "summary", "service", "detail", "hint"}
+
+
+def test_it_says_when_the_server_cannot_reach_the_registry():
+    text = (
+        'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on '
+        "10.255.255.53:53: no such host"
+    )
+    diagnosis = diagnose_error(api_error(text), service="web", image="nginx:1.27-alpine")
+    assert diagnosis.code == "registry_unreachable"
+    assert diagnosis.summary == "registry unreachable: registry-1.docker.io (DNS lookup failed)"
+    assert "DNS" in diagnosis.hint

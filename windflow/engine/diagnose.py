@@ -40,6 +40,7 @@ CODES = (
     "timeout",
     "dependency_failed",
     "registry_auth",
+    "registry_unreachable",
     "external_missing",
     "docker_error",
 )
@@ -61,6 +62,10 @@ HINTS = {
         "server shows the same error)."
     ),
     "registry_auth": "Add or correct the registry credentials for this registry.",
+    "registry_unreachable": (
+        "The server cannot reach the image registry: check its DNS, its outbound network "
+        "and proxy, or use a registry (a mirror) that it can reach."
+    ),
     "oom_killed": (
         "The container used more memory than allowed: raise its memory limit "
         "(deploy.resources.limits.memory) or reduce what it uses."
@@ -160,6 +165,22 @@ _UNREACHABLE = (
 )
 
 
+# The Docker daemon could not reach the registry (its own network, not ours).
+_REGISTRY_NETWORK = (
+    "dial tcp",
+    "no such host",
+    "i/o timeout",
+    "tls handshake timeout",
+    "request canceled while waiting for connection",
+)
+_REGISTRY_URL = re.compile(r"https?://([A-Za-z0-9.-]+(?::\d+)?)/v2/")
+
+
+def _registry_host_in(text: str) -> str | None:
+    match = _REGISTRY_URL.search(text)
+    return match.group(1) if match else None
+
+
 def _text_of(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     if explanation:
@@ -213,6 +234,15 @@ def diagnose_error(
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     about_pull = image is not None or "pull" in low or "manifest" in low
+    if about_pull and any(marker in low for marker in _REGISTRY_NETWORK):
+        host = _registry_host_in(text) or (_registry_of(image) if image else None) or "?"
+        why = " (DNS lookup failed)" if "no such host" in low else ""
+        return make(
+            "registry_unreachable",
+            f"registry unreachable: {host}{why}",
+            service=service,
+            detail=text,
+        )
     if any(marker in low for marker in _AUTH) and not (
         "pull access denied" in low and "repository does not exist" in low
     ):

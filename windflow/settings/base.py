@@ -170,7 +170,12 @@ CSRF_COOKIE_DOMAIN = SESSION_COOKIE_DOMAIN
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [redis_url_with_db(REDIS_URL, 2)], "prefix": "windflow"},
+        "CONFIG": {
+            # redis-py's 5 s read timeout races channels_redis's 5 s blocking read and kills
+            # idle or busy consumers: give reads more room than the blocking read needs.
+            "hosts": [{"address": redis_url_with_db(REDIS_URL, 2), "socket_timeout": 30}],
+            "prefix": "windflow",
+        },
     }
 }
 
