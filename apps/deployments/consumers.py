@@ -6,8 +6,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
 
-from apps.accounts import permissions
-from windflow.realtime import group_name
+from windflow.realtime import authorize, group_name
 
 from . import services
 
@@ -28,20 +27,13 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):
     already sent are not sent twice (and the client dedupes by `seq` anyway)."""
 
     async def connect(self):
-        user, tenant = self.scope.get("user"), self.scope.get("tenant")
-        if user is None or not user.is_authenticated or tenant is None:
-            await self.close(code=4401)
+        if await authorize(self, "deployment.view") is None:
             return
-        membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
-        if not permissions.can(membership, "deployment.view"):
-            await self.close(code=4403)
-            return
-        self.tenant, self.membership = tenant, membership
         self.deployment_id = int(self.scope["url_route"]["kwargs"]["deployment_id"])
         if not await self._visible():
             await self.close(code=4404)
             return
-        self.group = group_name(tenant.schema_name, "deployment", self.deployment_id)
+        self.group = group_name(self.tenant.schema_name, "deployment", self.deployment_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.sent_seq = _after(self.scope)

@@ -1,7 +1,6 @@
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.accounts import permissions
+from windflow.realtime import authorize
 
 from .services import user_group
 
@@ -10,15 +9,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     """Live notifications of the signed-in member, in this organisation only."""
 
     async def connect(self):
-        user = self.scope.get("user")
-        tenant = self.scope.get("tenant")
-        if user is None or not user.is_authenticated or tenant is None:
-            await self.close(code=4401)
+        if await authorize(self) is None:
             return
-        if not await database_sync_to_async(permissions.get_membership)(user, tenant):
-            await self.close(code=4403)
-            return
-        self.group = user_group(tenant.schema_name, user.pk)
+        self.group = user_group(self.tenant.schema_name, self.scope["user"].pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

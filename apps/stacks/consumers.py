@@ -19,7 +19,6 @@ import threading
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import connection
 from django.utils.translation import gettext as _
@@ -28,6 +27,7 @@ from django_tenants.utils import tenant_context
 from apps.accounts import permissions
 from windflow.engine.drivers import CancelToken
 from windflow.errors import ServiceError
+from windflow.realtime import authorize
 
 from . import runtime
 from .models import Stack
@@ -55,16 +55,9 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         self.cancel = CancelToken()
-        user, tenant = self.scope.get("user"), self.scope.get("tenant")
-        if user is None or not user.is_authenticated or tenant is None:
-            await self.close(code=4401)
-            return
-        membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
-        if not permissions.can(membership, "stack.view"):
-            await self.close(code=4403)
+        if await authorize(self, "stack.view") is None:
             return
         kwargs = self.scope["url_route"]["kwargs"]
-        self.tenant, self.membership = tenant, membership
         try:
             # Docker may be slow: not on the shared database thread.
             found = await sync_to_async(self._find, thread_sensitive=False)(

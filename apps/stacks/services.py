@@ -360,15 +360,7 @@ def create_stack(
     try:
         with transaction.atomic():
             stack.save()
-            revision = StackRevision.objects.create(
-                stack=stack,
-                number=1,
-                compose=compose,
-                variables=variables,
-                secrets=secrets,
-                message=(message or "").strip()[:200],
-                author=actor.user,
-            )
+            revision = _new_revision(actor, stack, 1, compose, variables, secrets, message)
             audit.record(
                 "stack.create",
                 obj=stack,
@@ -412,21 +404,26 @@ def revise_stack(
                 _("Nothing changed since revision %(n)d.") % {"n": latest.number},
                 code="no_changes",
             )
-        revision = StackRevision.objects.create(
-            stack=stack,
-            number=(latest.number if latest else 0) + 1,
-            compose=compose,
-            variables=variables,
-            secrets=secrets,
-            message=(message or "").strip()[:200],
-            author=actor.user,
-        )
+        number = (latest.number if latest else 0) + 1
+        revision = _new_revision(actor, stack, number, compose, variables, secrets, message)
         audit.record(
             "stack.revise",
             obj=stack,
             changes={"revision": revision.number, "message": revision.message},
         )
     return revision
+
+
+def _new_revision(actor, stack, number, compose, variables, secrets, message) -> StackRevision:
+    return StackRevision.objects.create(
+        stack=stack,
+        number=number,
+        compose=compose,
+        variables=variables,
+        secrets=secrets,
+        message=(message or "").strip()[:200],
+        author=actor.user,
+    )
 
 
 def _snapshot(stack: Stack) -> dict:

@@ -1,7 +1,6 @@
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.accounts import permissions
+from windflow.realtime import authorize
 
 from .tasks import prepare_group
 
@@ -10,16 +9,10 @@ class PrepareOutputConsumer(AsyncJsonWebsocketConsumer):
     """Live output of "prepare server" for members of the target's organisation."""
 
     async def connect(self):
-        user, tenant = self.scope.get("user"), self.scope.get("tenant")
-        if user is None or not user.is_authenticated or tenant is None:
-            await self.close(code=4401)
-            return
-        membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
-        if not permissions.can(membership, "target.view"):
-            await self.close(code=4403)
+        if await authorize(self, "target.view") is None:
             return
         target_id = int(self.scope["url_route"]["kwargs"]["target_id"])
-        self.group = prepare_group(tenant.schema_name, target_id)
+        self.group = prepare_group(self.tenant.schema_name, target_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
