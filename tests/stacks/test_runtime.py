@@ -274,3 +274,38 @@ def test_it_shows_a_containers_log_and_its_tail(deployed, acme, owner, outsider)
     )
     assert other.status_code == 404
     assert client_for(outsider, acme).get(url).status_code in (403, 404)
+
+
+def test_it_serves_the_runtime_and_takes_control_requests_over_the_api(
+    deployed, owner, viewer, acme, django_capture_on_commit_callbacks
+):
+    from tests.base import api_client, error_of
+
+    stack, port = deployed
+    url = f"/api/v1/stacks/{stack.name}/"
+    response = api_client(viewer, acme).get(url + "runtime/")
+    assert response.status_code == 200
+    services = {row["service"]: row for row in response.json()["services"]}
+    assert services["web"]["ports"] == [f"127.0.0.1:{port}->8080/tcp"]
+
+    refused = api_client(viewer, acme).post(url + "control/", {"action": "stop"}, format="json")
+    assert refused.status_code == 403
+    bad = api_client(owner, acme).post(url + "control/", {"action": "explode"}, format="json")
+    assert bad.status_code == 400
+    assert "action" in error_of(bad)["fields"]
+    before = started_at(stack.project)
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = api_client(owner, acme).post(
+            url + "control/", {"action": "restart", "service": "worker"}, format="json"
+        )
+    assert accepted.status_code == 202
+    run_queued_jobs()
+    assert started_at(stack.project)["worker"] != before["worker"]
+
+
+def test_it_answers_503_with_a_reason_when_the_server_is_gone(unreachable, owner, acme):
+    from tests.base import api_client, error_of
+
+    response = api_client(owner, acme).get(f"/api/v1/stacks/{unreachable.name}/runtime/")
+    assert response.status_code == 503
+    assert error_of(response)["message"]

@@ -9,8 +9,9 @@ from rest_framework.response import Response
 from apps.environments.validators import validate_variables
 from windflow.api.viewsets import OrganizationViewSet
 from windflow.engine.compose import Problem
+from windflow.errors import ServiceError
 
-from .. import services
+from .. import runtime, services
 from ..filtersets import StackFilterSet
 from ..models import Stack
 from .serializers import (
@@ -23,6 +24,16 @@ from .serializers import (
     ValidateNewSerializer,
     ValidateSerializer,
 )
+
+RuntimeStatus = inline_serializer(
+    "StackRuntime", {"services": serializers.ListField(child=serializers.DictField())}
+)
+
+
+class ControlSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["stop", "start", "restart", "remove"])
+    service = serializers.CharField(required=False, allow_null=True, max_length=63)
+
 
 ValidationResult = inline_serializer(
     "StackValidation",
@@ -56,6 +67,8 @@ class StackViewSet(
         "diff": "view",
         "validate": "change",
         "validate_new": "change",
+        "runtime": "view",
+        "control": "view",  # the service asks for the right to deploy to the environment
     }
     queryset = (
         Stack.objects.select_related("environment", "target", "current_revision")
@@ -184,6 +197,30 @@ class StackViewSet(
         ],
         responses=inline_serializer("StackDiff", {"lines": serializers.ListField()}),
     )
+    @extend_schema(responses=RuntimeStatus)
+    @action(detail=True, methods=["get"])
+    def runtime(self, request, name=None):
+        """What runs on the server now: each service with its containers (state, health,
+        ports, image). 503 with a clear message when the server does not answer."""
+        stack = self.get_object()
+        try:
+            services_running = runtime.runtime_status(stack)
+        except ServiceError as exc:
+            exc.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+            raise
+        return Response({"services": services_running})
+
+    @extend_schema(request=ControlSerializer, responses={202: ControlSerializer})
+    @action(detail=True, methods=["post"])
+    def control(self, request, name=None):
+        """Stop, start or restart the stack (or one service: `service`), or remove it from
+        its server (volumes are kept). Runs in the worker: 202 once queued."""
+        stack = self.get_object()
+        body = ControlSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        runtime.request_control(self.membership, stack, **body.validated_data)
+        return Response(body.validated_data, status=status.HTTP_202_ACCEPTED)
+
     @action(detail=True, methods=["get"])
     def diff(self, request, name=None):
         """What changed between two revisions (default: the latest and the one before)."""
