@@ -250,7 +250,29 @@ def finish(
         actor=None,
     )
     publish_status(deployment)
+    notify_outcome(deployment)
     transaction.on_commit(lambda: start_next(deployment.stack_id, deployment.target_id))
+
+
+def notify_outcome(deployment: Deployment) -> None:
+    """Tell the member who asked for the deployment how it ended (the bell, live)."""
+    from apps.notifications.services import notify
+
+    if deployment.triggered_by_id is None:
+        return
+    text = _("%(stack)s #%(n)d: %(status)s") % {
+        "stack": deployment.stack.name,
+        "n": deployment.number,
+        "status": deployment.get_status_display().lower(),
+    }
+    if deployment.reason:
+        text += f" ({deployment.reason})"
+    notify(
+        [deployment.triggered_by],
+        verb=f"deployment.{deployment.status}",
+        text=text,
+        url=deployment.get_absolute_url(),
+    )
 
 
 def start_next(stack_id: int, target_id: int | None) -> None:

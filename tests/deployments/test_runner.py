@@ -108,6 +108,12 @@ def test_it_rolls_a_failing_healthcheck_back_to_the_last_good_revision(
     assert deployment.diagnosis["code"] == "healthcheck_failing"
     assert "db unreachable" in deployment.reason
     assert "Rolling back to revision 1" in log_text(deployment)
+    from apps.notifications.models import Notification
+
+    told = Notification.objects.filter(recipient=membership.user).order_by("-pk").first()
+    assert told.verb == "deployment.rolled_back"
+    assert "db unreachable" in told.text
+    assert told.url == deployment.get_absolute_url()
     stack.refresh_from_db()
     assert stack.current_revision.number == 1
     assert page(port) == "windflow test web 1\n"
