@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from apps.accounts import permissions
 from apps.accounts.models import Membership
@@ -223,22 +224,23 @@ def update_target(
     return target
 
 
-def delete_target(actor: Membership, target: Target, *, force: bool = False) -> None:
-    """Refused while stacks use the server: they must be removed or moved first (`force`
-    cannot override this: their containers would be left unmanaged)."""
+def delete_target(actor: Membership, target: Target) -> None:
+    """Refused while stacks use the server: they must be deleted or moved first (their
+    containers would be left unmanaged)."""
     permissions.require(actor, "target.manage")
     in_use = target.stacks.count()
     if in_use:
         raise Conflict(
-            _(
-                "%(n)d stacks use %(name)s: remove them or move them to another server "
-                "first."
+            ngettext(
+                "%(n)d stack uses %(name)s: delete it or move it to another server first.",
+                "%(n)d stacks use %(name)s: delete them or move them to another server first.",
+                in_use,
             )
             % {"n": in_use, "name": target.name},
             code="target_in_use",
         )
     with transaction.atomic():
-        audit.record("target.delete", obj=target, changes={"forced": force})
+        audit.record("target.delete", obj=target)
         credential = target.credential
         target.delete()
         if credential is not None:

@@ -99,7 +99,7 @@ class TargetDeleteView(ObjectDeleteView):
         return _target(self, self.kwargs["slug"])
 
     def delete(self, obj):
-        services.delete_target(self.membership, obj, force=self.request.POST.get("force") == "1")
+        services.delete_target(self.membership, obj)
 
     def success_url(self):
         return reverse("targets:target_list")

@@ -264,3 +264,17 @@ def test_it_refuses_bad_tls_material_by_field(admin_membership, tls_proxy):
     assert error.value.field == "ca_pem"
     assert tls_proxy.client_key_pem not in error.value.message
     assert not Target.objects.exists()
+
+
+def test_it_refuses_to_delete_a_server_that_stacks_use(admin_membership):
+    from apps.environments.models import Environment
+    from apps.stacks.models import Stack
+
+    target = services.create_target(admin_membership, name="local", kind="local")
+    environment = Environment.objects.create(name="staging", slug="staging")
+    Stack.objects.create(name="shop", environment=environment, target=target)
+    with pytest.raises(Conflict) as refused:
+        services.delete_target(admin_membership, target)
+    assert refused.value.code == "target_in_use"
+    assert "1 stack uses local" in refused.value.message
+    assert Target.objects.filter(pk=target.pk).exists()

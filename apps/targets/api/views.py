@@ -69,9 +69,7 @@ class TargetViewSet(
         )
 
     def perform_destroy(self, instance):
-        services.delete_target(
-            self.membership, instance, force=self.request.query_params.get("force") == "true"
-        )
+        services.delete_target(self.membership, instance)
 
     @extend_schema(request=None, responses=TargetCheckSerializer)
     @action(detail=True, methods=["post"])
