@@ -419,7 +419,10 @@ class DeploymentRun:
                 message=event.message,
             )
         if event.kind != "progress":
-            self.log(event.message, level=event.level, service=event.service or "")
+            message = event.message
+            if event.service and message.startswith(f"{event.service}: "):
+                message = message[len(event.service) + 2 :]  # the log shows the service already
+            self.log(message, level=event.level, service=event.service or "")
 
     def log(self, message: str, *, level: str = LogLevel.INFO, service: str = "") -> None:
         if level not in LogLevel.values:

@@ -27,3 +27,10 @@ def querystring_with(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def image_name(reference: str) -> str:
+    """`registry.example:5000/team/web:1.4` -> `web:1.4`: the part people recognise (the
+    whole reference goes in a title)."""
+    return (reference or "").rsplit("/", 1)[-1]
