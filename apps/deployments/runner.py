@@ -86,11 +86,11 @@ def run(deployment_id: int) -> None:
     DeploymentRun(deployment).execute()
 
 
-def reap_stale(queryset=None) -> int:
+def reap_stale(queryset=None, *, stale_after: float = STALE_AFTER_SECONDS) -> int:
     """Mark failed the running deployments whose worker stopped beating (killed, machine
     lost). They can be resumed: a deploy converges, keeping what is already in place."""
     queryset = Deployment.objects.all() if queryset is None else queryset
-    limit = timezone.now() - timezone.timedelta(seconds=STALE_AFTER_SECONDS)
+    limit = timezone.now() - timezone.timedelta(seconds=stale_after)
     stale = queryset.filter(status=DeploymentStatus.RUNNING, heartbeat_at__lt=limit)
     count = 0
     for deployment in stale.select_related("stack"):
