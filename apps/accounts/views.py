@@ -98,13 +98,19 @@ class DashboardView(OrganizationView):
     action = "organization.view"
 
     def get(self, request):
+        from apps.deployments.services import visible_deployments
         from apps.environments.models import Environment
         from apps.notifications.services import for_user
+        from apps.stacks.models import Stack
+        from apps.targets.models import Target
 
         context = {
             "environments": Environment.objects.all()[:10],
             "environment_count": Environment.objects.count(),
+            "stack_count": Stack.objects.count(),
+            "target_count": Target.objects.count(),
             "member_count": request.tenant.memberships.count(),
+            "deployments": visible_deployments(self.membership)[:8],
             "notifications": for_user(request.user)[:5],
         }
         return render(request, "accounts/dashboard.html", context)

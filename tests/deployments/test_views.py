@@ -307,3 +307,20 @@ def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_a
     expect(page.get_by_test_id("resume")).to_be_visible()
     expect(log).to_have_count(3)  # nothing twice
     assert [e for e in errors if "favicon" not in e] == []
+
+
+def test_it_shows_recent_deployments_on_the_overview(owner, viewer, acme, globex, outsider):
+    connection.set_tenant(acme)
+    environment = Environment.objects.create(name="staging", slug="staging")
+    target = Target.objects.create(name="web-1", slug="web-1", kind="local")
+    stack = Stack.objects.create(name="shop", environment=environment, target=target)
+    StackRevision.objects.create(stack=stack, number=1, compose="services: {}\n")
+    membership = Membership.objects.get(user=owner, organization=acme)
+    deployment = services.request_deployment(membership, stack)
+    services.finish(deployment, DeploymentStatus.FAILED, "port 8080 already allocated")
+    connection.set_schema_to_public()
+
+    page = client_for(viewer, acme).get("/").content.decode()
+    assert "shop #1" in page
+    assert "port 8080 already allocated" in page
+    assert "shop #1" not in client_for(outsider, globex).get("/").content.decode()
