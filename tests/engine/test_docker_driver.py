@@ -28,30 +28,12 @@ from windflow.engine.drivers import (
     Event,
 )
 from windflow.engine.drivers.docker import DockerDriver
-from windflow.localservices import (
-    build_test_images,
-    ensure_compose_plugin,
-    ensure_docker_engine,
-    start_registry,
-)
+from windflow.localservices import ensure_compose_plugin, ensure_docker_engine
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting dockerd needs root")
 
 PROJECT_LABEL = "com.docker.compose.project"
 FAST = DeployOptions(health_timeout=60, grace_period=1, step_timeout=30)
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    ensure_docker_engine()
-    server = start_registry(tmp_path_factory.mktemp("registry"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def images(registry):
-    return build_test_images(registry)
 
 
 @pytest.fixture(scope="module")
@@ -148,10 +130,12 @@ volumes:
 
 
 def test_it_deploys_a_stack_redeploys_only_the_changed_service_and_removes_it(
-    driver, client, images, project
+    driver, client, test_images, project
 ):
     assert isinstance(driver, Driver)
-    text = STACK.format(db=images["web:1"], app=images["web:1"], worker=images["busybox:1"])
+    text = STACK.format(
+        db=test_images["web:1"], app=test_images["web:1"], worker=test_images["busybox:1"]
+    )
     events, error = run(driver, plan_of(text, project))
     assert error is None, error
     # app waits for db to be healthy; worker for app to be started
@@ -196,7 +180,9 @@ def test_it_deploys_a_stack_redeploys_only_the_changed_service_and_removes_it(
 
     # One service changed: only it is recreated.
     before = {s.service: s.id for s in status}
-    changed = STACK.format(db=images["web:1"], app=images["web:2"], worker=images["busybox:1"])
+    changed = STACK.format(
+        db=test_images["web:1"], app=test_images["web:2"], worker=test_images["busybox:1"]
+    )
     events, error = run(driver, plan_of(changed, project))
     assert error is None, error
     after = {s.service: s.id for s in driver.status(project)}
@@ -219,8 +205,8 @@ def test_it_deploys_a_stack_redeploys_only_the_changed_service_and_removes_it(
     assert labelled(client, project) == ([], [], [])
 
 
-def test_it_diagnoses_a_failing_healthcheck(driver, images, project):
-    text = f"services:\n  web:\n    image: {images['unhealthy:1']}\n"
+def test_it_diagnoses_a_failing_healthcheck(driver, test_images, project):
+    text = f"services:\n  web:\n    image: {test_images['unhealthy:1']}\n"
     events, error = run(driver, plan_of(text, project))
     assert isinstance(error, DeployFailed)
     diagnosis = error.diagnosis
@@ -229,14 +215,14 @@ def test_it_diagnoses_a_failing_healthcheck(driver, images, project):
     assert any(e.phase == "failed" and e.level == "error" for e in events)
 
 
-def test_it_diagnoses_a_port_already_allocated(driver, images, project):
+def test_it_diagnoses_a_port_already_allocated(driver, test_images, project):
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     port = holder.getsockname()[1]
     try:
         text = (
-            f"services:\n  web:\n    image: {images['web:1']}\n"
+            f"services:\n  web:\n    image: {test_images['web:1']}\n"
             f"    ports: ['127.0.0.1:{port}:8080']\n"
         )
         _, error = run(driver, plan_of(text, project))
@@ -247,9 +233,11 @@ def test_it_diagnoses_a_port_already_allocated(driver, images, project):
     assert error.diagnosis.summary == f"port {port} already allocated"
 
 
-def test_it_diagnoses_a_missing_image(driver, registry, images, project):
-    missing = f"{registry.url}/windflow-test/nope:1"
-    text = f"services:\n  web:\n    image: {missing}\n  db:\n    image: {images['busybox:1']}\n"
+def test_it_diagnoses_a_missing_image(driver, image_registry, test_images, project):
+    missing = f"{image_registry.url}/windflow-test/nope:1"
+    text = (
+        f"services:\n  web:\n    image: {missing}\n  db:\n    image: {test_images['busybox:1']}\n"
+    )
     _events, error = run(driver, plan_of(text, project))
     assert isinstance(error, DeployFailed)
     assert error.diagnosis.code == "image_not_found"
@@ -257,10 +245,10 @@ def test_it_diagnoses_a_missing_image(driver, registry, images, project):
     assert error.diagnosis.service == "web"
 
 
-def test_it_diagnoses_a_crash_with_its_last_log_line(driver, images, project):
+def test_it_diagnoses_a_crash_with_its_last_log_line(driver, test_images, project):
     text = (
-        f"services:\n  job:\n    image: {images['crash:1']}\n"
-        f"  after:\n    image: {images['busybox:1']}\n"
+        f"services:\n  job:\n    image: {test_images['crash:1']}\n"
+        f"  after:\n    image: {test_images['busybox:1']}\n"
         "    depends_on: {job: {condition: service_healthy}}\n"
     )
     events, error = run(driver, plan_of(text, project))
@@ -275,9 +263,9 @@ def test_it_diagnoses_a_crash_with_its_last_log_line(driver, images, project):
     assert "windflow test crash" in list(driver.logs(job.id, timestamps=False))
 
 
-def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, images, project):
+def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, test_images, project):
     text = (
-        f"services:\n  slow:\n    image: {images['busybox:1']}\n"
+        f"services:\n  slow:\n    image: {test_images['busybox:1']}\n"
         "    healthcheck: {test: [CMD, 'false'], interval: 60s}\n"
     )
     cancel = CancelToken()
@@ -293,7 +281,7 @@ def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, imag
     assert time.monotonic() - cancelled_at < 2
 
 
-def test_it_deploys_over_ssh(sshd, root_key, images, project, client):  # noqa: F811
+def test_it_deploys_over_ssh(sshd, root_key, test_images, project, client):  # noqa: F811
     endpoint = ssh.SSHEndpoint(
         sshd.host, sshd.port, "root", root_key[0], pinned_fingerprint=sshd.host_key_fingerprint
     )
@@ -301,9 +289,9 @@ def test_it_deploys_over_ssh(sshd, root_key, images, project, client):  # noqa: 
     try:
         remote_driver = DockerDriver(remote, stop_timeout=1)
         text = (
-            f"services:\n  web:\n    image: {images['web:1']}\n"
+            f"services:\n  web:\n    image: {test_images['web:1']}\n"
             "    ports: ['127.0.0.1::8080']\n"
-            f"  sleeper:\n    image: {images['busybox:1']}\n"
+            f"  sleeper:\n    image: {test_images['busybox:1']}\n"
         )
         _events, error = run(remote_driver, plan_of(text, project))
         assert error is None, error
@@ -319,8 +307,8 @@ def test_it_deploys_over_ssh(sshd, root_key, images, project, client):  # noqa: 
     assert labelled(client, project) == ([], [], [])
 
 
-def test_it_pulls_a_missing_image_with_progress_events(driver, client, images, project):
-    ref = images["web:2"]
+def test_it_pulls_a_missing_image_with_progress_events(driver, client, test_images, project):
+    ref = test_images["web:2"]
     client.api.remove_image(ref, force=True)
     text = f"services:\n  web:\n    image: {ref}\n"
     events, error = run(driver, plan_of(text, project))
@@ -332,9 +320,9 @@ def test_it_pulls_a_missing_image_with_progress_events(driver, client, images, p
     assert client.api.inspect_image(ref)["Id"].startswith("sha256:")
 
 
-def test_it_refuses_a_missing_external_network(driver, images, project):
+def test_it_refuses_a_missing_external_network(driver, test_images, project):
     text = (
-        f"services:\n  web:\n    image: {images['busybox:1']}\n    networks: [outside]\n"
+        f"services:\n  web:\n    image: {test_images['busybox:1']}\n    networks: [outside]\n"
         f"networks:\n  outside: {{external: true, name: {project}-nowhere}}\n"
     )
     _, error = run(driver, plan_of(text, project))
@@ -343,11 +331,11 @@ def test_it_refuses_a_missing_external_network(driver, images, project):
     assert f"{project}-nowhere" in error.diagnosis.summary
 
 
-def test_it_stops_starts_restarts_and_follows_logs(driver, images, project):
+def test_it_stops_starts_restarts_and_follows_logs(driver, test_images, project):
     text = (
-        f"services:\n  talker:\n    image: {images['busybox:1']}\n"
+        f"services:\n  talker:\n    image: {test_images['busybox:1']}\n"
         "    command: [sh, -c, 'i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done']\n"
-        f"  once:\n    image: {images['busybox:1']}\n"
+        f"  once:\n    image: {test_images['busybox:1']}\n"
         "    command: [sh, -c, 'echo first; sleep 1; echo last']\n"
         "    restart: 'no'\n"
     )
