@@ -2,6 +2,9 @@
 windflow.pytest_plugin for this run), and per-test clean state."""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 # windflow.pytest_plugin (pyproject addopts) has started PostgreSQL and Redis already.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.test")
@@ -100,3 +103,34 @@ def test_images(image_registry):
     from windflow.localservices import build_test_images
 
     return build_test_images(image_registry)
+
+
+@pytest.fixture(scope="session")
+def docker_socket():
+    from windflow.localservices import ensure_docker_engine
+
+    return ensure_docker_engine()
+
+
+@pytest.fixture(scope="session")
+def root_key():
+    """An ed25519 key authorised for root on the test sshd."""
+    from windflow.engine import ssh
+
+    return ssh.generate_ed25519_keypair()
+
+
+@pytest.fixture(scope="session")
+def sshd(docker_socket, root_key):
+    """A real sshd on loopback in front of the real Docker engine (root and a user without
+    Docker access, both with `root_key`)."""
+    from windflow.localservices import ensure_system_user, start_sshd
+
+    root = Path(tempfile.mkdtemp(prefix="windflow-sshd-"))
+    server = start_sshd(root)
+    server.authorize("root", root_key[1])
+    ensure_system_user("wf-nodocker", docker_access=False)
+    server.authorize("wf-nodocker", root_key[1])
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)

@@ -9,7 +9,6 @@ import pytest
 from apps.accounts.models import Membership
 from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
-from tests.targets.conftest import docker_socket, root_key, sshd  # noqa: F401
 
 
 def free_port() -> int:

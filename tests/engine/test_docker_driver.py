@@ -14,7 +14,6 @@ import uuid
 
 import pytest
 
-from tests.targets.conftest import docker_socket, root_key, sshd  # noqa: F401
 from windflow.engine import ssh
 from windflow.engine.compose.load import load_compose
 from windflow.engine.compose.plan import build_plan
@@ -281,7 +280,7 @@ def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, test
     assert time.monotonic() - cancelled_at < 2
 
 
-def test_it_deploys_over_ssh(sshd, root_key, test_images, project, client):  # noqa: F811
+def test_it_deploys_over_ssh(sshd, root_key, test_images, project, client):
     endpoint = ssh.SSHEndpoint(
         sshd.host, sshd.port, "root", root_key[0], pinned_fingerprint=sshd.host_key_fingerprint
     )

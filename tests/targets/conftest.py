@@ -7,34 +7,6 @@ from pathlib import Path
 import pytest
 
 from tests.base import write_compose_plugin
-from windflow.engine import ssh
-
-
-@pytest.fixture(scope="session")
-def docker_socket():
-    from windflow.localservices import ensure_docker_engine
-
-    return ensure_docker_engine()
-
-
-@pytest.fixture(scope="session")
-def root_key():
-    """An ed25519 key authorised for root on the test sshd."""
-    return ssh.generate_ed25519_keypair()
-
-
-@pytest.fixture(scope="session")
-def sshd(docker_socket, root_key):
-    from windflow.localservices import ensure_system_user, start_sshd
-
-    root = Path(tempfile.mkdtemp(prefix="windflow-sshd-"))
-    server = start_sshd(root)
-    server.authorize("root", root_key[1])
-    ensure_system_user("wf-nodocker", docker_access=False)
-    server.authorize("wf-nodocker", root_key[1])
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
