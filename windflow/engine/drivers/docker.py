@@ -976,36 +976,15 @@ class DockerDriver:
 
         yield from self._run_events([remover(summary) for summary in containers])
         cancel.raise_if_cancelled()
-        for network in self.api.networks(filters=_project_filter(project)):
-            cancel.raise_if_cancelled()
-            try:
-                self.api.remove_network(network["Id"])
-            except NotFound:
-                pass
-            except APIError as exc:  # still used by a container of another project
-                yield Event(
-                    "log",
-                    f"network {network['Name']} kept: {diagnose_error(exc).summary}",
-                    level="warning",
-                )
-                continue
-            yield Event("phase", f"network {network['Name']} removed", None, "remove")
+        networks = self.api.networks(filters=_project_filter(project))
+        yield from _remove_shared(
+            "network", [(n["Name"], n["Id"]) for n in networks], self.api.remove_network, cancel
+        )
         if volumes:
             found = self.api.volumes(filters=_project_filter(project)).get("Volumes") or []
-            for volume in found:
-                cancel.raise_if_cancelled()
-                try:
-                    self.api.remove_volume(volume["Name"])
-                except NotFound:
-                    pass
-                except APIError as exc:  # still used by a container of another project
-                    yield Event(
-                        "log",
-                        f"volume {volume['Name']} kept: {diagnose_error(exc).summary}",
-                        level="warning",
-                    )
-                    continue
-                yield Event("phase", f"volume {volume['Name']} removed", None, "remove")
+            yield from _remove_shared(
+                "volume", [(v["Name"], v["Name"]) for v in found], self.api.remove_volume, cancel
+            )
 
     def _each(
         self, project: str, service: str | None, verb: str, phase: str, act: Callable[[str], Any]
@@ -1126,6 +1105,25 @@ class DockerDriver:
                 return
             # The stream ended while the container runs (read timeout): follow on.
             since = (last_seen[0] if last_seen else time.time()) - 1
+
+
+def _remove_shared(
+    kind: str, items: list[tuple[str, str]], remove: Callable[[str], Any], cancel: CancelToken
+) -> Iterator[Event]:
+    """Remove networks or volumes ((name, id) pairs); one still used by a container of
+    another project is kept, with a warning."""
+    for name, ident in items:
+        cancel.raise_if_cancelled()
+        try:
+            remove(ident)
+        except NotFound:
+            pass
+        except APIError as exc:
+            yield Event(
+                "log", f"{kind} {name} kept: {diagnose_error(exc).summary}", level="warning"
+            )
+            continue
+        yield Event("phase", f"{kind} {name} removed", None, "remove")
 
 
 def _stamp_key(stamp: str) -> tuple[int, int] | None:
