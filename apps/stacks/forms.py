@@ -147,15 +147,7 @@ class StackSettingsForm(StyledFormMixin, forms.ModelForm):
 
     class Meta:
         model = Stack
-        fields = [
-            "description",
-            "environment",
-            "target",
-            "auto_rollback",
-            "health_timeout",
-            "grace_period",
-            "registry_credentials",
-        ]
+        fields = list(services.SETTINGS_FIELDS)
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
     def validate_unique(self):
