@@ -47,3 +47,44 @@ def session_cookie_for(user) -> str:
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def database_url_for_tests() -> str:
+    """The DATABASE_URL of this run, pointing at pytest-django's test database (for the
+    servers and workers a test starts as processes)."""
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path=f"/{connection.settings_dict['NAME']}"))
+
+
+@contextmanager
+def worker_process(threads: int = 4):
+    """A real worker process (`manage.py rundramatiq`, as in the Procfile) on the test
+    database and Redis; killed (the whole process group) on exit. Yields the Popen."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="windflow.settings.test",
+        DATABASE_URL=database_url_for_tests(),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", str(threads)],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)

@@ -35,9 +35,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.live import database_url_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -59,12 +60,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _database_url(test_database_name: str) -> str:
-    """The DATABASE_URL of this run, pointing at pytest-django's test database."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path=f"/{test_database_name}"))
 
 
 @dataclass
@@ -113,14 +108,13 @@ def _wait_until_up(server: AsgiServer) -> None:
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, tmp_path_factory):
     """uvicorn serving windflow.asgi:application on the test database (committed data only)."""
-    from django.db import connection
 
     port = _free_port()
     log_path = tmp_path_factory.mktemp("asgi-server") / "uvicorn.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "windflow.settings.test",
-        "DATABASE_URL": _database_url(connection.settings_dict["NAME"]),
+        "DATABASE_URL": database_url_for_tests(),
         "REDIS_URL": os.environ["REDIS_URL"],
         "WINDFLOW_PUBLIC_URL": f"http://localhost:{port}",
         "PYTHONUNBUFFERED": "1",

@@ -4,62 +4,21 @@ deployment ends failed and resumable, never stuck "running"."""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
 from django.db import connection
 
 from apps.accounts.models import Membership
 from apps.deployments import runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
-from tests.live import live_organization
+from tests.live import live_organization, worker_process
 
 from .conftest import remove_project
 from .test_live import live_stack, run_in_worker_thread, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def worker_process(live_db):
-    """Start a worker process on the test database and Redis; returns a function that
-    starts it and the list of started processes (killed at the end)."""
-    started = []
-
-    def start():
-        env = dict(
-            os.environ,
-            DJANGO_SETTINGS_MODULE="windflow.settings.test",
-            DATABASE_URL=_test_database_url(),
-        )
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", "4"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-def _test_database_url() -> str:
-    settings = connection.settings_dict
-    return (
-        f"postgres://{settings['USER']}:{settings['PASSWORD'] or ''}@{settings['HOST']}:"
-        f"{settings['PORT']}/{settings['NAME']}"
-    )
 
 
 def slow_to_become_healthy(test_images) -> str:
@@ -73,7 +32,7 @@ services:
 """
 
 
-def test_it_runs_a_deployment_on_a_worker_process(worker_process, test_images):
+def test_it_runs_a_deployment_on_a_worker_process(live_db, test_images):
     project = "wf-queued"
     remove_project(project)
     compose = f"services:\n  web:\n    image: {test_images['web:1']}\n"
@@ -82,20 +41,18 @@ def test_it_runs_a_deployment_on_a_worker_process(worker_process, test_images):
         try:
             stack = live_stack(world, compose, name=project)
             membership = Membership.objects.get(user=world.owner, organization=world.organization)
-            worker_process()
-            deployment = services.request_deployment(membership, stack)
-            assert wait_for(
-                lambda: Deployment.objects.get(pk=deployment.pk).is_finished, timeout=90
-            )
+            with worker_process():
+                deployment = services.request_deployment(membership, stack)
+                assert wait_for(
+                    lambda: Deployment.objects.get(pk=deployment.pk).is_finished, timeout=90
+                )
             deployment.refresh_from_db()
             assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.reason
         finally:
             remove_project(project)
 
 
-def test_it_marks_the_deployment_of_a_killed_worker_failed_then_resumes_it(
-    worker_process, test_images
-):
+def test_it_marks_the_deployment_of_a_killed_worker_failed_then_resumes_it(live_db, test_images):
     project = "wf-killed"
     remove_project(project)
     with live_organization() as world:
@@ -103,14 +60,14 @@ def test_it_marks_the_deployment_of_a_killed_worker_failed_then_resumes_it(
         try:
             stack = live_stack(world, slow_to_become_healthy(test_images), name=project)
             membership = Membership.objects.get(user=world.owner, organization=world.organization)
-            worker = worker_process()
-            deployment = services.request_deployment(membership, stack)
-            assert wait_for(
-                lambda: deployment.lines.filter(message__icontains="started").exists(),
-                timeout=60,
-            )
-            os.killpg(worker.pid, signal.SIGKILL)  # no goodbye, no cleanup
-            worker.wait(10)
+            with worker_process() as worker:
+                deployment = services.request_deployment(membership, stack)
+                assert wait_for(
+                    lambda: deployment.lines.filter(message__icontains="started").exists(),
+                    timeout=60,
+                )
+                os.killpg(worker.pid, signal.SIGKILL)  # no goodbye, no cleanup
+                worker.wait(10)
             deployment.refresh_from_db()
             assert deployment.status == DeploymentStatus.RUNNING  # what it left behind
             time.sleep(2.5)
