@@ -3,6 +3,9 @@ windflow.localservices), with images from a private registry on 127.0.0.1. No mo
 
 Every test uses its own project (wft-<hex8>) and removes what carries its label."""
 
+import contextlib
+import http.client
+import http.server
 import json
 import os
 import socket
@@ -11,7 +14,9 @@ import threading
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
+import docker
 import pytest
 
 from windflow.engine import ssh
@@ -27,7 +32,7 @@ from windflow.engine.drivers import (
     Event,
 )
 from windflow.engine.drivers.docker import DockerDriver
-from windflow.localservices import ensure_compose_plugin, ensure_docker_engine
+from windflow.localservices import BASE_IMAGE, ensure_compose_plugin, ensure_docker_engine
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting dockerd needs root")
 
@@ -267,17 +272,117 @@ def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, test
         f"services:\n  slow:\n    image: {test_images['busybox:1']}\n"
         "    healthcheck: {test: [CMD, 'false'], interval: 60s}\n"
     )
-    cancel = CancelToken()
-    timer = threading.Timer(1.0, cancel.cancel)
-    timer.start()
-    try:
-        _, error = run(driver, plan_of(text, project), cancel=cancel)
-    finally:
-        timer.cancel()
-    cancelled_at = time.monotonic()
+    error, took = cancel_after(
+        1.0, lambda cancel: run(driver, plan_of(text, project), cancel=cancel)
+    )
     assert isinstance(error, Cancelled)
     assert labelled(client, project)[0] == []
-    assert time.monotonic() - cancelled_at < 2
+    assert took < 2, f"deploy ended {took:.1f} s after the cancel"
+
+
+def cancel_after(seconds, deploy):
+    """Run deploy(cancel) and cancel it after `seconds`; (its error, how long it went on
+    after the cancel)."""
+    cancel = CancelToken()
+    cancelled_at = []
+
+    def fire():
+        cancelled_at.append(time.monotonic())
+        cancel.cancel()
+
+    timer = threading.Timer(seconds, fire)
+    timer.start()
+    try:
+        _events, error = deploy(cancel)
+    finally:
+        timer.cancel()
+    assert cancelled_at, "the deploy ended before the cancel"
+    return error, time.monotonic() - cancelled_at[0]
+
+
+class SlowRegistry(http.server.ThreadingHTTPServer):
+    """A proxy in front of a registry that sends image layers slowly (16 KiB every 0.2 s):
+    a pull through it takes long enough to be cancelled in the middle."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        super().__init__(("127.0.0.1", 0), _SlowHandler)
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_HEAD(self):
+        self.forward()
+
+    def do_GET(self):
+        self.forward()
+
+    def forward(self):
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+        upstream.request(self.command, self.path, headers=headers)
+        response = upstream.getresponse()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in {"transfer-encoding", "connection"}:
+                self.send_header(key, value)
+        self.end_headers()
+        slow = "/blobs/" in self.path and self.command == "GET"
+        try:
+            while chunk := response.read(16 * 1024):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                if slow:
+                    time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the pull was cancelled
+        finally:
+            upstream.close()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def big_image(image_registry, client):
+    """An image whose last layer (2 MiB of random bytes) is in the registry but nowhere on
+    the engine: pulling it must download that layer."""
+    import tempfile
+
+    ref = f"{image_registry.url}/windflow-test/big:{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as context:
+        Path(context, "blob").write_bytes(os.urandom(2 * 1024 * 1024))
+        Path(context, "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nCOPY blob /blob\n")
+        client.images.build(path=context, tag=ref, rm=True)
+    client.images.push(ref)
+    client.images.remove(ref, force=True)
+    return ref
+
+
+def test_cancel_stops_a_slow_pull_and_leaves_nothing(driver, client, big_image, project):
+    upstream_port = int(big_image.split("/")[0].split(":")[1])
+    proxy = SlowRegistry(upstream_port)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    image = big_image.replace(big_image.split("/")[0], proxy.url)
+    try:
+        text = f"services:\n  app:\n    image: {image}\n"
+        error, took = cancel_after(
+            2.0, lambda cancel: run(driver, plan_of(text, project), cancel=cancel)
+        )
+    finally:
+        proxy.shutdown()
+    assert isinstance(error, Cancelled)
+    assert took < 2, f"deploy ended {took:.1f} s after the cancel"
+    assert labelled(client, project)[0] == []
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.remove(image, force=True)
 
 
 def test_it_deploys_over_ssh(sshd, root_key, test_images, project, client):
