@@ -100,11 +100,26 @@ def test_it_keeps_each_dependency_condition():
 
 def test_it_adds_implicit_dependencies_of_links_and_network_mode():
     plan = build_plan(
-        stack(web={"links": ["db:database"]}, sidecar={"network_mode": "service:web"}, db={}),
+        stack(web={"links": ["db"]}, sidecar={"network_mode": "service:web"}, db={}),
         "p",
     )
     assert plan.order == [["db"], ["web"], ["sidecar"]]
     assert plan.service("sidecar").networks == {}
+
+
+def test_it_refuses_what_the_driver_would_not_apply_and_says_what_to_do():
+    with pytest.raises(ComposeError) as refused:
+        build_plan(
+            stack(
+                web={"secrets": ["token"], "profiles": ["debug"], "links": ["db:database"]},
+                db={"hostname": "db", "stop_grace_period": "3s", "tty": True},
+            ),
+            "p",
+        )
+    problems = {p.path: p for p in refused.value.problems}
+    assert set(problems) == {"services.web.secrets", "services.web.profiles", "services.web.links"}
+    assert "WindFlow secret" in problems["services.web.secrets"].hint
+    assert {p.code for p in problems.values()} == {"compose-unsupported"}
 
 
 def test_it_normalises_ports_short_and_long():

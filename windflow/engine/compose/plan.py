@@ -63,6 +63,26 @@ _HANDLED = frozenset(
         "container_name",
     }
 )
+# Other service keys a plan carries in ``extra`` and the Docker driver applies. A key
+# outside both lists is refused when planning: never silently dropped.
+APPLIED_EXTRA = frozenset(
+    {
+        "expose", "privileged", "read_only", "init", "oom_kill_disable", "cap_add",
+        "cap_drop", "security_opt", "devices", "dns_opt", "group_add", "dns", "dns_search",
+        "ipc", "pid", "userns_mode", "cgroup_parent", "isolation", "shm_size",
+        "oom_score_adj", "cpu_shares", "cpuset", "tmpfs", "extra_hosts", "sysctls",
+        "ulimits", "logging", "hostname", "domainname", "mac_address", "stop_signal",
+        "platform", "runtime", "tty", "stdin_open", "stop_grace_period",
+    }
+)  # fmt: skip
+# What to do instead, for the keys people use most that WindFlow does not apply yet.
+_INSTEAD = {
+    "secrets": "pass the value as ${NAME} in environment:, from a WindFlow secret",
+    "configs": "put the file in the image, or its content in an environment variable",
+    "profiles": "keep only the services to deploy in the stack's file",
+    "links": "use the service name itself on the project network (link aliases are legacy)",
+    "volumes_from": "mount the same named volume in both services",
+}
 # Fields of a ServiceSpec left out of its config hash.
 _NOT_HASHED = frozenset({"replicas", "depends_on", "pull_policy", "config_hash"})
 
@@ -426,8 +446,23 @@ class _Planner:
             for key, value in config.items()
             if key not in _HANDLED and not str(key).startswith("x-")
         }
+        for key in sorted({*values["extra"], "volumes_from"} & set(config)):
+            if key not in APPLIED_EXTRA:
+                self.unsupported(key, (*base, key))
+        if any(":" in str(link) for link in config.get("links") or ()):
+            # A plain link only orders start-up (the service name resolves anyway).
+            self.unsupported("links", (*base, "links"))
         spec = ServiceSpec(**values)
         return ServiceSpec(**{**values, "config_hash": config_hash(spec.hashed_config())})
+
+    def unsupported(self, key: str, path: tuple) -> None:
+        instead = _INSTEAD.get(key, "remove it, or ask for it to be supported")
+        self.problem(
+            f"{format_path(path)}: {key} is not supported by WindFlow yet",
+            path,
+            "compose-unsupported",
+            f"Instead, {instead}.",
+        )
 
     def argv(self, value: Any, path: tuple) -> list[str] | None:
         if value is None:
