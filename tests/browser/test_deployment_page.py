@@ -1,0 +1,100 @@
+"""The live deployment page in a real browser: it follows a deployment over the websocket,
+or by polling when the browser has no websockets."""
+
+import pytest
+from django.db import connection
+
+from apps.deployments import services
+from apps.deployments.choices import DeploymentStatus, ServicePhase
+from tests.deployments.test_views import make_world, progress
+
+
+def _in_thread(organization, work):
+    """Write like a worker: in another thread (Playwright's loop runs in this one, and
+    publishing needs async_to_sync), with the organisation active."""
+    import threading
+
+    failures = []
+
+    def run():
+        connection.set_tenant(organization)
+        try:
+            work()
+        except Exception as exc:  # reported to the test below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not failures, failures
+
+
+def _live_page_world(live_db):
+    import secrets
+
+    from apps.tenants.services import create_organization
+
+    suffix = secrets.token_hex(3)
+    owner = live_db.create_user(f"owner-{suffix}@deploy.test", "pw-live-123456")
+    live_db.track_organization(f"dep-{suffix}")
+    organization = create_organization(name=f"Dep {suffix}", slug=f"dep-{suffix}", owner=owner)
+    made = []
+
+    def setup():
+        world = make_world(organization, owner)
+        made.append(services.request_deployment(world.membership, world.stack))
+        progress(made[0], lines=2)
+
+    _in_thread(organization, setup)
+    return organization, owner, made[0]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("transport", ["ws", "poll"])
+def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_as, transport):
+    from playwright.sync_api import expect
+
+    organization, owner, deployment = _live_page_world(live_db)
+    page = open_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    if transport == "poll":  # a browser or proxy without websockets
+        page.add_init_script("delete window.WebSocket;")
+    base = login_as(page, owner, organization)
+    page.goto(f"{base}/deployments/{deployment.pk}/")
+    log = page.locator("#deployment-log .log-line")
+    expect(log).to_have_count(2)
+    expect(page.locator("#deployment-live")).to_have_attribute("data-live", transport)
+
+    def advance():
+        services.append_log(deployment, "pulling busybox", service="web")
+        services.set_service(deployment, "web", phase=ServicePhase.START, progress=70, message="")
+        services.set_service(deployment, "db", phase=ServicePhase.PULL, progress=10, message="")
+
+    _in_thread(organization, advance)
+    expect(log).to_have_count(3)
+    expect(log.nth(2)).to_contain_text("web | pulling busybox")
+    expect(page.locator('[data-service="web"] progress')).to_have_js_property("value", 70)
+    expect(page.locator('[data-service="db"] [data-role=phase]')).to_have_text("Pulling")
+    expect(page.get_by_test_id("cancel")).to_be_visible()
+
+    _in_thread(
+        organization,
+        lambda: services.finish(
+            deployment,
+            DeploymentStatus.FAILED,
+            "port 8080 already allocated",
+            {"summary": "port 8080 already allocated", "hint": "Free the port."},
+        ),
+    )
+    expect(page.get_by_test_id("failure")).to_contain_text("port 8080 already allocated")
+    expect(page.get_by_test_id("deployment-status")).to_have_text("Failed")
+    expect(page.get_by_test_id("cancel")).to_have_count(0)
+    expect(page.get_by_test_id("resume")).to_be_visible()
+    expect(log).to_have_count(3)  # nothing twice
+    assert [e for e in errors if "favicon" not in e] == []
+
+
