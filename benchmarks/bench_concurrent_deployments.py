@@ -84,15 +84,10 @@ def wait_finished(deployments, deadline: float) -> None:
 
 def run(services: harness.Services) -> int:
     harness.setup_django(services)
-    from django.db import connection
 
-    from apps.accounts.models import Membership, User
     from apps.deployments import services as deployments
     from apps.deployments.models import Deployment
-    from apps.environments.models import Environment
     from apps.stacks.models import Stack, StackRevision
-    from apps.targets import services as targets
-    from apps.tenants.services import create_organization
     from windflow.localservices import build_test_images, ensure_docker_engine, start_registry
 
     ensure_docker_engine()
@@ -105,15 +100,8 @@ def run(services: harness.Services) -> int:
         for ref in {images["web:1"], images["web:2"]}:
             subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True)
         text = compose_file(images)
-        suffix = secrets.token_hex(3)
-        owner = User.objects.create_user(f"bench-{suffix}@bench.test", "bench-password-1")
-        organization = create_organization(
-            name=f"Bench {suffix}", slug=f"bench-{suffix}", owner=owner
-        )
-        connection.set_tenant(organization)
-        membership = Membership.objects.get(user=owner)
-        environment = Environment.objects.create(name="staging", slug="staging")
-        target = targets.create_target(membership, name="local", kind="local")
+        place = harness.bench_place()
+        membership, environment, target = place.membership, place.environment, place.target
         stacks = []
         for n in range(STACKS + 1):
             stack = Stack.objects.create(

@@ -18,7 +18,6 @@ out is the queue hop to a worker process (a Redis round trip).
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import socket
 import statistics
@@ -99,15 +98,10 @@ def remove_project() -> None:
 
 def run(services: harness.Services) -> int:
     harness.setup_django(services)
-    from django.db import connection
 
-    from apps.accounts.models import Membership, User
     from apps.deployments import runner
     from apps.deployments import services as deployments
-    from apps.environments.models import Environment
     from apps.stacks.models import Stack, StackRevision
-    from apps.targets import services as targets
-    from apps.tenants.services import create_organization
     from windflow.localservices import (
         build_test_images,
         ensure_compose_plugin,
@@ -130,15 +124,8 @@ def run(services: harness.Services) -> int:
         text = compose_file(images, port)
         (work / "compose.yaml").write_text(text)
 
-        suffix = secrets.token_hex(3)
-        owner = User.objects.create_user(f"bench-{suffix}@bench.test", "bench-password-1")
-        organization = create_organization(
-            name=f"Bench {suffix}", slug=f"bench-{suffix}", owner=owner
-        )
-        connection.set_tenant(organization)
-        membership = Membership.objects.get(user=owner)
-        environment = Environment.objects.create(name="staging", slug="staging")
-        target = targets.create_target(membership, name="local", kind="local")
+        place = harness.bench_place()
+        membership, environment, target = place.membership, place.environment, place.target
         stack = Stack.objects.create(name=PROJECT, environment=environment, target=target)
         revision = StackRevision.objects.create(stack=stack, number=1, compose=text)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import secrets
 import shutil
 import socket
 import tempfile
@@ -89,22 +88,14 @@ def set_up(services: harness.Services, image: str):
     from django.db import connection
     from django.test import Client
 
-    from apps.accounts.models import Membership, User
     from apps.deployments import runner
     from apps.deployments import services as deployments
-    from apps.environments.models import Environment
     from apps.stacks import runtime
     from apps.stacks.models import Stack, StackRevision
-    from apps.targets import services as targets
-    from apps.tenants.services import create_organization
 
-    suffix = secrets.token_hex(3)
-    owner = User.objects.create_user(f"bench-{suffix}@bench.test", "bench-password-1")
-    organization = create_organization(name=f"Bench {suffix}", slug=f"bench-{suffix}", owner=owner)
-    connection.set_tenant(organization)
-    membership = Membership.objects.get(user=owner, organization=organization)
-    environment = Environment.objects.create(name="bench", slug="bench")
-    target = targets.create_target(membership, name="local", kind="local")
+    place = harness.bench_place()
+    organization, owner, membership = place.organization, place.owner, place.membership
+    environment, target = place.environment, place.target
     stack = Stack.objects.create(
         name=PROJECT, environment=environment, target=target, grace_period=0
     )

@@ -134,6 +134,41 @@ def setup_django(services: Services, migrate: bool = True) -> None:
         say(f"migrate_all done in {time.perf_counter() - started:.1f} s")
 
 
+# ------------------------------------------------------------------------ benchmark data
+
+
+@dataclass
+class BenchPlace:
+    """A fresh organisation (active on this connection), its owner's membership, and an
+    environment and the local Docker engine as a server, for stacks to deploy to."""
+
+    organization: object
+    owner: object
+    membership: object
+    environment: object
+    target: object
+
+
+def bench_place() -> BenchPlace:
+    import secrets
+
+    from django.db import connection
+
+    from apps.accounts.models import Membership, User
+    from apps.environments.models import Environment
+    from apps.targets import services as targets
+    from apps.tenants.services import create_organization
+
+    suffix = secrets.token_hex(3)
+    owner = User.objects.create_user(f"bench-{suffix}@bench.test", "bench-password-1")
+    organization = create_organization(name=f"Bench {suffix}", slug=f"bench-{suffix}", owner=owner)
+    connection.set_tenant(organization)
+    membership = Membership.objects.get(user=owner, organization=organization)
+    environment = Environment.objects.create(name="staging", slug="staging")
+    target = targets.create_target(membership, name="local", kind="local")
+    return BenchPlace(organization, owner, membership, environment, target)
+
+
 # ------------------------------------------------------------------------------ processes
 
 
