@@ -282,3 +282,37 @@ def test_it_puts_a_refused_upload_into_the_editor(owner, acme, staging, local_ta
     )
     body = response.content.decode()
     assert "build: ./api" in body and "build is not supported" in body
+
+
+def test_it_takes_registry_logins_in_the_settings_form(make_stack, secret, owner, acme):
+    stack = make_stack()
+    client = client_for(owner, acme)
+    fields = {
+        "description": "",
+        "environment": stack.environment.pk,
+        "target": stack.target.pk,
+        "auto_rollback": "on",
+        "health_timeout": "120",
+        "grace_period": "10",
+    }
+    bad = client.post(
+        "/stacks/shop/settings/", {**fields, "registry_credentials": "ghcr.io only-two"}
+    )
+    assert bad.status_code == 200
+    assert "Line 1: write the registry, the user name and the secret" in bad.content.decode()
+    missing = client.post(
+        "/stacks/shop/settings/", {**fields, "registry_credentials": "ghcr.io bot NOPE"}
+    )
+    assert "There is no secret NOPE" in missing.content.decode()
+    stack.refresh_from_db()
+    assert stack.registry_credentials == []
+    saved = client.post(
+        "/stacks/shop/settings/", {**fields, "registry_credentials": "ghcr.io bot DB_PASSWORD"}
+    )
+    assert saved.status_code == 302
+    stack.refresh_from_db()
+    assert stack.registry_credentials == [
+        {"registry": "ghcr.io", "username": "bot", "secret": "DB_PASSWORD"}
+    ]
+    page = client.get("/stacks/shop/settings/").content.decode()
+    assert "ghcr.io bot DB_PASSWORD" in page
