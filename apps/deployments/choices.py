@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class DeploymentStatus(models.TextChoices):
@@ -23,7 +24,7 @@ FINISHED_STATUSES = (
 class DeploymentKind(models.TextChoices):
     DEPLOY = "deploy", _("Deploy")
     ROLLBACK = "rollback", _("Rollback")
-    RESUME = "resume", _("Resume")
+    RESUME = "resume", pgettext_lazy("kind of deployment", "Resume")
 
 
 class ServicePhase(models.TextChoices):
