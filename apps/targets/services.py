@@ -247,9 +247,9 @@ def delete_target(actor: Membership, target: Target) -> None:
             secrets.delete_secret(actor, credential)
 
 
-def deployed_stack_count(target: Target) -> int:
-    """Stacks that run on the target (their last deployment put a revision there)."""
-    return target.stacks.exclude(current_revision=None).count()
+def stacks_on(target: Target):
+    """The stacks deployed to (or meant for) this server, for its page."""
+    return target.stacks.select_related("environment", "current_revision").order_by("name")
 
 
 # --- Connecting -------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ class TargetDetailView(OrganizationView):
             "checks": target.checks.all()[:10],
             "last_check": target.checks.first(),
             "prepare_run": target.prepare_runs.first(),
+            "stacks": services.stacks_on(target),
         }
         return render(request, "targets/target_detail.html", context)
 

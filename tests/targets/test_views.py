@@ -159,3 +159,19 @@ def test_it_edits_labels_and_environments(owner, acme, docker_socket, in_acme):
     target.refresh_from_db()
     assert target.labels == {"region": "eu", "tier": "web"}
     assert list(target.environments.all()) == [staging]
+
+
+def test_it_lists_the_stacks_that_use_a_server_on_its_page(viewer, owner, acme, in_acme):
+    from apps.environments.models import Environment
+    from apps.stacks.models import Stack, StackRevision
+
+    membership = Membership.objects.get(user=owner, organization=acme)
+    target = services.create_target(membership, name="local", kind="local")
+    environment = Environment.objects.create(name="staging", slug="staging")
+    shop = Stack.objects.create(name="shop", environment=environment, target=target)
+    revision = StackRevision.objects.create(stack=shop, number=1, compose="services: {}\n")
+    Stack.objects.filter(pk=shop.pk).update(current_revision=revision)
+    Stack.objects.create(name="blog", environment=environment, target=target)
+    page = client_for(viewer, acme).get("/servers/local/").content.decode()
+    assert 'href="/stacks/shop/"' in page and "running r1" in page
+    assert 'href="/stacks/blog/"' in page and "not deployed" in page
