@@ -51,25 +51,6 @@ services:
 """
 
 
-def remove_projects(prefix: str) -> None:
-    import docker
-
-    client = docker.from_env()
-    try:
-        for container in client.containers.list(all=True, filters={"label": "io.windflow.stack"}):
-            if container.labels.get("com.docker.compose.project", "").startswith(prefix):
-                container.remove(force=True)
-        for network in client.networks.list(filters={"label": "io.windflow.stack"}):
-            if (
-                network.attrs.get("Labels", {})
-                .get("com.docker.compose.project", "")
-                .startswith(prefix)
-            ):
-                network.remove()
-    finally:
-        client.close()
-
-
 def wait_finished(deployments, deadline: float) -> None:
     from apps.deployments.models import Deployment
 
@@ -88,7 +69,12 @@ def run(services: harness.Services) -> int:
     from apps.deployments import services as deployments
     from apps.deployments.models import Deployment
     from apps.stacks.models import Stack, StackRevision
-    from windflow.localservices import build_test_images, ensure_docker_engine, start_registry
+    from windflow.localservices import (
+        build_test_images,
+        ensure_docker_engine,
+        remove_compose_project,
+        start_registry,
+    )
 
     ensure_docker_engine()
     work = Path(tempfile.mkdtemp(prefix="windflow-bench-concurrent-"))
@@ -127,7 +113,8 @@ def run(services: harness.Services) -> int:
     finally:
         if worker is not None:
             worker.stop()
-        remove_projects(prefix)
+        for n in range(STACKS + 1):
+            remove_compose_project(f"{prefix}{n:02d}")
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
 

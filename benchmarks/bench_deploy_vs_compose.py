@@ -83,17 +83,9 @@ def docker_compose(*args: str, cwd: Path, timeout: float = 300) -> None:
 
 
 def remove_project() -> None:
-    import docker
+    from windflow.localservices import remove_compose_project
 
-    client = docker.from_env()
-    try:
-        label = f"com.docker.compose.project={PROJECT}"
-        for container in client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True)
-        for network in client.networks.list(filters={"label": label}):
-            network.remove()
-    finally:
-        client.close()
+    remove_compose_project(PROJECT)
 
 
 def run(services: harness.Services) -> int:

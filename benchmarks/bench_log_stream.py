@@ -201,6 +201,7 @@ def run(services: harness.Services) -> int:
         build_test_images,
         ensure_docker_engine,
         free_port,
+        remove_compose_project,
         start_registry,
     )
 
@@ -211,7 +212,7 @@ def run(services: harness.Services) -> int:
     organization = owner = server = None
     try:
         image = build_test_images(registry)["busybox:1"]
-        remove_project(engine)
+        remove_compose_project(PROJECT)
         organization, owner, container, cookie = set_up(services, image)
         port = free_port()
         server = harness.start_uvicorn(services, port, workers=2)
@@ -231,7 +232,7 @@ def run(services: harness.Services) -> int:
     finally:
         if server is not None:
             server.stop()
-        remove_project(engine)
+        remove_compose_project(PROJECT)
         engine.close()
         registry.stop()
         shutil.rmtree(registry_dir, ignore_errors=True)
@@ -293,14 +294,6 @@ def run(services: harness.Services) -> int:
         },
     )
     return 0 if all(check.passed for check in checks) else 1
-
-
-def remove_project(engine) -> None:
-    label = f"com.docker.compose.project={PROJECT}"
-    for container in engine.containers.list(all=True, filters={"label": label}):
-        container.remove(force=True)
-    for network in engine.networks.list(filters={"label": label}):
-        network.remove()
 
 
 if __name__ == "__main__":

@@ -1493,6 +1493,24 @@ STOPSIGNAL SIGKILL
 """
 
 
+def remove_compose_project(project: str) -> None:
+    """Take down, from the local engine, every container, network and volume labelled with
+    compose project `project` (clean-up of tests and benchmarks)."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        label = {"label": f"com.docker.compose.project={project}"}
+        for container in client.containers.list(all=True, filters=label):
+            container.remove(force=True, v=True)
+        for network in client.networks.list(filters=label):
+            network.remove()
+        for volume in client.volumes.list(filters=label):
+            volume.remove(force=True)
+    finally:
+        client.close()
+
+
 def registry_image_ref(registry: Registry, name: str) -> str:
     """``127.0.0.1:PORT/windflow-test/<name>`` for a name of TEST_IMAGES (``web:1``)."""
     return f"{registry.url}/{TEST_IMAGE_NAMESPACE}/{name}"

@@ -147,6 +147,16 @@ def can_deploy_to(membership: Membership | None, environment) -> bool:
     return can(membership, "environment.deploy", environment)
 
 
+def require_deploy_to(membership: Membership | None, environment) -> None:
+    """Raise Forbidden unless `can_deploy_to()`."""
+    if not can_deploy_to(membership, environment):
+        role = membership.get_role_display() if membership else _("no role")
+        raise Forbidden(
+            _("Your role (%(role)s) does not allow you to deploy to %(environment)s.")
+            % {"role": role, "environment": environment.name}
+        )
+
+
 def assignable_roles(membership: Membership | None) -> list[Role]:
     """Roles this member may give to others: never above their own; only owners make owners."""
     if not can(membership, "member.manage"):

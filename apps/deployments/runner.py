@@ -23,10 +23,10 @@ from django.utils.translation import gettext as _
 from docker.errors import DockerException
 
 from apps.secrets import services as secrets
-from apps.stacks.models import StackRevision
+from apps.stacks.models import STACK_LABEL, StackRevision
 from apps.targets.services import docker_client_for
 from windflow.engine.compose.analyse import analyse
-from windflow.engine.diagnose import Diagnosis, diagnose_error
+from windflow.engine.diagnose import Diagnosis, diagnose_error, make
 from windflow.engine.drivers import (
     Cancelled,
     CancelToken,
@@ -50,7 +50,6 @@ HEARTBEAT_SECONDS = 1.0
 # A running deployment whose heartbeat is older than this lost its worker.
 STALE_AFTER_SECONDS = 60
 STEP_TIMEOUT = 60.0
-STACK_LABEL = "io.windflow.stack"
 PROGRESS_EVERY = 0.5  # seconds between stored progress updates of one service
 
 
@@ -60,10 +59,6 @@ class Abort(Exception):
     def __init__(self, diagnosis: Diagnosis):
         super().__init__(diagnosis.summary)
         self.diagnosis = diagnosis
-
-
-def _diagnosis(code: str, summary: str, hint: str = "", detail: str = "") -> Diagnosis:
-    return Diagnosis(code=code, summary=summary, hint=hint, detail=detail)
 
 
 def driver_for(client) -> DockerDriver:
@@ -104,11 +99,11 @@ def reap_stale(queryset=None, *, stale_after: float = STALE_AFTER_SECONDS) -> in
             deployment,
             DeploymentStatus.FAILED,
             _("The worker stopped during the deployment: resume it to continue."),
-            {
-                "code": "worker_lost",
-                "summary": _("worker lost during the deployment"),
-                "hint": _("Resume the deployment: what is already in place is kept."),
-            },
+            make(
+                "worker_lost",
+                _("worker lost during the deployment"),
+                hint=_("Resume the deployment: what is already in place is kept."),
+            ).as_dict(),
         )
         count += 1
     requeue_forgotten()
@@ -251,7 +246,7 @@ class DeploymentRun:
                     )
                 if deployment.target is None:
                     raise Abort(
-                        _diagnosis("unreachable", _("the server of this stack was deleted"))
+                        make("unreachable", _("the server of this stack was deleted"))
                     )
                 with docker_client_for(deployment.target, timeout=STEP_TIMEOUT) as client:
                     driver = driver_for(client)
@@ -261,7 +256,7 @@ class DeploymentRun:
             self.log(abort.diagnosis.summary, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, abort.diagnosis.summary, abort.diagnosis)
         except ServiceError as exc:
-            diagnosis = _diagnosis(exc.code, exc.message)
+            diagnosis = make(exc.code, exc.message)
             self.log(exc.message, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, exc.message, diagnosis)
         except (EngineError, DockerException, requests.RequestException, OSError) as exc:
@@ -281,11 +276,11 @@ class DeploymentRun:
             for problem in analysis.errors:
                 self.log(problem.message, level=LogLevel.ERROR)
             raise Abort(
-                _diagnosis(
+                make(
                     "compose_invalid",
                     _("the compose file is invalid%(where)s: %(message)s")
                     % {"where": where, "message": first.message},
-                    first.hint,
+                    hint=first.hint,
                 )
             )
         return analysis.plan
@@ -295,14 +290,14 @@ class DeploymentRun:
         owner = (labels or {}).get(STACK_LABEL)
         if labels is not None and owner != str(self.stack.uid):
             raise Abort(
-                _diagnosis(
+                make(
                     "project_taken",
                     _(
                         "a compose project named %(name)s already runs on this server and "
                         "is not this stack's"
                     )
                     % {"name": self.stack.project},
-                    _("Rename the stack, or remove the other project from the server."),
+                    hint=_("Rename the stack, or remove the other project from the server."),
                 )
             )
 

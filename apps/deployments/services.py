@@ -15,7 +15,7 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.stacks.models import Stack, StackRevision
-from windflow.errors import Conflict, Forbidden, ServiceError
+from windflow.errors import Conflict, ServiceError
 from windflow.realtime import current_schema, group_name, publish
 
 from .choices import ACTIVE_STATUSES, DeploymentKind, DeploymentStatus, LogLevel
@@ -30,12 +30,7 @@ LOG_PAGE_SIZE = 500
 def require_deploy(actor: Membership, stack: Stack) -> None:
     """Deploying, rolling back, cancelling and controlling a stack all need the right to
     deploy to its environment (protected ones: operator, or a developer with a grant)."""
-    if not permissions.can_deploy_to(actor, stack.environment):
-        role = actor.get_role_display() if actor else _("no role")
-        raise Forbidden(
-            _("Your role (%(role)s) does not allow you to deploy to %(environment)s.")
-            % {"role": role, "environment": stack.environment.name}
-        )
+    permissions.require_deploy_to(actor, stack.environment)
 
 
 def visible_deployments(actor: Membership):

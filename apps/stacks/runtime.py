@@ -23,12 +23,11 @@ from windflow.engine.drivers import CancelToken, ContainerStatus
 from windflow.errors import Conflict, ServiceError
 from windflow.realtime import current_schema, group_name, publish
 
-from .models import Stack
+from .models import STACK_LABEL, Stack
 
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("stop", "start", "restart", "remove")
-STACK_LABEL = "io.windflow.stack"  # = apps.deployments.runner.STACK_LABEL
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 STATUS_TIMEOUT = 5.0  # seconds: the runtime panel must not hang on a slow server

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
-from apps.environments.validators import VARIABLE_NAME, validate_variables
+from apps.environments.validators import VARIABLE_NAME, format_dotenv, validate_variables
 from apps.secrets.models import SecretRef
 from windflow.engine.compose import Problem
 from windflow.engine.compose.analyse import Analysis, analyse
@@ -688,5 +688,5 @@ def parse_variables(text: str) -> dict[str, str]:
     return variables
 
 
-def format_variables(variables: dict) -> str:
-    return "\n".join(f"{name}={value}" for name, value in sorted((variables or {}).items()))
+def format_variables(variables: dict | None) -> str:
+    return format_dotenv(variables or {})

@@ -27,7 +27,6 @@ would not see the rows): take `live_db` instead. Mark them `@pytest.mark.browser
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import database_url_for_tests
+from windflow.localservices import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -54,12 +54,6 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 STARTUP_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -109,7 +103,7 @@ def _wait_until_up(server: AsgiServer) -> None:
 def asgi_server(django_db_setup, tmp_path_factory):
     """uvicorn serving windflow.asgi:application on the test database (committed data only)."""
 
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("asgi-server") / "uvicorn.log"
     env = {
         **os.environ,

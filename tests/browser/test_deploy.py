@@ -9,8 +9,8 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from tests.browser.test_browser import real_errors, watch_errors
-from tests.deployments.conftest import free_port, remove_project
 from tests.live import worker_process
+from windflow.localservices import free_port, remove_compose_project
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +55,7 @@ def test_it_deploys_from_the_stack_page_and_follows_it_live(
     live_db, open_page, login_as, test_images
 ):
     project = "wf-browser"
-    remove_project(project)
+    remove_compose_project(project)
     organization, owner = make_stack(live_db, test_images, project, free_port())
     try:
         with worker_process():
@@ -77,4 +77,4 @@ def test_it_deploys_from_the_stack_page_and_follows_it_live(
             expect(runtime).to_contain_text(f"{project}-web-1")
             assert real_errors(errors) == []
     finally:
-        remove_project(project)
+        remove_compose_project(project)

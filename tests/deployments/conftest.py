@@ -1,34 +1,12 @@
 """Deployments on the real Docker engine: a local target, stacks made through the ORM, and
 cleanup of everything a test's stacks put on the engine."""
 
-import socket
-
-import docker
 import pytest
 
 from apps.accounts.models import Membership
 from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def remove_project(project: str) -> None:
-    client = docker.from_env()
-    try:
-        label = f"com.docker.compose.project={project}"
-        for container in client.containers.list(all=True, filters={"label": label}):
-            container.remove(force=True)
-        for network in client.networks.list(filters={"label": label}):
-            network.remove()
-        for volume in client.volumes.list(filters={"label": label}):
-            volume.remove(force=True)
-    finally:
-        client.close()
+from windflow.localservices import remove_compose_project
 
 
 @pytest.fixture
@@ -64,12 +42,12 @@ def make_stack(membership, staging, local_target):
         )
         StackRevision.objects.create(stack=stack, number=1, compose=compose, author=membership.user)
         made.append(stack.name)
-        remove_project(stack.name)
+        remove_compose_project(stack.name)
         return stack
 
     yield make
     for project in made:
-        remove_project(project)
+        remove_compose_project(project)
 
 
 def add_revision(stack: Stack, compose: str, **fields) -> StackRevision:

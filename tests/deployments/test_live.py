@@ -15,8 +15,7 @@ from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
 from apps.targets import services as targets
 from tests.live import live_organization
-
-from .conftest import remove_project
+from windflow.localservices import remove_compose_project
 
 
 def run_in_worker_thread(schema: str, deployment_id: int) -> threading.Thread:
@@ -52,7 +51,7 @@ def live_stack(world, compose: str, *, name: str, target=None, **settings) -> St
 
 def test_it_cancels_during_a_long_health_wait_and_leaves_no_container(live_db, test_images):
     project = "wf-cancel"
-    remove_project(project)
+    remove_compose_project(project)
     compose = f"""
 services:
   slow:
@@ -85,14 +84,14 @@ services:
 
             assert project_containers(project) == []
         finally:
-            remove_project(project)
+            remove_compose_project(project)
 
 
 def test_it_deploys_the_same_stack_through_an_ssh_target(live_db, test_images, sshd, root_key):
     from tests.targets.test_services import add_ssh_target
 
     project = "wf-over-ssh"
-    remove_project(project)
+    remove_compose_project(project)
     compose = f"""
 services:
   db:
@@ -120,4 +119,4 @@ services:
                 "web",
             }
         finally:
-            remove_project(project)
+            remove_compose_project(project)

@@ -13,8 +13,9 @@ from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from apps.secrets import services as secrets
 from apps.stacks.models import Stack
+from windflow.localservices import free_port
 
-from .conftest import add_revision, free_port
+from .conftest import add_revision
 
 
 def deploy(membership, stack, revision=None) -> Deployment:

@@ -14,8 +14,8 @@ from apps.deployments import runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from tests.live import live_organization, worker_process
+from windflow.localservices import remove_compose_project
 
-from .conftest import remove_project
 from .test_live import live_stack, run_in_worker_thread, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ services:
 
 def test_it_runs_a_deployment_on_a_worker_process(live_db, test_images):
     project = "wf-queued"
-    remove_project(project)
+    remove_compose_project(project)
     compose = f"services:\n  web:\n    image: {test_images['web:1']}\n"
     with live_organization() as world:
         connection.set_tenant(world.organization)
@@ -49,12 +49,12 @@ def test_it_runs_a_deployment_on_a_worker_process(live_db, test_images):
             deployment.refresh_from_db()
             assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.reason
         finally:
-            remove_project(project)
+            remove_compose_project(project)
 
 
 def test_it_marks_the_deployment_of_a_killed_worker_failed_then_resumes_it(live_db, test_images):
     project = "wf-killed"
-    remove_project(project)
+    remove_compose_project(project)
     with live_organization() as world:
         connection.set_tenant(world.organization)
         try:
@@ -83,4 +83,4 @@ def test_it_marks_the_deployment_of_a_killed_worker_failed_then_resumes_it(live_
             assert resumed.status == DeploymentStatus.SUCCEEDED, resumed.reason
             assert resumed.lines.filter(message__icontains="unchanged").exists()
         finally:
-            remove_project(project)
+            remove_compose_project(project)

@@ -32,9 +32,12 @@ from windflow.engine.drivers import (
     Event,
 )
 from windflow.engine.drivers.docker import DockerDriver
-from windflow.localservices import BASE_IMAGE, ensure_compose_plugin, ensure_docker_engine
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting dockerd needs root")
+from windflow.localservices import (
+    BASE_IMAGE,
+    ensure_compose_plugin,
+    ensure_docker_engine,
+    remove_compose_project,
+)
 
 PROJECT_LABEL = "com.docker.compose.project"
 FAST = DeployOptions(health_timeout=60, grace_period=1, step_timeout=30)
@@ -52,22 +55,11 @@ def driver(client):
     return DockerDriver(client, stop_timeout=1)
 
 
-def _cleanup(client, project):
-    api = client.api
-    label = {"label": f"{PROJECT_LABEL}={project}"}
-    for container in api.containers(all=True, filters=label):
-        api.remove_container(container["Id"], force=True, v=True)
-    for network in api.networks(filters=label):
-        api.remove_network(network["Id"])
-    for volume in api.volumes(filters=label).get("Volumes") or []:
-        api.remove_volume(volume["Name"])
-
-
 @pytest.fixture
 def project(client):
     name = f"wft-{uuid.uuid4().hex[:8]}"
     yield name
-    _cleanup(client, name)
+    remove_compose_project(name)
 
 
 def plan_of(text, project):

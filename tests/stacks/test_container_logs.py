@@ -20,9 +20,9 @@ from apps.environments.models import Environment
 from apps.stacks import runtime
 from apps.stacks.models import Stack, StackRevision
 from apps.targets import services as targets
-from tests.deployments.conftest import remove_project
 from tests.live import live_organization, session_cookie_for
 from windflow.engine.drivers import CancelToken
+from windflow.localservices import remove_compose_project
 
 pytestmark = pytest.mark.live
 
@@ -90,7 +90,7 @@ def reader_threads() -> list[threading.Thread]:
 
 
 def test_it_streams_the_tail_then_new_lines_and_refuses_others(live_db, test_images):
-    remove_project(PROJECT)
+    remove_compose_project(PROJECT)
     stranger = None
     engine = docker.from_env()
     with live_organization(members=[("viewer", "viewer")]) as mine, live_organization() as other:
@@ -157,11 +157,11 @@ def test_it_streams_the_tail_then_new_lines_and_refuses_others(live_db, test_ima
             if stranger is not None:
                 stranger.remove(force=True)
             engine.close()
-            remove_project(PROJECT)
+            remove_compose_project(PROJECT)
 
 
 def test_it_follows_only_the_stacks_containers_and_stops_on_cancel(live_db, test_images):
-    remove_project(PROJECT)
+    remove_compose_project(PROJECT)
     with live_organization() as world:
         connection.set_tenant(world.organization)
         try:
@@ -186,4 +186,4 @@ def test_it_follows_only_the_stacks_containers_and_stops_on_cancel(live_db, test
             assert done.wait(5), "the Docker stream did not end on cancel"
         finally:
             connection.set_schema_to_public()
-            remove_project(PROJECT)
+            remove_compose_project(PROJECT)

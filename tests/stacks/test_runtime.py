@@ -20,14 +20,13 @@ from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
 from tests.base import client_for, run_queued_jobs
 from tests.deployments.conftest import (  # noqa: F401 - fixtures
-    free_port,
     local_target,
     make_stack,
     membership,
-    remove_project,
     staging,
 )
 from windflow.errors import Conflict, Forbidden, ServiceError
+from windflow.localservices import free_port
 
 
 def deploy(membership, stack):
