@@ -118,7 +118,9 @@ async def follow(port: int, host: str, cookie: str, container: str, start_produc
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    path = f"/ws/stacks/{PROJECT}/containers/{container}/logs/?tail=0"
+    # The producer prints nothing before it is started, so a tail holds exactly the lines
+    # printed before the server's log stream attached (tail=0 would count them as lost).
+    path = f"/ws/stacks/{PROJECT}/containers/{container}/logs/?tail=1000"
     sock = socket.create_connection((harness.HOST, port))
     received: list[tuple[float, str]] = []  # (receive time, raw line)
     batches = 0
