@@ -27,10 +27,13 @@ LOG_PAGE_SIZE = 500
 # --- Access -------------------------------------------------------------------------------
 
 
-def require_deploy(actor: Membership, stack: Stack) -> None:
+def require_deploy(actor: Membership, stack: Stack, deployment: Deployment | None = None) -> None:
     """Deploying, rolling back, cancelling and controlling a stack all need the right to
-    deploy to its environment (protected ones: operator, or a developer with a grant)."""
+    deploy to its environment (protected ones: operator, or a developer with a grant); acting
+    on an earlier deployment also needs that right in the environment it went to."""
     permissions.require_deploy_to(actor, stack.environment)
+    if deployment is not None and deployment.environment_id != stack.environment_id:
+        permissions.require_deploy_to(actor, deployment.environment)
 
 
 def visible_deployments(actor: Membership):
@@ -128,6 +131,8 @@ def rollback_to(actor: Membership, stack: Stack, revision: StackRevision) -> Dep
 def resume_deployment(actor: Membership, deployment: Deployment) -> Deployment:
     """Run a failed or cancelled deployment's revision again (deploys converge: what is
     already in place is kept)."""
+    if actor is not None:
+        require_deploy(actor, deployment.stack, deployment)
     if deployment.is_active:
         raise Conflict(_("This deployment has not finished."), code="deployment_active")
     return request_deployment(
@@ -143,7 +148,7 @@ def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deplo
     """A queued deployment is cancelled at once; a running one stops at its next step
     (within about a second) and cleans up after itself."""
     if actor is not None:
-        require_deploy(actor, deployment.stack)
+        require_deploy(actor, deployment.stack, deployment)
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
         if deployment.is_finished:

@@ -301,6 +301,16 @@ def _require_place(environment, target) -> None:
     _require_target_serves(target, environment)
 
 
+def require_change_in(actor: Membership, *environments) -> None:
+    """Changing a stack (settings, revisions, variables, secrets, registry logins) in a
+    protected environment needs the right to deploy there: otherwise a developer could change
+    what a protected environment runs, or move a stack out, revise it, deploy and move it
+    back. A move needs that right on both sides."""
+    for environment in environments:
+        if environment is not None:
+            permissions.require_deploy_to(actor, environment)
+
+
 def _require_secret_use(actor: Membership, added) -> None:
     """Choosing which secrets a stack may read is for members allowed to use secrets
     (operators and up); developers deploy and edit stacks with the secrets already chosen."""
@@ -339,6 +349,7 @@ def create_stack(
     permissions.require(actor, "stack.change")
     name = _require_name(name)
     _require_place(environment, target)
+    require_change_in(actor, environment)
     variables = _clean_variables(variables)
     secrets = _clean_secrets(secrets)
     _require_secret_use(actor, secrets)
@@ -380,6 +391,7 @@ def revise_stack(
 ) -> StackRevision:
     """A new revision (latest + 1); an identical content is refused (`no_changes`)."""
     permissions.require(actor, "stack.change")
+    require_change_in(actor, stack.environment)
     variables = _clean_variables(variables)
     secrets = _clean_secrets(secrets)
     compose = normalise_compose(compose)
@@ -450,6 +462,9 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
     before = _snapshot(stack)
     environment = settings.get("environment", stack.environment)
     target = settings.get("target", stack.target)
+    require_change_in(actor, stack.environment)
+    if environment is not None and environment.pk != stack.environment_id:
+        require_change_in(actor, environment)
     if target is not None and target.pk != stack.target_id and stack.current_revision_id:
         raise Conflict(
             _(
@@ -515,6 +530,7 @@ def delete_stack(actor: Membership, stack: Stack) -> None:
     """Delete a stack and its revisions; refused while it runs on its server or while a
     deployment of it is queued or running."""
     permissions.require(actor, "stack.delete")
+    require_change_in(actor, stack.environment)
     with transaction.atomic():
         stack = Stack.objects.select_for_update().select_related("target").get(pk=stack.pk)
         if stack.current_revision_id:
