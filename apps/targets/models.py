@@ -20,6 +20,17 @@ class Target(models.Model):
     socket_path = models.CharField(
         _("Docker socket"), max_length=200, blank=True, default="/var/run/docker.sock"
     )
+    # A local target made from an engine that platform staff assigned to this organisation
+    # (public schema: no database constraint and no cascade, as for users).
+    engine = models.ForeignKey(
+        "tenants.LocalEngine",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("local engine"),
+    )
     credential = models.ForeignKey(
         "secrets.SecretRef", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -4,11 +4,13 @@ prepare them. The SSH and Docker work itself is the engine's (windflow.engine)."
 from __future__ import annotations
 
 import json
+import os.path
 import re
 import time
 from contextlib import contextmanager
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -19,6 +21,8 @@ from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.secrets import services as secrets
 from apps.secrets.models import SecretRef
+from apps.tenants.models import LocalEngine, Organization
+from apps.tenants.validators import allowed_local_sockets, local_socket_is_allowed
 from windflow.engine import checks as engine_checks
 from windflow.engine import ssh
 from windflow.engine.errors import EngineError, KeyFormatError
@@ -250,6 +254,195 @@ def delete_target(actor: Membership, target: Target) -> None:
 def stacks_on(target: Target):
     """The stacks deployed to (or meant for) this server, for its page."""
     return target.stacks.select_related("environment", "current_revision").order_by("name")
+
+
+# --- Local engines: the platform's own Docker sockets -----------------------------------------
+#
+# WINDFLOW_LOCAL_TARGETS says whether organisations may use a Docker socket of the machine
+# WindFlow runs on: "off" (never), "staff" (only an engine that platform staff assigned to the
+# organisation in the admin) or "all" (any owner picks a socket: a single-organisation install).
+# Whatever the mode, only the sockets of WINDFLOW_LOCAL_SOCKETS are ever dialled, and that is
+# checked each time a target is connected, not only when it is created.
+
+LOCAL_MODES = ("off", "staff", "all")
+
+
+def local_targets_mode() -> str:
+    mode = getattr(settings, "WINDFLOW_LOCAL_TARGETS", "off")
+    return mode if mode in LOCAL_MODES else "off"
+
+
+def assigned_engines():
+    """The local engines that platform staff assigned to the current organisation."""
+    return LocalEngine.objects.filter(organizations__schema_name=connection.schema_name).order_by(
+        "name"
+    )
+
+
+def local_socket_choices() -> list[tuple[str, str]]:
+    """What an owner may pick for a new local target: (value, label) pairs. In staff mode the
+    engines assigned to this organisation (value: the engine's id); in all mode the allowed
+    sockets; in off mode nothing."""
+    mode = local_targets_mode()
+    if mode == "staff":
+        return [(str(engine.pk), engine.name) for engine in assigned_engines()]
+    if mode == "all":
+        return [(path, path) for path in allowed_local_sockets()]
+    return []
+
+
+def _local_refusal() -> ServiceError:
+    return ServiceError(
+        _(
+            "Local Docker engines are turned off on this platform (WINDFLOW_LOCAL_TARGETS=off): "
+            "add a server over SSH or TCP+TLS."
+        ),
+        field="kind",
+        code="local_targets_off",
+    )
+
+
+def _engine_for_new_target(engine) -> LocalEngine:
+    """The assigned engine named by `engine` (a LocalEngine, its id or its name)."""
+    queryset = assigned_engines()
+    found = None
+    if isinstance(engine, LocalEngine):
+        found = queryset.filter(pk=engine.pk).first()
+    elif engine not in (None, ""):
+        text = str(engine).strip()
+        found = (
+            queryset.filter(pk=int(text)).first() if text.isdigit() else None
+        ) or queryset.filter(name=text).first()
+    if found is None:
+        names = ", ".join(e.name for e in queryset)
+        raise ServiceError(
+            _("Pick one of the local engines assigned to this organisation: %(names)s.")
+            % {"names": names}
+            if names
+            else _(
+                "No local engine is assigned to this organisation: platform staff assign them "
+                "(WINDFLOW_LOCAL_TARGETS=staff)."
+            ),
+            field="engine",
+            code="engine_not_assigned",
+        )
+    return found
+
+
+def _local_target_fields(engine, socket_path: str) -> dict:
+    """`engine` and `socket_path` of a new local target, by the operator's mode; ServiceError
+    naming the setting when the mode or the allow-list refuses."""
+    mode = local_targets_mode()
+    if mode == "off":
+        raise _local_refusal()
+    if mode == "staff":
+        found = _engine_for_new_target(engine)
+        return {"engine": found, "socket_path": found.socket_path}
+    if engine not in (None, ""):
+        return {"engine": _engine_for_new_target(engine), "socket_path": socket_path}
+    if not local_socket_is_allowed(socket_path):
+        raise ServiceError(
+            _(
+                "%(path)s is not an allowed Docker socket (WINDFLOW_LOCAL_SOCKETS): "
+                "pick one of %(allowed)s."
+            )
+            % {"path": socket_path or "-", "allowed": ", ".join(allowed_local_sockets()) or "-"},
+            field="socket_path",
+            code="socket_not_allowed",
+        )
+    return {"engine": None, "socket_path": os.path.normpath(socket_path)}
+
+
+def local_socket_for(target: Target) -> str:
+    """The unix socket to dial for local `target`, checked now against the operator's mode, the
+    engine's assignment and the allow-list; ServiceError saying why otherwise."""
+    mode = local_targets_mode()
+    if mode == "off":
+        raise ServiceError(
+            _(
+                "%(name)s uses a Docker socket of the platform's machine, and local Docker "
+                "engines are turned off on this platform (WINDFLOW_LOCAL_TARGETS=off): move its "
+                "stacks to a server over SSH or TCP+TLS."
+            )
+            % {"name": target.name},
+            code="local_targets_off",
+        )
+    if target.engine_id is not None:
+        engine = LocalEngine.objects.filter(pk=target.engine_id).first()
+        if engine is None:
+            raise ServiceError(
+                _(
+                    "The local engine of %(name)s was removed by the platform staff: move its "
+                    "stacks to another server."
+                )
+                % {"name": target.name},
+                code="engine_removed",
+            )
+        if not engine.organizations.filter(schema_name=connection.schema_name).exists():
+            raise ServiceError(
+                _(
+                    "The local engine %(engine)s is no longer assigned to this organisation: "
+                    "ask the platform staff, or move the stacks of %(name)s to another server."
+                )
+                % {"engine": engine.name, "name": target.name},
+                code="engine_not_assigned",
+            )
+        path = engine.socket_path
+    elif mode == "staff":
+        raise ServiceError(
+            _(
+                "%(name)s names the Docker socket %(path)s itself; on this platform local engines "
+                "are assigned by platform staff (WINDFLOW_LOCAL_TARGETS=staff): ask them for one."
+            )
+            % {"name": target.name, "path": target.socket_path or "-"},
+            code="engine_required",
+        )
+    else:
+        path = target.socket_path
+    if not local_socket_is_allowed(path):
+        raise ServiceError(
+            _(
+                "WindFlow does not connect to the Docker socket %(path)s: it is not on the "
+                "operator's allow-list (WINDFLOW_LOCAL_SOCKETS)."
+            )
+            % {"path": path or "-"},
+            code="socket_not_allowed",
+        )
+    return os.path.normpath(path)
+
+
+def _organizations_on_socket(path: str) -> set:
+    """The organisations (ids) that may reach the engine behind the socket `path`."""
+    path = os.path.normpath(path or "/")
+    ids = set()
+    for engine in LocalEngine.objects.prefetch_related("organizations"):
+        if os.path.normpath(engine.socket_path) == path:
+            ids.update(organization.pk for organization in engine.organizations.all())
+    if local_targets_mode() == "all":
+        ids.update(
+            Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
+                "pk", flat=True
+            )
+        )
+    current = getattr(connection, "tenant", None)
+    if current is not None and getattr(current, "pk", None) and not current.is_public:
+        ids.add(current.pk)
+    return ids
+
+
+def is_shared_engine(target: Target) -> bool:
+    """True when the Docker engine of `target` is shared between organisations: a local
+    engine that platform staff assigned to more than one organisation (through any engine on
+    the same socket), or any local socket in "all" mode while the platform has several
+    organisations. False for SSH and TCP+TLS servers (the organisation's own)."""
+    if target is None or target.kind != TargetKind.LOCAL:
+        return False
+    path = target.socket_path
+    if target.engine_id is not None:
+        engine = LocalEngine.objects.filter(pk=target.engine_id).first()
+        if engine is not None:
+            path = engine.socket_path
+    return len(_organizations_on_socket(path)) > 1
 
 
 # --- Connecting -------------------------------------------------------------------------------

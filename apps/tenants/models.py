@@ -3,7 +3,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
 
-from .validators import validate_slug
+from .validators import validate_local_socket, validate_slug
 
 
 class Organization(TenantMixin):
@@ -45,3 +45,34 @@ class Domain(DomainMixin):
 
     def __str__(self):
         return self.domain
+
+
+class LocalEngine(models.Model):
+    """A Docker engine on the platform's own machines (a unix socket from the operator's
+    allow-list, WINDFLOW_LOCAL_SOCKETS), that platform staff hand out to organisations. An
+    organisation makes a `local` server only from an engine assigned to it; an engine
+    assigned to several organisations is shared (each sees only its own stacks there)."""
+
+    name = models.CharField(_("name"), max_length=63, unique=True)
+    socket_path = models.CharField(
+        _("Docker socket"),
+        max_length=200,
+        validators=[validate_local_socket],
+        help_text=_("One of the sockets listed in WINDFLOW_LOCAL_SOCKETS."),
+    )
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    organizations = models.ManyToManyField(
+        Organization,
+        blank=True,
+        related_name="local_engines",
+        verbose_name=_("organisations"),
+        help_text=_("The organisations that may deploy to this engine."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("local Docker engine")
+
+    def __str__(self):
+        return self.name

@@ -87,3 +87,33 @@ def validate_slug(value: str) -> None:
 def schema_name_for(slug: str) -> str:
     """Slugs never contain underscores, so this mapping is one-to-one."""
     return slug.replace("-", "_")
+
+
+def allowed_local_sockets() -> list[str]:
+    """The unix sockets the operator allows (WINDFLOW_LOCAL_SOCKETS), normalised."""
+    import os.path
+
+    from django.conf import settings
+
+    return [os.path.normpath(path) for path in settings.WINDFLOW_LOCAL_SOCKETS]
+
+
+def local_socket_is_allowed(path: str) -> bool:
+    """True only for an absolute path that is, once normalised, on the allow-list."""
+    import os.path
+
+    if not path or not path.startswith("/") or "\x00" in path:
+        return False
+    return os.path.normpath(path) in allowed_local_sockets()
+
+
+def validate_local_socket(value: str) -> None:
+    if not local_socket_is_allowed(value):
+        raise ValidationError(
+            _(
+                "%(path)s is not an allowed Docker socket: the operator lists the allowed ones "
+                "in WINDFLOW_LOCAL_SOCKETS (now: %(allowed)s)."
+            ),
+            code="socket_not_allowed",
+            params={"path": value, "allowed": ", ".join(allowed_local_sockets()) or "-"},
+        )

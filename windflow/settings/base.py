@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from .env import email_settings, env_bool, env_int, env_list, env_str, redis_url_with_db
@@ -94,6 +95,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "apps.accounts.middleware.MembershipMiddleware",
     "windflow.middleware.ContentSecurityPolicyMiddleware",
+    "windflow.middleware.RefuseNulMiddleware",
 ]
 
 ROOT_URLCONF = "windflow.urls"
@@ -264,6 +266,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["windflow.api.permissions.IsOrganizationMember"],
+    # NUL characters and JSON nested deeper than 64 levels get a 400 naming the rule.
+    "DEFAULT_PARSER_CLASSES": [
+        "windflow.api.parsers.JSONParser",
+        "windflow.api.parsers.FormParser",
+        "windflow.api.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "windflow.api.pagination.Pagination",
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": [
@@ -360,6 +368,20 @@ WINDFLOW_MASTER_KEY = env_str("WINDFLOW_MASTER_KEY", "ZGV2ZWxvcG1lbnQtb25seS1tYX
 WINDFLOW_MASTER_KEY_PREVIOUS = env_str("WINDFLOW_MASTER_KEY_PREVIOUS")
 WINDFLOW_TARGET_SWEEP_SECONDS = env_int("WINDFLOW_TARGET_SWEEP_SECONDS", 300)
 WINDFLOW_AUDIT_ARCHIVE_DIR = env_str("WINDFLOW_AUDIT_ARCHIVE_DIR", str(BASE_DIR / "var" / "audit"))
+# Local Docker engines (a unix socket on the machine WindFlow runs on) belong to the platform
+# operator. off: no organisation may use one; staff: platform staff create engines in the admin
+# and assign them to organisations; all: any owner picks a socket (single-organisation install).
+# Each settings module sets the mode (prod: off, dev and test: staff); the environment wins.
+WINDFLOW_LOCAL_TARGETS_MODES = ("off", "staff", "all")
+WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "off")
+if WINDFLOW_LOCAL_TARGETS not in WINDFLOW_LOCAL_TARGETS_MODES:
+    raise ImproperlyConfigured(
+        f"WINDFLOW_LOCAL_TARGETS must be off, staff or all, got {WINDFLOW_LOCAL_TARGETS!r}"
+    )
+# The only unix sockets WindFlow ever dials for a target (comma-separated absolute paths).
+WINDFLOW_LOCAL_SOCKETS = env_list("WINDFLOW_LOCAL_SOCKETS", ["/var/run/docker.sock"])
+if any(not path.startswith("/") for path in WINDFLOW_LOCAL_SOCKETS):
+    raise ImproperlyConfigured("WINDFLOW_LOCAL_SOCKETS must list absolute paths of unix sockets.")
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOGGING = {

@@ -27,3 +27,5 @@ if WINDFLOW_SECRETS_BACKEND == "local" and not env_str("WINDFLOW_MASTER_KEY"):
     raise ImproperlyConfigured(
         "WINDFLOW_MASTER_KEY must be set (openssl rand -base64 32) to encrypt secrets."
     )
+# Organisations may not use a Docker socket of this machine unless the operator says so.
+WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "off")
