@@ -47,3 +47,24 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith(self.exempt):
             response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path or the query string reaches no view: PostgreSQL cannot
+    compare it, so a lookup such as /api/v1/environments/a%00b/ would end in a 500."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+            from django.shortcuts import render
+            from django.utils.translation import gettext as _
+
+            message = _("The address may not contain NUL characters (%00).")
+            if request.path.startswith("/api/"):
+                from windflow.api.errors import json_error
+
+                return json_error(400, "nul_character", message)
+            return render(request, "400.html", {"message": message}, status=400)
+        return self.get_response(request)
