@@ -5,6 +5,12 @@ Code that holds secret values (the deploy worker after resolving them) runs insi
 passed to `redact()` in that scope has the values, and their usual encodings, replaced by
 `[REDACTED]`. Encodings covered: the value itself, each of its lines, JSON and URL escaping,
 and base64 (standard and URL-safe, padded or not, and embedded in a longer base64 text).
+
+What WindFlow stores or shows about a stack is masked with that stack's secrets wherever it
+is written (see `apps.secrets.services.redact_for_stack`), whether or not a scope is active:
+a `Redactor` is built from the values, used, and dropped. `Memo` keeps a few of them in this
+process for some seconds (never in Redis or the database), keyed by what they were built
+from, so that a page of log lines does not decrypt every secret once per line.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import contextvars
 import json
 import logging
 import re
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable
 from contextlib import contextmanager
 from urllib.parse import quote
 
@@ -63,6 +71,48 @@ class Redactor:
     def merged(self, values: Iterable[str]) -> Redactor:
         return Redactor(self.values | set(values))
 
+    def redact_data(self, data):
+        """`redact` applied to every string (keys too) of a JSON-like value."""
+        if self._pattern is None:
+            return data
+        if isinstance(data, str):
+            return self.redact(data)
+        if isinstance(data, dict):
+            return {self.redact_data(key): self.redact_data(value) for key, value in data.items()}
+        if isinstance(data, list | tuple):
+            return [self.redact_data(item) for item in data]
+        return data
+
+
+class Memo:
+    """A few redactors for a few seconds, in this process only (their values are secrets:
+    they never go to a shared cache). Keys say what a redactor was built from (for example
+    the secret versions in scope), so a rotated secret builds a new one at once."""
+
+    def __init__(self, *, seconds: float = 10.0, size: int = 64):
+        self.seconds, self.size = seconds, size
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, tuple[float, Redactor]] = {}
+
+    def get(self, key: Hashable, build: Callable[[], Redactor]) -> Redactor:
+        now = time.monotonic()
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and now - found[0] < self.seconds:
+                return found[1]
+        redactor = build()
+        with self._lock:
+            for stale in [k for k, (at, _r) in self._entries.items() if now - at >= self.seconds]:
+                del self._entries[stale]
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = (now, redactor)
+        return redactor
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
 
 _NOTHING = Redactor()
 _active: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar(
@@ -86,6 +136,11 @@ def secrets_in_scope(values: Iterable[str]):
         yield
     finally:
         _active.reset(token)
+
+
+def redact_data(data):
+    """`redact` for every string of a JSON-like value."""
+    return active().redact_data(data)
 
 
 class RedactingFilter(logging.Filter):

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from windflow.models import public_user_reference
 
-from .choices import BackendName, SecretScope
+from .choices import BackendName, SecretPurpose, SecretScope
 
 SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 
@@ -24,9 +24,30 @@ def validate_secret_name(value: str) -> None:
         )
 
 
+class StackSecretManager(models.Manager):
+    """Stack secrets only: every page, API, lookup and check that goes through
+    `SecretRef.objects` never sees a server credential."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(purpose=SecretPurpose.STACK)
+
+
+class ServerCredentialManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(purpose=SecretPurpose.SERVER)
+
+
+class AllPurposesManager(models.Manager):
+    """Stack secrets and server credentials alike (WindFlow's own use: targets, clean-ups)."""
+
+
 class SecretRef(models.Model):
     """A named secret of the organisation (or of one environment). Its value lives in the
-    backend; this row holds only what may be shown: name, scope, version, dates."""
+    backend; this row holds only what may be shown: name, scope, version, dates.
+
+    `purpose` keeps server credentials (the keys WindFlow uses to reach targets) apart from
+    the secrets stacks use: `objects` lists stack secrets only, `server_credentials` the
+    others, `all_purposes` both (the base manager, so a target's `credential` still loads)."""
 
     audit_type = "secret"
 
@@ -41,6 +62,13 @@ class SecretRef(models.Model):
         blank=True,
         related_name="secrets",
     )
+    purpose = models.CharField(
+        max_length=8,
+        choices=SecretPurpose.choices,
+        default=SecretPurpose.STACK,
+        editable=False,
+        db_index=True,
+    )
     backend = models.CharField(max_length=8, choices=BackendName.choices)
     version = models.PositiveIntegerField(default=1)
     description = models.CharField(_("description"), max_length=300, blank=True)
@@ -48,11 +76,16 @@ class SecretRef(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
 
+    objects = StackSecretManager()
+    server_credentials = ServerCredentialManager()
+    all_purposes = AllPurposesManager()
+
     class Meta:
         ordering = ["name", "environment__name"]
+        base_manager_name = "all_purposes"
         constraints = [
             models.UniqueConstraint(
-                fields=["name"],
+                fields=["name", "purpose"],
                 condition=Q(environment__isnull=True),
                 name="unique_organization_secret",
             ),
@@ -77,6 +110,8 @@ class SecretRef(models.Model):
     @property
     def location(self) -> str:
         """Where the value lives inside the organisation's space in the backend."""
+        if self.purpose == SecretPurpose.SERVER:
+            return f"server/{self.name}"
         return (
             f"env/{self.environment.slug}/{self.name}"
             if self.environment_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
 from contextlib import contextmanager
 
 from django.db import transaction
@@ -12,11 +14,13 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from windflow.errors import Conflict, ServiceError
-from windflow.redaction import MIN_LENGTH, secrets_in_scope
+from windflow.redaction import MIN_LENGTH, Memo, Redactor, active, secrets_in_scope
 
-from .backends import backend_for, default_backend_name
-from .choices import SecretScope
+from .backends import SecretBackendError, backend_for, default_backend_name
+from .choices import SecretPurpose, SecretScope
 from .models import SecretRef, SecretVersion, validate_secret_name
+
+logger = logging.getLogger(__name__)
 
 MAX_VALUE_BYTES = 64 * 1024
 
@@ -140,6 +144,56 @@ def read_value(secret: SecretRef) -> str:
     return backend_for(secret.backend).read(secret, secret.version)
 
 
+# --- Server credentials -------------------------------------------------------------------
+#
+# The SSH keys and TLS client material WindFlow uses to reach a server. They live apart from
+# stack secrets (`purpose` "server", backend location `server/<NAME>`): no stack can reference
+# one, no page or API lists one, and nothing returns their value; only the target services
+# read them, to connect.
+
+
+def create_server_credential(
+    actor: Membership, *, name: str, value: str, description: str = ""
+) -> SecretRef:
+    permissions.require(actor, "target.manage")
+    _check_value(value)
+    if SecretRef.server_credentials.filter(name=name).exists():
+        raise Conflict(
+            _("A server credential named %(name)s already exists.") % {"name": name},
+            field="name",
+            code="duplicate",
+        )
+    backend_name = default_backend_name()
+    with transaction.atomic():
+        secret = SecretRef.all_purposes.create(
+            name=name,
+            purpose=SecretPurpose.SERVER,
+            scope=SecretScope.ORGANIZATION,
+            description=description.strip()[:300],
+            backend=backend_name,
+            version=1,
+            created_by=actor.user,
+        )
+        _store_version(secret, 1, value, actor)
+        audit.record(
+            "secret.create",
+            obj=secret,
+            changes={"purpose": secret.purpose, "backend": backend_name},
+        )
+    return secret
+
+
+def delete_server_credential(actor: Membership, secret: SecretRef) -> None:
+    permissions.require(actor, "target.manage")
+    if secret.purpose != SecretPurpose.SERVER:
+        raise ServiceError(_("This is not a server credential."))
+    with transaction.atomic():
+        audit.record("secret.delete", obj=secret, changes={"purpose": secret.purpose})
+        backend = backend_for(secret.backend)
+        secret.delete()
+        backend.destroy(secret)
+
+
 def versions(secret: SecretRef):
     return secret.versions.order_by("-version")
 
@@ -164,6 +218,18 @@ def resolve(names, *, environment=None, membership: Membership | None = None) ->
     names = sorted(set(names))
     refs = _lookup(names, environment)
     missing = [name for name in names if name not in refs]
+    credentials = set(
+        SecretRef.server_credentials.filter(name__in=missing).values_list("name", flat=True)
+    )
+    if credentials:
+        raise ServiceError(
+            _(
+                "%(names)s: server credentials cannot be used by a stack. Store the value "
+                "the stack needs as a secret of its own."
+            )
+            % {"names": ", ".join(sorted(credentials))},
+            code="server_credential",
+        )
     if missing:
         raise ServiceError(
             _("Missing secrets: %(names)s.") % {"names": ", ".join(missing)},
@@ -191,3 +257,151 @@ def resolved(names, *, environment=None, membership=None):
     values = resolve(names, environment=environment, membership=membership)
     with secrets_in_scope(values.values()):
         yield values
+
+
+# --- Redaction of what is stored or shown about a stack -----------------------------------
+
+WITHHELD = "[withheld: %s]"
+MAX_VERSIONS = 5  # earlier values a running container may still print
+_memo = Memo(seconds=10.0)
+_bound: contextvars.ContextVar[tuple[str, int, Redactor] | None] = contextvars.ContextVar(
+    "windflow_stack_redactor", default=None
+)
+
+
+def _scope_versions(stack) -> list[tuple[int, str, int]]:
+    """(secret id, backend, version) of every value the stack's text may hold: the
+    organisation's secrets and those of every environment it was in (a stack moves), each
+    with its last few versions (a container started earlier prints the value it was given).
+    Registry passwords are secrets too, so they are in."""
+    from django.db.models import Q
+
+    environments = {stack.environment_id} if stack.environment_id else set()
+    if stack.pk:
+        environments |= set(
+            stack.deployments.exclude(environment=None)
+            .order_by()
+            .values_list("environment_id", flat=True)
+            .distinct()
+        )
+    rows = (
+        SecretVersion.objects.filter(secret__purpose=SecretPurpose.STACK)
+        .filter(Q(secret__environment=None) | Q(secret__environment_id__in=environments))
+        .order_by("secret_id", "-version")
+        .values_list("secret_id", "secret__backend", "version")
+    )
+    kept, counts = [], {}
+    for secret_id, backend, version in rows:
+        counts[secret_id] = counts.get(secret_id, 0) + 1
+        if counts[secret_id] <= MAX_VERSIONS:
+            kept.append((secret_id, backend, version))
+    return kept
+
+
+def _read_versions(versions) -> list[str]:
+    """The values of `versions`; one that is gone or undecryptable is skipped (it cannot be
+    printed by anyone now), a backend that does not answer raises SecretBackendError."""
+    from .backends import organization_data_key
+
+    values = []
+    local = [(sid, v) for sid, backend, v in versions if backend == "local"]
+    if local:
+        from . import crypto
+        from .backends import _context
+
+        key = organization_data_key()
+        rows = SecretVersion.objects.filter(
+            secret_id__in={sid for sid, _v in local}, ciphertext__isnull=False
+        ).values_list("secret_id", "version", "ciphertext")
+        wanted = set(local)
+        for secret_id, version, sealed in rows:
+            if (secret_id, version) in wanted:
+                try:
+                    context = _context("secret", secret_id, version)
+                    values.append(crypto.open_sealed(key, bytes(sealed), context).decode())
+                except crypto.CryptoError:
+                    logger.warning("secret %s v%s is undecryptable", secret_id, version)
+    remote = [(sid, backend, v) for sid, backend, v in versions if backend != "local"]
+    if remote:
+        refs = SecretRef.all_purposes.in_bulk({sid for sid, _b, _v in remote})
+        for secret_id, backend, version in remote:
+            ref = refs.get(secret_id)
+            if ref is None:
+                continue
+            try:
+                values.append(backend_for(backend).read(ref, version))
+            except SecretBackendError as exc:
+                if exc.code not in ("vault_not_found", "secret_value_missing"):
+                    raise
+    return values
+
+
+def stack_redactor(stack) -> Redactor:
+    """A redactor with every secret value in scope for `stack` (see `_scope_versions`).
+    Raises SecretBackendError when the values cannot be read."""
+    from django.db import connection
+
+    bound = _bound.get()
+    if bound is not None and bound[0] == connection.schema_name and bound[1] == stack.pk:
+        return bound[2]
+    versions = _scope_versions(stack)
+    key = (connection.schema_name, tuple(versions))
+    return _memo.get(key, lambda: Redactor(_read_versions(versions)))
+
+
+def _withheld(exc: Exception) -> str:
+    message = getattr(exc, "message", "") or type(exc).__name__
+    return WITHHELD % (
+        _("the secrets could not be read to mask this text: %(why)s") % {"why": message}
+    )
+
+
+def redact_for_stack(stack, text: str) -> str:
+    """`text` with every secret of `stack` masked (and those of the active scope). When the
+    secrets cannot be read, the text is withheld, never stored or shown in clear."""
+    if not text:
+        return text
+    try:
+        redactor = stack_redactor(stack) if stack is not None else None
+    except SecretBackendError as exc:
+        logger.warning("text about stack %s withheld: %s", stack.pk, exc.message)
+        return _withheld(exc)
+    if redactor is not None:
+        text = redactor.redact(text)
+    return active().redact(text)
+
+
+def redact_data_for_stack(stack, data):
+    """`redact_for_stack` for every string of a JSON-like value."""
+    if not data:
+        return data
+    try:
+        redactor = stack_redactor(stack) if stack is not None else None
+    except SecretBackendError as exc:
+        logger.warning("data about stack %s withheld: %s", stack.pk, exc.message)
+        return {"withheld": _withheld(exc)}
+    if redactor is not None:
+        data = redactor.redact_data(data)
+    return active().redact_data(data)
+
+
+@contextmanager
+def stack_scope(stack):
+    """For a whole deployment (and its rollback and outcome): the stack's secret values are
+    masked in every log record and every redacted text of the block, and the chokepoints
+    reuse this redactor instead of reading the values again. Falls through (each chokepoint
+    then withholds what it cannot mask) when the values cannot be read."""
+    from django.db import connection
+
+    try:
+        redactor = stack_redactor(stack)
+    except SecretBackendError as exc:
+        logger.warning("secrets of stack %s unreadable at the start of a run: %s", stack.pk, exc)
+        yield
+        return
+    token = _bound.set((connection.schema_name, stack.pk, redactor))
+    try:
+        with secrets_in_scope(redactor.values):
+            yield redactor
+    finally:
+        _bound.reset(token)

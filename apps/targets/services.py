@@ -149,7 +149,7 @@ def create_target(
                     value = {"private_key": private_key, "passphrase": passphrase or ""}
                 else:
                     value = {"ca_pem": ca_pem, "cert_pem": cert_pem, "key_pem": key_pem}
-                target.credential = secrets.create_secret(
+                target.credential = secrets.create_server_credential(
                     actor,
                     name=_credential_name(slug, kind),
                     value=json.dumps(value),
@@ -248,7 +248,7 @@ def delete_target(actor: Membership, target: Target) -> None:
         credential = target.credential
         target.delete()
         if credential is not None:
-            secrets.delete_secret(actor, credential)
+            secrets.delete_server_credential(actor, credential)
 
 
 def stacks_on(target: Target):
@@ -459,7 +459,7 @@ def endpoint_for(target: Target):
     for the duration of the block."""
     if (
         target.credential_id is None
-        or not SecretRef.objects.filter(pk=target.credential_id).exists()
+        or not SecretRef.server_credentials.filter(pk=target.credential_id).exists()
     ):
         raise ServiceError(
             _("The SSH key of this target was deleted: add a new key."), code="credential_missing"
