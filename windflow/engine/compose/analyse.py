@@ -3,7 +3,8 @@
 The steps run in the order that gives the best messages: load (safe YAML with limits),
 lint the file as written (so a finding points at the line the author typed), interpolate
 ``${VAR}`` from variables and secrets, validate the result against the Compose
-Specification, then plan. Every finding carries a line number when the file has one.
+Specification, list its host-level features (``hostaccess``: what the compose policy
+judges), then plan. Every finding carries a line number when the file has one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from . import ComposeError, Problem, format_path
+from .hostaccess import HostFeature, host_features
 from .interpolate import interpolate, referenced_variables
 from .lint import lint
 from .load import load_compose_with_positions
@@ -34,6 +36,8 @@ class Analysis:
     plan: Plan | None = None
     referenced: frozenset[str] = frozenset()
     missing: tuple[str, ...] = ()
+    # Host-level features of the file as it deploys (interpolated); no allow-list applied.
+    host_features: list[HostFeature] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -85,7 +89,12 @@ def analyse(
             missing=error.missing_variables,
         )
     problems.extend(where(p) for p in validate(resolved))
-    analysis = Analysis(problems=problems, document=resolved, referenced=referenced)
+    analysis = Analysis(
+        problems=problems,
+        document=resolved,
+        referenced=referenced,
+        host_features=host_features(resolved, project=project, positions=positions),
+    )
     if analysis.ok:
         try:
             analysis.plan = build_plan(resolved, project)

@@ -13,11 +13,10 @@ secret value in a message.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Any
 
-from windflow.engine.compose import Problem, finding
+from windflow.engine.compose import Problem, finding, hostaccess
 from windflow.engine.compose.validate import Rule, format_path
 
 RULES: dict[str, Rule] = {
@@ -27,9 +26,10 @@ RULES: dict[str, Rule] = {
         "Remove privileged: true and grant only what the service needs with cap_add: or devices:.",
     ),
     "WF102": Rule(
-        "Host network, PID or IPC namespace",
+        "Host network, PID, IPC, UTS or user namespace",
         "warning",
-        "Remove network_mode/pid/ipc: host; publish the ports the service needs with ports:.",
+        "Remove network_mode/pid/ipc/uts/userns_mode: host (and container: namespaces of "
+        "other stacks); publish the ports the service needs with ports:.",
     ),
     "WF103": Rule(
         "Docker socket mounted",
@@ -81,15 +81,6 @@ RULES: dict[str, Rule] = {
     ),
 }
 
-# Host paths: flagged when mounted exactly, or anything below them.
-SENSITIVE_TREES = ("/etc", "/root", "/var/lib/docker", "/proc", "/sys", "/boot")
-# Flagged only when mounted exactly (their children are often fine).
-SENSITIVE_EXACT = frozenset(
-    {"/", "/home", "/usr", "/var", "/var/run", "/run", "/dev", "/bin", "/sbin", "/lib", "/opt"}
-)
-# Harmless well-known files under sensitive trees.
-HARMLESS = frozenset({"/etc/localtime", "/etc/timezone"})
-
 DATABASE_PORTS = {
     1433: "SQL Server",
     1521: "Oracle",
@@ -129,65 +120,34 @@ def _interpolated(value: Any) -> bool:
     return isinstance(value, str) and "$" in value.replace("$$", "")
 
 
-# --- volumes -------------------------------------------------------------------------------
+# --- host-level features (windflow.engine.compose.hostaccess decides what they are) ------
+
+_HOST_RULES = {
+    hostaccess.PRIVILEGED: "WF101",
+    hostaccess.HOST_NAMESPACES: "WF102",
+    hostaccess.DOCKER_SOCKET: "WF103",
+    hostaccess.HOST_PATH: "WF104",
+}
 
 
-def _bind_source(volume: Any) -> str | None:
-    """The host path of a bind mount (short or long syntax), else None."""
-    if isinstance(volume, dict):
-        if volume.get("type", "volume") != "bind":
-            return None
-        source = volume.get("source")
-        return source if isinstance(source, str) else None
-    if not isinstance(volume, str):
-        return None
-    source = volume.split(":", 1)[0] if ":" in volume else ""
-    if source.startswith(("/", "~", ".")):
-        return source
-    return None  # a named volume, or an anonymous one
-
-
-def _normalise(source: str) -> str:
-    if source.startswith("~"):
-        return source
-    return posixpath.normpath(source) if source.startswith("/") else source
-
-
-def _is_docker_socket(source: str) -> bool:
-    return posixpath.basename(source.rstrip("/")) == "docker.sock"
-
-
-def _is_sensitive(source: str) -> bool:
-    path = _normalise(source)
-    if path in HARMLESS:
-        return False
-    if ".ssh" in path.split("/"):
-        return True
-    if path in ("~", "~/"):
-        return True
-    if path in SENSITIVE_EXACT:
-        return True
-    return any(path == tree or path.startswith(tree + "/") for tree in SENSITIVE_TREES)
-
-
-def _volume_problems(name: str, service: dict[str, Any]) -> list[Problem]:
-    volumes = service.get("volumes")
-    if not isinstance(volumes, list):
-        return []
+def _host_problems(features: list[hostaccess.HostFeature]) -> list[Problem]:
+    """WF101-WF104 from the host-level features: privileged, host namespaces, the Docker
+    socket, and sensitive host paths (a bind of an ordinary directory is the compose
+    policy's business, not a warning)."""
+    bind_paths = {f.path for f in features if f.feature == hostaccess.HOST_PATH}
     problems = []
-    for index, volume in enumerate(volumes):
-        source = _bind_source(volume)
-        if source is None or _interpolated(source):
+    for found in features:
+        rule = _HOST_RULES.get(found.feature)
+        if rule is None:
             continue
-        at = format_path(["services", name, "volumes", index])
-        if _is_docker_socket(source):
-            problems.append(
-                _problem("WF103", f"{at} mounts the Docker socket ({source}) into {name}", at)
-            )
-        elif _is_sensitive(source):
-            problems.append(
-                _problem("WF104", f"{at} mounts the sensitive host path {source} into {name}", at)
-            )
+        if found.feature == hostaccess.HOST_PATH and not found.sensitive:
+            continue
+        if found.feature == hostaccess.DOCKER_SOCKET and found.path in bind_paths:
+            continue  # "/" holds the socket too: one warning for the mount is enough
+        message = found.detail
+        if found.feature == hostaccess.PRIVILEGED:
+            message = f"{found.path}: {found.service} runs as a privileged container"
+        problems.append(_problem(rule, message, found.path))
     return problems
 
 
@@ -336,19 +296,16 @@ def _port_problems(name: str, service: dict[str, Any]) -> list[Problem]:
 # --- the linter ----------------------------------------------------------------------------
 
 
-def lint_service(name: str, service: dict[str, Any]) -> list[Problem]:
+def lint_service(
+    name: str, service: dict[str, Any], host: list[hostaccess.HostFeature] | None = None
+) -> list[Problem]:
+    """The findings of one service; `host` are its host-level features (computed here
+    when not given)."""
     problems: list[Problem] = []
     base = format_path(["services", name])
-    if _truthy(service.get("privileged")):
-        at = f"{base}.privileged"
-        problems.append(_problem("WF101", f"{at}: {name} runs as a privileged container", at))
-    for key, what in (("network_mode", "network"), ("pid", "PID"), ("ipc", "IPC")):
-        if service.get(key) == "host":
-            at = f"{base}.{key}"
-            problems.append(
-                _problem("WF102", f"{at}: {name} shares the server's {what} namespace", at)
-            )
-    problems.extend(_volume_problems(name, service))
+    if host is None:
+        host = hostaccess.host_features({"services": {name: service}})
+    problems.extend(_host_problems(host))
     image = _image_problem(name, service)
     if image:
         problems.append(image)
@@ -373,7 +330,9 @@ def lint(document: Any) -> list[Problem]:
     if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
         return []
     problems: list[Problem] = []
+    host = hostaccess.host_features(document)
     for name, service in document["services"].items():
         if isinstance(service, dict):
-            problems.extend(lint_service(str(name), service))
+            mine = [f for f in host if f.service == str(name)]
+            problems.extend(lint_service(str(name), service, mine))
     return problems
