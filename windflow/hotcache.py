@@ -1,7 +1,22 @@
 """Short-lived cache for the lookups every request makes (host -> organisation, token,
-membership). Positive results only, so that anything new is seen at once; the services that
-change or remove such a row call `forget()`, and the TTL bounds anything they cannot see."""
+membership, token family), kept in Redis and shared by every process.
 
+Positive results only, so that anything new is seen at once. Whatever changes or removes such
+a row (services, and the model signals of apps.accounts.signals for every other write path:
+the Django admin, a queryset delete, a cascade) calls `forget_on_commit()`.
+
+Correct with many processes: `forget()` does not merely delete a key, it leaves a tombstone
+(a unique marker). A reader that missed stores what it loaded only if the key still holds
+what the reader saw before going to the database (nothing, or that same tombstone): a forget
+that happened in between, e.g. the one after a commit, wins, so a row read before a change
+committed is never put back in the cache. The TTL bounds anything no code path can see (raw
+SQL, `QuerySet.update()` outside the services).
+"""
+
+from __future__ import annotations
+
+import pickle
+import secrets
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -9,28 +24,74 @@ from django.core.cache import caches
 
 T = TypeVar("T")
 TTL_SECONDS = 30
+ALIAS = "shared"
+TOMBSTONE = b"\x00wf-forgotten:"
+
+# KEYS[1]: the key. ARGV: what the reader saw ("" for nothing), the value, the TTL.
+_STORE_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[1])
+if (ARGV[1] == '' and not current) or (current and current == ARGV[1]) then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    return 1
+end
+return 0
+"""
+_script = None
 
 
 def _cache():
-    return caches["shared"]
+    return caches[ALIAS]
+
+
+def _redis():
+    from django_redis import get_redis_connection
+
+    return get_redis_connection(ALIAS)
+
+
+def _raw_key(key: str) -> str:
+    return _cache().make_key(key)
+
+
+def _store_if_unchanged(raw_key: str, seen: bytes | None, value: bytes, ttl: int) -> bool:
+    global _script
+    redis = _redis()
+    if _script is None:
+        _script = redis.register_script(_STORE_IF_UNCHANGED)
+    return bool(_script(keys=[raw_key], args=[seen or b"", value, ttl], client=redis))
 
 
 def remember(key: str, load: Callable[[], T | None], ttl: int = TTL_SECONDS) -> T | None:
-    value = _cache().get(key)
-    if value is None:
-        value = load()
-        if value is not None:
-            _cache().set(key, value, ttl)
+    raw_key = _raw_key(key)
+    seen = _redis().get(raw_key)
+    if seen is not None and not seen.startswith(TOMBSTONE):
+        return pickle.loads(seen)  # noqa: S301 - our own values, in our own Redis
+    value = load()
+    if value is not None:
+        _store_if_unchanged(raw_key, seen, pickle.dumps(value), ttl)
     return value
 
 
-def store(key: str, value, ttl: int = TTL_SECONDS) -> None:
-    _cache().set(key, value, ttl)
-
-
 def forget(*keys: str) -> None:
-    if keys:
-        _cache().delete_many(list(keys))
+    """Every reader after this loads from the database; a reader already on its way there
+    cannot store what it finds (its view may predate the change)."""
+    if not keys:
+        return
+    pipeline = _redis().pipeline(transaction=False)
+    for key in keys:
+        pipeline.set(_raw_key(key), TOMBSTONE + secrets.token_bytes(12), ex=TTL_SECONDS)
+    pipeline.execute()
+
+
+def forget_on_commit(*keys: str) -> None:
+    """Forget now, and again once the transaction commits (a request in between may have
+    loaded the old row; the second tombstone keeps it from being stored)."""
+    from django.db import transaction
+
+    if not keys:
+        return
+    forget(*keys)
+    transaction.on_commit(lambda: forget(*keys))
 
 
 def host_key(hostname: str) -> str:
@@ -45,10 +106,18 @@ def membership_key(user_id, organization_id) -> str:
     return f"member:{user_id}:{organization_id}"
 
 
-def forget_on_commit(*keys: str) -> None:
-    """Forget now, and again once the transaction commits (a request in between may have
-    cached the old row)."""
-    from django.db import transaction
+def family_key(family_id) -> str:
+    return f"jwtfamily:{family_id}"
 
-    forget(*keys)
-    transaction.on_commit(lambda: forget(*keys))
+
+def tenant_cache_key(key: str, key_prefix: str, version) -> str:
+    """The default cache's key function: django_tenants' (one namespace per schema), except
+    for django-allauth's rate limits. The sign-in lockout counts failures per person and per
+    address, whichever host (public or organisation) and route (sign-in form or JWT endpoint)
+    they were tried on, so those counters live in one namespace."""
+    from django.conf import settings
+    from django_tenants.cache import make_key
+
+    if key.startswith("allauth:rl:"):
+        return f"{settings.PUBLIC_SCHEMA_NAME}:{key_prefix}:{version}:{key}"
+    return make_key(key, key_prefix, version)

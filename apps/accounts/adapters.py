@@ -1,5 +1,8 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+
+from windflow.clientaddress import client_address
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -18,3 +21,17 @@ class AccountAdapter(DefaultAccountAdapter):
         return url_has_allowed_host_and_scheme(url, allowed_hosts=allowed) or super().is_safe_url(
             url
         )
+
+    def get_client_ip(self, request):
+        """The sign-in lockout counts per address: the one windflow.clientaddress computes
+        (X-Forwarded-For only through WINDFLOW_TRUSTED_PROXIES)."""
+        address = client_address(request)
+        if not address:
+            raise PermissionDenied("Unable to determine the client's address.")
+        return address
+
+    def _get_login_attempts_cache_key(self, request, **credentials):
+        """One lockout per person, whichever host the attempt came through (allauth keys it
+        by site, and every organisation's host is a site of its own)."""
+        login = credentials.get("email", credentials.get("username", "")) or ""
+        return f"login:{login.strip().lower()}"

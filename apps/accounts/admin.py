@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from .models import ApiToken, Invitation, Membership, User
+from .models import ApiToken, Invitation, Membership, TokenFamily, User
 
 
 class MembershipInline(admin.TabularInline):
@@ -50,3 +50,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ["scope", "organization"]
     search_fields = ["name", "prefix", "user__email"]
     readonly_fields = ["prefix", "token_hash", "last_used_at"]
+
+
+@admin.register(TokenFamily)
+class TokenFamilyAdmin(admin.ModelAdmin):
+    """JWT sign-ins (the CLI's). Deleting one, or setting its revoked time, ends it at once."""
+
+    list_display = ["pk", "membership", "created_at", "refreshed_at", "revoked_at"]
+    list_filter = ["revoked_reason"]
+    search_fields = ["membership__user__email", "membership__organization__slug"]
+    readonly_fields = ["membership", "current_jti", "created_at", "refreshed_at"]

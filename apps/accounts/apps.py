@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self):
-        from . import schema  # noqa: F401  (OpenAPI security schemes)
+        from . import schema, signals  # noqa: F401  (OpenAPI security schemes; revocation)

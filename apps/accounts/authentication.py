@@ -1,5 +1,7 @@
 """REST API authentication: personal access tokens (`wf_...`) and JWT pairs, each bound to
-one organisation. A credential of another organisation is refused with 401."""
+one organisation. A credential of another organisation is refused with 401, and so is one
+that a revocation ended (see docs/tokens.md): every check reads the current state, through a
+request cache that every write path clears."""
 
 from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
@@ -9,7 +11,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from . import services
 from .models import ApiToken
 
-ORG_CLAIM = "org"
+ORG_CLAIM = services.ORG_CLAIM
 
 
 def bearer_credential(request) -> str | None:
@@ -51,4 +53,9 @@ class OrganizationJWTAuthentication(JWTAuthentication):
         tenant = getattr(request, "tenant", None)
         if tenant is None or validated.get(ORG_CLAIM) != tenant.schema_name:
             raise exceptions.AuthenticationFailed(_("This token is for another organisation."))
-        return self.get_user(validated), validated
+        user = self.get_user(validated)  # from the database: refused when inactive
+        try:
+            services.check_jwt(validated, user, tenant)
+        except services.SignInEnded as exc:
+            raise exceptions.AuthenticationFailed(exc.message) from exc
+        return user, validated

@@ -1,8 +1,10 @@
 import hashlib
+import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from .choices import Role, TokenScope
@@ -45,6 +47,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # In every JWT and in the session hash: raising it ends every sign-in at once (a new
+    # password, a deactivation). Personal access tokens are credentials of their own.
+    token_version = models.PositiveIntegerField(_("sign-in generation"), default=0, editable=False)
 
     objects = UserManager()
 
@@ -64,6 +69,37 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self):
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    def set_unusable_password(self):
+        super().set_unusable_password()
+        self._password_removed = True
+
+    def save(self, *args, **kwargs):
+        """A new password (not the hash upgrade check_password() makes) or a save of an
+        inactive account ends every JWT and session of this person (token_version)."""
+        adding = self._state.adding
+        new_password = self._password is not None or getattr(self, "_password_removed", False)
+        end_sign_ins = not adding and (new_password or not self.is_active)
+        update_fields = kwargs.get("update_fields")
+        if end_sign_ins and update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "token_version"}
+        if end_sign_ins:
+            self.token_version = models.F("token_version") + 1
+        super().save(*args, **kwargs)
+        if end_sign_ins:
+            self._password_removed = False
+            self.refresh_from_db(fields=["token_version"])
+
+    def _get_session_auth_hash(self, secret=None):
+        """Django's session hash (of the password hash), with the sign-in generation: raising
+        token_version signs every session out, as a new password does."""
+        value = self.password if not self.token_version else f"{self.password}:{self.token_version}"
+        return salted_hmac(
+            "django.contrib.auth.models.AbstractBaseUser.get_session_auth_hash",
+            value,
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
 
 
 class Membership(models.Model):
@@ -86,6 +122,32 @@ class Membership(models.Model):
     @property
     def rank(self) -> int:
         return Role(self.role).rank
+
+
+class TokenFamily(models.Model):
+    """One sign-in through the JWT endpoint: the chain of refresh tokens that rotation makes
+    from it, and the access tokens each one gave. Only the newest refresh token is accepted;
+    an older one presented again (someone holds a copy) revokes the whole family.
+
+    Bound to the membership: removing the member removes their families, so a member who
+    rejoins starts with none."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="token_families"
+    )
+    current_jti = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("JWT sign-in")
+
+    def __str__(self):
+        return f"JWT sign-in {self.pk} ({self.membership_id})"
 
 
 class InvitationQuerySet(models.QuerySet):

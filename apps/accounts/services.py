@@ -1,12 +1,13 @@
 """Members, invitations, API tokens and the cross-host sign-in handoff."""
 
+import contextlib
 import secrets
 import string
 from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -17,7 +18,7 @@ from windflow.errors import Conflict, Forbidden, ServiceError
 
 from . import permissions
 from .choices import Role, TokenScope
-from .models import ApiToken, Invitation, Membership, User, hash_secret
+from .models import ApiToken, Invitation, Membership, TokenFamily, User, hash_secret
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_BODY_LENGTH = 40
@@ -27,11 +28,12 @@ HANDOFF_SALT = "windflow.handoff"
 # --- Members ----------------------------------------------------------------------------------
 
 
-def _forget_membership(membership: Membership, token_hashes=()) -> None:
-    """Once committed, requests stop seeing the old role (and the revoked tokens)."""
-    keys = [hotcache.membership_key(membership.user_id, membership.organization_id)]
-    keys += [hotcache.token_key(h) for h in token_hashes]
-    hotcache.forget_on_commit(*keys)
+def _forget_membership(membership: Membership) -> None:
+    """Once committed, requests stop seeing the old role (apps.accounts.signals does the
+    same for every other write path)."""
+    hotcache.forget_on_commit(
+        hotcache.membership_key(membership.user_id, membership.organization_id)
+    )
 
 
 def _lock_owners(organization) -> list[Membership]:
@@ -93,11 +95,10 @@ def remove_member(actor: Membership, membership: Membership) -> None:
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         _refuse_if_last_owner(membership, action=_("removed"))
-        tokens = ApiToken.objects.filter(user=membership.user, organization=membership.organization)
-        hashes = list(tokens.values_list("token_hash", flat=True))
-        tokens.update(revoked_at=timezone.now())
+        # The membership's post_delete signal deletes the member's tokens here and its JWT
+        # sign-ins cascade: a member who rejoins starts with no credential.
         membership.delete()
-        _forget_membership(membership, token_hashes=hashes)
+        _forget_membership(membership)
         record_in(
             membership.organization,
             "member.leave" if leaving else "member.remove",
@@ -275,12 +276,16 @@ def resolve_api_token(raw: str, organization) -> ApiToken | None:
         return None
     if not token.user.is_active:
         return None
-    now = timezone.now()
+    membership = permissions.get_membership(token.user, organization)
+    if membership is None or token.created_at < membership.created_at:
+        return None  # a token of an earlier membership never opens a later one
     # Writing on every call would cost a row update per request; a minute is precise enough.
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+    # The marker is apart from the cached token, which only a forget ever replaces.
+    marker = f"token-used:{token_hash}"
+    if caches[hotcache.ALIAS].add(marker, 1, int(LAST_USED_RESOLUTION.total_seconds())):
+        now = timezone.now()
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-        hotcache.store(hotcache.token_key(token_hash), token)
     return token
 
 
@@ -314,3 +319,181 @@ def consume_handoff(token: str, organization) -> tuple[User, str, bool]:
     if user is None or permissions.get_membership(user, organization) is None:
         raise Forbidden(_("You are not a member of this organisation."))
     return user, payload["p"], bool(payload.get("w"))
+
+
+# --- JWT sign-ins (the CLI) -------------------------------------------------------------------
+
+ORG_CLAIM = "org"  # the organisation's schema: a JWT opens that organisation only
+FAMILY_CLAIM = "fam"  # the TokenFamily (one sign-in and its rotations)
+VERSION_CLAIM = "ver"  # User.token_version when issued
+
+
+class WrongCredentials(ServiceError):
+    status_code = 400
+    code = "invalid_credentials"
+
+
+class LockedOut(ServiceError):
+    status_code = 429
+    code = "throttled"
+
+
+class SignInEnded(ServiceError):
+    """A JWT that no longer opens anything: revoked, reused, expired or of another place."""
+
+    status_code = 401
+    code = "authentication_failed"
+
+
+def _wrong_credentials() -> WrongCredentials:
+    return WrongCredentials(_("Wrong email or password."))
+
+
+def obtain_token_pair(request, organization, *, email: str, password: str) -> dict:
+    """A JWT pair for `email` in `organization`, through the sign-in form's own lockout and
+    rate limits (django-allauth's, counted per person and per client address). A right
+    password of someone who is not a member gets the wrong password's answer, and counts as
+    a failure like it, so no answer tells that a password was right."""
+    from allauth.account.adapter import get_adapter
+    from allauth.core import ratelimit
+    from allauth.mfa.utils import is_mfa_enabled
+    from django.contrib.auth.signals import user_login_failed
+    from django.core.exceptions import ValidationError
+
+    http_request = getattr(request, "_request", request)
+    if not ratelimit.consume(http_request, action="login"):
+        raise LockedOut(_("Too many sign-in attempts from your address. Try again later."))
+    adapter = get_adapter(http_request)
+    credentials = {"email": email.strip().lower(), "password": password}
+    try:
+        user = adapter.authenticate(http_request, **credentials)
+    except ValidationError as exc:  # the lockout: too many failures for this person or address
+        raise LockedOut(" ".join(exc.messages)) from exc
+    membership = permissions.get_membership(user, organization) if user else None
+    if user is not None and membership is None:
+        user_login_failed.send(
+            sender=__name__, credentials={"email": credentials["email"]}, request=http_request
+        )
+        # allauth gave back the attempt it counted, as for any right password: count it again.
+        with contextlib.suppress(ValidationError):
+            adapter.pre_authenticate(http_request, email=credentials["email"])
+        user = None
+    if user is None:
+        raise _wrong_credentials()
+    if is_mfa_enabled(user):
+        raise ServiceError(
+            _("Your account uses two-factor authentication: use a personal access token."),
+            code="mfa_required",
+        )
+    return _issue_token_pair(membership)
+
+
+def _new_refresh(membership: Membership, family: TokenFamily):
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    refresh = RefreshToken.for_user(membership.user)
+    refresh[ORG_CLAIM] = membership.organization.schema_name
+    refresh[FAMILY_CLAIM] = str(family.pk)
+    refresh[VERSION_CLAIM] = membership.user.token_version
+    return refresh
+
+
+def _issue_token_pair(membership: Membership) -> dict:
+    family = TokenFamily(membership=membership)
+    refresh = _new_refresh(membership, family)
+    family.current_jti = refresh["jti"]
+    family.save()
+    return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+def refresh_token_pair(raw: str, organization) -> dict:
+    """Rotation: a refresh token is good once. It gives a new access token and a new refresh
+    token of the same family; presenting it again revokes the family (every access and
+    refresh token of that sign-in), since two holders of one token means one is a thief."""
+    import uuid
+
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    ended = _("This sign-in has ended (signed out, revoked or expired). Sign in again.")
+    try:
+        old = RefreshToken(raw)
+        family_id = uuid.UUID(str(old.get(FAMILY_CLAIM)))
+    except (TokenError, ValueError) as exc:
+        raise SignInEnded(_("Invalid or expired refresh token.")) from exc
+    if old.get(ORG_CLAIM) != organization.schema_name:
+        raise SignInEnded(_("This token is for another organisation."))
+    with transaction.atomic():
+        family = (
+            TokenFamily.objects.select_for_update(of=("self",))
+            .select_related("membership__user", "membership__organization")
+            .filter(pk=family_id)
+            .first()
+        )
+        if family is None or family.revoked_at is not None:
+            raise SignInEnded(ended)
+        if family.current_jti != old.get("jti"):
+            _revoke_family(family, reason="reuse")
+            reused = True
+        else:
+            reused = False
+            user = family.membership.user
+            if not user.is_active or old.get(VERSION_CLAIM) != user.token_version:
+                raise SignInEnded(ended)
+            refresh = _new_refresh(family.membership, family)
+            family.current_jti = refresh["jti"]
+            family.refreshed_at = timezone.now()
+            family.save(update_fields=["current_jti", "refreshed_at"])
+    if reused:  # raised after the commit: the revocation stands
+        raise SignInEnded(
+            _(
+                "This refresh token has already been used. Every token of this sign-in is now "
+                "revoked; sign in again."
+            ),
+            code="token_reused",
+        )
+    return {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+
+def _revoke_family(family: TokenFamily, *, reason: str) -> None:
+    family.revoked_at = timezone.now()
+    family.revoked_reason = reason
+    family.save(update_fields=["revoked_at", "revoked_reason"])
+    record_in(
+        family.membership.organization,
+        "token.jwt_revoke",
+        object_type="jwt",
+        object_id=str(family.pk),
+        object_label=family.membership.user.email,
+        changes={"reason": reason},
+    )
+
+
+def token_family(family_id) -> TokenFamily | None:
+    """The JWT family behind an access token, from the request cache (cleared by the family's
+    model signals when it is revoked or removed)."""
+    import uuid
+
+    try:
+        family_id = uuid.UUID(str(family_id))
+    except ValueError:
+        return None
+
+    def load():
+        return TokenFamily.objects.filter(pk=family_id).order_by().first()
+
+    return hotcache.remember(hotcache.family_key(family_id), load)
+
+
+def check_jwt(validated, user: User, organization) -> None:
+    """Raise SignInEnded unless this validated access token still opens `organization` for
+    `user`: same sign-in generation, a live family of the user's current membership here."""
+    ended = _("This sign-in has ended (signed out, revoked or expired). Sign in again.")
+    if validated.get(VERSION_CLAIM) != user.token_version:
+        raise SignInEnded(ended)
+    family = token_family(validated.get(FAMILY_CLAIM))
+    if family is None or family.revoked_at is not None:
+        raise SignInEnded(ended)
+    membership = permissions.get_membership(user, organization)
+    if membership is None or membership.pk != family.membership_id:
+        raise SignInEnded(ended)

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from windflow import context
+from windflow.clientaddress import client_address
 from windflow.errors import ServiceError
 from windflow.redaction import redact
 
@@ -62,7 +63,7 @@ def _request_meta() -> dict:
     if request is None:
         return {"ip": None, "user_agent": "", "request_id": ""}
     return {
-        "ip": request.META.get("REMOTE_ADDR") or None,
+        "ip": client_address(request),
         "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
         "request_id": getattr(request, "id", ""),
     }

@@ -6,6 +6,8 @@ import time
 from django_redis import get_redis_connection
 from rest_framework import throttling
 
+from windflow.clientaddress import client_address
+
 
 class FixedWindowThrottle(throttling.SimpleRateThrottle):
     def allow_request(self, request, view):
@@ -26,6 +28,11 @@ class FixedWindowThrottle(throttling.SimpleRateThrottle):
 
     def wait(self):
         return max(0.0, self.window_end - time.time())
+
+    def get_ident(self, request):
+        """The client's address as windflow.clientaddress computes it: X-Forwarded-For only
+        through WINDFLOW_TRUSTED_PROXIES (DRF's own reading takes the raw header)."""
+        return client_address(request) or "unknown"
 
 
 class UserRateThrottle(FixedWindowThrottle):

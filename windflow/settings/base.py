@@ -141,7 +141,8 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": redis_url_with_db(REDIS_URL, 0),
-        "KEY_FUNCTION": "django_tenants.cache.make_key",
+        # django_tenants' schema prefix, except for the sign-in lockout (one per person).
+        "KEY_FUNCTION": "windflow.hotcache.tenant_cache_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     },
@@ -231,6 +232,9 @@ ACCOUNT_PREVENT_ENUMERATION = True
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env_str("WINDFLOW_LOGIN_LOCKOUT", "20/15m/ip,5/15m/key"),
 }
+# Proxies whose X-Forwarded-For is believed (addresses or CIDR networks, comma-separated).
+# Empty: the socket address is the client's, for throttling, the lockout and the audit trail.
+WINDFLOW_TRUSTED_PROXIES = env_list("WINDFLOW_TRUSTED_PROXIES", [])
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "WindFlow"
 

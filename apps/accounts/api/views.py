@@ -3,7 +3,6 @@ from rest_framework import mixins, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenRefreshView
 
 from windflow.api.viewsets import OrganizationViewSet
 
@@ -14,6 +13,8 @@ from .serializers import (
     InvitationSerializer,
     MemberSerializer,
     TokenObtainSerializer,
+    TokenPairSerializer,
+    TokenRefreshSerializer,
 )
 
 
@@ -101,21 +102,34 @@ class ApiTokenViewSet(
 
 
 class TokenObtainView(APIView):
-    """Exchange email and password for a JWT pair valid in this organisation only."""
+    """Exchange email and password for a JWT pair valid in this organisation only. The same
+    lockout and rate limits as the sign-in form apply; a wrong password and a right password
+    of someone who is not a member here get the same answer."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(request=TokenObtainSerializer, responses={200: None})
+    @extend_schema(request=TokenObtainSerializer, responses={200: TokenPairSerializer})
     def post(self, request):
-        serializer = TokenObtainSerializer(data=request.data, context={"request": request})
+        serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(serializer.validated_data)
+        pair = services.obtain_token_pair(request, request.tenant, **serializer.validated_data)
+        return Response(pair)
 
 
-class OrganizationTokenRefreshView(TokenRefreshView):
+class OrganizationTokenRefreshView(APIView):
+    """A new access token and the next refresh token of the same sign-in. A refresh token is
+    good once: presenting it again revokes the whole sign-in."""
+
     permission_classes = [AllowAny]
     authentication_classes = []
+
+    @extend_schema(request=TokenRefreshSerializer, responses={200: TokenPairSerializer})
+    def post(self, request):
+        serializer = TokenRefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = services.refresh_token_pair(serializer.validated_data["refresh"], request.tenant)
+        return Response(pair)
 
 
 class MeSerializer(serializers.Serializer):

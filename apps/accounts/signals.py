@@ -1,0 +1,79 @@
+"""Revocation that no write path can skip.
+
+The services revoke what they change, but people, memberships and tokens are also changed by
+the Django admin, by a queryset's `delete()` and by cascades (an organisation or a user
+deleted). These model signals run on every one of those paths: they clear the request cache
+(windflow.hotcache) and take away the credentials that a change ends.
+
+- a membership removed, from anywhere: the member's personal tokens in that organisation are
+  deleted (a member who rejoins starts with none) and their JWT sign-ins there go with the
+  membership (TokenFamily cascades);
+- a member made viewer: their write tokens become read-only (a viewer may not hold one);
+- a person saved (deactivated, new password, new e-mail...): every cached token and
+  membership that carries them is dropped, so the next request sees the new state.
+
+`QuerySet.update()` and raw SQL send no signal; the services never use them on these rows
+without clearing the cache themselves, and the cache's TTL bounds the rest.
+"""
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from windflow import hotcache
+
+from .choices import Role, TokenScope
+from .models import ApiToken, Membership, TokenFamily, User
+
+# Saves that change nothing a credential check reads.
+_IRRELEVANT_USER_FIELDS = {"last_login"}
+
+
+def _token_keys(**filters) -> list[str]:
+    hashes = ApiToken.objects.filter(**filters).values_list("token_hash", flat=True)
+    return [hotcache.token_key(token_hash) for token_hash in hashes]
+
+
+@receiver(post_save, sender=User, dispatch_uid="accounts.user_saved")
+def user_saved(sender, instance, created, update_fields=None, **kwargs):
+    if created or (update_fields and set(update_fields) <= _IRRELEVANT_USER_FIELDS):
+        return
+    organizations = Membership.objects.filter(user=instance).values_list(
+        "organization_id", flat=True
+    )
+    keys = [hotcache.membership_key(instance.pk, org_id) for org_id in organizations]
+    hotcache.forget_on_commit(*keys, *_token_keys(user=instance))
+
+
+@receiver(post_save, sender=Membership, dispatch_uid="accounts.membership_saved")
+def membership_saved(sender, instance, created, **kwargs):
+    pair = {"user_id": instance.user_id, "organization_id": instance.organization_id}
+    keys = [hotcache.membership_key(instance.user_id, instance.organization_id)]
+    if created:
+        # Nothing of an earlier membership comes back (rows left by a path without signals).
+        ApiToken.objects.filter(**pair).delete()
+    elif instance.role == Role.VIEWER:
+        writers = ApiToken.objects.filter(**pair, scope=TokenScope.WRITE)
+        keys += _token_keys(**pair, scope=TokenScope.WRITE)
+        writers.update(scope=TokenScope.READ)
+    hotcache.forget_on_commit(*keys)
+
+
+@receiver(post_delete, sender=Membership, dispatch_uid="accounts.membership_deleted")
+def membership_deleted(sender, instance, **kwargs):
+    # Each token's own post_delete clears its cache entry.
+    ApiToken.objects.filter(
+        user_id=instance.user_id, organization_id=instance.organization_id
+    ).delete()
+    hotcache.forget_on_commit(hotcache.membership_key(instance.user_id, instance.organization_id))
+
+
+@receiver(post_save, sender=ApiToken, dispatch_uid="accounts.token_saved")
+@receiver(post_delete, sender=ApiToken, dispatch_uid="accounts.token_deleted")
+def token_changed(sender, instance, **kwargs):
+    hotcache.forget_on_commit(hotcache.token_key(instance.token_hash))
+
+
+@receiver(post_save, sender=TokenFamily, dispatch_uid="accounts.family_saved")
+@receiver(post_delete, sender=TokenFamily, dispatch_uid="accounts.family_deleted")
+def family_changed(sender, instance, **kwargs):
+    hotcache.forget_on_commit(hotcache.family_key(instance.pk))
