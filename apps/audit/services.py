@@ -17,11 +17,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from windflow import context
 from windflow.clientaddress import client_address
 from windflow.errors import ServiceError
-from windflow.redaction import redact
 
 from . import chain
 from .models import ActorType, AuditAnchor, AuditEvent
@@ -81,6 +81,40 @@ def _object_fields(obj, object_type, object_id, object_label) -> dict:
     }
 
 
+def _stack_of(obj, stack=None):
+    """The stack an event is about (a stack, a revision, a deployment...), for redaction."""
+    if stack is not None or obj is None:
+        return stack
+    from apps.stacks.models import Stack
+
+    if isinstance(obj, Stack):
+        return obj
+    try:
+        found = getattr(obj, "stack", None)
+    except Exception:  # a related row that is gone: nothing to scope by
+        return None
+    return found if isinstance(found, Stack) else None
+
+
+def masked(fields: dict, stack=None) -> dict:
+    """The free-text fields of an event with secret values masked: those in scope for
+    `stack` and for the active scope (windflow.redaction). Applied before the hash, so the
+    chain never holds a value."""
+    from apps.secrets.services import redact_for_stack
+
+    changes = fields.get("changes") or {}
+    text = redact_for_stack(stack, json.dumps(changes, default=str, ensure_ascii=False))
+    try:
+        changes = json.loads(text)
+    except ValueError:  # withheld, or a mask that cut through JSON syntax
+        changes = {"withheld": text}
+    return {
+        **fields,
+        "changes": changes,
+        "object_label": redact_for_stack(stack, fields.get("object_label") or "")[:200],
+    }
+
+
 def record(
     action: str,
     *,
@@ -90,8 +124,10 @@ def record(
     object_label: str = "",
     changes: dict | None = None,
     actor=None,
+    stack=None,
 ) -> AuditEvent:
-    """Append one event to the active schema's chain."""
+    """Append one event to the active schema's chain. Its changes and label are masked first
+    (secret values of `stack`, found from `obj` when not given, and of the active scope)."""
     actor_type, actor_id, actor_label = _actor(actor)
     tenant = getattr(connection, "tenant", None)
     fields = {
@@ -103,9 +139,10 @@ def record(
         "actor_label": actor_label,
         "action": action,
         **_object_fields(obj, object_type, object_id, object_label),
-        "changes": json.loads(redact(json.dumps(changes or {}, default=str))),
+        "changes": changes or {},
         **_request_meta(),
     }
+    fields = masked(fields, _stack_of(obj, stack))
     with transaction.atomic():
         with connection.cursor() as cursor:
             # One writer at a time per chain; the lock ends with the transaction.
@@ -172,6 +209,101 @@ def verify() -> tuple[int, tuple[dict, str] | None]:
 
     broken = chain.first_break(counted(), _anchor_hash())
     return checked, broken
+
+
+# --- Masking values stored before redaction covered everything ----------------------------------
+
+REMASKED_FIELDS = ("changes", "object_label", "actor_label", "user_agent")
+
+
+def remask(redactor, *, dry_run: bool = False) -> dict:
+    """Mask, with `redactor`, the secret values that events of the active schema hold (they
+    were recorded before every text went through redaction), then hash the chain again from
+    the first changed event and append an `audit.reanchor` event that records the old head,
+    the new head and how many events changed; that event is chained like any other, so
+    `verify()` covers it. Refused on a chain that does not verify (nothing would prove what
+    it was). Idempotent: a chain with nothing to mask is left as it is. Returns
+    ``{"checked", "changed", "rehashed", "first_changed_id", "old_head", "new_head"}``."""
+    schema = connection.schema_name
+    summary = {
+        "checked": 0,
+        "changed": 0,
+        "rehashed": 0,
+        "first_changed_id": None,
+        "old_head": None,
+        "new_head": None,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"audit:{schema}"])
+        _checked, broken = verify()
+        if broken:
+            raise ServiceError(
+                f"The audit chain is broken at event {broken[0]['id']}: fix that before "
+                "masking it.",
+                code="chain_broken",
+            )
+        if not dry_run:
+            cursor.execute("SET LOCAL windflow.audit_reanchoring = 'on'")
+        try:
+            _rehash(redactor, summary, dry_run=dry_run)
+        finally:
+            if not dry_run:
+                cursor.execute("SET LOCAL windflow.audit_reanchoring = 'off'")
+        if summary["changed"] and not dry_run:
+            record(
+                "audit.reanchor",
+                object_type="audit",
+                object_label=_("secret values masked"),
+                changes={
+                    "old_head": summary["old_head"],
+                    "new_head": summary["new_head"],
+                    "first_changed_id": summary["first_changed_id"],
+                    "events_changed": summary["changed"],
+                    "events_rehashed": summary["rehashed"],
+                },
+                actor=None,
+            )
+    return summary
+
+
+def _rehash(redactor, summary: dict, *, dry_run: bool) -> None:
+    """Mask each event, and hash again every event from the first one that changed."""
+    prev = _anchor_hash()
+    rehashing = False
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        summary["checked"] += 1
+        summary["old_head"] = event.hash
+        masked = {
+            "changes": redactor.redact_data(event.changes),
+            "object_label": redactor.redact(event.object_label)[:200],
+            "actor_label": redactor.redact(event.actor_label)[:254],
+            "user_agent": redactor.redact(event.user_agent)[:300],
+        }
+        changed = any(masked[field] != getattr(event, field) for field in REMASKED_FIELDS)
+        if changed:
+            summary["changed"] += 1
+            if summary["first_changed_id"] is None:
+                summary["first_changed_id"] = event.id
+            rehashing = True
+        if not rehashing:
+            prev = event.hash
+            continue
+        for field, value in masked.items():
+            setattr(event, field, value)
+        event.prev_hash = prev
+        event.hash = chain.event_hash(prev, as_dict(event))
+        prev = event.hash
+        summary["rehashed"] += 1
+        if not dry_run:
+            AuditEvent.objects.filter(pk=event.pk).update(
+                prev_hash=event.prev_hash, hash=event.hash, **masked
+            )
+    summary["new_head"] = prev if summary["checked"] else None
+
+
+def reanchors():
+    """The `audit.reanchor` events of the active schema, newest first."""
+    return AuditEvent.objects.filter(action="audit.reanchor").order_by("-id")
 
 
 # --- Queries and exports ----------------------------------------------------------------------

@@ -175,10 +175,19 @@ def deployment_group(deployment: Deployment) -> str:
     return group_name(current_schema(), "deployment", deployment.pk)
 
 
+def _redact(deployment: Deployment, text: str) -> str:
+    """Every text stored or published about a deployment goes through here: the secrets in
+    scope for its stack are masked (apps.secrets.services.redact_for_stack)."""
+    from apps.secrets.services import redact_for_stack
+
+    return redact_for_stack(deployment.stack, text)
+
+
 def append_log(
     deployment: Deployment, message: str, *, level: str = LogLevel.INFO, service: str = ""
 ) -> DeploymentLogLine:
-    """Store one log line (numbered after the last), then publish it."""
+    """Store one log line (numbered after the last), then publish it; secret values masked."""
+    message = _redact(deployment, message)
     with transaction.atomic():
         seq = (
             Deployment.objects.filter(pk=deployment.pk)
@@ -204,7 +213,8 @@ def append_log(
 def set_service(
     deployment: Deployment, service: str, *, phase: str, progress: int | None, message: str
 ) -> DeploymentService:
-    """Where one service stands (the page's progress bar)."""
+    """Where one service stands (the page's progress bar); secret values masked."""
+    message = _redact(deployment, message or "")
     row, _created = DeploymentService.objects.get_or_create(deployment=deployment, service=service)
     row.phase = phase
     if progress is not None:
@@ -237,10 +247,13 @@ def publish_status(deployment: Deployment) -> None:
 def finish(
     deployment: Deployment, status: str, reason: str = "", diagnosis: dict | None = None
 ) -> None:
-    """Record the outcome, with its audit event, and start the next queued deployment."""
+    """Record the outcome, with its audit event, and start the next queued deployment. The
+    reason and every field of the diagnosis are stored with secret values masked."""
+    from apps.secrets.services import redact_data_for_stack
+
     deployment.status = status
-    deployment.reason = reason[:500]
-    deployment.diagnosis = diagnosis or {}
+    deployment.reason = _redact(deployment, reason or "")[:500]
+    deployment.diagnosis = redact_data_for_stack(deployment.stack, diagnosis or {})
     deployment.finished_at = timezone.now()
     deployment.save(update_fields=["status", "reason", "diagnosis", "finished_at"])
     audit.record(
@@ -272,6 +285,7 @@ def notify_outcome(deployment: Deployment) -> None:
         verb=f"deployment.{deployment.status}",
         text=text,
         url=deployment.get_absolute_url(),
+        stack=deployment.stack,
     )
 
 

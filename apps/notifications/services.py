@@ -12,9 +12,17 @@ def user_group(schema: str, user_id: int) -> str:
     return group_name(schema, "user", user_id, "notifications")
 
 
-def notify(recipients, *, verb: str, text: str, url: str = "") -> list[Notification]:
+def notify(recipients, *, verb: str, text: str, url: str = "", stack=None) -> list[Notification]:
+    """Store, then push, one notification per recipient. The text (and the link) is stored
+    with secret values masked: those of `stack` when it is about one, and those of the
+    active scope (windflow.redaction) always. Every outbound channel (email, webhook...)
+    sends what is stored here, never the caller's text."""
+    from apps.secrets.services import redact_for_stack
+
+    text = redact_for_stack(stack, text or "")[:500]
+    url = redact_for_stack(stack, url or "")[:500]
     notifications = [
-        Notification.objects.create(recipient=user, verb=verb, text=text[:500], url=url)
+        Notification.objects.create(recipient=user, verb=verb, text=text, url=url)
         for user in recipients
     ]
     schema = current_schema()

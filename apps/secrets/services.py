@@ -405,3 +405,73 @@ def stack_scope(stack):
             yield redactor
     finally:
         _bound.reset(token)
+
+
+# --- Values stored in clear before every text went through redaction ------------------------
+
+# (app label, model, text fields, JSON fields): every column that holds what a stack printed
+# or failed with. Audit events are masked by the audit service (their chain is re-hashed).
+STORED_TEXT = (
+    ("deployments", "DeploymentLogLine", ("message",), ()),
+    ("deployments", "Deployment", ("reason",), ("diagnosis",)),
+    ("deployments", "DeploymentService", ("message",), ()),
+    ("notifications", "Notification", ("text", "url"), ()),
+    ("targets", "PrepareRun", ("output",), ()),
+    ("targets", "TargetCheck", (), ("results",)),
+)
+
+
+def organization_redactor() -> Redactor:
+    """Every value the organisation has stored, of every secret and server credential, with
+    their last few versions: what `mask_stored_text` looks for. SecretBackendError when a
+    backend does not answer."""
+    rows = (
+        SecretVersion.objects.filter(secret__in=SecretRef.all_purposes.all())
+        .order_by("secret_id", "-version")
+        .values_list("secret_id", "secret__backend", "version")
+    )
+    kept, counts = [], {}
+    for secret_id, backend, version in rows:
+        counts[secret_id] = counts.get(secret_id, 0) + 1
+        if counts[secret_id] <= MAX_VERSIONS:
+            kept.append((secret_id, backend, version))
+    return Redactor(_read_versions(kept))
+
+
+def mask_stored_text(*, dry_run: bool = False) -> dict:
+    """Mask the secret values that rows of the active organisation hold in clear (stored
+    before redaction covered every path), then the audit trail (re-hashed and re-anchored,
+    see `audit.remask`). Idempotent. Returns ``{"<model>.<field>": rows changed, ...,
+    "audit": {...}}``."""
+    from django.apps import apps
+
+    redactor = organization_redactor()
+    counts: dict = {}
+    if not redactor.values:
+        counts["audit"] = audit.remask(redactor, dry_run=True)
+        return counts
+    with transaction.atomic():
+        for app_label, model_name, text_fields, json_fields in STORED_TEXT:
+            model = apps.get_model(app_label, model_name)
+            fields = (*text_fields, *json_fields)
+            queryset = model._base_manager.order_by("pk").only("pk", *fields)
+            for row in queryset.iterator(chunk_size=2000):
+                changed = {}
+                for field in text_fields:
+                    value = getattr(row, field) or ""
+                    limit = model._meta.get_field(field).max_length
+                    masked = redactor.redact(value)[:limit] if limit else redactor.redact(value)
+                    if masked != value:
+                        changed[field] = masked
+                for field in json_fields:
+                    value = getattr(row, field)
+                    masked = redactor.redact_data(value)
+                    if masked != value:
+                        changed[field] = masked
+                for field in changed:
+                    key = f"{model_name}.{field}"
+                    counts[key] = counts.get(key, 0) + 1
+                if changed and not dry_run:
+                    model._base_manager.filter(pk=row.pk).update(**changed)
+        counts["audit"] = audit.remask(redactor, dry_run=dry_run)
+    return counts

@@ -157,7 +157,11 @@ def runtime_status(stack: Stack) -> list[dict]:
         statuses = driver.status(stack.project)
     services: dict[str, list[dict]] = {}
     for status in statuses:
-        services.setdefault(status.service, []).append(_container(status))
+    from apps.secrets.services import redact_for_stack
+
+        container = _container(status)
+        container["image"] = redact_for_stack(stack, container["image"])  # ${SECRET} in a tag
+        services.setdefault(status.service, []).append(container)
     out = []
     for name in sorted(services):
         containers = services[name]
@@ -299,6 +303,9 @@ def run_control(stack_id: int, action: str, service: str | None = None) -> dict:
             % {"what": what, "action": action, "reason": reason},
         )
     publish(stack_group(stack.pk), event)
+    from apps.secrets.services import redact_for_stack
+
+    event["message"] = redact_for_stack(stack, event["message"])
     return event
 
 
@@ -336,6 +343,24 @@ def stack_container(stack: Stack, container_id: str) -> dict:
 
 
 def _clamp_tail(tail) -> int:
+def log_redactor(stack: Stack):
+    """What masks the stack's secret values (and their encodings) in its containers' output:
+    every path that shows container logs (page, tail, API, websocket) comes through
+    `container_log_tail` or `follow_container_logs`, which apply it. When the values cannot
+    be read, the logs are not shown (ServiceError) rather than shown in clear."""
+    from apps.secrets.backends import SecretBackendError
+    from apps.secrets.services import stack_redactor
+
+    try:
+        return stack_redactor(stack)
+    except SecretBackendError as exc:
+        raise ServiceError(
+            _("The logs are hidden: the secrets to mask in them could not be read (%(why)s).")
+            % {"why": exc.message},
+            code="secrets_unavailable",
+        ) from exc
+
+
     try:
         return max(0, min(MAX_TAIL, int(tail)))
     except (TypeError, ValueError):
@@ -344,10 +369,12 @@ def _clamp_tail(tail) -> int:
 
 def container_log_tail(stack: Stack, container_id: str, *, tail: int = 200) -> list[str]:
     """The last `tail` lines of one of the stack's containers, each prefixed with Docker's
-    RFC 3339 timestamp."""
+    RFC 3339 timestamp. Secret values are masked."""
+    redactor = log_redactor(stack)
     with stack_driver(stack, timeout=STATUS_TIMEOUT) as driver:
         found = _owned_container(driver, stack, container_id)
-        return list(driver.logs(found["id"], tail=_clamp_tail(tail), timestamps=True))
+        lines = driver.logs(found["id"], tail=_clamp_tail(tail), timestamps=True)
+        return [redactor.redact(line) for line in lines]
 
 
 def follow_container_logs(
@@ -356,9 +383,12 @@ def follow_container_logs(
     """The last `tail` lines of one of the stack's containers, then its new lines as they
     come, until `cancel` (from any thread: it closes the Docker stream) or the container
     stops. Each line starts with Docker's RFC 3339 timestamp. ServiceError (at the first
-    `next()`) for a container that is not the stack's or an unreachable server."""
+    `next()`) for a container that is not the stack's or an unreachable server. Secret
+    values are masked (the redactor is built once, when the stream opens)."""
+    redactor = log_redactor(stack)
     with stack_driver(stack, timeout=LOG_TIMEOUT) as driver:
         found = _owned_container(driver, stack, container_id)
         yield from driver.logs(
             found["id"], tail=_clamp_tail(tail), follow=True, timestamps=True, cancel=cancel
-        )
+        ):
+            yield redactor.redact(line)

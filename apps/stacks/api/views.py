@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.db.models import Max
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -68,6 +69,7 @@ class StackViewSet(
         "validate": "change",
         "validate_new": "change",
         "runtime": "view",
+        "logs": "view",
         "control": "view",  # the service asks for the right to deploy to the environment
     }
     queryset = (
@@ -148,7 +150,7 @@ class StackViewSet(
         stack = self.get_object()
         body = ValidateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._check(body.validated_data, stack.environment, stack.name)
+        return self._check(body.validated_data, stack.environment, stack.name, stack.target)
 
     @extend_schema(
         request=ValidateNewSerializer,
@@ -163,7 +165,7 @@ class StackViewSet(
         data = body.validated_data
         return self._check(data, data.get("environment"), data.get("name") or "stack")
 
-    def _check(self, data, environment, project):
+    def _check(self, data, environment, project, target=None):
         problems = []
         variables = data["variables"]
         try:
@@ -180,6 +182,8 @@ class StackViewSet(
             secrets=data["secrets"],
             environment=environment,
             project=project,
+            actor=self.membership,
+            target=target,
         )
         problems.extend(analysis.problems)
         return Response(
@@ -220,6 +224,40 @@ class StackViewSet(
         body.is_valid(raise_exception=True)
         runtime.request_control(self.membership, stack, **body.validated_data)
         return Response(body.validated_data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("container", str, required=True),
+            OpenApiParameter("tail", int, required=False),
+        ],
+        responses=inline_serializer(
+            "ContainerLogs",
+            {
+                "container": serializers.DictField(),
+                "lines": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request, name=None):
+        """The last `tail` lines (default 200) of one of the stack's containers (`container`:
+        its id, short id or name), each starting with Docker's RFC 3339 time; secret values
+        masked. 404 for a container that is not the stack's, 503 when the server does not
+        answer."""
+        stack = self.get_object()
+        try:
+            tail = int(request.query_params.get("tail", 200))
+        except ValueError:
+            raise ServiceError(_("tail must be a number of lines."), field="tail") from None
+        try:
+            found = runtime.stack_container(stack, request.query_params.get("container", ""))
+            lines = runtime.container_log_tail(stack, found["id"], tail=tail)
+        except ServiceError as exc:
+            if exc.code == "not_found":
+                raise NotFound(exc.message) from exc
+            exc.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+            raise
+        return Response({"container": found, "lines": lines})
 
     @action(detail=True, methods=["get"])
     def diff(self, request, name=None):
