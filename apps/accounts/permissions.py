@@ -53,6 +53,8 @@ MINIMUM_ROLE = {
     "stack.change": Role.DEVELOPER,
     "stack.delete": Role.OPERATOR,
     "deployment.view": Role.VIEWER,
+    "compose_policy.view": Role.VIEWER,
+    "compose_policy.manage": Role.ADMIN,
 }
 
 # What each action means to a person, for error messages.
@@ -83,6 +85,8 @@ ACTION_LABELS = {
     "stack.change": gettext_lazy("create or change stacks"),
     "stack.delete": gettext_lazy("delete stacks"),
     "deployment.view": gettext_lazy("see deployments"),
+    "compose_policy.view": gettext_lazy("see the compose policy"),
+    "compose_policy.manage": gettext_lazy("change the compose policy"),
 }
 
 # Object permissions that a grant can add on top of a role (guardian codenames).
@@ -105,6 +109,15 @@ def get_membership(user: User | None, organization: Organization | None) -> Memb
 
 def role_at_least(membership: Membership | None, role: Role) -> bool:
     return membership is not None and membership.rank >= ROLE_RANKS[role]
+
+
+def role_allows(membership: Membership | None, least_role: str | None) -> bool:
+    """May this member do what a rule stored as data (a compose policy's least role for a
+    host-level feature) allows from `least_role` up? None, "nobody" or an unknown value:
+    nobody may."""
+    if least_role not in Role.values:
+        return False
+    return role_at_least(membership, Role(least_role))
 
 
 def can(membership: Membership | None, action: str, obj=None) -> bool:

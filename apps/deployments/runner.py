@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from docker.errors import DockerException
 
+from apps.environments import policy
 from apps.secrets import services as secrets
 from apps.stacks.models import STACK_LABEL, StackRevision
 from apps.targets.services import docker_client_for
@@ -245,7 +246,7 @@ class DeploymentRun:
         )
         try:
             # Secret values stay redacted from every log while the deployment uses them.
-            with self.inputs(revision) as (plan, options):
+            with self.inputs(revision, deployment.triggered_by_id) as (plan, options):
                 for service in plan.services:
                     services.set_service(
                         deployment, service.name, phase=ServicePhase.WAITING, progress=0, message=""
@@ -271,7 +272,7 @@ class DeploymentRun:
             self.log(diagnosis.summary, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, diagnosis.summary, diagnosis)
 
-    def plan_for(self, revision: StackRevision, secret_values: dict[str, str]):
+    def plan_for(self, revision: StackRevision, secret_values: dict[str, str], requester_id=None):
         variables = dict(self.stack.environment.variables or {})
         variables.update(revision.variables or {})
         variables.update(secret_values)
@@ -289,7 +290,46 @@ class DeploymentRun:
                     hint=first.hint,
                 )
             )
+        self.check_policy(analysis, requester_id)
         return analysis.plan
+
+    def check_policy(self, analysis, requester_id) -> None:
+        """The compose policy again, as it stands now (it may have changed since the save),
+        for the role the requester has now: a refused host-level feature fails the
+        deployment before anything is pulled or created."""
+        refused = policy.refusals(
+            policy.member_of_user(requester_id),
+            analysis.host_features,
+            environment=self.deployment.environment or self.stack.environment,
+            target=self.deployment.target,
+        )
+        if refused:
+            for problem in refused:
+                self.log(problem.message, level=LogLevel.ERROR)
+            first = refused[0]
+            where = _(" (line %(line)d)") % {"line": first.line} if first.line else ""
+            raise Abort(
+                make(
+                    "policy_refused",
+                    _("refused by the compose policy%(where)s: %(message)s")
+                    % {"where": where, "message": first.message},
+                    detail="\n".join(problem.message for problem in refused),
+                    hint=first.hint,
+                )
+            )
+
+    def restorer_of(self, revision: StackRevision):
+        """Who put `revision` in place: the requester of its last successful deployment. An
+        automatic restore runs with that member's role now (the rollback puts back what they
+        deployed; the requester of the failed deployment may have a lesser role)."""
+        return (
+            Deployment.objects.filter(
+                stack=self.stack, revision=revision, status=DeploymentStatus.SUCCEEDED
+            )
+            .order_by("-finished_at", "-pk")
+            .values_list("triggered_by_id", flat=True)
+            .first()
+        )
 
     def check_ownership(self, driver: DockerDriver) -> None:
         labels = driver.project_labels(self.stack.project)
@@ -308,13 +348,15 @@ class DeploymentRun:
             )
 
     @contextmanager
-    def inputs(self, revision: StackRevision):
+    def inputs(self, revision: StackRevision, requester_id=None):
         """The plan of `revision` and the deploy options, with the revision's secrets and the
         registry passwords resolved (and redacted from every log) for the block."""
         credentials = self.stack.registry_credentials or []
         names = set(revision.secrets or ()) | {entry["secret"] for entry in credentials}
         with secrets.resolved(sorted(names), environment=self.stack.environment) as values:
-            plan = self.plan_for(revision, {name: values[name] for name in revision.secrets})
+            plan = self.plan_for(
+                revision, {name: values[name] for name in revision.secrets}, requester_id
+            )
             registry_auth = {
                 entry["registry"]: {
                     "username": entry["username"],
@@ -383,7 +425,7 @@ class DeploymentRun:
             level=LogLevel.WARNING,
         )
         try:
-            with self.inputs(previous) as (plan, options):
+            with self.inputs(previous, self.restorer_of(previous)) as (plan, options):
                 self.consume(driver.deploy(plan, options, restore_token))
         except (DeployFailed, Abort, ServiceError) as exc:
             summary = getattr(getattr(exc, "diagnosis", None), "summary", None) or str(exc)

@@ -10,3 +10,5 @@ class EnvironmentAdmin(GuardedModelAdmin):
     list_filter = ["kind", "protected"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
+    # Changed only through the compose policy page or API, which audit every edit.
+    readonly_fields = ["compose_overrides"]

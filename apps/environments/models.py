@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from .choices import EnvironmentKind
-from .validators import validate_variables
+from .validators import validate_not_reserved_slug, validate_variables
 
 
 class Environment(models.Model):
@@ -11,7 +11,9 @@ class Environment(models.Model):
     deployments from operators or from members granted access on them."""
 
     name = models.CharField(_("name"), max_length=60, unique=True)
-    slug = models.SlugField(_("slug"), max_length=60, unique=True)
+    slug = models.SlugField(
+        _("slug"), max_length=60, unique=True, validators=[validate_not_reserved_slug]
+    )
     kind = models.CharField(
         _("kind"), max_length=16, choices=EnvironmentKind.choices, default=EnvironmentKind.DEV
     )
@@ -23,6 +25,15 @@ class Environment(models.Model):
     description = models.TextField(_("description"), blank=True, max_length=2000)
     variables = models.JSONField(
         _("variables"), default=dict, blank=True, validators=[validate_variables]
+    )
+    compose_overrides = models.JSONField(
+        _("compose policy overrides"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Host-level compose feature -> least role that may deploy it here (or nobody), "
+            "instead of the organisation's rule. Changed only through the compose policy."
+        ),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -36,3 +47,25 @@ class Environment(models.Model):
 
     def get_absolute_url(self):
         return reverse("environments:environment_detail", args=[self.slug])
+
+
+class ComposePolicy(models.Model):
+    """The organisation's compose policy (one row per organisation schema): for each
+    host-level compose feature (windflow.engine.compose.hostaccess.FEATURES), the least role
+    that may deploy it, or nobody; and the host directories bind mounts may use without the
+    host_path feature. Read and changed through apps.environments.policy only."""
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    rules = models.JSONField(_("rules"), default=dict, blank=True)
+    allowed_paths = models.JSONField(_("allowed host paths"), default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    audit_type = "compose_policy"
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="one_compose_policy")]
+
+    def __str__(self):
+        return str(_("Compose policy"))

@@ -6,6 +6,15 @@ from django.utils.translation import gettext as _
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_VARIABLES = 200
 MAX_VALUE_LENGTH = 8192
+# Environment slugs that would shadow a page of /environments/.
+RESERVED_SLUGS = frozenset({"add", "compose-policy"})
+
+
+def validate_not_reserved_slug(value) -> None:
+    if value in RESERVED_SLUGS:
+        raise ValidationError(
+            _("“%(slug)s” is reserved for a page: choose another name.") % {"slug": value}
+        )
 
 
 def validate_variables(value) -> None:

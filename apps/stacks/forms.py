@@ -77,6 +77,7 @@ class RevisionForm(StyledFormMixin, forms.Form):
             "variables": "keyup changed delay:600ms, change",
             "secrets": "change",
             "environment": "change",
+            "target": "change",
         }
         for name, trigger in triggers.items():
             if name in self.fields:

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
+from apps.environments import policy
 from apps.environments.validators import VARIABLE_NAME, format_dotenv, validate_variables
 from apps.secrets.models import SecretRef
 from windflow.engine.compose import Problem
@@ -46,8 +47,10 @@ class ComposeInvalid(ServiceError):
 
     code = "compose_invalid"
 
-    def __init__(self, message: str, *, field: str, problems: list[Problem]):
-        super().__init__(message, field=field)
+    def __init__(
+        self, message: str, *, field: str, problems: list[Problem], code: str | None = None
+    ):
+        super().__init__(message, field=field, code=code)
         self.problems = problems
 
 
@@ -171,12 +174,21 @@ def _clean_variables(variables) -> dict[str, str]:
 
 
 def check_compose(
-    compose, *, variables=None, secrets=(), environment=None, project: str = "stack"
+    compose,
+    *,
+    variables=None,
+    secrets=(),
+    environment=None,
+    project: str = "stack",
+    actor: Membership | None = None,
+    target=None,
 ) -> Analysis:
     """Analyse `compose` as it would deploy in `environment`: the environment's variables
     overlaid by the stack's; listed secrets stand in as placeholders (their values are never
     read here). Adds an error for each listed secret that does not exist there, and makes
-    the message of each unset variable say how to provide it. Never raises for bad input."""
+    the message of each unset variable say how to provide it. With an `actor`, adds an error
+    (``policy-refused``) for each host-level feature the compose policy does not let that
+    member deploy in `environment` on `target`. Never raises for bad input."""
     merged = dict((environment.variables or {}) if environment is not None else {})
     merged.update(variables or {})
     secrets = list(secrets or ())
@@ -229,6 +241,10 @@ def check_compose(
                 % {"name": name},
             )
         problems.append(problem)
+    if actor is not None:
+        problems.extend(
+            policy.refusals(actor, analysis.host_features, environment=environment, target=target)
+        )
     analysis.problems = problems
     if not analysis.ok:
         analysis.plan = None
@@ -241,9 +257,15 @@ def _located(problem: Problem) -> str:
     return problem.message
 
 
-def _require_valid(compose, *, variables, secrets, environment, project) -> None:
+def _require_valid(compose, *, variables, secrets, environment, project, actor, target) -> None:
     analysis = check_compose(
-        compose, variables=variables, secrets=secrets, environment=environment, project=project
+        compose,
+        variables=variables,
+        secrets=secrets,
+        environment=environment,
+        project=project,
+        actor=actor,
+        target=target,
     )
     if analysis.ok:
         return
@@ -252,7 +274,8 @@ def _require_valid(compose, *, variables, secrets, environment, project) -> None
     message = _located(first)
     if first.hint:
         message = f"{message} {first.hint}"
-    raise ComposeInvalid(message, field=field, problems=analysis.errors)
+    code = "policy_refused" if first.code == policy.CODE else None
+    raise ComposeInvalid(message, field=field, problems=analysis.errors, code=code)
 
 
 def _require_target_serves(target, environment) -> None:
@@ -366,7 +389,13 @@ def create_stack(
     )
     _full_clean(stack)
     _require_valid(
-        compose, variables=variables, secrets=secrets, environment=environment, project=name
+        compose,
+        variables=variables,
+        secrets=secrets,
+        environment=environment,
+        project=name,
+        actor=actor,
+        target=target,
     )
     try:
         with transaction.atomic():
@@ -401,6 +430,8 @@ def revise_stack(
         secrets=secrets,
         environment=stack.environment,
         project=stack.name,
+        actor=actor,
+        target=stack.target,
     )
     with transaction.atomic():
         Stack.objects.select_for_update().filter(pk=stack.pk).first()
@@ -476,7 +507,8 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
             code="deployed",
         )
     _require_place(environment, target)
-    if environment.pk != stack.environment_id:
+    moved = environment.pk != stack.environment_id
+    if moved or target.pk != stack.target_id:
         latest = stack.latest_revision
         if latest is not None:
             analysis = check_compose(
@@ -485,16 +517,23 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
                 secrets=latest.secrets,
                 environment=environment,
                 project=stack.name,
+                actor=actor,
+                target=target,
             )
-            if not analysis.ok:
+            # A new server only changes what the compose policy allows (a shared engine).
+            errors = (
+                analysis.errors if moved else [p for p in analysis.errors if p.code == policy.CODE]
+            )
+            if errors:
                 raise ServiceError(
                     _("Revision %(n)d would not work in %(environment)s: %(problem)s")
                     % {
                         "n": latest.number,
                         "environment": environment.name,
-                        "problem": _located(analysis.first_error()),
+                        "problem": _located(errors[0]),
                     },
-                    field="environment",
+                    field="environment" if moved else "target",
+                    code="policy_refused" if errors[0].code == policy.CODE else None,
                 )
     if "registry_credentials" in settings:
         settings["registry_credentials"] = clean_registry_credentials(

@@ -237,11 +237,15 @@ class StackValidateView(OrganizationView):
         stack_name = request.GET.get("stack") or data.get("stack")
         if stack_name:
             stack = _stack(self, stack_name)
-            environment, project = stack.environment, stack.name
+            environment, project, target = stack.environment, stack.name, stack.target
         else:
-            environment = None
+            environment = target = None
             if (data.get("environment") or "").isdigit():
                 environment = Environment.objects.filter(pk=int(data["environment"])).first()
+            if (data.get("target") or "").isdigit():
+                from apps.targets.models import Target
+
+                target = Target.objects.filter(pk=int(data["target"])).first()
             project = (data.get("name") or "").strip()
         problems = []
         try:
@@ -262,6 +266,8 @@ class StackValidateView(OrganizationView):
                 secrets=secrets,
                 environment=environment,
                 project=project,
+                actor=self.membership,
+                target=target,
             )
             problems.extend(analysis.problems)
         context = {

@@ -150,7 +150,7 @@ class StackViewSet(
         stack = self.get_object()
         body = ValidateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._check(body.validated_data, stack.environment, stack.name)
+        return self._check(body.validated_data, stack.environment, stack.name, stack.target)
 
     @extend_schema(
         request=ValidateNewSerializer,
@@ -165,7 +165,7 @@ class StackViewSet(
         data = body.validated_data
         return self._check(data, data.get("environment"), data.get("name") or "stack")
 
-    def _check(self, data, environment, project):
+    def _check(self, data, environment, project, target=None):
         problems = []
         variables = data["variables"]
         try:
@@ -182,6 +182,8 @@ class StackViewSet(
             secrets=data["secrets"],
             environment=environment,
             project=project,
+            actor=self.membership,
+            target=target,
         )
         problems.extend(analysis.problems)
         return Response(
