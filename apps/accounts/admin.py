@@ -26,6 +26,18 @@ class UserAdmin(BaseUserAdmin):
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     filter_horizontal = []
+    actions = ["deactivate_users"]
+
+    @admin.action(description=_("Deactivate the selected people (ends every sign-in now)"))
+    def deactivate_users(self, request, queryset):
+        from . import services
+
+        count = 0
+        for user in queryset:
+            if user.pk != request.user.pk:
+                services.deactivate_user(request.user, user)
+                count += 1
+        self.message_user(request, _("%(count)d people deactivated.") % {"count": count})
 
 
 @admin.register(Membership)

@@ -108,6 +108,18 @@ def remove_member(actor: Membership, membership: Membership) -> None:
         )
 
 
+def deactivate_user(actor: User, user: User) -> None:
+    """A platform operator turns an account off: every session, JWT and personal token of
+    theirs is refused from the next request (User.save raises the sign-in generation; the
+    model signals clear the request cache). Reactivating brings back personal tokens, not
+    sign-ins."""
+    if not user.is_active:
+        return
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    record_in(None, "user.deactivate", obj=user, actor=actor)
+
+
 # --- Invitations ------------------------------------------------------------------------------
 
 
