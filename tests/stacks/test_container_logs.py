@@ -187,3 +187,90 @@ def test_it_follows_only_the_stacks_containers_and_stops_on_cancel(live_db, test
         finally:
             connection.set_schema_to_public()
             remove_compose_project(PROJECT)
+
+
+def test_it_masks_the_stacks_secrets_on_every_path_of_a_containers_log(live_db, test_images):
+    """A container prints a secret in clear and as base64: the page, its polling tail, the
+    API and the websocket show the mask, never the value (issue 9)."""
+    import base64
+
+    from django.urls import reverse
+
+    from apps.secrets import services as secrets
+    from tests.base import api_client, client_for
+    from windflow.redaction import MASK
+
+    value = f"canary{uuid.uuid4().hex}"
+    encoded = base64.b64encode(value.encode()).decode()
+    printer = f"""
+services:
+  app:
+    image: {test_images["busybox:1"]}
+    environment:
+      TOKEN: ${{API_TOKEN}}
+    command: ["sh", "-c", "echo token=$$TOKEN; echo b64=$$(printf %s $$TOKEN | base64); sleep 600"]
+"""
+    remove_compose_project(PROJECT)
+    with live_organization(members=[("viewer", "viewer")]) as world:
+        connection.set_tenant(world.organization)
+        try:
+            membership = Membership.objects.get(user=world.owner, organization=world.organization)
+            secrets.create_secret(membership, name="API_TOKEN", value=value)
+            environment = Environment.objects.create(name="staging", slug="staging")
+            target = targets.create_target(membership, name="web-1", kind="local")
+            stack = Stack.objects.create(
+                name=PROJECT, environment=environment, target=target, grace_period=0
+            )
+            StackRevision.objects.create(
+                stack=stack, number=1, compose=printer, secrets=["API_TOKEN"]
+            )
+            deployment = deployments.request_deployment(membership, stack)
+            runner.run(deployment.pk)
+            deployment.refresh_from_db()
+            assert deployment.status == DeploymentStatus.SUCCEEDED, deployment.reason
+            container_id = runtime.runtime_status(stack)[0]["containers"][0]["id"]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                printed = docker.from_env().containers.get(container_id).logs().decode()
+                if "b64=" in printed:
+                    break
+                time.sleep(0.1)
+            assert value in printed and encoded in printed  # the container did print it
+
+            viewer = world.others[0]
+            shown = {}
+            page = client_for(viewer, world.organization).get(
+                reverse("stacks:container_logs", args=[PROJECT, container_id[:12]])
+            )
+            assert page.status_code == 200
+            shown["page"] = page.content.decode()
+            tail = client_for(viewer, world.organization).get(
+                reverse("stacks:container_log_tail", args=[PROJECT, container_id[:12]])
+            )
+            shown["tail"] = "\n".join(tail.json()["lines"])
+            api = api_client(viewer, world.organization).get(
+                f"/api/v1/stacks/{PROJECT}/logs/", {"container": container_id[:12]}
+            )
+            assert api.status_code == 200, api.content
+            shown["api"] = "\n".join(api.json()["lines"])
+            connection.set_schema_to_public()
+            cookie = session_cookie_for(viewer)
+
+            async def follow():
+                socket = communicator(
+                    world.organization.primary_domain, cookie, PROJECT, container_id[:12]
+                )
+                assert (await socket.connect(timeout=10))[0]
+                seen = await lines_until(socket, lambda lines: any("b64=" in x for x in lines))
+                await socket.disconnect()
+                return "\n".join(seen)
+
+            shown["websocket"] = asyncio.run(follow())
+            for path, text in shown.items():
+                assert value not in text, path
+                assert encoded not in text, path
+                assert f"token={MASK}" in text, path
+                assert f"b64={MASK}" in text, path
+        finally:
+            connection.set_schema_to_public()
+            remove_compose_project(PROJECT)
