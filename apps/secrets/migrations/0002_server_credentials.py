@@ -46,7 +46,7 @@ def _move(apps, purpose: str) -> None:
     SecretRef = apps.get_model("secrets", "SecretRef")
     ids = Target.objects.exclude(credential=None).values_list("credential_id", flat=True)
     other = "server" if purpose == "stack" else "stack"
-    for ref in SecretRef.objects.filter(pk__in=list(ids), purpose=other, environment=None):
+    for ref in SecretRef._base_manager.filter(pk__in=list(ids), purpose=other, environment=None):
         if ref.backend == "vault":
             source = f"org/{ref.name}" if other == "stack" else f"server/{ref.name}"
             destination = f"server/{ref.name}" if other == "stack" else f"org/{ref.name}"
