@@ -11,12 +11,14 @@ from windflow.views import (
     ObjectFormView,
     ObjectListView,
     OrganizationView,
+    apply_service_error,
     redirect_after_post,
+    wants_partial,
 )
 
-from . import services
+from . import policy, services
 from .filtersets import EnvironmentFilterSet
-from .forms import EnvironmentForm, GrantForm
+from .forms import ComposePolicyForm, EnvironmentForm, EnvironmentPolicyForm, GrantForm
 from .models import Environment
 
 
@@ -123,3 +125,95 @@ class EnvironmentGrantView(OrganizationView):
         except ServiceError as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, url)
+
+
+class ComposePolicyView(OrganizationView):
+    """The organisation's compose policy: every member reads it; owners and admins change
+    it (each change audited)."""
+
+    action = "compose_policy.view"
+    template_name = "environments/compose_policy.html"
+
+    def render_page(self, form, status=200):
+        context = {
+            "form": form,
+            "can_manage": self.can_manage,
+            "environments": Environment.objects.all(),
+            "labels": policy.FEATURE_LABELS,
+            "level_labels": policy.LEVEL_LABELS,
+        }
+        return render(self.request, self.template_name, context, status=status)
+
+    def get(self, request):
+        self.can_manage = permissions.can(self.membership, "compose_policy.manage")
+        return self.render_page(
+            ComposePolicyForm(policy=policy.get_policy(), editable=self.can_manage)
+        )
+
+    def post(self, request):
+        permissions.require(self.membership, "compose_policy.manage")
+        self.can_manage = True
+        form = ComposePolicyForm(request.POST, policy=policy.get_policy())
+        if form.is_valid():
+            try:
+                policy.update_policy(
+                    self.membership,
+                    rules=form.rules(),
+                    allowed_paths=form.cleaned_data["allowed_paths"],
+                )
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(request, _("Saved the compose policy."))
+                return redirect_after_post(request, reverse("environments:compose_policy"))
+        return self.render_page(form, status=422 if wants_partial(request) else 200)
+
+
+class EnvironmentPolicyView(OrganizationView):
+    """One environment's overrides of the compose policy."""
+
+    action = "compose_policy.view"
+    template_name = "environments/environment_policy.html"
+
+    def render_page(self, environment, form, status=200):
+        context = {
+            "object": environment,
+            "form": form,
+            "can_manage": permissions.can(self.membership, "compose_policy.manage"),
+            "effective": [
+                (policy.FEATURE_LABELS[feature], policy.LEVEL_LABELS[level], source)
+                for feature, (level, source) in policy.effective_rules(environment).items()
+            ],
+        }
+        return render(self.request, self.template_name, context, status=status)
+
+    def get(self, request, slug):
+        environment = _environment(self, slug)
+        form = EnvironmentPolicyForm(
+            environment=environment,
+            policy=policy.get_policy(),
+            editable=permissions.can(self.membership, "compose_policy.manage"),
+        )
+        return self.render_page(environment, form)
+
+    def post(self, request, slug):
+        environment = _environment(self, slug)
+        permissions.require(self.membership, "compose_policy.manage")
+        form = EnvironmentPolicyForm(
+            request.POST, environment=environment, policy=policy.get_policy()
+        )
+        if form.is_valid():
+            try:
+                policy.set_overrides(self.membership, environment, form.overrides())
+            except ServiceError as exc:
+                apply_service_error(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Saved the compose policy of %(environment)s.")
+                    % {"environment": environment.name},
+                )
+                return redirect_after_post(
+                    request, reverse("environments:environment_policy", args=[environment.slug])
+                )
+        return self.render_page(environment, form, status=422 if wants_partial(request) else 200)

@@ -37,3 +37,24 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             sample = reverse("environments-api:environment-detail", args=["-"])
             self._detail_prefix = request.build_absolute_uri(sample[:-2])
         return f"{self._detail_prefix}{environment.slug}/"
+
+
+class ComposePolicySerializer(serializers.Serializer):
+    """A change of the organisation's compose policy: `rules` (feature -> least role, or
+    "nobody") for the features given, and/or the whole list of `allowed_paths`."""
+
+    rules = serializers.DictField(child=serializers.CharField(max_length=20), required=False)
+    allowed_paths = serializers.ListField(
+        child=serializers.CharField(max_length=500, trim_whitespace=False),
+        required=False,
+        max_length=50,
+    )
+
+
+class ComposePolicyOverridesSerializer(serializers.Serializer):
+    """An environment's own rules: feature -> least role, "nobody", or null (follow the
+    organisation). PUT sets exactly these; PATCH merges them into the current ones."""
+
+    overrides = serializers.DictField(
+        child=serializers.CharField(max_length=20, allow_null=True, allow_blank=True)
+    )
