@@ -73,10 +73,11 @@ def stack_driver(stack: Stack, *, timeout: float = STATUS_TIMEOUT):
 
 
 def _require_owned_project(driver, stack: Stack) -> None:
-    """A compose project of the same name that another stack (or someone by hand) runs on
-    this server is not ours to show or touch."""
-    labels = driver.project_labels(stack.project)
-    if labels is not None and labels.get(STACK_LABEL) not in (None, str(stack.uid)):
+    """A compose project of the same name that another stack (of this organisation or of
+    another one on a shared engine), or someone by hand, runs on this server is not ours to
+    show or touch: every container of the project must carry this stack's uid."""
+    found = driver.api.containers(all=True, filters={"label": [f"{PROJECT_LABEL}={stack.project}"]})
+    if any((c.get("Labels") or {}).get(STACK_LABEL) != str(stack.uid) for c in found):
         raise ServiceError(
             _("A compose project named %(name)s runs on %(server)s and is not this stack's.")
             % {"name": stack.project, "server": stack.target.name},
