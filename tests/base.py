@@ -23,6 +23,9 @@ PERSONAS = {
 }
 
 
+TEST_ENGINE = "test-engine"
+
+
 def build_world() -> None:
     """Two organisations created through the real provisioning service, with personas."""
     from apps.accounts.models import Membership, User
@@ -37,6 +40,11 @@ def build_world() -> None:
     for key, (_email, slug, role) in PERSONAS.items():
         if slug == "acme" and key != "owner":
             Membership.objects.create(user=users[key], organization=acme, role=role)
+    # Platform staff gave acme (only) the test Docker engine: its `local` servers use it.
+    from apps.tenants.models import LocalEngine
+    from windflow.localservices import DOCKER_SOCKET
+
+    LocalEngine.objects.create(name=TEST_ENGINE, socket_path=DOCKER_SOCKET).organizations.add(acme)
 
 
 def host_of(organization) -> str:

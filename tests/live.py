@@ -27,6 +27,7 @@ def live_organization(*, members=()):
     suffix = secrets.token_hex(3)
     owner = User.objects.create_user(f"owner-{suffix}@live.test", "pw-live-123456")
     organization = create_organization(name=f"Live {suffix}", slug=f"live-{suffix}", owner=owner)
+    assign_test_engine(organization)
     others = []
     for key, role in members:
         user = User.objects.create_user(f"{key}-{suffix}@live.test", "pw-live-123456")
@@ -38,6 +39,15 @@ def live_organization(*, members=()):
         connection.set_schema_to_public()
         delete_organization(organization)
         User.objects.filter(email__endswith=f"-{suffix}@live.test").delete()
+
+
+def assign_test_engine(organization) -> None:
+    """Platform staff give `organisation` the test Docker engine (tests.base.TEST_ENGINE), so
+    that its `local` servers connect. The assignment goes with the organisation."""
+    from apps.tenants.models import LocalEngine
+    from tests.base import TEST_ENGINE
+
+    LocalEngine.objects.get(name=TEST_ENGINE).organizations.add(organization)
 
 
 def session_cookie_for(user) -> str:

@@ -5,7 +5,8 @@
 1. Without DATABASE_URL / REDIS_URL, start a private PostgreSQL (var/postgres)
    and Redis (var/redis) on 127.0.0.1; their ports are kept in var/services.json
    so the next run uses the same ones (defaults 54329 and 63799 when free).
-2. `manage.py migrate_all`, then `manage.py setup_demo`.
+2. `manage.py migrate_all`, then `manage.py setup_demo` (the demo organisation gets this
+   machine's Docker engine as a local engine: WINDFLOW_LOCAL_TARGETS=staff).
 3. `honcho start -f Procfile web worker scheduler` with that environment.
 4. When honcho ends (Ctrl-C, SIGTERM, or a process died), stop the servers
    that this run started; servers it found running are left alone.
@@ -79,6 +80,9 @@ def build_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.dev")
     env.setdefault("PORT", "8000")
+    # Platform staff hand out local Docker engines; setup_demo gives the demo organisation
+    # this machine's engine, so that its first deploy works.
+    env.setdefault("WINDFLOW_LOCAL_TARGETS", "staff")
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Procfile lines call `python` and `uvicorn`: make them this interpreter's.
     bindir = str(Path(sys.executable).parent)

@@ -60,8 +60,23 @@ class TargetCreateForm(StyledFormMixin, forms.Form):
         strip=False,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off", "class": "font-monospace"}),
     )
-    socket_path = forms.CharField(
-        label=_("Docker socket"), required=False, initial="/var/run/docker.sock"
+    engine = forms.ChoiceField(
+        label=_("Local Docker engine"),
+        required=False,
+        help_text=_("An engine of the platform that its staff assigned to your organisation."),
+        error_messages={
+            "invalid_choice": _("This local engine is not assigned to your organisation.")
+        },
+    )
+    socket_path = forms.ChoiceField(
+        label=_("Docker socket"),
+        required=False,
+        help_text=_("One of the sockets the platform operator allows (WINDFLOW_LOCAL_SOCKETS)."),
+        error_messages={
+            "invalid_choice": _(
+                "%(value)s is not an allowed Docker socket (WINDFLOW_LOCAL_SOCKETS)."
+            )
+        },
     )
     environments = forms.ModelMultipleChoiceField(
         label=_("Environments it serves"),
@@ -69,6 +84,30 @@ class TargetCreateForm(StyledFormMixin, forms.Form):
         required=False,
         widget=forms.SelectMultiple(attrs={"size": 4}),
     )
+
+    def __init__(self, *args, **kwargs):
+        from . import services
+
+        super().__init__(*args, **kwargs)
+        # The operator's WINDFLOW_LOCAL_TARGETS decides how (and whether) a local Docker socket
+        # is offered: never as free text. A `local` kind posted anyway gets the service's error
+        # naming the setting.
+        mode = services.local_targets_mode()
+        choices = services.local_socket_choices()
+        if mode == "off":
+            self.fields["kind"].widget.choices = [
+                choice for choice in TargetKind.choices if choice[0] != TargetKind.LOCAL
+            ]
+        if mode == "staff":
+            self.fields["engine"].choices = [("", "---------"), *choices]
+            del self.fields["socket_path"]
+        elif mode == "all":
+            self.fields["socket_path"].choices = choices
+            self.fields["socket_path"].initial = choices[0][0] if choices else ""
+            del self.fields["engine"]
+        else:
+            del self.fields["engine"]
+            del self.fields["socket_path"]
 
     def service_fields(self) -> dict:
         data = dict(self.cleaned_data)

@@ -88,7 +88,8 @@ def create_target(
     host: str = "",
     port: int = 22,
     user: str = "",
-    socket_path: str = "/var/run/docker.sock",
+    socket_path: str = "",
+    engine=None,
     private_key: str = "",
     passphrase: str = "",
     generate_key: bool = False,
@@ -99,10 +100,18 @@ def create_target(
     environments=(),
 ) -> Target:
     """Register a target. For SSH, the host key is scanned now (it must answer) and waits for
-    the admin's confirmation before it is pinned; nothing is stored if anything fails."""
+    the admin's confirmation before it is pinned; nothing is stored if anything fails. A local
+    target follows WINDFLOW_LOCAL_TARGETS: refused when off, made from an `engine` assigned to
+    the organisation in staff mode (the only one when there is one), from an allowed
+    `socket_path` in all mode."""
     permissions.require(actor, "target.manage")
     name = (name or "").strip().lower()
     _validate_address(name=name, kind=kind, host=host, port=port, user=user)
+    local = (
+        _local_target_fields(engine, socket_path)
+        if kind == TargetKind.LOCAL
+        else {"engine": None, "socket_path": ""}
+    )
     slug = slugify(name)
     if Target.objects.filter(slug=slug).exists():
         raise Conflict(
@@ -137,7 +146,8 @@ def create_target(
                 host=host.strip(),
                 port=int(port),
                 user=user.strip(),
-                socket_path=socket_path if kind == TargetKind.LOCAL else "",
+                socket_path=local["socket_path"],
+                engine=local["engine"],
                 public_key=public_key,
                 labels=labels or {},
                 pending_host_key_fingerprint=host_key.fingerprint if host_key else "",
@@ -162,6 +172,7 @@ def create_target(
                 changes={
                     "kind": kind,
                     "address": target.address,
+                    **({"engine": local["engine"].name} if local["engine"] else {}),
                     "host_key": target.pending_host_key_fingerprint,
                 },
             )
@@ -306,13 +317,15 @@ def _engine_for_new_target(engine) -> LocalEngine:
     """The assigned engine named by `engine` (a LocalEngine, its id or its name)."""
     queryset = assigned_engines()
     found = None
-    if isinstance(engine, LocalEngine):
+    if engine in (None, "") and queryset.count() == 1:
+        found = queryset.first()  # the only one there is
+    elif isinstance(engine, LocalEngine):
         found = queryset.filter(pk=engine.pk).first()
-    elif engine not in (None, ""):
+    elif engine not in (None, "") and "\x00" not in str(engine):
         text = str(engine).strip()
-        found = (
-            queryset.filter(pk=int(text)).first() if text.isdigit() else None
-        ) or queryset.filter(name=text).first()
+        if text.isascii() and text.isdigit() and len(text) < 18:
+            found = queryset.filter(pk=int(text)).first()
+        found = found or queryset.filter(name=text).first()
     if found is None:
         names = ", ".join(e.name for e in queryset)
         raise ServiceError(
@@ -339,7 +352,11 @@ def _local_target_fields(engine, socket_path: str) -> dict:
         found = _engine_for_new_target(engine)
         return {"engine": found, "socket_path": found.socket_path}
     if engine not in (None, ""):
-        return {"engine": _engine_for_new_target(engine), "socket_path": socket_path}
+        found = _engine_for_new_target(engine)
+        return {"engine": found, "socket_path": found.socket_path}
+    allowed = allowed_local_sockets()
+    if not socket_path and len(allowed) == 1:
+        socket_path = allowed[0]
     if not local_socket_is_allowed(socket_path):
         raise ServiceError(
             _(
@@ -496,7 +513,7 @@ def docker_client_for(target: Target, *, timeout: float = 10):
 
     try:
         if target.kind == TargetKind.LOCAL:
-            client = dockerhost.docker_client_local(target.socket_path, timeout=timeout)
+            client = dockerhost.docker_client_local(local_socket_for(target), timeout=timeout)
         elif target.kind == TargetKind.TCP_TLS:
             from windflow.engine.tlsdocker import docker_client_tls
 
@@ -514,17 +531,33 @@ def docker_client_for(target: Target, *, timeout: float = 10):
 
 
 def list_containers(target: Target) -> list[dict]:
-    """What runs on the target now (for its page): name, image, state, status, ports."""
+    """What runs on the target now (for its page): name, image, state, status, ports, and the
+    stack it belongs to. A local engine is the platform's (and may be shared with other
+    organisations): there, only the containers of this organisation's stacks are listed. An
+    SSH or TCP+TLS server is the organisation's own: everything on it is listed."""
+    from apps.stacks.models import STACK_LABEL, Stack
+
+    stacks = {str(uid): name for uid, name in Stack.objects.values_list("uid", "name")}
+    own_only = target.kind == TargetKind.LOCAL
     with docker_client_for(target, timeout=5) as client:
         try:
-            containers = client.containers.list(all=True)
+            containers = client.containers.list(
+                all=True, filters={"label": [STACK_LABEL]} if own_only else None
+            )
         except Exception as exc:  # docker SDK and transport errors alike
             from windflow.engine.dockerhost import docker_error
 
             raise ServiceError(
                 _engine_message(docker_error(exc, target.name)), code="docker_unavailable"
             ) from exc
-        return [_container_dict(container) for container in containers]
+        out = []
+        for container in containers:
+            labels = (container.attrs.get("Config") or {}).get("Labels") or {}
+            stack = stacks.get(labels.get(STACK_LABEL) or "")
+            if own_only and stack is None:
+                continue  # another organisation's, or the platform's own
+            out.append({**_container_dict(container), "stack": stack or ""})
+        return out
 
 
 def _container_dict(container) -> dict:
@@ -548,7 +581,7 @@ def _container_dict(container) -> dict:
 
 def run_checks(target: Target) -> tuple[list, object]:
     if target.kind == TargetKind.LOCAL:
-        return engine_checks.check_local_socket(target.socket_path)
+        return engine_checks.check_local_socket(local_socket_for(target))
     if target.kind == TargetKind.TCP_TLS:
         from windflow.engine.tlsdocker import check_tls_target
 
@@ -565,12 +598,15 @@ def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
     try:
         results, facts = run_checks(target)
     except ServiceError as exc:
+        local = target.kind == TargetKind.LOCAL
         results = [
             engine_checks.Check(
-                name="credential",
+                name="socket" if local else "credential",
                 ok=False,
                 detail=exc.message,
-                hint=_("Edit the target and give it a key."),
+                hint=_("Ask the platform operator.")
+                if local
+                else _("Edit the target and give it a key."),
             )
         ]
         facts = None

@@ -1,9 +1,11 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from django_tenants.admin import TenantAdminMixin
 
 from apps.accounts.models import Membership
 
-from .models import Domain, Organization
+from . import services
+from .models import Domain, LocalEngine, Organization
 
 
 class DomainInline(admin.TabularInline):
@@ -35,3 +37,30 @@ class DomainAdmin(admin.ModelAdmin):
     list_display = ["domain", "tenant", "is_primary"]
     search_fields = ["domain", "tenant__name"]
     list_filter = ["is_primary"]
+
+
+@admin.register(LocalEngine)
+class LocalEngineAdmin(admin.ModelAdmin):
+    """The platform's own Docker sockets (WINDFLOW_LOCAL_SOCKETS), handed out to organisations
+    when WINDFLOW_LOCAL_TARGETS is staff (or all). One assigned to several is shared."""
+
+    list_display = ["name", "socket_path", "organization_count", "created_at"]
+    search_fields = ["name", "socket_path", "organizations__name", "organizations__slug"]
+    filter_horizontal = ["organizations"]
+    readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(organization_total=Count("organizations"))
+
+    @admin.display(description=_("organisations"), ordering="organization_total")
+    def organization_count(self, engine):
+        return engine.organization_total
+
+    def save_related(self, request, form, formsets, change):
+        # The assignment goes through the service (audited in each organisation).
+        organizations = form.cleaned_data.get("organizations") or []
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+        services.set_local_engine_organizations(form.instance, organizations, actor=request.user)

@@ -57,8 +57,12 @@ class LocalEngine(models.Model):
     socket_path = models.CharField(
         _("Docker socket"),
         max_length=200,
+        unique=True,
         validators=[validate_local_socket],
-        help_text=_("One of the sockets listed in WINDFLOW_LOCAL_SOCKETS."),
+        help_text=_(
+            "One of the sockets listed in WINDFLOW_LOCAL_SOCKETS. One engine per socket: "
+            "assign it to several organisations to share it."
+        ),
     )
     description = models.CharField(_("description"), max_length=200, blank=True)
     organizations = models.ManyToManyField(
@@ -76,3 +80,10 @@ class LocalEngine(models.Model):
 
     def __str__(self):
         return self.name
+
+    def save(self, *args, **kwargs):
+        import os.path
+
+        # One spelling per socket, so that "unique" means one engine per socket.
+        self.socket_path = os.path.normpath(self.socket_path) if self.socket_path else ""
+        super().save(*args, **kwargs)

@@ -101,3 +101,42 @@ def migrate_everything(verbosity: int = 1) -> None:
     if Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).exists():
         call_command("migrate_schemas", tenant=True, interactive=False, verbosity=verbosity)
     connection.set_schema_to_public()
+
+
+def set_local_engine_organizations(engine, organizations, *, actor=None) -> None:
+    """Assign the platform's local Docker `engine` to exactly `organizations` (platform staff,
+    in the admin). Each organisation that gains or loses it has the change in its own audit
+    trail, and the platform's chain has the whole of it. An organisation that loses the
+    engine keeps its servers, which stop connecting (they say why)."""
+    with transaction.atomic():
+        before = set(engine.organizations.values_list("pk", flat=True))
+        after = {organization.pk for organization in organizations}
+        engine.organizations.set(after)
+        changed = Organization.objects.filter(pk__in=before ^ after).order_by("pk")
+        for organization in changed:
+            action = "local_engine.assign" if organization.pk in after else "local_engine.unassign"
+            record_in(
+                organization,
+                action,
+                object_type="local_engine",
+                object_id=engine.pk,
+                object_label=engine.name,
+                changes={"socket": engine.socket_path},
+                actor=actor,
+            )
+        if changed:
+            names = dict(Organization.objects.values_list("pk", "slug"))
+            record_in(
+                None,
+                "local_engine.organizations",
+                object_type="local_engine",
+                object_id=engine.pk,
+                object_label=engine.name,
+                changes={
+                    "organizations": [
+                        sorted(names[pk] for pk in before if pk in names),
+                        sorted(names[pk] for pk in after if pk in names),
+                    ]
+                },
+                actor=actor,
+            )

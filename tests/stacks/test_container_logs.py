@@ -172,8 +172,12 @@ def test_it_follows_only_the_stacks_containers_and_stops_on_cancel(live_db, test
             got, done = [], threading.Event()
 
             def read():
-                for line in runtime.follow_container_logs(stack, container_id, cancel=cancel):
-                    got.append(line)
+                # As the websocket's reader thread: the organisation active (its engine).
+                from django_tenants.utils import tenant_context
+
+                with tenant_context(world.organization):
+                    for line in runtime.follow_container_logs(stack, container_id, cancel=cancel):
+                        got.append(line)
                 done.set()
 
             threading.Thread(target=read, daemon=True).start()

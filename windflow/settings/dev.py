@@ -1,10 +1,13 @@
 """Developer machine: debug on, console email, *.localhost domains."""
 
 from .base import *
-from .env import env_bool
+from .env import env_bool, env_str
 
 DEBUG = env_bool("DEBUG", True)
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
 # WhiteNoise serves from the finders here; the directory only has to exist.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# Local Docker engines: platform staff hand them out (make run gives the demo organisation one).
+WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")

@@ -1,6 +1,9 @@
 """Test run: the test tooling exports DATABASE_URL and REDIS_URL of its throwaway servers."""
 
+from windflow.localservices import DOCKER_SOCKET
+
 from .base import *
+from .env import env_str
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
@@ -13,3 +16,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 # WhiteNoise serves from the finders here; the directory only has to exist.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# Local Docker engines: platform staff hand them out in the admin (as in `make run`).
+WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")
+# The engine the test tooling starts (tests/conftest.py, ensure_docker_engine) is allowed.
+WINDFLOW_LOCAL_SOCKETS = [*WINDFLOW_LOCAL_SOCKETS, DOCKER_SOCKET]

@@ -10,6 +10,9 @@ class TargetSerializer(serializers.ModelSerializer):
     environments = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=Environment.objects.all(), required=False
     )
+    engine = serializers.SerializerMethodField(
+        help_text="The local Docker engine (assigned by platform staff) of a local target."
+    )
 
     class Meta:
         model = Target
@@ -22,6 +25,7 @@ class TargetSerializer(serializers.ModelSerializer):
             "port",
             "user",
             "socket_path",
+            "engine",
             "public_key",
             "host_key_fingerprint",
             "pending_host_key_fingerprint",
@@ -45,6 +49,14 @@ class TargetSerializer(serializers.ModelSerializer):
             "created_at",
         ]
 
+    def get_engine(self, target) -> str | None:
+        if target.engine_id is None:
+            return None
+        from apps.tenants.models import LocalEngine
+
+        engine = LocalEngine.objects.filter(pk=target.engine_id).first()
+        return engine.name if engine else None
+
 
 class TargetCreateSerializer(TargetSerializer):
     """Create: a private key (write-only) or `generate_key`, never returned."""
@@ -66,6 +78,25 @@ class TargetCreateSerializer(TargetSerializer):
         write_only=True, required=False, allow_blank=True, trim_whitespace=False
     )
     kind = serializers.ChoiceField(choices=TargetKind.choices)
+    engine = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=63,
+        help_text=(
+            "Local target (WINDFLOW_LOCAL_TARGETS=staff): the name of a local engine assigned "
+            "to the organisation (optional when there is one)."
+        ),
+    )
+    socket_path = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text=(
+            "Local target (WINDFLOW_LOCAL_TARGETS=all): one of the sockets of "
+            "WINDFLOW_LOCAL_SOCKETS."
+        ),
+    )
 
     class Meta(TargetSerializer.Meta):
         fields = [

@@ -24,8 +24,9 @@ class Migration(migrations.Migration):
                 (
                     "socket_path",
                     models.CharField(
-                        help_text="One of the sockets listed in WINDFLOW_LOCAL_SOCKETS.",
+                        help_text="One of the sockets listed in WINDFLOW_LOCAL_SOCKETS. One engine per socket: assign it to several organisations to share it.",
                         max_length=200,
+                        unique=True,
                         validators=[apps.tenants.validators.validate_local_socket],
                         verbose_name="Docker socket",
                     ),

@@ -26,21 +26,74 @@ services:
 """
 
 
-def furnish_demo(owner: Membership) -> None:
-    """Environments, the local Docker engine as a server when this machine has one, and a
-    sample stack: something to click through on a fresh install."""
+def demo_engine(organization: Organization):
+    """This machine's Docker engine as a local engine that platform staff assigned to the demo
+    organisation (WINDFLOW_LOCAL_TARGETS=staff, the default of `make run`), when the machine
+    has one on an allowed socket; None otherwise."""
     import os
+
+    from django.conf import settings
+
+    from apps.tenants.models import LocalEngine
+    from apps.tenants.validators import local_socket_is_allowed
+    from windflow.engine.dockerhost import DEFAULT_SOCKET
+
+    if settings.WINDFLOW_LOCAL_TARGETS != "staff":
+        return None
+    if not os.path.exists(DEFAULT_SOCKET) or not local_socket_is_allowed(DEFAULT_SOCKET):
+        return None
+    engine, _created = LocalEngine.objects.get_or_create(
+        name="this-machine",
+        defaults={
+            "socket_path": DEFAULT_SOCKET,
+            "description": "The Docker engine of the machine WindFlow runs on (make run).",
+        },
+    )
+    services.set_local_engine_organizations(
+        engine, [*engine.organizations.all(), organization], actor=None
+    )
+    return engine
+
+
+def adopt_local_servers(organization: Organization, engine) -> None:
+    """A demo made before local engines existed: its local servers on the engine's socket
+    now use the engine (else they would be refused at connect time)."""
+    from apps.targets.models import Target
+
+    with tenant_context(organization):
+        Target.objects.filter(
+            kind="local", engine__isnull=True, socket_path=engine.socket_path
+        ).update(engine=engine)
+
+
+def furnish_demo(owner: Membership, engine=None) -> None:
+    """Environments, the local Docker engine as a server when the platform gave the demo one
+    (`engine`, or an allowed socket when WINDFLOW_LOCAL_TARGETS=all), and a sample stack:
+    something to click through on a fresh install."""
+    import os
+
+    from django.conf import settings
 
     from apps.environments.models import Environment
     from apps.stacks import services as stacks
     from apps.targets import services as targets
+    from apps.tenants.validators import local_socket_is_allowed
     from windflow.engine.dockerhost import DEFAULT_SOCKET
 
     staging = Environment.objects.create(name="staging", slug="staging", kind="staging")
     Environment.objects.create(name="production", slug="production", kind="prod", protected=True)
-    if not os.path.exists(DEFAULT_SOCKET):
+    if engine is not None:
+        server = targets.create_target(owner, name="local", kind="local", engine=engine)
+    elif (
+        settings.WINDFLOW_LOCAL_TARGETS == "all"
+        and os.path.exists(DEFAULT_SOCKET)
+        and local_socket_is_allowed(DEFAULT_SOCKET)
+    ):
+        server = targets.create_target(
+            owner, name="local", kind="local", socket_path=DEFAULT_SOCKET
+        )
+    else:
         return
-    server = targets.create_target(owner, name="local", kind="local")
     stacks.create_stack(
         owner,
         name="hello",
@@ -56,7 +109,11 @@ class Command(BaseCommand):
     help = "Create the demo organisation `demo` and its admin account (once)."
 
     def handle(self, *args, **options):
-        if Organization.objects.filter(slug="demo").exists():
+        organization = Organization.objects.filter(slug="demo").first()
+        if organization is not None:
+            engine = demo_engine(organization)
+            if engine is not None:
+                adopt_local_servers(organization, engine)
             self.stdout.write(f"Demo organisation exists; sign in as {DEMO_EMAIL}.")
             return
         password = secrets.token_urlsafe(12)
@@ -68,8 +125,9 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
             organization = services.create_organization(name="Demo", slug="demo", owner=user)
+            engine = demo_engine(organization)
         with tenant_context(organization):
-            furnish_demo(Membership.objects.get(user=user, organization=organization))
+            furnish_demo(Membership.objects.get(user=user, organization=organization), engine)
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Demo organisation: "
