@@ -397,7 +397,7 @@ def obtain_token_pair(request, organization, *, email: str, password: str) -> di
             _("Your account uses two-factor authentication: use a personal access token."),
             code="mfa_required",
         )
-    return _issue_token_pair(membership)
+    return issue_token_pair(membership)
 
 
 def _new_refresh(membership: Membership, family: TokenFamily):
@@ -410,7 +410,7 @@ def _new_refresh(membership: Membership, family: TokenFamily):
     return refresh
 
 
-def _issue_token_pair(membership: Membership) -> dict:
+def issue_token_pair(membership: Membership) -> dict:
     family = TokenFamily(membership=membership)
     refresh = _new_refresh(membership, family)
     family.current_jti = refresh["jti"]
