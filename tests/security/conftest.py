@@ -29,3 +29,49 @@ def persona(db):
         return User.objects.get(email=PERSONAS[key][0])
 
     return get
+
+
+@pytest.fixture
+def victim(acme, owner, in_acme):
+    """One real object of every kind in acme (the victim), each with a unique marker; see
+    tests/security/world.py. The test runs with acme's schema active."""
+    from tests.security.world import build_victim
+
+    return build_victim(acme, owner)
+
+
+@pytest.fixture
+def attacker_credentials(globex, outsider):
+    """The outsider's (owner of globex) three credentials, all issued by globex: a signed-in
+    session, a personal API token (write) and a JWT from /api/v1/auth/token/.
+    -> {"session": {"user": outsider}, "token": {"bearer": ...}, "jwt": {"bearer": ...}}"""
+    from django.db import connection
+
+    from tests.base import PASSWORD, api_client, client_for
+
+    tenant = connection.tenant
+    token = api_client(outsider, globex)._credentials["HTTP_AUTHORIZATION"].split()[1]
+    response = client_for(None, globex).post(
+        "/api/v1/auth/token/",
+        {"email": outsider.email, "password": PASSWORD},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    connection.set_tenant(tenant)  # the request left globex active
+    return {
+        "session": {"user": outsider},
+        "token": {"bearer": token},
+        "jwt": {"bearer": response.json()["access"]},
+    }
+
+
+def give_test_engine(organization) -> None:
+    """Let `organization` (a live one) make `local` servers on the test Docker engine, as
+    platform staff would in the admin. Deleting the organisation takes the assignment away."""
+    from apps.tenants.models import LocalEngine
+    from windflow.localservices import DOCKER_SOCKET
+
+    engine, _created = LocalEngine.objects.get_or_create(
+        socket_path=DOCKER_SOCKET, defaults={"name": "test-engine"}
+    )
+    engine.organizations.add(organization)

@@ -1,0 +1,197 @@
+"""The victim organisation's objects for the cross-organisation tests: one real object of
+every kind a route can name (environment, secret, server, stack, revision, deployment, audit
+event, token, invitation, member, notification), each carrying a unique marker that must
+never show up in an answer given to another organisation."""
+
+from __future__ import annotations
+
+import secrets as random
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+
+@dataclass
+class Victim:
+    organization: object
+    owner: object
+    membership: object
+    environment: object
+    secret: object
+    target: object
+    stack: object
+    revision: object
+    deployment: object
+    audit_event: object
+    token: object
+    token_secret: str
+    invitation: object
+    member: object
+    notification: object
+    markers: list[str] = field(default_factory=list)
+
+    def objects_by_model(self) -> dict:
+        """model class -> the victim's object of that model (for the admin's object_id)."""
+        from apps.tenants.models import Domain
+
+        objects = [
+            self.organization,
+            Domain.objects.filter(tenant=self.organization).first(),
+            self.owner,
+            self.member,
+            self.token,
+            self.invitation,
+            self.audit_event,
+            self.environment,
+            self.secret,
+            self.target,
+            self.stack,
+            self.revision,
+            self.deployment,
+            self.notification,
+        ]
+        return {type(obj): obj for obj in objects if obj is not None}
+
+    def fills(self) -> dict:
+        """Values for path parameters that do not depend on where they appear."""
+        return {
+            "name": self.stack.name,
+            "number": self.revision.number,
+            "container": f"{self.stack.name}-web-1",
+            "deployment_id": self.deployment.pk,
+            "target_id": self.target.pk,
+            # the stored hash of the invitation, as if it had leaked: never an accept link
+            "token": self.invitation.token_hash,
+            "fmt": "csv",
+            "verb": "check",
+        }
+
+    def pk_for(self, path: str):
+        """The victim's object named by a `pk` / `slug` parameter in `path` (page or API)."""
+        return getattr(self.object_for(path), "slug" if "slug" in path else "pk", None)
+
+    def object_for(self, path: str):
+        """The victim object a page or API path (pattern or OpenAPI template) is about."""
+        path = path.lstrip("/").replace("^", "")
+        prefixes = {
+            ("environments/", "api/v1/environments/"): self.environment,
+            ("servers/", "api/v1/targets/"): self.target,
+            ("organizations/",): self.organization,
+            ("secrets/", "api/v1/secrets/"): self.secret,
+            ("deployments/", "api/v1/deployments/"): self.deployment,
+            ("settings/members/", "api/v1/members/"): self.member,
+            ("settings/invitations/", "api/v1/invitations/"): self.invitation,
+            ("settings/tokens/", "api/v1/tokens/"): self.token,
+            ("api/v1/audit-events/",): self.audit_event,
+        }
+        for keys, obj in prefixes.items():
+            if path.startswith(keys):
+                return obj
+        return None
+
+
+def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
+    """Create the objects (with `organization` active: connection.set_tenant first)."""
+    from apps.accounts import services as accounts
+    from apps.accounts.models import Membership, Role, User
+    from apps.audit import services as audit
+    from apps.deployments import services as deployments
+    from apps.environments.models import Environment
+    from apps.notifications import services as notifications
+    from apps.secrets import services as secrets
+    from apps.stacks import services as stacks
+    from apps.targets import services as targets
+
+    assert connection.schema_name == organization.schema_name
+    tag = tag or random.token_hex(5)
+    marker = f"vic{tag}"
+    membership = Membership.objects.get(user=owner, organization=organization)
+    member = Membership.objects.filter(organization=organization).exclude(
+        user=owner
+    ).first() or Membership.objects.create(
+        user=User.objects.create_user(f"{marker}-member@victim.test", "pw-victim-123456"),
+        organization=organization,
+        role=Role.DEVELOPER,
+    )
+    environment = Environment.objects.create(
+        name=f"{marker} env",
+        slug=f"{marker}-env",
+        variables={"VICTIM_VARIABLE": f"{marker}-variable"},
+    )
+    secret = secrets.create_secret(
+        membership,
+        name=f"{marker.upper()}_SECRET",
+        value=f"{marker}-secret-value",
+        description=f"{marker}-secret-description",
+    )
+    target = targets.create_target(
+        membership, name=f"{marker}-srv", kind="local", labels={"victim": f"{marker}-label"}
+    )
+    compose = (
+        "services:\n  web:\n    image: busybox:1\n"
+        f"    environment:\n      VICTIM: {marker}-compose\n"
+    )
+    stack = stacks.create_stack(
+        membership,
+        name=f"{marker}-stack",
+        environment=environment,
+        target=target,
+        compose=compose,
+        message=f"{marker}-revision-message",
+        description=f"{marker}-stack-description",
+    )
+    revision = stack.revisions.get(number=1)
+    deployment = deployments.request_deployment(membership, stack)
+    deployments.append_log(deployment, f"{marker}-log-line")
+    deployment.reason = f"{marker}-reason"
+    deployment.save(update_fields=["reason"])
+    audit_event = audit.record(
+        "security.victim", object_type="stack", object_label=f"{marker}-audit-label", actor=owner
+    )
+    token, token_secret = accounts.create_api_token(membership, name=f"{marker}-token")
+    invitation, _url = accounts.invite(
+        membership, email=f"{marker}-invitee@victim.test", role=Role.VIEWER
+    )
+    (notification,) = notifications.notify([owner], verb="victim", text=f"{marker}-notification")
+    markers = [
+        environment.name,
+        environment.slug,
+        f"{marker}-variable",
+        secret.name,
+        f"{marker}-secret-value",
+        f"{marker}-secret-description",
+        target.name,
+        f"{marker}-label",
+        stack.name,
+        f"{marker}-compose",
+        f"{marker}-revision-message",
+        f"{marker}-stack-description",
+        f"{marker}-log-line",
+        f"{marker}-reason",
+        f"{marker}-audit-label",
+        token.name,
+        invitation.email,
+        f"{marker}-notification",
+        str(stack.uid),
+        token.prefix,
+        token_secret,
+        *[m.user.email for m in Membership.objects.filter(organization=organization)],
+    ]
+    return Victim(
+        organization=organization,
+        owner=owner,
+        membership=membership,
+        environment=environment,
+        secret=secret,
+        target=target,
+        stack=stack,
+        revision=revision,
+        deployment=deployment,
+        audit_event=audit_event,
+        token=token,
+        token_secret=token_secret,
+        invitation=invitation,
+        member=member,
+        notification=notification,
+        markers=markers,
+    )
