@@ -9,6 +9,10 @@ class TargetAdmin(admin.ModelAdmin):
     list_filter = ["kind", "status"]
     search_fields = ["name", "host"]
     readonly_fields = [
+        # Where a local target connects is the platform operator's: the allow-list and the
+        # engines of WINDFLOW_LOCAL_TARGETS, not an edit here.
+        "socket_path",
+        "engine",
         "credential",
         "public_key",
         "host_key_fingerprint",

@@ -447,6 +447,13 @@ def _organizations_on_socket(path: str) -> set:
     return ids
 
 
+def local_engine_of(target: Target) -> LocalEngine | None:
+    """The engine (public schema) a local target was made from, if it still exists."""
+    if target.engine_id is None:
+        return None
+    return LocalEngine.objects.filter(pk=target.engine_id).first()
+
+
 def is_shared_engine(target: Target) -> bool:
     """True when the Docker engine of `target` is shared between organisations: a local
     engine that platform staff assigned to more than one organisation (through any engine on
@@ -454,11 +461,8 @@ def is_shared_engine(target: Target) -> bool:
     organisations. False for SSH and TCP+TLS servers (the organisation's own)."""
     if target is None or target.kind != TargetKind.LOCAL:
         return False
-    path = target.socket_path
-    if target.engine_id is not None:
-        engine = LocalEngine.objects.filter(pk=target.engine_id).first()
-        if engine is not None:
-            path = engine.socket_path
+    engine = local_engine_of(target)
+    path = engine.socket_path if engine is not None else target.socket_path
     return len(_organizations_on_socket(path)) > 1
 
 

@@ -57,6 +57,8 @@ class TargetDetailView(OrganizationView):
             "last_check": target.checks.first(),
             "prepare_run": target.prepare_runs.first(),
             "stacks": services.stacks_on(target),
+            "engine": services.local_engine_of(target),
+            "shared_engine": services.is_shared_engine(target),
         }
         return render(request, "targets/target_detail.html", context)
 

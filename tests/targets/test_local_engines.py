@@ -242,14 +242,19 @@ def test_it_never_dials_a_socket_off_the_allow_list(settings, membership, path):
 
 
 def test_it_tells_whether_the_engine_of_a_server_is_shared(
-    settings, acme, globex, membership, engine, docker_socket
+    settings, viewer, acme, globex, membership, engine, docker_socket
 ):
     target = services.create_target(membership, name="local", kind="local")
     assert services.is_shared_engine(target) is False
     assert services.is_shared_engine(Target(kind="ssh", host="192.0.2.1")) is False
     assert services.is_shared_engine(Target(kind="tcp_tls", host="192.0.2.1")) is False
+    page = client_for(viewer, acme).get("/servers/local/").content.decode()
+    assert TEST_ENGINE in page and "you see only your stacks" not in page
     set_local_engine_organizations(engine, [acme, globex])
     assert services.is_shared_engine(target) is True
+    page = client_for(viewer, acme).get("/servers/local/").content.decode()
+    assert "you see only your stacks" in page
+    connection.set_tenant(acme)
     set_local_engine_organizations(engine, [acme])
     assert services.is_shared_engine(target) is False
     # "all" with several organisations on the platform: any of them may pick that socket.
@@ -291,3 +296,30 @@ def test_it_lets_platform_staff_create_and_assign_engines_in_the_admin(settings,
         {"name": "third", "socket_path": OTHER_SOCKET, "organizations": [globex.pk]},
     )
     assert duplicate.status_code == 200 and not LocalEngine.objects.filter(name="third")
+
+
+# --- make run -----------------------------------------------------------------------------------
+
+
+def test_it_gives_the_demo_organisation_a_local_engine_so_its_first_deploy_can_work(
+    db, docker_socket
+):
+    """`make run` (windflow.runlocal) runs setup_demo with WINDFLOW_LOCAL_TARGETS=staff."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from apps.stacks.models import Stack
+    from apps.tenants.models import Organization
+
+    call_command("setup_demo", stdout=StringIO())
+    demo = Organization.objects.get(slug="demo")
+    engine = LocalEngine.objects.get(organizations=demo)
+    assert engine.socket_path == docker_socket  # the one engine on this socket
+    with tenant_context(demo):
+        server = Target.objects.get(name="local")
+        assert server.engine_id == engine.pk
+        assert Stack.objects.get(name="hello").target == server
+        assert connect(server) is True
+    call_command("setup_demo", stdout=StringIO())  # again: nothing doubled
+    assert LocalEngine.objects.filter(organizations=demo).count() == 1

@@ -42,13 +42,14 @@ def demo_engine(organization: Organization):
         return None
     if not os.path.exists(DEFAULT_SOCKET) or not local_socket_is_allowed(DEFAULT_SOCKET):
         return None
-    engine, _created = LocalEngine.objects.get_or_create(
-        name="this-machine",
-        defaults={
-            "socket_path": DEFAULT_SOCKET,
-            "description": "The Docker engine of the machine WindFlow runs on (make run).",
-        },
-    )
+    # One engine per socket: reuse the one platform staff may have made already.
+    engine = LocalEngine.objects.filter(socket_path=os.path.normpath(DEFAULT_SOCKET)).first()
+    if engine is None:
+        engine = LocalEngine.objects.create(
+            name="this-machine",
+            socket_path=DEFAULT_SOCKET,
+            description="The Docker engine of the machine WindFlow runs on (make run).",
+        )
     services.set_local_engine_organizations(
         engine, [*engine.organizations.all(), organization], actor=None
     )
