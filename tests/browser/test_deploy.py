@@ -9,7 +9,7 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from tests.browser.test_browser import real_errors, watch_errors
-from tests.live import worker_process
+from tests.live import assign_test_engine, worker_process
 from windflow.localservices import free_port, remove_compose_project
 
 pytestmark = pytest.mark.browser
@@ -26,6 +26,7 @@ def make_stack(live_db, test_images, project: str, port: int):
     owner = live_db.create_user(f"owner-{suffix}@deploy.test", "pw-live-123456")
     live_db.track_organization(f"dep-{suffix}")
     organization = create_organization(name=f"Dep {suffix}", slug=f"dep-{suffix}", owner=owner)
+    assign_test_engine(organization)  # platform staff gave it the test Docker engine
     connection.set_tenant(organization)
     try:
         membership = Membership.objects.get(user=owner, organization=organization)
