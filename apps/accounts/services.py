@@ -381,6 +381,9 @@ def obtain_token_pair(request, organization, *, email: str, password: str) -> di
         user = adapter.authenticate(http_request, **credentials)
     except ValidationError as exc:  # the lockout: too many failures for this person or address
         raise LockedOut(" ".join(exc.messages)) from exc
+    # allauth hands back an inactive account with a right password (for its own page).
+    if user is not None and not user.is_active:
+        user = None
     membership = permissions.get_membership(user, organization) if user else None
     if user is not None and membership is None:
         user_login_failed.send(

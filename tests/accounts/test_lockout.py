@@ -84,3 +84,12 @@ def test_it_applies_the_forms_rate_limit_per_address_to_the_jwt_endpoint(owner, 
     # The form on the public host shares that address's budget.
     page = form_attempt(client_for(None, None), owner.email, PASSWORD)
     assert page.status_code == 429
+
+
+def test_it_gives_a_deactivated_account_the_answer_of_a_wrong_password(developer, acme):
+    developer.is_active = False
+    developer.save()
+    right = jwt_attempt(acme, developer.email, PASSWORD)
+    wrong = jwt_attempt(acme, developer.email, "not the password")
+    assert right.status_code == wrong.status_code == 400
+    assert json.loads(right.content) == json.loads(wrong.content)
