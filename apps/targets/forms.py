@@ -100,6 +100,8 @@ class TargetCreateForm(StyledFormMixin, forms.Form):
             ]
         if mode == "staff":
             self.fields["engine"].choices = [("", "---------"), *choices]
+            if len(choices) == 1:
+                self.fields["engine"].initial = choices[0][0]
             del self.fields["socket_path"]
         elif mode == "all":
             self.fields["socket_path"].choices = choices
