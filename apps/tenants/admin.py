@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django_tenants.admin import TenantAdminMixin
@@ -57,6 +58,23 @@ class LocalEngineAdmin(admin.ModelAdmin):
     @admin.display(description=_("organisations"), ordering="organization_total")
     def organization_count(self, engine):
         return engine.organization_total
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "organizations":
+            # The public schema is the platform's, not an organisation.
+            kwargs["queryset"] = Organization.objects.exclude(
+                schema_name=settings.PUBLIC_SCHEMA_NAME
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def delete_model(self, request, obj):
+        # Each organisation that had it hears of it in its audit trail.
+        services.set_local_engine_organizations(obj, [], actor=request.user)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for engine in queryset:
+            self.delete_model(request, engine)
 
     def save_related(self, request, form, formsets, change):
         # The assignment goes through the service (audited in each organisation).

@@ -10,7 +10,7 @@ from apps.accounts.models import Membership, User
 from apps.audit.models import AuditEvent
 from apps.targets import services
 from apps.targets.models import Target
-from apps.tenants.models import LocalEngine
+from apps.tenants.models import LocalEngine, Organization
 from apps.tenants.services import set_local_engine_organizations
 from tests.base import PASSWORD, TEST_ENGINE, api_client, client_for, error_of
 from windflow.errors import ServiceError
@@ -296,6 +296,16 @@ def test_it_lets_platform_staff_create_and_assign_engines_in_the_admin(settings,
         {"name": "third", "socket_path": OTHER_SOCKET, "organizations": [globex.pk]},
     )
     assert duplicate.status_code == 200 and not LocalEngine.objects.filter(name="third")
+    # The platform's own (public) tenant is not an organisation to assign.
+    public = Organization.objects.get(schema_name="public")
+    form = client.get("/admin/tenants/localengine/add/").content.decode()
+    assert f'<option value="{acme.pk}">' in form
+    assert f'<option value="{public.pk}">' not in form
+    # Deleting the engine takes it from each organisation, in its audit trail.
+    deleted = client.post(f"/admin/tenants/localengine/{engine.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302 and not LocalEngine.objects.filter(name="second")
+    with tenant_context(acme):
+        assert AuditEvent.objects.filter(action="local_engine.unassign", object_label="second")
 
 
 # --- make run -----------------------------------------------------------------------------------
