@@ -10,7 +10,9 @@ deleted). These model signals run on every one of those paths: they clear the re
   membership (TokenFamily cascades);
 - a member made viewer: their write tokens become read-only (a viewer may not hold one);
 - a person saved (deactivated, new password, new e-mail...): every cached token and
-  membership that carries them is dropped, so the next request sees the new state.
+  membership that carries them is dropped, so the next request sees the new state;
+- an organisation or one of its domains saved or deleted: the host -> organisation entries
+  are dropped (the cache's other tenant; its services clear them too).
 
 `QuerySet.update()` and raw SQL send no signal; the services never use them on these rows
 without clearing the cache themselves, and the cache's TTL bounds the rest.
@@ -71,6 +73,19 @@ def membership_deleted(sender, instance, **kwargs):
 @receiver(post_delete, sender=ApiToken, dispatch_uid="accounts.token_deleted")
 def token_changed(sender, instance, **kwargs):
     hotcache.forget_on_commit(hotcache.token_key(instance.token_hash))
+
+
+@receiver(post_save, sender="tenants.Organization", dispatch_uid="accounts.organization_saved")
+@receiver(post_delete, sender="tenants.Organization", dispatch_uid="accounts.organization_gone")
+def organization_changed(sender, instance, **kwargs):
+    domains = instance.domains.values_list("domain", flat=True) if instance.pk else []
+    hotcache.forget_on_commit(*[hotcache.host_key(domain) for domain in domains])
+
+
+@receiver(post_save, sender="tenants.Domain", dispatch_uid="accounts.domain_saved")
+@receiver(post_delete, sender="tenants.Domain", dispatch_uid="accounts.domain_gone")
+def domain_changed(sender, instance, **kwargs):
+    hotcache.forget_on_commit(hotcache.host_key(instance.domain))
 
 
 @receiver(post_save, sender=TokenFamily, dispatch_uid="accounts.family_saved")

@@ -64,3 +64,13 @@ def test_it_keeps_lockout_counters_in_one_namespace_for_every_host(acme):
         assert cache.get("handoff:probe") is None  # everything else stays per organisation
     finally:
         connection.set_schema_to_public()
+
+
+def test_it_forgets_a_host_whose_domain_is_deleted_anywhere(owner, acme):
+    from apps.tenants.models import Domain
+    from tests.base import client_for
+
+    browser = client_for(owner, acme)
+    assert browser.get("/").status_code == 200  # acme's host is now cached
+    Domain.objects.filter(tenant=acme).delete()  # as the admin's delete does
+    assert browser.get("/").status_code == 404
