@@ -1,5 +1,7 @@
 """Bad input gets a clear 4xx, never a 500, on every API endpoint and the main pages."""
 
+import json
+
 import pytest
 
 from tests.base import api_client, client_for, error_of
@@ -110,3 +112,173 @@ def test_it_answers_odd_forms_without_a_500(owner, acme, in_acme):
     public = client_for(owner)
     for form in ({}, {"name": "", "slug": ""}, {"name": "x", "slug": "Ünïcode"}):
         assert public.post("/organizations/new/", form).status_code == 200
+
+
+# --- Issue 9: seven inputs that answered 500 ------------------------------------------------
+
+
+def _nested(depth: int, leaf="x") -> str:
+    return "[" * depth + json.dumps(leaf) + "]" * depth
+
+
+def test_it_refuses_a_nul_byte_in_a_url_lookup_with_a_400(owner, acme):
+    response = api_client(owner, acme).get("/api/v1/environments/a%00b/")
+    assert response.status_code == 400, response.content
+    error = error_of(response)
+    assert error["code"] == "nul_character"
+    assert "NUL" in error["message"]
+    page = client_for(owner, acme).get("/environments/a%00b/")
+    assert page.status_code == 400
+    query = api_client(owner, acme).get("/api/v1/deployments/?stack=a%00b")
+    assert query.status_code == 400
+    assert error_of(query)["code"] == "nul_character"
+
+
+def test_it_refuses_a_nul_byte_anywhere_in_a_json_body(owner, acme, in_acme):
+    from apps.targets.models import Target
+
+    client = api_client(owner, acme)
+    for body in (
+        {"name": "web-9", "kind": "ssh", "host": "10.0.0.9", "labels": {"role": "a\x00b"}},
+        {"name": "web-9", "kind": "ssh", "host": "10.0.0.9", "labels": {"a\x00b": "x"}},
+    ):
+        response = client.post("/api/v1/targets/", body, format="json")
+        assert response.status_code == 400, response.content
+        error = error_of(response)
+        assert error["code"] == "nul_character"
+        assert "NUL" in error["message"]
+    assert not Target.objects.filter(name="web-9").exists()
+    # A form-encoded body too.
+    response = client.post("/api/v1/environments/", {"name": "q\x00a", "kind": "dev"})
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "nul_character"
+
+
+def test_it_refuses_a_nul_byte_in_a_target_label_on_the_form(owner, acme, in_acme):
+    from apps.targets.models import Target
+
+    target = Target.objects.create(name="web-9", slug="web-9", kind="ssh", host="10.0.0.9")
+    response = client_for(owner, acme).post("/servers/web-9/edit/", {"labels": "role=a\x00b"})
+    assert response.status_code in (200, 422)
+    assert "Null characters are not allowed" in response.content.decode()
+    target.refresh_from_db()
+    assert target.labels == {}
+
+
+def test_it_refuses_json_nested_too_deep_with_a_400_naming_the_rule(owner, acme, in_acme):
+    from apps.environments.models import Environment
+
+    client = api_client(owner, acme)
+    before = Environment.objects.count()
+    response = client.post(
+        "/api/v1/environments/", _nested(50_000), content_type="application/json"
+    )
+    assert response.status_code == 400, response.content[:300]
+    error = error_of(response)
+    assert error["code"] == "too_deep"
+    assert "64" in error["message"]
+    variables = '{"GREETING": ' + "{" * 5000 + "}" * 5000 + "}"
+    body = '{"compose": "services: {}", "variables": ' + variables + "}"
+    response = client.post("/api/v1/stacks/validate/", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert error_of(response)["code"] == "too_deep"
+    assert Environment.objects.count() == before
+    # Brackets inside strings are text, not nesting; a sane depth still parses.
+    fine = {"name": "deep-ok", "kind": "dev", "description": "[" * 500}
+    assert client.post("/api/v1/environments/", fine, format="json").status_code == 201
+    response = client.post("/api/v1/environments/", _nested(60), content_type="application/json")
+    assert response.status_code == 400
+    assert error_of(response)["code"] != "too_deep"
+
+
+def test_it_answers_an_unknown_audit_export_format_with_a_404(owner, acme):
+    response = client_for(owner, acme).get("/audit/export.xml")
+    assert response.status_code == 404
+    assert client_for(owner, acme).get("/audit/export.csv").status_code == 200
+
+
+def test_it_refuses_deleting_an_environment_a_stack_uses(owner, acme, in_acme):
+    from apps.environments.models import Environment
+    from apps.stacks.models import Stack
+    from apps.targets.models import Target
+
+    environment = Environment.objects.create(name="qa", slug="qa")
+    target = Target.objects.create(name="web-9", slug="web-9", kind="ssh", host="10.0.0.9")
+    Stack.objects.create(name="shop", environment=environment, target=target, created_by=owner)
+    response = api_client(owner, acme).delete("/api/v1/environments/qa/")
+    assert response.status_code == 409, response.content
+    error = error_of(response)
+    assert error["code"] == "in_use"
+    assert "shop" in error["message"]
+    page = client_for(owner, acme).post("/environments/qa/delete/", follow=True)
+    assert page.status_code == 200
+    assert any("shop" in str(message) for message in page.context["messages"])
+    assert Environment.objects.filter(slug="qa").exists()
+    assert Stack.objects.filter(name="shop").exists()
+
+
+def test_it_resumes_under_concurrent_requests_without_a_deadlock(live_db):
+    """Real threads, each with its own database connection, resume and cancel at once."""
+    import threading
+
+    from django.db import connection
+
+    from apps.accounts.models import Membership
+    from apps.deployments.choices import DeploymentStatus
+    from apps.deployments.models import Deployment
+    from apps.environments.models import Environment
+    from apps.stacks.models import Stack, StackRevision
+    from apps.targets.models import Target
+    from tests.live import live_organization
+
+    with live_organization() as world:
+        organization = world.organization
+        connection.set_tenant(organization)
+        environment = Environment.objects.create(name="qa", slug="qa")
+        target = Target.objects.create(name="web-9", slug="web-9", kind="ssh", host="10.0.0.9")
+        stack = Stack.objects.create(
+            name="shop", environment=environment, target=target, created_by=world.owner
+        )
+        revision = StackRevision.objects.create(
+            stack=stack, number=1, compose="services: {}", author=world.owner
+        )
+        failed = Deployment.objects.create(
+            stack=stack,
+            number=1,
+            revision=revision,
+            target=target,
+            environment=environment,
+            status=DeploymentStatus.FAILED,
+        )
+        connection.set_schema_to_public()
+        membership = Membership.objects.get(user=world.owner, organization=organization)
+        from apps.accounts.services import create_api_token
+
+        _token, token = create_api_token(membership, name="race", scope="write")
+        results, barrier = [], threading.Barrier(6, timeout=60)
+
+        def resume():
+            try:
+                client = api_client(None, organization, token=token)
+                barrier.wait()
+                for _ in range(3):
+                    response = client.post(f"/api/v1/deployments/{failed.pk}/resume/")
+                    results.append(response.status_code)
+                    if response.status_code == 201:
+                        created = response.json()["id"]
+                        cancelled = client.post(f"/api/v1/deployments/{created}/cancel/")
+                        results.append(cancelled.status_code)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=resume) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        connection.set_tenant(organization)
+        numbers = sorted(stack.deployments.values_list("number", flat=True))
+        connection.set_schema_to_public()
+    assert results and all(code in (200, 201, 409) for code in results), results
+    assert results.count(201) == 18
+    assert numbers == list(range(1, 20))

@@ -1,7 +1,8 @@
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from windflow.views import OrganizationView, wants_partial
 
@@ -40,6 +41,11 @@ class AuditExportView(AuditFilteredView):
     """Streamed, so that a year of events does not sit in memory."""
 
     def get(self, request, fmt):
+        if fmt not in EXPORTS:
+            raise Http404(
+                _("No export as %(format)s: use %(formats)s.")
+                % {"format": fmt, "formats": ", ".join(EXPORTS)}
+            )
         events = self.events()
         if events is None:
             return render(

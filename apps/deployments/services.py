@@ -36,6 +36,15 @@ def require_deploy(actor: Membership, stack: Stack, deployment: Deployment | Non
         permissions.require_deploy_to(actor, deployment.environment)
 
 
+def lock_stack(stack_id: int) -> None:
+    """Lock order, everywhere: the stack row first, then deployment rows, then the audit
+    chain (audit.record). A transaction that records audit events about a stack's
+    deployments takes the stack row before anything else; otherwise a request holding the
+    stack and waiting for the audit lock deadlocks with one holding the audit lock and
+    waiting for the stack (a foreign-key check on a row it updated twice)."""
+    Stack.objects.select_for_update().filter(pk=stack_id).first()
+
+
 def visible_deployments(actor: Membership):
     return permissions.visible(
         actor,
@@ -68,7 +77,7 @@ def request_deployment(
 
     with transaction.atomic():
         # The stack row serialises numbering between concurrent requests.
-        Stack.objects.select_for_update().filter(pk=stack.pk).first()
+        lock_stack(stack.pk)
         number = (stack.deployments.aggregate(n=Max("number"))["n"] or 0) + 1
         deployment = Deployment.objects.create(
             stack=stack,
@@ -150,6 +159,7 @@ def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deplo
     if actor is not None:
         require_deploy(actor, deployment.stack, deployment)
     with transaction.atomic():
+        lock_stack(deployment.stack_id)
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
         if deployment.is_finished:
             raise Conflict(

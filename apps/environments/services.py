@@ -1,6 +1,7 @@
 """Environments: create, change, delete, and the deploy grants on them."""
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from guardian.shortcuts import assign_perm, get_users_with_perms, remove_perm
@@ -82,9 +83,17 @@ def update_environment(actor: Membership, environment: Environment, **fields) ->
 
 def delete_environment(actor: Membership, environment: Environment) -> None:
     permissions.require(actor, "environment.delete", environment)
-    with transaction.atomic():
-        audit.record("environment.delete", obj=environment, changes=_snapshot(environment))
-        environment.delete()
+    try:
+        with transaction.atomic():
+            audit.record("environment.delete", obj=environment, changes=_snapshot(environment))
+            environment.delete()
+    except ProtectedError as exc:
+        users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in exc.protected_objects})
+        raise Conflict(
+            _("%(environment)s is still used by: %(users)s. Move or delete them first.")
+            % {"environment": environment.name, "users": ", ".join(users[:10])},
+            code="in_use",
+        ) from exc
 
 
 def grant_deploy(actor: Membership, environment: Environment, member: Membership) -> None:
