@@ -1,4 +1,6 @@
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django_tenants.utils import tenant_context
 
 from windflow.realtime import authorize
 
@@ -12,9 +14,18 @@ class PrepareOutputConsumer(AsyncJsonWebsocketConsumer):
         if await authorize(self, "target.view") is None:
             return
         target_id = int(self.scope["url_route"]["kwargs"]["target_id"])
+        if not await database_sync_to_async(self._target_exists)(target_id):
+            await self.close(code=4404)  # not a server of this organisation
+            return
         self.group = prepare_group(self.tenant.schema_name, target_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+
+    def _target_exists(self, target_id: int) -> bool:
+        from .models import Target
+
+        with tenant_context(self.tenant):
+            return Target.objects.filter(pk=target_id).exists()
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

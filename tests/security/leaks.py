@@ -114,9 +114,9 @@ class Transcript:
     def add_response(self, label: str, response) -> object:
         if getattr(response, "streaming", False):
             body = b"".join(response.streaming_content)
-            response.content = body  # still readable by the test afterwards
         else:
             body = response.content
+        response.body = body  # a streamed body stays readable by the test
         headers = "\n".join(f"{k}: {v}" for k, v in response.items())
         self.add(
             f"{label} [{response.status_code}]", headers + "\n" + body.decode(errors="replace")

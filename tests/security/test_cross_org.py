@@ -55,6 +55,8 @@ PLATFORM_FILLS = {
     "url": "x",  # the admin's catch-all
     "group_id": "1",  # auth groups are platform-wide
 }
+# Parameters that name no object at all, whoever the organisation.
+PLATFORM_PARAMETERS = {*PLATFORM_FILLS, "fmt", "verb", "app_label", "content_type_id"}
 
 
 def admin_values(route, victim) -> dict:
@@ -109,14 +111,16 @@ def send(client: Client, method: str, path: str, *, api: bool):
         else:
             response = client.generic(method, path)
         if getattr(response, "streaming", False):
-            response.content = b"".join(response.streaming_content)
+            response.body = b"".join(response.streaming_content)
+        else:
+            response.body = response.content
         return response
     finally:
         connection.set_tenant(tenant)  # the request activated its host's organisation
 
 
 def body_of(response) -> str:
-    return response.content.decode(errors="replace")
+    return response.body.decode(errors="replace")
 
 
 def leaked(response, victim, requested: str) -> list[str]:
@@ -179,40 +183,87 @@ def is_open(route) -> bool:
     return route.pattern.startswith(OPEN_ROUTE_PREFIXES) or route.name in OPEN_ROUTE_NAMES
 
 
-def matrix_problems(kind, credentials, victim, attacker_org) -> tuple[list[str], int]:
-    victim_host = host_of(victim.organization)
-    attacker_host = host_of(attacker_org)
-    public_host = host_of(None)
-    plan = [
-        ("victim host", victim_host, url_routes("windflow.urls")),
-        ("attacker host", attacker_host, url_routes("windflow.urls")),
-        ("public host", public_host, url_routes("windflow.urls_public")),
+class Session:
+    """One client per credential and host; a session signed out by a route (sign-out pages)
+    is signed in again before the next request."""
+
+    def __init__(self, kind: str, credentials: dict):
+        self.kind, self.credentials, self.clients = kind, credentials, {}
+
+    def client(self, host: str) -> Client:
+        client = self.clients.get(host)
+        if client is None:
+            client = self.clients[host] = client_with(self.kind, self.credentials, host)
+        elif self.kind == "session":
+            cookie = client.cookies.get("sessionid")
+            if cookie is None or not cookie.value:
+                client.force_login(self.credentials["session"]["user"])
+        return client
+
+
+def url_plan(kind: str, victim, attacker_org) -> list[tuple]:
+    """(where, host, route, path, methods) for every URL pattern of both URL confs.
+
+    - API patterns are tried through their OpenAPI operations (right methods and bodies);
+      one missing from the OpenAPI document is tried here, so it is still covered.
+    - Pages read no bearer credential: a token or JWT tries them with GET only.
+    - The admin is one site behind one staff check: every pattern, GET and POST with the
+      session on the victim's host, GET otherwise."""
+    documented = {
+        fill_openapi(template, values_for(template, victim))
+        for _method, template, _id in openapi_operations()
+    }
+    hosts = [
+        ("victim host", host_of(victim.organization), "windflow.urls"),
+        ("attacker host", host_of(attacker_org), "windflow.urls"),
+        ("public host", host_of(None), "windflow.urls_public"),
     ]
-    problems, tried = [], 0
-    for where, host, routes in plan:
-        for route in routes:
+    plan = []
+    for where, host, urlconf in hosts:
+        for route in url_routes(urlconf):
             path = fill(route.pattern, values_for(route.pattern, victim, route))
-            for method in ("GET", "POST"):
-                response = send(client_with(kind, credentials, host), method, path, api=False)
-                tried += 1
-                problem = judge(
-                    response,
-                    victim=victim,
-                    where=where,
-                    pattern=route.pattern,
-                    path=path,
-                    open_route=is_open(route),
-                    names_victim=bool(route.parameters),
-                    attacker_org=attacker_org,
-                    name=route.name,
-                )
-                if problem:
-                    problems.append(f"{kind} {where} {method} {path}: {problem}")
+            if route.is_api and path in documented:
+                continue
+            both = ("GET", "POST")
+            if route.is_admin:
+                methods = both if (kind, where) == ("session", "victim host") else ("GET",)
+            elif kind != "session" and not route.is_api:
+                methods = ("GET",)
+            else:
+                methods = both
+            plan.append((where, host, route, path, methods))
+    return plan
+
+
+def matrix_problems(kind, credentials, victim, attacker_org) -> tuple[list[str], int]:
+    session = Session(kind, credentials)
+    problems, tried = [], 0
+    for where, host, route, path, methods in url_plan(kind, victim, attacker_org):
+        for method in methods:
+            response = send(session.client(host), method, path, api=route.is_api)
+            tried += 1
+            problem = judge(
+                response,
+                victim=victim,
+                where=where,
+                pattern=route.pattern,
+                path=path,
+                open_route=is_open(route),
+                names_victim=bool(set(route.parameters) - set(PLATFORM_PARAMETERS)),
+                attacker_org=attacker_org,
+                name=route.name,
+            )
+            if problem:
+                problems.append(f"{kind} {where} {method} {path}: {problem}")
+    hosts = (
+        ("victim host", host_of(victim.organization)),
+        ("attacker host", host_of(attacker_org)),
+    )
     for method, template, operation_id in openapi_operations():
         path = fill_openapi(template, values_for(template, victim))
         open_route = template.startswith("/api/v1/auth/")
-        for where, host in (("victim host", victim_host), ("attacker host", attacker_host)):
-            response = send(client_with(kind, credentials, host), method, path, api=True)
+        for where, host in hosts:
+            response = send(session.client(host), method, path, api=True)
             tried += 1
             problem = judge(
                 response,
@@ -234,7 +285,7 @@ def test_it_refuses_every_route_and_operation_to_another_organisation(
     kind, victim, attacker_credentials, globex, outsider
 ):
     problems, tried = matrix_problems(kind, attacker_credentials, victim, globex)
-    assert tried > 500
+    assert tried > 300
     assert not problems, f"{len(problems)} of {tried} answers:\n" + "\n".join(problems[:80])
     # The refusals were not the attacker's credential failing: it still works at home.
     me = send(client_with(kind, attacker_credentials, host_of(globex)), "GET", "/api/v1/me/", api=1)
