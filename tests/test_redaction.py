@@ -66,3 +66,47 @@ def test_it_keeps_secret_values_out_of_api_error_bodies():
     with secrets_in_scope(["leaky-value-99"]):
         body = error_body(400, "invalid", "bad leaky-value-99", {"value": ["leaky-value-99"]})
     assert "leaky-value-99" not in json.dumps(body)
+
+
+def test_it_masks_every_string_of_json_data_keys_included():
+    redactor = Redactor(["json-secret-1"])
+    data = {"detail": ["a json-secret-1 b", {"json-secret-1": 3}], "n": 1, "none": None}
+    assert redactor.redact_data(data) == {
+        "detail": [f"a {MASK} b", {MASK: 3}],
+        "n": 1,
+        "none": None,
+    }
+
+
+def test_it_masks_a_value_cut_at_the_edge_of_a_bounded_text():
+    value = "canary0123456789abcdef"
+    redactor = Redactor([value])
+    assert redactor.redact(f"image not found: reg/{value[:12]}…", edges=True) == (
+        f"image not found: reg/{MASK}…"
+    )
+    assert redactor.redact(f"…{value[9:]}\nlast line", edges=True) == f"…{MASK}\nlast line"
+    encoded = base64.b64encode(value.encode()).decode()
+    assert redactor.redact(f"out {encoded[:16]}", edges=True) == f"out {MASK}"
+    # Without `edges` (container log lines are never cut) only whole forms are masked.
+    assert redactor.redact(f"x {value[:12]}") == f"x {value[:12]}"
+    # A short piece is not a guess worth making.
+    assert redactor.redact("ends with canar", edges=True) == "ends with canar"
+
+
+def test_it_remembers_a_redactor_briefly_and_only_in_this_process():
+    from windflow.redaction import Memo
+
+    built = []
+
+    def build():
+        built.append(1)
+        return Redactor(["memo-secret-1"])
+
+    memo = Memo(seconds=60)
+    first = memo.get(("acme", 1), build)
+    assert memo.get(("acme", 1), build) is first and len(built) == 1
+    assert memo.get(("acme", 2), build) is not first and len(built) == 2
+    expired = Memo(seconds=0)
+    expired.get("k", build)
+    expired.get("k", build)
+    assert len(built) == 4

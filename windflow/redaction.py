@@ -53,6 +53,10 @@ def variants(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_LENGTH}
 
 
+EDGE_LENGTH = 8  # a cut value shorter than this at a text's edge is not worth a guess
+ELLIPSIS = "…"
+
+
 class Redactor:
     def __init__(self, values: Iterable[str] = ()):
         self.values = frozenset(value for value in values if value and len(value) >= MIN_LENGTH)
@@ -61,26 +65,61 @@ class Redactor:
             forms |= variants(value)
         # Longest first, so a value that contains another is masked whole.
         ordered = sorted(forms, key=len, reverse=True)
+        self._forms = [form for form in ordered if len(form) > EDGE_LENGTH]
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
-    def redact(self, text: str) -> str:
+    def redact(self, text: str, *, edges: bool = False) -> str:
+        """`text` with every form of every value masked; with `edges`, also a value cut at
+        the start or the end of the text (a bounded reason, a log tail)."""
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(MASK, text)
+        text = self._pattern.sub(MASK, text)
+        return self._edges(text) if edges else text
+
+    def _edges(self, text: str) -> str:
+        """A text cut to a length (a bounded reason, the tail of a log) may begin with the
+        end of a value, or end with its beginning: those pieces are masked too."""
+        body = text.rstrip().removesuffix(ELLIPSIS).rstrip()
+        for form in self._forms:
+            tail = body[-(len(form) - 1) :]
+            at = tail.find(form[:EDGE_LENGTH])
+            while at != -1:
+                if form.startswith(tail[at:]):
+                    cut = len(body) - len(tail) + at
+                    text = text[:cut] + MASK + text[len(body) :]
+                    body = text[:cut]
+                    break
+                at = tail.find(form[:EDGE_LENGTH], at + 1)
+        start = len(text) - len(text.lstrip().removeprefix(ELLIPSIS).lstrip())
+        for form in self._forms:
+            head = text[start : start + len(form) - 1]
+            at = head.rfind(form[-EDGE_LENGTH:])
+            while at != -1:
+                end = at + EDGE_LENGTH
+                if form.endswith(head[:end]):
+                    text = text[:start] + MASK + text[start + end :]
+                    break
+                at = head.rfind(form[-EDGE_LENGTH:], 0, at + EDGE_LENGTH - 1)
+        return text
 
     def merged(self, values: Iterable[str]) -> Redactor:
         return Redactor(self.values | set(values))
 
-    def redact_data(self, data):
+    def redact_data(self, data, *, edges: bool = False):
         """`redact` applied to every string (keys too) of a JSON-like value."""
         if self._pattern is None:
             return data
         if isinstance(data, str):
-            return self.redact(data)
+            return self.redact(data, edges=edges)
         if isinstance(data, dict):
-            return {self.redact_data(key): self.redact_data(value) for key, value in data.items()}
+            return {
+                (self.redact(key) if isinstance(key, str) else key): self.redact_data(
+                    value, edges=edges
+                )
+                for key, value in data.items()
+            }
         if isinstance(data, list | tuple):
-            return [self.redact_data(item) for item in data]
+            return [self.redact_data(item, edges=edges) for item in data]
         return data
 
 

@@ -367,8 +367,8 @@ def redact_for_stack(stack, text: str) -> str:
         logger.warning("text about stack %s withheld: %s", stack.pk, exc.message)
         return _withheld(exc)
     if redactor is not None:
-        text = redactor.redact(text)
-    return active().redact(text)
+        text = redactor.redact(text, edges=True)
+    return active().redact(text, edges=True)
 
 
 def redact_data_for_stack(stack, data):
@@ -381,8 +381,8 @@ def redact_data_for_stack(stack, data):
         logger.warning("data about stack %s withheld: %s", stack.pk, exc.message)
         return {"withheld": _withheld(exc)}
     if redactor is not None:
-        data = redactor.redact_data(data)
-    return active().redact_data(data)
+        data = redactor.redact_data(data, edges=True)
+    return active().redact_data(data, edges=True)
 
 
 @contextmanager
@@ -460,12 +460,12 @@ def mask_stored_text(*, dry_run: bool = False) -> dict:
                 for field in text_fields:
                     value = getattr(row, field) or ""
                     limit = model._meta.get_field(field).max_length
-                    masked = redactor.redact(value)[:limit] if limit else redactor.redact(value)
+                    masked = redactor.redact(value, edges=True)[: limit or None]
                     if masked != value:
                         changed[field] = masked
                 for field in json_fields:
                     value = getattr(row, field)
-                    masked = redactor.redact_data(value)
+                    masked = redactor.redact_data(value, edges=True)
                     if masked != value:
                         changed[field] = masked
                 for field in changed:
