@@ -7,18 +7,18 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.deployments.routing import websocket_urlpatterns as deployment_sockets  # noqa: E402
 from apps.notifications.routing import websocket_urlpatterns as notification_sockets  # noqa: E402
 from apps.stacks.routing import websocket_urlpatterns as stack_sockets  # noqa: E402
 from apps.targets.routing import websocket_urlpatterns as target_sockets  # noqa: E402
-from windflow.realtime import TenantWebsocketMiddleware  # noqa: E402
+from windflow.realtime import SameOriginMiddleware, TenantWebsocketMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        # The Origin must be the socket's own host; then the host names the organisation.
+        "websocket": SameOriginMiddleware(
             TenantWebsocketMiddleware(
                 AuthMiddlewareStack(
                     URLRouter(

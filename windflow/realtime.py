@@ -47,6 +47,55 @@ class TenantWebsocketMiddleware:
         return await self.inner(dict(scope, tenant=organization), receive, send)
 
 
+DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    """host[:port] in lower case, without the scheme's default port."""
+    netloc = netloc.strip().lower()
+    host, sep, port = netloc.rpartition(":")
+    if sep and "]" not in port and port == DEFAULT_PORTS.get(scheme):
+        return host
+    return netloc
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a websocket's Origin header names exactly the host it connects to (scheme
+    aside): a page of another organisation's subdomain, or of any other site, may not
+    open a socket here with the visitor's cookies."""
+    from urllib.parse import urlsplit
+
+    if not origin or not host or origin == "null":
+        return False
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc or "@" in parts.netloc:
+        return False
+    scheme = parts.scheme
+    return _netloc(scheme, parts.netloc) == _netloc(scheme, host)
+
+
+class SameOriginMiddleware:
+    """Refuses (close 4403, before accepting) a websocket whose Origin is not the host it
+    connects to. Channels' AllowedHostsOriginValidator accepted every host of
+    ALLOWED_HOSTS, so any sibling subdomain passed."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") == "websocket":
+            headers = dict(scope.get("headers", []))
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            host = headers.get(b"host", b"").decode("latin-1")
+            if not same_origin(origin, host):
+                await send({"type": "websocket.close", "code": 4403})
+                return None
+        return await self.inner(scope, receive, send)
+
+
 async def authorize(consumer, action: str | None = None):
     """The membership behind a websocket, when its user may `action` (None: any member) in
     the organisation of its host; otherwise the socket is closed (4401 not signed in, 4403

@@ -6,8 +6,6 @@ exists exactly when its change does. Events are chained per schema (organisation
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from django.utils.translation import gettext as _
 from windflow import context
 from windflow.clientaddress import client_address
 from windflow.errors import ServiceError
+from windflow.exports import csv_stream
 
 from . import chain
 from .models import ActorType, AuditAnchor, AuditEvent
@@ -344,16 +343,12 @@ def export_jsonl(queryset) -> Iterator[str]:
 
 
 def export_csv(queryset) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-    writer.writeheader()
-    for event in _stream(queryset):
-        event = dict(event, changes=json.dumps(event["changes"], default=str))
-        writer.writerow(event)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+    """Cells that a spreadsheet would run as formulas are neutralised (windflow.exports)."""
+    rows = (
+        dict(event, changes=json.dumps(event["changes"], default=str))
+        for event in _stream(queryset)
+    )
+    return csv_stream(EXPORT_FIELDS, rows)
 
 
 # --- Retention --------------------------------------------------------------------------------
