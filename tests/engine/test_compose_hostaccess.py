@@ -216,6 +216,16 @@ def test_it_sees_external_networks_that_are_the_host_network():
             {"networks": ["h" if "h" in networks else "host"]}, extra={"networks": networks}
         ) == [("host_namespaces", "services.web.networks." + ("h" if "h" in networks else "host"))]
     assert found({"networks": {"front": None}}, extra={"networks": {"front": {}}}) == []
+    # A service without networks: joins "default", which may be declared as the host's.
+    assert found({}, extra={"networks": {"default": {"external": True, "name": "host"}}}) == [
+        ("host_namespaces", "services.web.networks.default")
+    ]
+    assert found({"network_mode": "none"}, extra={"networks": {"default": {"name": "host"}}}) == []
+    # Not external, but named "host": the driver would reuse the host network.
+    assert found({"networks": ["h"]}, extra={"networks": {"h": {"name": "HOST"}}}) == [
+        ("host_namespaces", "services.web.networks.h")
+    ]
+    assert found({"networks": ["host"]}, extra={"networks": {"host": {}}}) == []
 
 
 def test_it_gives_lines_service_and_detail_for_people():

@@ -300,12 +300,14 @@ class _Scan:
 
     def networks(self, name: str, config: dict, base: Path) -> None:
         given = config.get("networks")
-        if isinstance(given, dict):
+        if isinstance(given, dict) and given:
             keys = list(given)
-        elif isinstance(given, list):
+        elif isinstance(given, list) and given:
             keys = [key for key in given if isinstance(key, str)]
-        else:
+        elif config.get("network_mode"):
             return
+        else:
+            keys = ["default"]  # what the planner attaches a service without networks: to
         declared = self.document.get("networks")
         declared = declared if isinstance(declared, dict) else {}
         for key in keys:
@@ -314,10 +316,12 @@ class _Scan:
             external = spec.get("external")
             if isinstance(external, dict):  # legacy external: {name: x}
                 network = external.get("name") or spec.get("name") or key
-                external = True
-            else:
+            elif external:
                 network = spec.get("name") or key
-            docker_name = str(network).strip() if external else ""
+            else:
+                # The driver reuses an existing network of that name, external or not.
+                network = spec.get("name") or ""
+            docker_name = str(network).strip()
             driver = str(spec.get("driver") or "").strip().lower()
             if docker_name.lower() == "host" or driver == "host":
                 self.add(
