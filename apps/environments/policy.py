@@ -12,7 +12,8 @@ servers (``target.manage``) already takes. Developers and operators deploy none 
 until an owner or admin says otherwise.
 
 On a Docker engine shared between organisations (``apps.targets.services.is_shared_engine``)
-every feature is refused to everyone, whatever the policy says.
+every feature is refused to everyone, whatever the policy says, and so are volumes and
+networks that the stack does not own (external or named: another organisation's, there).
 
 Both the save path (apps.stacks.services) and the deploy start (apps.deployments.runner)
 call :func:`refusals`.
@@ -33,6 +34,7 @@ from apps.audit import services as audit
 from windflow.engine.compose import Problem
 from windflow.engine.compose.hostaccess import (
     FEATURES,
+    FOREIGN_RESOURCE,
     HostFeature,
     normalise_host_path,
     outside_allow_list,
@@ -337,6 +339,8 @@ def refusals(
     policy = get_policy()
     shared = _shared(target)
     if not shared:
+        # Volumes and networks outside the project matter only where others' may be.
+        features = [f for f in features if f.feature in FEATURES]
         features = outside_allow_list(features, policy.allowed_paths or [])
     rules = effective_rules(environment, policy)
     where = environment.name if environment is not None else _("this organisation")
@@ -346,7 +350,10 @@ def refusals(
         level, source = rules.get(found.feature, (NOBODY, "organisation"))
         if not shared and permissions.role_allows(member, level):
             continue
-        label = FEATURE_LABELS.get(found.feature, found.feature)
+        if found.feature == FOREIGN_RESOURCE:
+            label = _("volumes and networks that the stack does not own")
+        else:
+            label = FEATURE_LABELS.get(found.feature, found.feature)
         if shared:
             message = _(
                 "%(detail)s: %(target)s is a Docker engine shared with other organisations, "

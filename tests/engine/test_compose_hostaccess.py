@@ -228,6 +228,49 @@ def test_it_sees_external_networks_that_are_the_host_network():
     assert found({"networks": ["host"]}, extra={"networks": {"host": {}}}) == []
 
 
+def test_it_tells_volumes_and_networks_the_stack_does_not_own():
+    document = {
+        "services": {
+            "web": {
+                "image": "x:1",
+                "volumes": ["own:/a", "named:/b", "ext:/c", "legacy:/d"],
+                "networks": ["mine", "proxy"],
+            }
+        },
+        "volumes": {
+            "own": {},
+            "named": {"name": "other_data"},
+            "ext": {"external": True},
+            "legacy": {"external": {"name": "old"}},
+        },
+        "networks": {"mine": {}, "proxy": {"external": True, "name": "traefik"}},
+    }
+    assert [(f.feature, f.path, f.detail) for f in host_features(document)] == [
+        (
+            "foreign_resource",
+            "services.web.networks.proxy",
+            "services.web.networks: proxy is the network traefik, which this stack does not own",
+        ),
+        (
+            "foreign_resource",
+            "services.web.volumes[1]",
+            "services.web.volumes[1] mounts the volume other_data, which this stack does not own",
+        ),
+        (
+            "foreign_resource",
+            "services.web.volumes[2]",
+            "services.web.volumes[2] mounts the volume ext, which this stack does not own",
+        ),
+        (
+            "foreign_resource",
+            "services.web.volumes[3]",
+            "services.web.volumes[3] mounts the volume old, which this stack does not own",
+        ),
+    ]
+    assert "foreign_resource" not in FEATURES
+    assert [p.rule for p in lint(document) if p.rule.startswith("WF10") and p.rule < "WF105"] == []
+
+
 def test_it_gives_lines_service_and_detail_for_people():
     text = (
         "services:\n"

@@ -237,7 +237,20 @@ def test_it_refuses_every_feature_to_everyone_on_a_shared_engine(acme, globex, p
         message = error_of(response)["fields"]["compose"][0]
         assert "shared with other organisations" in message
         assert f"(compose policy: {feature})" in message
+    # Volumes and networks the stack does not own may be another organisation's there.
+    foreign = (
+        "services:\n  web:\n    image: nginx:1.27\n    volumes: ['data:/data']\n"
+        "    networks: [front]\nvolumes:\n  data: {name: globex-shop_data}\n"
+        "networks:\n  front: {external: true, name: proxy}\n"
+    )
+    response = api_create(persona("owner"), acme, "shared", foreign)
+    assert response.status_code == 400, response.content
+    message = error_of(response)["fields"]["compose"][0]
+    assert "front is the network proxy, which this stack does not own" in message
+    assert "(compose policy: foreign_resource)" in message
     assert api_create(persona("owner"), acme, "shared", compose("")).status_code == 201
+    LocalEngine.objects.get(name=TEST_ENGINE).organizations.remove(globex)
+    assert api_create(persona("developer"), acme, "own-engine", foreign).status_code == 201
 
 
 # --- At deploy ---------------------------------------------------------------------------------

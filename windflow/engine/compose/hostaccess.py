@@ -41,6 +41,10 @@ CAP_ADD = "cap_add"
 DEVICES = "devices"
 SECURITY_OPT = "security_opt"
 SYSCTLS = "sysctls"
+# Not a feature of the policy: a volume or network that is not the project's own (external,
+# or named). Harmless on an engine of the organisation's own; on an engine shared with other
+# organisations it may be another organisation's, so it is always refused there.
+FOREIGN_RESOURCE = "foreign_resource"
 
 # Every feature, in the order pages and messages list them, with a short title.
 FEATURES: dict[str, str] = {
@@ -330,6 +334,14 @@ class _Scan:
                     (*base, "networks", key),
                     f"{format_path(base)}.networks: {key} is the server's host network",
                 )
+            elif docker_name:
+                self.add(
+                    FOREIGN_RESOURCE,
+                    name,
+                    (*base, "networks", key),
+                    f"{format_path(base)}.networks: {key} is the network {docker_name}, which "
+                    "this stack does not own",
+                )
 
     def volumes(self, name: str, config: dict, base: Path) -> None:
         volumes = config.get("volumes")
@@ -350,7 +362,16 @@ class _Scan:
             if mount["type"] == "bind":
                 self.bind(name, path, source, bool(mount.get("read_only")), f"{at} mounts")
             elif mount["type"] == "volume":
-                device = _volume_device(declared.get(source))
+                spec = declared.get(source)
+                foreign = _foreign_volume(source, spec)
+                if foreign:
+                    self.add(
+                        FOREIGN_RESOURCE,
+                        name,
+                        path,
+                        f"{at} mounts the volume {foreign}, which this stack does not own",
+                    )
+                device = _volume_device(spec)
                 if device is not None:
                     self.bind(
                         name,
@@ -484,6 +505,19 @@ def _safe_security_opt(text: str) -> bool:
     if key == "apparmor" and value == "docker-default":
         return True
     return key == "label" and value.startswith(("user:", "role:", "level:"))
+
+
+def _foreign_volume(key: str, spec: Any) -> str | None:
+    """The Docker name of a declared volume that is not the project's own (external, or
+    given a ``name:``: the driver reuses an existing volume of that name), else None."""
+    if not isinstance(spec, dict):
+        return None
+    external = spec.get("external")
+    if isinstance(external, dict):
+        return str(external.get("name") or spec.get("name") or key)
+    if external:
+        return str(spec.get("name") or key)
+    return str(spec["name"]) if spec.get("name") else None
 
 
 def _volume_device(spec: Any) -> str | None:
