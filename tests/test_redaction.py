@@ -110,3 +110,26 @@ def test_it_remembers_a_redactor_briefly_and_only_in_this_process():
     expired.get("k", build)
     expired.get("k", build)
     assert len(built) == 4
+
+
+def test_it_masks_log_records_of_threads_started_inside_a_scope(caplog):
+    """A deployment's driver logs from its own threads (pulls, services): their records are
+    masked too, although a new thread does not inherit the scope's context."""
+    import threading
+
+    logger = logging.getLogger("windflow.test.redaction.threads")
+    handler_filter = RedactingFilter()
+    caplog.handler.addFilter(handler_filter)
+    try:
+        with secrets_in_scope(["thread-secret-77"]):
+            worker = threading.Thread(
+                target=lambda: logger.warning("GET /images/reg/thread-secret-77:1/json")
+            )
+            worker.start()
+            worker.join()
+        logger.warning("after the scope: thread-secret-77")
+    finally:
+        caplog.handler.removeFilter(handler_filter)
+    first, after = caplog.records[-2:]
+    assert first.getMessage() == f"GET /images/reg/{MASK}:1/json"
+    assert after.getMessage() == "after the scope: thread-secret-77"

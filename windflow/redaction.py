@@ -168,12 +168,30 @@ def redact(text: str) -> str:
     return active().redact(text)
 
 
+# Every scope open in this process, whatever its thread: log records are masked with all of
+# them, because a deployment's driver logs from threads of its own (pulls, services), which
+# do not inherit the scope's context.
+_open_scopes: dict[object, Redactor] = {}
+_open_lock = threading.Lock()
+
+
+def open_scopes() -> list[Redactor]:
+    with _open_lock:
+        return list(_open_scopes.values())
+
+
 @contextmanager
 def secrets_in_scope(values: Iterable[str]):
-    token = _active.set(active().merged(values))
+    redactor = active().merged(values)
+    token = _active.set(redactor)
+    key = object()
+    with _open_lock:
+        _open_scopes[key] = redactor
     try:
         yield
     finally:
+        with _open_lock:
+            _open_scopes.pop(key, None)
         _active.reset(token)
 
 
@@ -183,15 +201,20 @@ def redact_data(data):
 
 
 class RedactingFilter(logging.Filter):
-    """On every handler: the message, its arguments and the traceback are masked."""
+    """On every handler: the message, its arguments and the traceback are masked, with the
+    values of this context's scope and of every scope open in the process (any thread)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        redactor = active()
-        if redactor.values:
-            record.msg = redactor.redact(record.getMessage())
-            record.args = None
+        redactors = [active(), *open_scopes()]
+        redactors = [r for i, r in enumerate(redactors) if r.values and r not in redactors[:i]]
+        if redactors:
+            message = record.getMessage()
+            for redactor in redactors:
+                message = redactor.redact(message)
+            record.msg, record.args = message, None
             if record.exc_info and not record.exc_text:
                 record.exc_text = logging.Formatter().formatException(record.exc_info)
             if record.exc_text:
-                record.exc_text = redactor.redact(record.exc_text)
+                for redactor in redactors:
+                    record.exc_text = redactor.redact(record.exc_text)
         return True
