@@ -273,7 +273,8 @@ def _scope_versions(stack) -> list[tuple[int, str, int]]:
     """(secret id, backend, version) of every value the stack's text may hold: the
     organisation's secrets and those of every environment it was in (a stack moves), each
     with its last few versions (a container started earlier prints the value it was given).
-    Registry passwords are secrets too, so they are in."""
+    Registry passwords are secrets too, so they are in; so are server credentials, which no
+    stack may reference now, but a container started before they were set apart may print."""
     from django.db.models import Q
 
     environments = {stack.environment_id} if stack.environment_id else set()
@@ -285,8 +286,9 @@ def _scope_versions(stack) -> list[tuple[int, str, int]]:
             .distinct()
         )
     rows = (
-        SecretVersion.objects.filter(secret__purpose=SecretPurpose.STACK)
-        .filter(Q(secret__environment=None) | Q(secret__environment_id__in=environments))
+        SecretVersion.objects.filter(
+            Q(secret__environment=None) | Q(secret__environment_id__in=environments)
+        )
         .order_by("secret_id", "-version")
         .values_list("secret_id", "secret__backend", "version")
     )
