@@ -282,3 +282,29 @@ def test_it_resumes_under_concurrent_requests_without_a_deadlock(live_db):
     assert results and all(code in (200, 201, 409) for code in results), results
     assert results.count(201) == 18
     assert numbers == list(range(1, 20))
+
+
+def test_it_refuses_a_compose_file_upload_holding_a_nul_byte(owner, acme, in_acme):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.environments.models import Environment
+    from apps.stacks.models import Stack
+    from apps.targets.models import Target
+
+    environment = Environment.objects.create(name="qa", slug="qa")
+    target = Target.objects.create(name="web-9", slug="web-9", kind="ssh", host="10.0.0.9")
+    upload = SimpleUploadedFile("compose.yaml", b"services:\n  web:\n    image: busybox\x00\n")
+    response = client_for(owner, acme).post(
+        "/stacks/add/",
+        {
+            "name": "shop",
+            "environment": environment.pk,
+            "target": target.pk,
+            "compose_file": upload,
+            "health_timeout": 120,
+            "grace_period": 10,
+        },
+    )
+    assert response.status_code == 200
+    assert "NUL" in response.content.decode()
+    assert not Stack.objects.filter(name="shop").exists()

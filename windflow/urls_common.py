@@ -1,12 +1,15 @@
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.urls import path
+from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from apps.accounts.permissions import NO_ROLE
 from windflow.api.errors import json_error
 
 
+@require_safe
 def favicon(request):
     return RedirectView.as_view(url=static("favicon.svg"), permanent=True)(request)
 
@@ -52,3 +55,6 @@ def api_on_public_host(request, rest=""):
         "The API is served on your organisation's host, e.g. "
         "http://<organisation>.<base domain>/api/v1/.",
     )
+
+
+api_on_public_host.action = NO_ROLE  # answers every method with that 404, changes nothing

@@ -11,6 +11,7 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views import View
+from django.views.decorators.http import require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.accounts import permissions
@@ -49,6 +50,13 @@ class OrganizationView(View):
     permissions action such as "environment.view") is checked before anything else."""
 
     action: str | None = None
+    # Methods that need another action than `action`, e.g. {"post": "member.manage"}.
+    method_actions: dict[str, str] = {}
+
+    def required_action(self, request) -> str | None:
+        """The action this request needs (None: membership is enough). The role matrix test
+        (tests/security/test_role_matrix.py) reads the same answer."""
+        return self.method_actions.get(request.method.lower(), self.action)
 
     def dispatch(self, request, *args, **kwargs):
         tenant = getattr(request, "tenant", None)
@@ -59,8 +67,12 @@ class OrganizationView(View):
         self.membership = membership_of(request)
         if self.membership is None:
             return render(request, "accounts/not_a_member.html", status=403)
-        if self.action and not permissions.can(self.membership, self.action):
-            raise PermissionDenied(_("Your role does not allow this."))
+        action = self.required_action(request)
+        if action not in (None, permissions.NO_ROLE):
+            try:
+                permissions.require(self.membership, action)
+            except Forbidden as exc:  # the 403 page names the role and what it does not allow
+                raise PermissionDenied(exc.message) from exc
         try:
             return super().dispatch(request, *args, **kwargs)
         except Forbidden as exc:  # a service's own refusal: the 403 page, with its reason
@@ -152,6 +164,8 @@ class ObjectDeleteView(OrganizationView):
     """A confirmation page; POST calls `delete(obj)` (a service call)."""
 
     template_name = "generic/object_delete.html"
+    # `delete(obj)` is the service hook, not an HTTP DELETE handler.
+    http_method_names = ["get", "post", "head", "options"]
 
     def get_object(self):
         raise NotImplementedError
@@ -179,6 +193,7 @@ class ObjectDeleteView(OrganizationView):
         raise NotImplementedError
 
 
+@require_safe
 def healthz(request):
     """Database, Redis and worker heartbeat. 200 when all are fine, 503 otherwise."""
     from django_redis import get_redis_connection

@@ -53,6 +53,9 @@ MINIMUM_ROLE = {
     "stack.change": Role.DEVELOPER,
     "stack.delete": Role.OPERATOR,
     "deployment.view": Role.VIEWER,
+    # Deploy, roll back, resume, cancel, stop / start a stack; protected environments
+    # need more (can_deploy_to), which the services check.
+    "deployment.create": Role.DEVELOPER,
     "compose_policy.view": Role.VIEWER,
     "compose_policy.manage": Role.ADMIN,
 }
@@ -85,9 +88,15 @@ ACTION_LABELS = {
     "stack.change": gettext_lazy("create or change stacks"),
     "stack.delete": gettext_lazy("delete stacks"),
     "deployment.view": gettext_lazy("see deployments"),
+    "deployment.create": gettext_lazy("deploy or control stacks"),
     "compose_policy.view": gettext_lazy("see the compose policy"),
     "compose_policy.manage": gettext_lazy("change the compose policy"),
 }
+
+# What a route that needs no role in the organisation declares instead of an action
+# (signing in, accepting an invitation, the public host): every route that changes state
+# declares one or the other, and tests/security/test_role_matrix.py holds it to that.
+NO_ROLE = "no_role"
 
 # Object permissions that a grant can add on top of a role (guardian codenames).
 GRANTABLE = {"environment.deploy": ("deploy_environment", Role.DEVELOPER)}

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views import View
+from django.views.decorators.http import require_safe
 
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Organization
@@ -26,6 +27,7 @@ SESSION_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 # --- Public site ------------------------------------------------------------------------------
 
 
+@require_safe
 def home(request):
     """Public host: a landing page, or the signed-in user's organisations."""
     if not request.user.is_authenticated:
@@ -37,6 +39,8 @@ def home(request):
 
 
 class OrganizationCreateView(View):
+    # The public host: any signed-in person creates an organisation.
+    action = permissions.NO_ROLE
     template_name = "accounts/organization_create.html"
 
     def get(self, request):
@@ -67,6 +71,7 @@ class OrganizationCreateView(View):
         return render(request, self.template_name, {"form": form})
 
 
+@require_safe
 @login_required
 def go_to_organization(request, slug):
     """The organisation switcher: sign in on the organisation's host and land there."""
@@ -77,6 +82,7 @@ def go_to_organization(request, slug):
     return HttpResponseRedirect(services.handoff_url(request.user, organization))
 
 
+@require_safe
 def handoff(request):
     """Consume a single-use sign-in link on the organisation's host."""
     try:
@@ -132,7 +138,8 @@ class MemberListView(OrganizationView):
 
 
 class MemberRoleView(OrganizationView):
-    action = "member.view"  # finer checks (rank, last owner) are the service's
+    action = "member.view"
+    method_actions = {"post": "member.manage"}  # finer checks (rank, last owner): the service
 
     def post(self, request, pk):
         member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
@@ -148,7 +155,7 @@ class MemberRoleView(OrganizationView):
 
 
 class MemberRemoveView(OrganizationView):
-    action = "member.view"
+    action = "member.view"  # every member may leave; removing others: the service decides
 
     def post(self, request, pk):
         member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
@@ -218,6 +225,7 @@ class InvitationRevokeView(OrganizationView):
 class InvitationAcceptView(View):
     """Anyone holding the link sees the invitation; accepting needs the invited account."""
 
+    action = permissions.NO_ROLE  # the invitee is not a member yet
     template_name = "accounts/invitation_accept.html"
 
     def get(self, request, token):

@@ -56,9 +56,9 @@ class EnvironmentEditView(ObjectFormView):
     form_class = EnvironmentForm
     template_name = "environments/environment_edit.html"
 
-    def dispatch(self, request, *args, **kwargs):
-        self.action = "environment.change" if "slug" in kwargs else "environment.add"
-        return super().dispatch(request, *args, **kwargs)
+    def required_action(self, request):
+        self.action = "environment.change" if "slug" in self.kwargs else "environment.add"
+        return self.action
 
     def get_object(self):
         slug = self.kwargs.get("slug")
@@ -132,6 +132,7 @@ class ComposePolicyView(OrganizationView):
     it (each change audited)."""
 
     action = "compose_policy.view"
+    method_actions = {"post": "compose_policy.manage"}
     template_name = "environments/compose_policy.html"
 
     def render_page(self, form, status=200):
@@ -173,6 +174,7 @@ class EnvironmentPolicyView(OrganizationView):
     """One environment's overrides of the compose policy."""
 
     action = "compose_policy.view"
+    method_actions = {"post": "compose_policy.manage"}
     template_name = "environments/environment_policy.html"
 
     def render_page(self, environment, form, status=200):

@@ -48,6 +48,7 @@ class SecretDetailView(OrganizationView):
     """Name, scope and version history; the rotate form for those who may manage."""
 
     action = "secret.view"
+    method_actions = {"post": "secret.manage"}
 
     def get(self, request, pk, form=None):
         secret = _secret(self, pk)

@@ -106,9 +106,12 @@ class RevisionForm(StyledFormMixin, forms.Form):
         if upload.size > MAX_UPLOAD:
             raise ValidationError(_("The file is larger than 1 MiB."))
         try:
-            return upload.read().decode("utf-8-sig")
+            text = upload.read().decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ValidationError(_("The file is not UTF-8 text.")) from exc
+        if "\x00" in text:
+            raise ValidationError(_("The file contains NUL characters: it is not a text file."))
+        return text
 
     def clean_variables(self):
         return services.parse_variables(self.cleaned_data.get("variables") or "")

@@ -79,6 +79,7 @@ class StackControlView(OrganizationView):
     the stack's page with a message."""
 
     action = "stack.view"
+    method_actions = {"post": "deployment.create"}
     http_method_names = ["post"]
 
     def post(self, request, name):

@@ -395,6 +395,7 @@ class RevisionRollbackView(OrganizationView):
     """Deploy an earlier revision that once succeeded, then follow it on its page."""
 
     action = "stack.view"
+    method_actions = {"post": "deployment.create"}
 
     def post(self, request, name, number):
         from apps.deployments.services import rollback_to

@@ -68,6 +68,11 @@ class TargetActionView(OrganizationView):
 
     action = "target.view"
 
+    def required_action(self, request):
+        if request.method == "POST":
+            return "target.check" if self.kwargs.get("verb") == "check" else "target.manage"
+        return super().required_action(request)
+
     def post(self, request, slug, verb):
         target = _target(self, slug)
         try:

@@ -4,6 +4,7 @@ from rest_framework import permissions as drf_permissions
 from apps.accounts import permissions
 from apps.accounts.middleware import membership_of
 from apps.accounts.models import ApiToken
+from windflow.errors import Forbidden
 
 
 class IsOrganizationMember(drf_permissions.BasePermission):
@@ -26,9 +27,10 @@ class IsOrganizationMember(drf_permissions.BasePermission):
             self.message = _("This token is read-only; create a token with the write scope.")
             return False
         action = view.required_action(request)
-        if action and not permissions.can(membership, action):
-            self.message = _("Your role (%(role)s) does not allow this.") % {
-                "role": membership.get_role_display()
-            }
-            return False
+        if action not in (None, permissions.NO_ROLE):
+            try:
+                permissions.require(membership, action)
+            except Forbidden as exc:  # names the role and what it does not allow
+                self.message = exc.message
+                return False
         return True

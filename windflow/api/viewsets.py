@@ -26,12 +26,19 @@ class OrganizationViewSet(viewsets.GenericViewSet):
         return membership_of(self.request)
 
     def required_action(self, request) -> str | None:
+        """The action this request needs: `action_verbs[action]` is a verb of `resource`
+        ("change" -> "stack.change"), a whole action ("deployment.create"), or a dict of
+        either by HTTP method. The role matrix test reads the same answer."""
         if not self.action:  # OPTIONS and the like: membership is enough
             return None
         verb = self.action_verbs.get(self.action) or getattr(
             getattr(self, self.action, None), "required_verb", None
         )
-        return f"{self.resource}.{verb}" if verb else None
+        if isinstance(verb, dict):
+            verb = verb.get(request.method.lower())
+        if not verb:
+            return None
+        return verb if "." in verb else f"{self.resource}.{verb}"
 
     def get_queryset(self):
         return permissions.visible(

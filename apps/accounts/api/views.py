@@ -32,9 +32,9 @@ class MemberViewSet(
     action_verbs = {
         "list": "view",
         "retrieve": "view",
-        "update": "view",
-        "partial_update": "view",
-        "destroy": "view",
+        "update": "manage",
+        "partial_update": "manage",
+        "destroy": "view",  # every member may leave; removing others: the service decides
     }
     serializer_class = MemberSerializer
     queryset = Membership.objects.select_related("user")

@@ -52,11 +52,11 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
         "list": "view",
         "retrieve": "view",
         "logs": "view",
-        # The services decide (require_deploy): protected environments need more than a role.
-        "create": "view",
-        "cancel": "view",
-        "resume": "view",
-        "rollback": "view",
+        # Protected environments need more than a role: the services decide (require_deploy).
+        "create": "create",
+        "cancel": "create",
+        "resume": "create",
+        "rollback": "create",
     }
     queryset = Deployment.objects.all()
     filterset_class = DeploymentFilterSet

@@ -70,7 +70,9 @@ class StackViewSet(
         "validate_new": "change",
         "runtime": "view",
         "logs": "view",
-        "control": "view",  # the service asks for the right to deploy to the environment
+        "revisions": {"get": "view", "post": "change"},
+        # Protected environments need more: the service asks for the right to deploy there.
+        "control": "deployment.create",
     }
     queryset = (
         Stack.objects.select_related("environment", "target", "current_revision")
@@ -83,11 +85,6 @@ class StackViewSet(
     lookup_value_regex = r"[a-z0-9][a-z0-9_-]{0,62}"
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at"]
-
-    def required_action(self, request):
-        if self.action == "revisions":
-            return "stack.change" if request.method == "POST" else "stack.view"
-        return super().required_action(request)
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
