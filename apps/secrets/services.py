@@ -358,19 +358,34 @@ def _withheld(exc: Exception) -> str:
     )
 
 
+def _redactors_for(stack) -> list[Redactor]:
+    """The stack's redactor and the active scope's (one pass when the active scope is the
+    stack's own run, which holds its values already). Raises SecretBackendError."""
+    from django.db import connection
+
+    bound = _bound.get()
+    if stack is None or (
+        bound is not None and bound[0] == connection.schema_name and bound[1] == stack.pk
+    ):
+        redactors = [active()]
+    else:
+        redactors = [stack_redactor(stack), active()]
+    return [redactor for redactor in redactors if redactor.values]
+
+
 def redact_for_stack(stack, text: str) -> str:
     """`text` with every secret of `stack` masked (and those of the active scope). When the
     secrets cannot be read, the text is withheld, never stored or shown in clear."""
     if not text:
         return text
     try:
-        redactor = stack_redactor(stack) if stack is not None else None
+        redactors = _redactors_for(stack)
     except SecretBackendError as exc:
         logger.warning("text about stack %s withheld: %s", stack.pk, exc.message)
         return _withheld(exc)
-    if redactor is not None:
+    for redactor in redactors:
         text = redactor.redact(text, edges=True)
-    return active().redact(text, edges=True)
+    return text
 
 
 def redact_data_for_stack(stack, data):
@@ -378,13 +393,13 @@ def redact_data_for_stack(stack, data):
     if not data:
         return data
     try:
-        redactor = stack_redactor(stack) if stack is not None else None
+        redactors = _redactors_for(stack)
     except SecretBackendError as exc:
         logger.warning("data about stack %s withheld: %s", stack.pk, exc.message)
         return {"withheld": _withheld(exc)}
-    if redactor is not None:
+    for redactor in redactors:
         data = redactor.redact_data(data, edges=True)
-    return active().redact_data(data, edges=True)
+    return data
 
 
 @contextmanager
