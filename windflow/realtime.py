@@ -112,4 +112,7 @@ async def authorize(consumer, action: str | None = None):
         await consumer.close(code=4403)
         return None
     consumer.tenant, consumer.membership = tenant, membership
+    from apps.accounts.revocation import watch
+
+    await watch(consumer, action)  # closed at once if a revocation ends this access
     return membership

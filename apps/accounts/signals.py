@@ -11,6 +11,7 @@ deleted). These model signals run on every one of those paths: they clear the re
 - a member made viewer: their write tokens become read-only (a viewer may not hold one);
 - a person saved (deactivated, new password, new e-mail...): every cached token and
   membership that carries them is dropped, so the next request sees the new state;
+- open websockets of the person check their access again (apps.accounts.revocation);
 - an organisation or one of its domains saved or deleted: the host -> organisation entries
   are dropped (the cache's other tenant; its services clear them too).
 
@@ -23,6 +24,7 @@ from django.dispatch import receiver
 
 from windflow import hotcache
 
+from . import revocation
 from .choices import Role, TokenScope
 from .models import ApiToken, Membership, TokenFamily, User
 
@@ -44,6 +46,7 @@ def user_saved(sender, instance, created, update_fields=None, **kwargs):
     )
     keys = [hotcache.membership_key(instance.pk, org_id) for org_id in organizations]
     hotcache.forget_on_commit(*keys, *_token_keys(user=instance))
+    revocation.notify_on_commit(instance.pk)
 
 
 @receiver(post_save, sender=Membership, dispatch_uid="accounts.membership_saved")
@@ -58,6 +61,8 @@ def membership_saved(sender, instance, created, **kwargs):
         keys += _token_keys(**pair, scope=TokenScope.WRITE)
         writers.update(scope=TokenScope.READ)
     hotcache.forget_on_commit(*keys)
+    if not created:
+        revocation.notify_on_commit(instance.user_id)
 
 
 @receiver(post_delete, sender=Membership, dispatch_uid="accounts.membership_deleted")
@@ -67,6 +72,7 @@ def membership_deleted(sender, instance, **kwargs):
         user_id=instance.user_id, organization_id=instance.organization_id
     ).delete()
     hotcache.forget_on_commit(hotcache.membership_key(instance.user_id, instance.organization_id))
+    revocation.notify_on_commit(instance.user_id)
 
 
 @receiver(post_save, sender=ApiToken, dispatch_uid="accounts.token_saved")

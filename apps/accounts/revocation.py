@@ -1,0 +1,88 @@
+"""Open websockets follow revocations too.
+
+A websocket is authorised once, when it connects (windflow.realtime.authorize). Each one also
+joins its person's channel group, `u.<user id>`. Whenever something about that person's
+access changes (a new password, a deactivation, a membership removed or its role changed,
+from any write path: see apps.accounts.signals), a `credentials.revoked` message goes to that
+group. Every socket of theirs then checks again, against the database, that:
+
+- the person is still active;
+- their session is still theirs (its hash matches the current password and sign-in
+  generation);
+- they may still do what the socket was opened for.
+
+A socket that fails the check is closed: 4401 when signed out, 4403 when no longer allowed.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_TYPE = "credentials.revoked"
+
+
+def user_group(user_id) -> str:
+    return f"u.{user_id}"
+
+
+def notify_on_commit(user_id) -> None:
+    """Ask every open socket of this person to check its access again, once committed."""
+    from django.db import transaction
+
+    transaction.on_commit(lambda: _notify(user_id))
+
+
+def _notify(user_id) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(user_group(user_id), {"type": MESSAGE_TYPE})
+    except Exception:  # the change stands; sockets still end when they next reconnect
+        logger.exception("could not tell the open websockets of user %s to check again", user_id)
+
+
+async def watch(consumer, action: str | None) -> None:
+    """Called by windflow.realtime.authorize once a socket is allowed: join the person's
+    group, with a handler that checks the socket's access again on each revocation."""
+    user = consumer.scope["user"]
+    await consumer.channel_layer.group_add(user_group(user.pk), consumer.channel_name)
+
+    async def credentials_revoked(self, message):
+        from channels.db import database_sync_to_async
+
+        code = await database_sync_to_async(still_allowed)(self.scope, self.tenant, action)
+        if code is not None:
+            await self.channel_layer.group_discard(user_group(user.pk), self.channel_name)
+            await self.close(code=code)
+
+    # Channels finds a message's handler by name on the consumer: this one, on this socket.
+    consumer.credentials_revoked = types.MethodType(credentials_revoked, consumer)
+
+
+def still_allowed(scope, tenant, action: str | None) -> int | None:
+    """None when the socket may stay open, else the close code (4401 signed out, 4403 not
+    allowed any more). Reads everything afresh."""
+    from django.contrib.auth import HASH_SESSION_KEY
+    from django.utils.crypto import constant_time_compare
+
+    from . import permissions
+    from .models import User
+
+    user = User.objects.filter(pk=scope["user"].pk, is_active=True).first()
+    if user is None:
+        return 4401
+    session = scope.get("session")
+    if session is not None and session.session_key:
+        stored = session.__class__(session_key=session.session_key).get(HASH_SESSION_KEY)
+        if not stored or not constant_time_compare(stored, user.get_session_auth_hash()):
+            return 4401
+    membership = permissions.get_membership(user, tenant)
+    allowed = membership is not None if action is None else permissions.can(membership, action)
+    return None if allowed else 4403

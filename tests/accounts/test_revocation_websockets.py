@@ -1,0 +1,93 @@
+"""Open websockets end when a revocation ends their access, through the real ASGI stack
+(tenant from the Host header, session auth) and the real Redis channel layer."""
+
+import asyncio
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.db import connection
+
+from tests.live import live_organization, session_cookie_for
+
+pytestmark = pytest.mark.live
+
+
+def communicator(host: str, cookie: str) -> WebsocketCommunicator:
+    from windflow.asgi import application
+
+    headers = [(b"host", host.encode()), (b"origin", f"http://{host}".encode())]
+    headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
+
+
+@pytest.fixture
+def world(live_db):
+    with live_organization(members=[("dev", "developer"), ("other", "developer")]) as world:
+        yield world
+
+
+def in_thread(change):
+    """Run a database change as another request would, committed, and leave no connection
+    open in the executor thread."""
+
+    def run():
+        try:
+            change()
+        finally:
+            connection.close()
+
+    return asyncio.get_running_loop().run_in_executor(None, run)
+
+
+def closed_and_untouched(world, change):
+    """Open sockets for dev and other, make `change`, and return (dev's close code or None,
+    whether other's socket stayed open)."""
+    dev, other = world.others
+    host = world.organization.primary_domain
+    cookies = session_cookie_for(dev), session_cookie_for(other)
+
+    async def scenario():
+        mine = communicator(host, cookies[0])
+        theirs = communicator(host, cookies[1])
+        assert (await mine.connect())[0] and (await theirs.connect())[0]
+        await in_thread(change)
+        output = await mine.receive_output(timeout=5)
+        untouched = await theirs.receive_nothing(timeout=0.5)
+        await theirs.disconnect()
+        await mine.disconnect()
+        return output, untouched
+
+    output, untouched = asyncio.run(scenario())
+    assert output["type"] == "websocket.close", output
+    return output.get("code"), untouched
+
+
+def test_it_closes_the_sockets_of_a_member_removed_anywhere(world):
+    from apps.accounts.models import Membership
+
+    dev = world.others[0]
+    code, untouched = closed_and_untouched(
+        world,
+        lambda: Membership.objects.filter(user=dev, organization=world.organization).delete(),
+    )
+    assert code == 4403 and untouched
+
+
+def test_it_closes_the_sockets_of_a_deactivated_person(world):
+    def deactivate():
+        dev = type(world.others[0]).objects.get(pk=world.others[0].pk)
+        dev.is_active = False
+        dev.save()
+
+    code, untouched = closed_and_untouched(world, deactivate)
+    assert code == 4401 and untouched
+
+
+def test_it_closes_the_sockets_of_sessions_a_new_password_ended(world):
+    def new_password():
+        dev = type(world.others[0]).objects.get(pk=world.others[0].pk)
+        dev.set_password("a-New-pass-2026")
+        dev.save()
+
+    code, untouched = closed_and_untouched(world, new_password)
+    assert code == 4401 and untouched
