@@ -1,0 +1,95 @@
+"""schemathesis over the OpenAPI document, against a real server: uvicorn on the test
+database (tests/security/live_server.py), authenticated as the owner of a committed
+organisation (a JWT from /api/v1/auth/token/) on that organisation's host. Every operation
+gets a bounded, derandomised set of generated requests; none may answer 5xx.
+
+The document is drf-spectacular's (what /api/schema/ serves), rendered at collection time;
+`test_it_fuzzes_at_least_50_operations` keeps the run from shrinking unnoticed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+
+from tests.live import live_organization
+from tests.security.live_server import live_server
+
+pytestmark = pytest.mark.live
+
+EXAMPLES_PER_OPERATION = 10
+
+
+def openapi_document() -> dict:
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.renderers import OpenApiJsonRenderer
+
+    document = SchemaGenerator(urlconf="windflow.urls").get_schema(request=None, public=True)
+    return json.loads(OpenApiJsonRenderer().render(document))
+
+
+# Fuzzing only (valid and invalid data), a bounded number of examples per operation: the
+# coverage phase sends hundreds of boundary cases per operation, too slow for CI here.
+CONFIG = SchemathesisConfig.from_dict(
+    {
+        "generation": {"mode": "all", "deterministic": True},
+        "phases": {
+            "examples": {"enabled": True},
+            "coverage": {"enabled": False},
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": False},
+        },
+    }
+)
+schema = schemathesis.openapi.from_dict(openapi_document(), config=CONFIG)
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
+    """(server, Host header, headers with the owner's JWT) for a committed organisation."""
+    from tests.base import flush_redis
+
+    with django_db_blocker.unblock(), live_organization() as world:
+        with live_server(tmp_path_factory.mktemp("schemathesis")) as server:
+            flush_redis()
+            host = server.host(world.organization)
+            response = requests.post(
+                f"{server.url}/api/v1/auth/token/",
+                json={"email": world.owner.email, "password": "pw-live-123456"},
+                headers={"Host": host},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            headers = {"Host": host, "Authorization": f"Bearer {response.json()['access']}"}
+            # The control: these headers are a signed-in owner on the organisation's host.
+            me = requests.get(f"{server.url}/api/v1/me/", headers=headers, timeout=10)
+            assert me.status_code == 200 and me.json()["role"] == "owner", me.text
+            yield server, headers
+            log = server.log_tail(200)
+        # What the server printed (tracebacks of any 5xx) stays with the test output.
+        print(log)
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
+def test_it_answers_no_server_error(case, fuzz_target):
+    server, headers = fuzz_target
+    response = case.call(base_url=server.url, headers=headers, timeout=30)
+    case.validate_response(response, checks=[not_a_server_error])
+
+
+def test_it_fuzzes_at_least_50_operations():
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 50, len(operations)
