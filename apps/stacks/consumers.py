@@ -49,9 +49,8 @@ def _tail(scope) -> int:
 
 
 class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
-    # This socket hears from Docker, never from a group: no channel-layer subscription (no
-    # blocking Redis read per viewer, and no dependence on that connection's timeouts).
-    channel_layer_alias = "windflow.no-channel-layer"
+    # Lines come from Docker, never from a group; the channel layer only carries the
+    # person's revocations (windflow.realtime.authorize), which close this socket too.
 
     async def connect(self):
         self.cancel = CancelToken()
