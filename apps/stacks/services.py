@@ -334,6 +334,22 @@ def require_change_in(actor: Membership, *environments) -> None:
             permissions.require_deploy_to(actor, environment)
 
 
+def _require_unmoved(stack_id: int, environment_id: int) -> None:
+    """Lock the stack row (stack first: the lock order of apps.deployments.services) and
+    refuse when it moved to another environment since the rights were checked."""
+    current = (
+        Stack.objects.select_for_update()
+        .filter(pk=stack_id)
+        .values_list("environment_id", flat=True)
+        .first()
+    )
+    if current != environment_id:
+        raise Conflict(
+            _("This stack moved to another environment meanwhile: reload it and try again."),
+            code="moved",
+        )
+
+
 def _require_secret_use(actor: Membership, added) -> None:
     """Choosing which secrets a stack may read is for members allowed to use secrets
     (operators and up); developers deploy and edit stacks with the secrets already chosen."""
@@ -434,7 +450,7 @@ def revise_stack(
         target=stack.target,
     )
     with transaction.atomic():
-        Stack.objects.select_for_update().filter(pk=stack.pk).first()
+        _require_unmoved(stack.pk, stack.environment_id)
         latest = stack.revisions.order_by("-number").first()
         _require_secret_use(actor, set(secrets) - set(latest.secrets if latest else ()))
         if (
@@ -491,6 +507,7 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
             % {"names": ", ".join(sorted(unknown))}
         )
     before = _snapshot(stack)
+    environment_before = stack.environment_id
     environment = settings.get("environment", stack.environment)
     target = settings.get("target", stack.target)
     require_change_in(actor, stack.environment)
@@ -552,6 +569,7 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
             setattr(stack, field, value)
     _full_clean(stack)
     with transaction.atomic():
+        _require_unmoved(stack.pk, environment_before)
         stack.save()
         changes = audit.diff(before, _snapshot(stack))
         if changes:

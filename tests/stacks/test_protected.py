@@ -175,3 +175,22 @@ def test_it_refuses_acting_on_a_deployment_made_in_a_protected_environment_after
     services.update_stack(member(operator, acme), prod_stack, environment=staging)
     with pytest.raises(Forbidden):
         deployments.cancel_deployment(member(developer, acme), queued)
+
+
+def test_it_refuses_a_change_checked_against_an_environment_the_stack_has_left(
+    make_stack, protected, developer, operator, acme
+):
+    from apps.stacks.models import Stack
+    from windflow.errors import Conflict
+
+    stale = make_stack(name="shop")  # staging: the developer may change it there
+    services.update_stack(
+        member(operator, acme), Stack.objects.get(pk=stale.pk), environment=protected
+    )
+    with pytest.raises(Conflict):
+        services.revise_stack(member(developer, acme), stale, compose=COMPOSE, variables={})
+    with pytest.raises(Conflict):
+        services.update_stack(member(developer, acme), stale, description="mine")
+    fresh = Stack.objects.get(pk=stale.pk)
+    assert fresh.revisions.count() == 1
+    assert fresh.description == ""
