@@ -52,6 +52,9 @@ async def watch(consumer, action: str | None) -> None:
     """Called by windflow.realtime.authorize once a socket is allowed: join the person's
     group, with a handler that checks the socket's access again on each revocation."""
     user = consumer.scope["user"]
+    if getattr(consumer, "channel_layer", None) is None:  # a consumer outside the layer
+        logger.warning("%s has no channel layer: revocations cannot reach it", type(consumer))
+        return
     await consumer.channel_layer.group_add(user_group(user.pk), consumer.channel_name)
 
     async def credentials_revoked(self, message):
