@@ -119,6 +119,15 @@ def _fills(victim, membership, token, path: str) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _signed_in(clients: dict, kind, role: str, host, user):
+    """One signed-in client per role, kind and host (signing in for each request is slow)."""
+    key = (kind, role, host)
+    if key not in clients:
+        clients[key] = kind(HTTP_HOST=host_of(host))
+        clients[key].force_login(user)
+    return clients[key]
+
+
 def _run(client, method: str, path: str, **extra):
     try:
         with transaction.atomic():
@@ -150,15 +159,14 @@ def _page_cases(victim):
 
 def test_it_holds_every_state_changing_page_to_its_declared_action(world):
     victim, people = world
-    undeclared, wrong = [], []
+    undeclared, wrong, clients = [], [], {}
     checked = 0
     for host, urlconf, route, view_class, method in _page_cases(victim):
         for role in ROLES:
             membership, token = people[role]
             path = fill(route.pattern, _fills(victim, membership, token, route.pattern))
             match = resolve(path, urlconf=urlconf)
-            client = Client(HTTP_HOST=host_of(host))
-            client.force_login(membership.user)
+            client = _signed_in(clients, Client, role, host, membership.user)
             if view_class is None:
                 response = _run(client, method, path)
                 if response.status_code == 405:
@@ -186,7 +194,7 @@ def test_it_holds_every_state_changing_page_to_its_declared_action(world):
 
 def test_it_holds_every_state_changing_api_operation_to_its_declared_action(world):
     victim, people = world
-    undeclared, wrong = [], []
+    undeclared, wrong, clients = [], [], {}
     covered = set()
     host = victim.organization
     for method, template, operation_id in openapi_operations():
@@ -203,8 +211,7 @@ def test_it_holds_every_state_changing_api_operation_to_its_declared_action(worl
             if action is None:
                 undeclared.append(label)
                 break
-            client = APIClient(HTTP_HOST=host_of(host))
-            client.force_login(membership.user)
+            client = _signed_in(clients, APIClient, role, host, membership.user)
             response = _run(client, method, path, data={}, format="json")
             allowed = expected_allowed(role, action, membership)
             status = response.status_code
