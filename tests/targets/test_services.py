@@ -132,7 +132,7 @@ def test_it_refuses_an_unreachable_host_and_creates_nothing(admin_membership, ro
             private_key=root_key[0],
         )
     assert error.value.field == "host"
-    assert not Target.objects.exists() and not SecretRef.objects.exists()
+    assert not Target.objects.exists() and not SecretRef.all_purposes.exists()
 
 
 @pytest.mark.parametrize(
