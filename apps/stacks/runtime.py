@@ -157,9 +157,9 @@ def runtime_status(stack: Stack) -> list[dict]:
         _require_owned_project(driver, stack)
         statuses = driver.status(stack.project)
     services: dict[str, list[dict]] = {}
-    for status in statuses:
     from apps.secrets.services import redact_for_stack
 
+    for status in statuses:
         container = _container(status)
         container["image"] = redact_for_stack(stack, container["image"])  # ${SECRET} in a tag
         services.setdefault(status.service, []).append(container)
@@ -303,10 +303,10 @@ def run_control(stack_id: int, action: str, service: str | None = None) -> dict:
             message=_("%(what)s: %(action)s failed: %(reason)s")
             % {"what": what, "action": action, "reason": reason},
         )
-    publish(stack_group(stack.pk), event)
     from apps.secrets.services import redact_for_stack
 
     event["message"] = redact_for_stack(stack, event["message"])
+    publish(stack_group(stack.pk), event)
     return event
 
 
@@ -343,7 +343,6 @@ def stack_container(stack: Stack, container_id: str) -> dict:
         return _owned_container(driver, stack, container_id)
 
 
-def _clamp_tail(tail) -> int:
 def log_redactor(stack: Stack):
     """What masks the stack's secret values (and their encodings) in its containers' output:
     every path that shows container logs (page, tail, API, websocket) comes through
@@ -362,6 +361,7 @@ def log_redactor(stack: Stack):
         ) from exc
 
 
+def _clamp_tail(tail) -> int:
     try:
         return max(0, min(MAX_TAIL, int(tail)))
     except (TypeError, ValueError):
@@ -389,7 +389,7 @@ def follow_container_logs(
     redactor = log_redactor(stack)
     with stack_driver(stack, timeout=LOG_TIMEOUT) as driver:
         found = _owned_container(driver, stack, container_id)
-        yield from driver.logs(
+        for line in driver.logs(
             found["id"], tail=_clamp_tail(tail), follow=True, timestamps=True, cancel=cancel
         ):
             yield redactor.redact(line)
