@@ -23,6 +23,7 @@ from tests.security.live_server import live_server
 pytestmark = pytest.mark.live
 
 EXAMPLES_PER_OPERATION = 10
+EXAMPLES_ON_REAL_OBJECTS = 5
 
 
 def openapi_document() -> dict:
@@ -49,12 +50,65 @@ CONFIG = SchemathesisConfig.from_dict(
 schema = schemathesis.openapi.from_dict(openapi_document(), config=CONFIG)
 
 
+def seed(world) -> dict:
+    """Real objects of the organisation, by the resource path that names them."""
+    from django.db import connection
+
+    from apps.accounts import services as accounts
+    from apps.accounts.models import Membership
+    from apps.audit.models import AuditEvent
+    from apps.deployments import services as deployments
+    from apps.environments.models import Environment
+    from apps.secrets import services as secrets
+    from apps.stacks import services as stacks
+    from apps.targets import services as targets
+    from tests.security.conftest import give_test_engine
+
+    organization = world.organization
+    give_test_engine(organization)
+    connection.set_tenant(organization)
+    try:
+        owner = Membership.objects.get(user=world.owner, organization=organization)
+        (member,) = Membership.objects.filter(organization=organization).exclude(pk=owner.pk)
+        environment = Environment.objects.create(name="staging", slug="staging")
+        target = targets.create_target(owner, name="web-1", kind="local")
+        secret = secrets.create_secret(owner, name="API_KEY", value="fuzz-secret-value")
+        stack = stacks.create_stack(
+            owner,
+            name="shop",
+            environment=environment,
+            target=target,
+            compose="services:\n  web:\n    image: busybox:1\n",
+        )
+        deployment = deployments.request_deployment(owner, stack)
+        token, _secret = accounts.create_api_token(owner, name="fuzz")
+        invitation, _url = accounts.invite(owner, email="invitee@fuzz.test", role="viewer")
+        return {
+            "environments": {"slug": environment.slug},
+            "targets": {"slug": target.slug},
+            "stacks": {"name": stack.name, "number": 1},
+            "secrets": {"id": secret.pk},
+            "deployments": {"id": deployment.pk},
+            "audit-events": {"id": AuditEvent.objects.order_by("id").first().pk},
+            "members": {"id": member.pk},
+            "invitations": {"id": invitation.pk},
+            "tokens": {"id": token.pk},
+        }
+    finally:
+        connection.set_schema_to_public()
+
+
 @pytest.fixture(scope="module")
 def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
-    """(server, Host header, headers with the owner's JWT) for a committed organisation."""
+    """(server, headers with the owner's JWT and the organisation's host, real objects by
+    resource) for a committed organisation with a developer."""
     from tests.base import flush_redis
 
-    with django_db_blocker.unblock(), live_organization() as world:
+    with (
+        django_db_blocker.unblock(),
+        live_organization(members=(("developer", "developer"),)) as world,
+    ):
+        objects = seed(world)
         with live_server(tmp_path_factory.mktemp("schemathesis")) as server:
             flush_redis()
             host = server.host(world.organization)
@@ -69,7 +123,7 @@ def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
             # The control: these headers are a signed-in owner on the organisation's host.
             me = requests.get(f"{server.url}/api/v1/me/", headers=headers, timeout=10)
             assert me.status_code == 200 and me.json()["role"] == "owner", me.text
-            yield server, headers
+            yield server, headers, objects
             log = server.log_tail(200)
         # What the server printed (tracebacks of any 5xx) stays with the test output.
         print(log)
@@ -85,7 +139,29 @@ def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
     phases=[Phase.explicit, Phase.generate],
 )
 def test_it_answers_no_server_error(case, fuzz_target):
-    server, headers = fuzz_target
+    server, headers, _objects = fuzz_target
+    response = case.call(base_url=server.url, headers=headers, timeout=30)
+    case.validate_response(response, checks=[not_a_server_error])
+
+
+@schema.include(path_regex=r"\{").parametrize()
+@settings(
+    max_examples=EXAMPLES_ON_REAL_OBJECTS,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
+def test_it_answers_no_server_error_on_real_objects(case, fuzz_target):
+    """The same, with the path naming the organisation's real objects (random names mostly
+    stop at 404): generated bodies and queries reach the services."""
+    server, headers, objects = fuzz_target
+    resource = case.path.split("/")[3]
+    real = objects[resource]
+    case.path_parameters = {
+        key: real.get(key, value) for key, value in case.path_parameters.items()
+    }
     response = case.call(base_url=server.url, headers=headers, timeout=30)
     case.validate_response(response, checks=[not_a_server_error])
 
