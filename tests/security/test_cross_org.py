@@ -11,6 +11,7 @@ answer may contain any of the victim's markers."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -416,3 +417,22 @@ def test_it_refuses_every_websocket_route_to_another_organisation(live_db):
 
         for path, connected in asyncio.run(control()):
             assert connected, f"the victim's owner was refused on {path}"
+
+
+def test_it_enumerates_the_operations_that_the_schema_endpoint_serves(acme, owner):
+    """The matrix takes its operations from drf-spectacular's generator: the same document
+    as /api/schema/ on an organisation's host."""
+    response = send(
+        client_with("session", {"session": {"user": owner}}, host_of(acme)),
+        "GET",
+        "/api/schema/?format=json",
+        api=True,
+    )
+    assert response.status_code == 200
+    served = {
+        (method.upper(), path)
+        for path, item in json.loads(response.body)["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    assert served == {(method, path) for method, path, _id in openapi_operations()}
