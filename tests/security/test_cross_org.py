@@ -107,6 +107,8 @@ def send(client: Client, method: str, path: str, *, api: bool):
     try:
         if method == "GET":
             response = client.get(path)
+        elif method == "HX-GET":  # the HTMX partial of the same URL
+            response = client.get(path, headers={"HX-Request": "true"})
         elif api:
             response = client.generic(method, path, data="{}", content_type="application/json")
         else:
@@ -207,7 +209,8 @@ def url_plan(kind: str, victim, attacker_org) -> list[tuple]:
 
     - API patterns are tried through their OpenAPI operations (right methods and bodies);
       one missing from the OpenAPI document is tried here, so it is still covered.
-    - Pages read no bearer credential: a token or JWT tries them with GET only.
+    - Pages read no bearer credential: a token or JWT tries them with GET only; a session
+      also asks for their HTMX partial.
     - The admin is one site behind one staff check: every pattern, GET and POST with the
       session on the victim's host, GET otherwise."""
     documented = {
@@ -232,6 +235,8 @@ def url_plan(kind: str, victim, attacker_org) -> list[tuple]:
                 methods = ("GET",)
             else:
                 methods = both
+            if kind == "session" and not (route.is_admin or route.is_api):
+                methods = (*methods, "HX-GET")
             plan.append((where, host, route, path, methods))
     return plan
 
