@@ -4,9 +4,11 @@ organisation's owner with each of their credentials (session, personal API token
 the victim's host and on their own host naming the victim's objects. Path parameters are
 filled with real objects of the victim (tests/security/world.py).
 
-Every answer must be a refusal (sign-in redirect, 401, 403 or 404), unless the route names
-nothing of the victim's and is served to the attacker for their own organisation, and no
-answer may contain any of the victim's markers."""
+Every answer must be a refusal (sign-in redirect, 401, 403, 404; 405 for a method nobody
+may use), and no answer may contain any of the victim's markers. The exceptions are named
+below: pages anyone may open (sign-in, the OpenAPI document...), and, on the attacker's own
+host, routes that name nothing of the victim's, an object of the attacker's that has the
+same id (ids are per-schema sequences), or a body refused (400) before any lookup."""
 
 from __future__ import annotations
 
