@@ -149,6 +149,7 @@ def fetch_everything(world, viewer, made, transcript: Transcript) -> None:
                 pages.append(f"/deployments/{deployment.pk}/{suffix}")
             api += [f"/api/v1/deployments/{deployment.pk}/"]
             api += [f"/api/v1/deployments/{deployment.pk}/logs/"]
+            api += [f"/api/v1/deployments/{deployment.pk}/logs/?follow=true"]
         for service in runtime.runtime_status(stack):
             for item in service.get("containers", []):
                 base = f"/stacks/{stack.name}/runtime/containers/{item['id']}/logs/"
