@@ -63,15 +63,3 @@ def attacker_credentials(globex, outsider):
         "token": {"bearer": token},
         "jwt": {"bearer": response.json()["access"]},
     }
-
-
-def give_test_engine(organization) -> None:
-    """Let `organization` (a live one) make `local` servers on the test Docker engine, as
-    platform staff would in the admin. Deleting the organisation takes the assignment away."""
-    from apps.tenants.models import LocalEngine
-    from windflow.localservices import DOCKER_SOCKET
-
-    engine, _created = LocalEngine.objects.get_or_create(
-        socket_path=DOCKER_SOCKET, defaults={"name": "test-engine"}
-    )
-    engine.organizations.add(organization)

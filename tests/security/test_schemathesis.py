@@ -62,7 +62,7 @@ def seed(world) -> dict:
     from apps.secrets import services as secrets
     from apps.stacks import services as stacks
     from apps.targets import services as targets
-    from tests.security.conftest import give_test_engine
+    from tests.security.world import give_test_engine
 
     organization = world.organization
     give_test_engine(organization)
