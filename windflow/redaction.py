@@ -7,7 +7,7 @@ passed to `redact()` in that scope has the values, and their usual encodings, re
 and base64 (standard and URL-safe, padded or not, and embedded in a longer base64 text).
 
 What WindFlow stores or shows about a stack is masked with that stack's secrets wherever it
-is written (see `apps.secrets.services.redact_for_stack`), whether or not a scope is active:
+is written (see `apps.secrets.redaction.redact_for_stack`), whether or not a scope is active:
 a `Redactor` is built from the values, used, and dropped. `Memo` keeps a few of them in this
 process for some seconds (never in Redis or the database), keyed by what they were built
 from, so that a page of log lines does not decrypt every secret once per line.

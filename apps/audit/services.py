@@ -99,7 +99,7 @@ def masked(fields: dict, stack=None) -> dict:
     """The free-text fields of an event with secret values masked: those in scope for
     `stack` and for the active scope (windflow.redaction). Applied before the hash, so the
     chain never holds a value."""
-    from apps.secrets.services import redact_for_stack
+    from apps.secrets.redaction import redact_for_stack
 
     changes = fields.get("changes") or {}
     text = redact_for_stack(stack, json.dumps(changes, default=str, ensure_ascii=False))

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 from docker.errors import DockerException
 
 from apps.environments import policy
+from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
 from apps.stacks.models import STACK_LABEL, StackRevision
 from apps.targets.services import docker_client_for
@@ -212,7 +213,7 @@ class DeploymentRun:
     def execute(self) -> None:
         # The secret values in scope for the stack stay masked in every log record and every
         # stored or published text of the whole run: deploy, rollback and the outcome.
-        with secrets.stack_scope(self.stack):
+        with secret_redaction.stack_scope(self.stack):
             self._execute()
 
     def _execute(self) -> None:

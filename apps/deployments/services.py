@@ -187,8 +187,8 @@ def deployment_group(deployment: Deployment) -> str:
 
 def _redact(deployment: Deployment, text: str) -> str:
     """Every text stored or published about a deployment goes through here: the secrets in
-    scope for its stack are masked (apps.secrets.services.redact_for_stack)."""
-    from apps.secrets.services import redact_for_stack
+    scope for its stack are masked (apps.secrets.redaction.redact_for_stack)."""
+    from apps.secrets.redaction import redact_for_stack
 
     return redact_for_stack(deployment.stack, text)
 
@@ -259,7 +259,7 @@ def finish(
 ) -> None:
     """Record the outcome, with its audit event, and start the next queued deployment. The
     reason and every field of the diagnosis are stored with secret values masked."""
-    from apps.secrets.services import redact_data_for_stack
+    from apps.secrets.redaction import redact_data_for_stack
 
     deployment.status = status
     deployment.reason = _redact(deployment, reason or "")[:500]

@@ -17,7 +17,7 @@ def notify(recipients, *, verb: str, text: str, url: str = "", stack=None) -> li
     with secret values masked: those of `stack` when it is about one, and those of the
     active scope (windflow.redaction) always. Every outbound channel (email, webhook...)
     sends what is stored here, never the caller's text."""
-    from apps.secrets.services import redact_for_stack
+    from apps.secrets.redaction import redact_for_stack
 
     text = redact_for_stack(stack, text or "")[:500]
     url = redact_for_stack(stack, url or "")[:500]

@@ -157,7 +157,7 @@ def runtime_status(stack: Stack) -> list[dict]:
         _require_owned_project(driver, stack)
         statuses = driver.status(stack.project)
     services: dict[str, list[dict]] = {}
-    from apps.secrets.services import redact_for_stack
+    from apps.secrets.redaction import redact_for_stack
 
     for status in statuses:
         container = _container(status)
@@ -303,7 +303,7 @@ def run_control(stack_id: int, action: str, service: str | None = None) -> dict:
             message=_("%(what)s: %(action)s failed: %(reason)s")
             % {"what": what, "action": action, "reason": reason},
         )
-    from apps.secrets.services import redact_for_stack
+    from apps.secrets.redaction import redact_for_stack
 
     event["message"] = redact_for_stack(stack, event["message"])
     publish(stack_group(stack.pk), event)
@@ -349,7 +349,7 @@ def log_redactor(stack: Stack):
     `container_log_tail` or `follow_container_logs`, which apply it. When the values cannot
     be read, the logs are not shown (ServiceError) rather than shown in clear."""
     from apps.secrets.backends import SecretBackendError
-    from apps.secrets.services import stack_redactor
+    from apps.secrets.redaction import stack_redactor
 
     try:
         return stack_redactor(stack)
