@@ -136,7 +136,11 @@ class Connection:
 
 # What one exchange may raise (a timeout, a reset, a truncated or malformed response).
 CLIENT_ERRORS = (
-    TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HttpError,
+    TimeoutError,
+    OSError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+    HttpError,
     ValueError,
 )
 
@@ -443,8 +447,10 @@ def run(services: harness.Services) -> int:
         service_pids = services.pids()
         server_pids = [pid for pid in harness.process_tree(server.pid) if pid != server.pid]
 
-        say(f"open loop: {RATE:g} req/s, {CLIENTS} connections, {WARMUP_S:g} s warm-up + "
-            f"{MEASURE_S:g} s measured")
+        say(
+            f"open loop: {RATE:g} req/s, {CLIENTS} connections, {WARMUP_S:g} s warm-up + "
+            f"{MEASURE_S:g} s measured"
+        )
         with harness.CpuMeter(server.pid, service_pids) as open_cpu:
             steady = run_async(open_loop(port, request, checker, server_pids))
         steady["cpu_cores"] = open_cpu.summary()
@@ -477,51 +483,70 @@ def run(services: harness.Services) -> int:
 
     print()
     print("=" * 78)
-    print(f"GET {PATH} (token auth, {ENVIRONMENTS} environments, page of {PAGE_SIZE}), "
-          f"uvicorn --workers 2, {os.cpu_count()} cores")
-    print(f"Open loop {RATE:g} req/s, {CLIENTS} keep-alive clients, {MEASURE_S:g} s measured "
-          f"(latency from scheduled send time):")
-    print(f"  requests {steady['requests']}, ok {steady['ok']}, errors {steady['errors']}"
-          f"{' ' + str(steady['error_kinds']) if steady['error_kinds'] else ''}")
-    print(f"  p50 {lat.get('p50', 0):.1f} ms   p95 {lat.get('p95', 0):.1f} ms   "
-          f"p99 {lat.get('p99', 0):.1f} ms   max {lat.get('max', 0):.1f} ms")
-    print(f"  queued for a free client: p95 {wait.get('p95', 0):.2f} ms, "
-          f"max {wait.get('max', 0):.2f} ms")
+    print(
+        f"GET {PATH} (token auth, {ENVIRONMENTS} environments, page of {PAGE_SIZE}), "
+        f"uvicorn --workers 2, {os.cpu_count()} cores"
+    )
+    print(
+        f"Open loop {RATE:g} req/s, {CLIENTS} keep-alive clients, {MEASURE_S:g} s measured "
+        f"(latency from scheduled send time):"
+    )
+    print(
+        f"  requests {steady['requests']}, ok {steady['ok']}, errors {steady['errors']}"
+        f"{' ' + str(steady['error_kinds']) if steady['error_kinds'] else ''}"
+    )
+    print(
+        f"  p50 {lat.get('p50', 0):.1f} ms   p95 {lat.get('p95', 0):.1f} ms   "
+        f"p99 {lat.get('p99', 0):.1f} ms   max {lat.get('max', 0):.1f} ms"
+    )
+    print(
+        f"  queued for a free client: p95 {wait.get('p95', 0):.2f} ms, "
+        f"max {wait.get('max', 0):.2f} ms"
+    )
     print(f"  CPU cores: {cpu_line(steady['cpu_cores'])}")
     print(f"  client connections per uvicorn worker: {steady['connections_per_server_process']}")
     print(f"Saturation (closed loop, {CLIENTS} clients, {saturation['duration_s']:.1f} s):")
-    print(f"  throughput {saturation['throughput_rps']:.0f} req/s   p50 {sat.get('p50', 0):.1f} ms"
-          f"   p95 {sat.get('p95', 0):.1f} ms   p99 {sat.get('p99', 0):.1f} ms   "
-          f"errors {saturation['errors']}")
+    print(
+        f"  throughput {saturation['throughput_rps']:.0f} req/s   p50 {sat.get('p50', 0):.1f} ms"
+        f"   p95 {sat.get('p95', 0):.1f} ms   p99 {sat.get('p99', 0):.1f} ms   "
+        f"errors {saturation['errors']}"
+    )
     print(f"  CPU cores: {cpu_line(saturation['cpu_cores'])}")
-    print(f"  client connections per uvicorn worker: "
-          f"{saturation['connections_per_server_process']}")
+    print(
+        f"  client connections per uvicorn worker: {saturation['connections_per_server_process']}"
+    )
     per_request = saturation.get("cpu_ms_per_request")
     if per_request:
-        print(f"  CPU per request: server {per_request['server']:.2f} ms, PostgreSQL+Redis "
-              f"{per_request['postgres_redis']:.2f} ms, "
-              f"generator {per_request['generator']:.3f} ms")
+        print(
+            f"  CPU per request: server {per_request['server']:.2f} ms, PostgreSQL+Redis "
+            f"{per_request['postgres_redis']:.2f} ms, "
+            f"generator {per_request['generator']:.3f} ms"
+        )
     if errors_in_log:
         print("Server log exceptions (count):")
         for line, count in errors_in_log.items():
             print(f"  {count:6d}  {line}")
     noisy = max(background, steady["cpu_cores"]["other_cores"] / (os.cpu_count() or 1))
     if noisy > harness.NOISY_SHARE:
-        print(f"WARNING: other processes used the machine during this run (background "
-              f"{background * 100:.0f}% before start, {steady['cpu_cores']['other_cores']:.2f} "
-              f"cores during the open loop): the figures are pessimistic; run again when idle.")
+        print(
+            f"WARNING: other processes used the machine during this run (background "
+            f"{background * 100:.0f}% before start, {steady['cpu_cores']['other_cores']:.2f} "
+            f"cores during the open loop): the figures are pessimistic; run again when idle."
+        )
     line = check.line + (f"; {steady['errors']} error(s)" if steady["errors"] else "")
     if check.passed and not passed:
         line = line.replace("PASS", "FAIL", 1)
-    print(line + f"   [saturation {saturation['throughput_rps']:.0f} req/s, "
-                 f"p95 {sat.get('p95', 0):.1f} ms]")
+    print(
+        line + f"   [saturation {saturation['throughput_rps']:.0f} req/s, "
+        f"p95 {sat.get('p95', 0):.1f} ms]"
+    )
     print("=" * 78)
 
     path = harness.save_result(
         NAME,
         {
             "target": f"p95 <= {TARGET_P95_MS:g} ms at {RATE:g} req/s open loop, "
-                      f"{CLIENTS} clients, no errors",
+            f"{CLIENTS} clients, no errors",
             "passed": passed,
             "p95_ms": p95,
             "saturation_rps": saturation["throughput_rps"],
@@ -533,7 +558,7 @@ def run(services: harness.Services) -> int:
             "config": config,
             "setup": {
                 "server": "uvicorn windflow.asgi:application --workers 2 --no-access-log "
-                          "--log-level warning",
+                "--log-level warning",
                 "request": f"GET {PATH} Authorization: Bearer wf_... Accept: application/json",
                 "environments": ENVIRONMENTS,
                 "page_size": PAGE_SIZE,

@@ -158,8 +158,10 @@ def run(services: harness.Services) -> int:
         )
     print(f"  median of {TRIALS}: {median:.3f} s   (min {min(totals):.3f}, max {max(totals):.3f})")
     if background > harness.NOISY_SHARE:
-        print(f"WARNING: other processes used {background * 100:.0f}% of the machine before the "
-              f"trials: the figures are pessimistic; run again when it is idle.")
+        print(
+            f"WARNING: other processes used {background * 100:.0f}% of the machine before the "
+            f"trials: the figures are pessimistic; run again when it is idle."
+        )
     print(result.line)
     print("=" * 72)
 

@@ -11,14 +11,22 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_manage(*args, **env):
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "windflow.settings.prod", **env}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
-        text=True, timeout=120, check=False,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def test_it_passes_the_deployment_checklist_with_prod_settings():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         SECRET_KEY=secrets.token_urlsafe(64),
         WINDFLOW_MASTER_KEY=base64.b64encode(os.urandom(32)).decode(),
     )

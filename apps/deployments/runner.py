@@ -253,9 +253,7 @@ class DeploymentRun:
                         deployment, service.name, phase=ServicePhase.WAITING, progress=0, message=""
                     )
                 if deployment.target is None:
-                    raise Abort(
-                        make("unreachable", _("the server of this stack was deleted"))
-                    )
+                    raise Abort(make("unreachable", _("the server of this stack was deleted")))
                 with docker_client_for(deployment.target, timeout=STEP_TIMEOUT) as client:
                     driver = driver_for(client)
                     self.check_ownership(driver)

@@ -221,11 +221,15 @@ def start_uvicorn(services: Services, port: int, workers: int = 2) -> Process:
     cmd = [
         str(Path(sys.executable).parent / "uvicorn"),
         os.environ.get("WINDFLOW_BENCH_ASGI_APP", "windflow.asgi:application"),
-        "--workers", str(workers),
-        "--host", HOST,
-        "--port", str(port),
+        "--workers",
+        str(workers),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
         "--no-access-log",
-        "--log-level", "warning",
+        "--log-level",
+        "warning",
     ]
     server = Process("uvicorn", cmd, services.env(), services.log_dir() / "uvicorn.log")
     deadline = time.monotonic() + 60
@@ -252,7 +256,13 @@ def start_worker(services: Services, threads: int = 1) -> Process:
     from windflow.workers import last_heartbeat
 
     cmd = [
-        sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", str(threads)
+        sys.executable,
+        "manage.py",
+        "rundramatiq",
+        "--processes",
+        "1",
+        "--threads",
+        str(threads),
     ]
     worker = Process("worker", cmd, services.env(), services.log_dir() / "worker.log")
     deadline = time.monotonic() + 60
@@ -315,7 +325,11 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT, capture_output=True, text=True, timeout=5, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -327,7 +341,11 @@ def worktree_changes() -> list[str]:
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT, capture_output=True, text=True, timeout=5, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return []
@@ -454,8 +472,10 @@ def wait_for_quiet(threshold: float = NOISY_SHARE, max_wait: float | None = None
     announced = False
     while load > threshold and time.monotonic() < deadline:
         if not announced:
-            say(f"machine busy with other work ({load * 100:.0f}% of all cores); waiting up to "
-                f"{max_wait:.0f} s for it to calm down")
+            say(
+                f"machine busy with other work ({load * 100:.0f}% of all cores); waiting up to "
+                f"{max_wait:.0f} s for it to calm down"
+            )
             announced = True
         load = background_load()
     return load

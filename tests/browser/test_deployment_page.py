@@ -96,5 +96,3 @@ def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_a
     expect(page.get_by_test_id("resume")).to_be_visible()
     expect(log).to_have_count(3)  # nothing twice
     assert [e for e in errors if "favicon" not in e] == []
-
-

@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('stacks', '0001_initial'),
+        ("stacks", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='stack',
-            name='registry_credentials',
-            field=models.JSONField(blank=True, default=list, help_text='Logins for private image registries: registry, user name and the secret that holds the password or token.', verbose_name='registry credentials'),
+            model_name="stack",
+            name="registry_credentials",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Logins for private image registries: registry, user name and the secret that holds the password or token.",
+                verbose_name="registry credentials",
+            ),
         ),
     ]
