@@ -454,6 +454,16 @@ def local_engine_of(target: Target) -> LocalEngine | None:
     return LocalEngine.objects.filter(pk=target.engine_id).first()
 
 
+def is_platform_engine(target: Target | None) -> bool:
+    """True when the target is a Docker engine of the platform's (a local socket handed out
+    by staff, or shared between organisations), not a server the organisation owns: what
+    already runs there is not the organisation's. A single-organisation install ("all" mode,
+    one organisation) owns its machine."""
+    if target is None or target.kind != TargetKind.LOCAL:
+        return False
+    return local_targets_mode() != "all" or is_shared_engine(target)
+
+
 def is_shared_engine(target: Target) -> bool:
     """True when the Docker engine of `target` is shared between organisations: a local
     engine that platform staff assigned to more than one organisation (through any engine on

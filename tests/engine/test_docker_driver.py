@@ -462,3 +462,25 @@ def test_it_stops_starts_restarts_and_follows_logs(driver, test_images, project)
     events = list(driver.restart(project, "talker"))
     assert [(e.service, e.phase) for e in events] == [("talker", "start")]
     assert {s.service: s.state for s in driver.status(project)}["talker"] == "running"
+
+
+def test_it_uses_an_existing_volume_only_when_it_is_the_stacks_on_a_shared_engine(
+    driver, client, test_images, project
+):
+    """A server the organisation owns keeps a volume made before WindFlow (a migration from
+    docker compose); on the platform's engine, only the stack's own volume is used."""
+    client.volumes.create(f"{project}_data", labels={PROJECT_LABEL: project})
+    text = (
+        f"services:\n  app:\n    image: {test_images['web:1']}\n    volumes: ['data:/data']\n"
+        "volumes:\n  data: {}\n"
+    )
+    mine = {"io.windflow.stack": "11111111-2222-3333-4444-555555555555"}
+    strict = DeployOptions(
+        health_timeout=60, grace_period=1, step_timeout=30, labels=mine, own_resources_only=True
+    )
+
+    _, error = run(driver, plan_of(text, project), strict)
+    assert isinstance(error, DeployFailed) and error.diagnosis.code == "resource_taken"
+
+    _, error = run(driver, plan_of(text, project), FAST)
+    assert error is None

@@ -89,6 +89,10 @@ class DeployOptions:
     # extra labels on every container / network / volume ({"io.windflow.stack": "<uuid>"})
     labels: dict[str, str] = field(default_factory=dict)
     remove_orphans: bool = True
+    # On an engine that is not the organisation's own (the platform's), a network or volume
+    # that already exists is used only when it carries `labels` (the stack made it): another
+    # tenant's data, or the platform's, is never mounted by a name that happens to match.
+    own_resources_only: bool = False
 
 
 class Cancelled(EngineError):

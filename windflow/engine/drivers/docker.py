@@ -331,7 +331,7 @@ class _Deploy:
         for network in self.plan.networks:
             self.check()
             try:
-                self.api.inspect_network(network.name)
+                self.claim("network", network, self.api.inspect_network(network.name))
                 continue
             except NotFound:
                 if network.external:
@@ -375,11 +375,28 @@ class _Deploy:
                     raise
             self.phase(None, "network", f"network {network.name} created")
 
+    def claim(self, kind: str, resource, found: dict) -> None:
+        """An existing network or volume is reused, unless `own_resources_only` holds and it
+        is not this stack's (external ones included: nothing outside the stack is shared)."""
+        if not self.options.own_resources_only:
+            return
+        labels = found.get("Labels") or {}
+        if all(labels.get(key) == value for key, value in self.options.labels.items()):
+            return
+        raise DeployFailed(
+            make(
+                "resource_taken",
+                f'{kind} "{resource.name}" already exists on this server and is not this stack\'s',
+                hint="This server is shared: use a name of your own for the "
+                f"{kind}, or let the stack create it (not external).",
+            )
+        )
+
     def volumes(self) -> None:
         for volume in self.plan.volumes:
             self.check()
             try:
-                self.api.inspect_volume(volume.name)
+                self.claim("volume", volume, self.api.inspect_volume(volume.name))
                 continue
             except NotFound:
                 if volume.external:
