@@ -26,7 +26,7 @@ from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
 from apps.stacks.models import STACK_LABEL, StackRevision
-from apps.targets.services import docker_client_for
+from apps.targets.services import docker_client_for, is_platform_engine
 from windflow.engine.compose.analyse import analyse
 from windflow.engine.diagnose import Diagnosis, diagnose_error, make
 from windflow.engine.drivers import (
@@ -372,6 +372,7 @@ class DeploymentRun:
             grace_period=float(self.stack.grace_period),
             step_timeout=STEP_TIMEOUT,
             labels={STACK_LABEL: str(self.stack.uid)},
+            own_resources_only=is_platform_engine(self.deployment.target),
         )
 
     # -- converge, then restore on failure
