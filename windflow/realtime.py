@@ -1,6 +1,10 @@
 """Channels plumbing: tenant-scoped group names, publishing after commit, and the ASGI
 middleware that resolves the organisation from the websocket's Host header."""
 
+import logging
+import threading
+import time
+
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -12,10 +16,45 @@ def group_name(schema: str, *parts) -> str:
     return ".".join(["t", schema, *map(str, parts)])
 
 
-def publish(group: str, event: dict) -> None:
-    """Send to a group once the current transaction commits (the row exists first)."""
-    layer = get_channel_layer()
-    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+logger = logging.getLogger(__name__)
+
+# A final event (a deployment's outcome) is sent again in the background for this long when
+# Redis is away; the page also catches up from the database when it reconnects.
+RETRY_IMPORTANT_FOR = 30.0
+
+
+def publish(group: str, event: dict, *, important: bool = False) -> None:
+    """Send to a group once the current transaction commits (the row exists first).
+
+    Best-effort: the database holds the truth and the pages catch up from it, so a publish
+    that fails (Redis away) is logged and never fails the caller, nor keeps the other
+    on-commit hooks from running. An `important` event is retried in the background."""
+    transaction.on_commit(lambda: _send_or_retry(group, event, important), robust=True)
+
+
+def send_now(group: str, event: dict) -> bool:
+    """One attempt; False (logged) when the channel layer cannot be reached."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, event)
+    except Exception as exc:  # Redis away, or a full channel: the database has the event
+        logger.warning("publish to %s failed (%s: %s)", group, type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _send_or_retry(group: str, event: dict, important: bool) -> None:
+    if send_now(group, event) or not important:
+        return
+
+    def again():
+        deadline, delay = time.monotonic() + RETRY_IMPORTANT_FOR, 0.5
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            if send_now(group, event):
+                return
+            delay = min(delay * 2, 5.0)
+
+    threading.Thread(target=again, name=f"publish-{group}", daemon=True).start()
 
 
 def current_schema() -> str:

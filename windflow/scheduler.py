@@ -1,14 +1,27 @@
 """One scheduler process for the whole installation: every period it enqueues the periodic
-jobs. A Redis lock makes a second scheduler (another machine, a restart overlap) idle."""
+jobs. A Redis lock makes a second scheduler (another machine, a restart overlap) idle.
+
+It never dies of a dependency's blip: a Redis or PostgreSQL error (the lock, a job) is
+logged and retried with backoff, and the loop goes on. The reaper of silent deployments runs
+here, in this process, rather than through the queue: it must work when the worker is the
+thing that died.
+"""
 
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from windflow.resilience import Backoff, dependency_of, discard_connection
+
 logger = logging.getLogger(__name__)
 
 LOCK_KEY = "windflow:scheduler:lock"
+# A deployment silent for STALE_AFTER_SECONDS (apps.deployments.runner) is failed at the
+# next pass: within STALE_AFTER_SECONDS + REAP_EVERY_SECONDS of its last sign of life.
+REAP_EVERY_SECONDS = 5
+# A failed job is tried again after this long (or its own period, if shorter).
+RETRY_FAILED_JOB_SECONDS = 5
 
 
 @dataclass
@@ -23,7 +36,7 @@ def periodic_jobs() -> list[PeriodicJob]:
     from django.conf import settings
 
     from apps.accounts.tasks import purge_expired_invitations
-    from apps.deployments.tasks import reap_stale_deployments
+    from apps.deployments.tasks import requeue_forgotten_deployments
     from apps.targets.tasks import sweep_targets
 
     return [
@@ -33,12 +46,32 @@ def periodic_jobs() -> list[PeriodicJob]:
             settings.WINDFLOW_TARGET_SWEEP_SECONDS,
             lambda: enqueue_in_every_organization(sweep_targets),
         ),
+        PeriodicJob("reap_stale_deployments", REAP_EVERY_SECONDS, reap_in_every_organization),
         PeriodicJob(
-            "reap_stale_deployments",
+            "requeue_forgotten_deployments",
             30,
-            lambda: enqueue_in_every_organization(reap_stale_deployments),
+            lambda: enqueue_in_every_organization(requeue_forgotten_deployments),
         ),
     ]
+
+
+def reap_in_every_organization() -> None:
+    """Fail the silent deployments of every organisation (and re-send lost messages), here
+    and now: no worker is needed for it."""
+    from django.conf import settings
+    from django_tenants.utils import schema_context
+
+    from apps.deployments.runner import reap_stale
+    from apps.tenants.models import Organization
+
+    schemas = Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
+        "schema_name", flat=True
+    )
+    for schema in list(schemas):
+        with schema_context(schema):
+            reaped = reap_stale(requeue=False)
+        if reaped:
+            logger.warning("scheduler: %d silent deployment(s) failed in %s", reaped, schema)
 
 
 def enqueue_in_every_organization(actor) -> None:
@@ -57,17 +90,48 @@ def enqueue_in_every_organization(actor) -> None:
 
 def run(redis, identity: str, *, tick: float = 1.0, lock_ttl: int = 15, max_ticks=None) -> None:
     jobs = periodic_jobs()
+    backoff = Backoff()
     ticks = 0
     while max_ticks is None or ticks < max_ticks:
         ticks += 1
-        if _hold_lock(redis, identity, lock_ttl):
-            now = time.monotonic()
-            for job in jobs:
-                if now >= job.next_run:
-                    logger.info("scheduler: enqueue %s", job.name)
-                    job.enqueue()
-                    job.next_run = now + job.every_seconds
+        try:
+            held = _hold_lock(redis, identity, lock_ttl)
+        except Exception as exc:  # Redis away: wait longer each time, never die
+            _log_failure("the scheduler lock", exc)
+            backoff.failed()
+            continue
+        backoff.succeeded()
+        if held:
+            run_due(jobs)
         time.sleep(tick)
+
+
+def run_due(jobs: list[PeriodicJob]) -> None:
+    """Run the jobs that are due. One that fails is logged and tried again soon; the others
+    run regardless."""
+    for job in jobs:
+        now = time.monotonic()
+        if now < job.next_run:
+            continue
+        logger.debug("scheduler: %s", job.name)
+        try:
+            job.enqueue()
+        except Exception as exc:
+            _log_failure(job.name, exc)
+            job.next_run = now + min(job.every_seconds, RETRY_FAILED_JOB_SECONDS)
+            if dependency_of(exc) == "database":
+                discard_connection()  # perhaps dead: the next job takes a fresh one
+        else:
+            job.next_run = now + job.every_seconds
+    discard_connection()  # back to the pool between ticks
+
+
+def _log_failure(what: str, exc: Exception) -> None:
+    dependency = dependency_of(exc)
+    if dependency:
+        logger.warning("scheduler: %s failed, %s unavailable (%s)", what, dependency, exc)
+    else:
+        logger.exception("scheduler: %s failed", what)
 
 
 def _hold_lock(redis, identity: str, ttl: int) -> bool:

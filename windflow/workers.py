@@ -39,14 +39,21 @@ class TenantMiddleware(Middleware):
         connection.set_schema_to_public()
         if schema == settings.PUBLIC_SCHEMA_NAME:
             return
-        organization = Organization.objects.filter(schema_name=schema).first()
+        from windflow.resilience import retry
+
+        # PostgreSQL briefly away must not drop the message (most actors do not retry).
+        organization = retry(
+            lambda: Organization.objects.filter(schema_name=schema).first(),
+            what=f"organisation of {message.actor_name}",
+            budget=60.0,
+        )
         if organization is None:
             logger.warning("skipping %s: organisation %s no longer exists", message, schema)
             raise SkipMessage()
         connection.set_tenant(organization)
         from apps.tenants.middleware import apply_search_path
 
-        apply_search_path()
+        retry(apply_search_path, what="search path", budget=60.0)
 
     def _reset(self, *args, **kwargs):
         from django.db import connection
@@ -89,12 +96,23 @@ def last_heartbeat() -> str | None:
     return value.decode() if value else None
 
 
-def send_on_commit(actor: dramatiq.Actor, *args, organization=None, **kwargs) -> None:
+def send_on_commit(
+    actor: dramatiq.Actor, *args, organization=None, retry_for: float = 2.0, **kwargs
+) -> None:
     """Enqueue once the surrounding transaction commits (the worker must see the rows). The
-    job runs in `organization` (default: the active one, captured now, not at commit)."""
+    job runs in `organization` (default: the active one, captured now, not at commit).
+
+    While Redis is away the send is tried again for `retry_for` seconds; then the error is
+    raised (a request answers 503 naming Redis: see windflow.middleware)."""
     from django.db import connection, transaction
+
+    from windflow.resilience import retry
 
     schema = organization.schema_name if organization else connection.schema_name
     transaction.on_commit(
-        lambda: actor.send_with_options(args=args, kwargs=kwargs, **{TENANT_OPTION: schema})
+        lambda: retry(
+            lambda: actor.send_with_options(args=args, kwargs=kwargs, **{TENANT_OPTION: schema}),
+            what=f"enqueue {actor.actor_name}",
+            budget=retry_for,
+        )
     )

@@ -3,8 +3,10 @@ record what it reports, gate on health, and restore the last good revision on fa
 
 Whatever happens, a deployment that this module starts ends finished (succeeded, failed,
 rolled back or cancelled), never "running": every path goes through `finish`. A worker
-killed outright leaves a stale heartbeat instead, which `reap_stale` turns into a failed,
-resumable deployment.
+killed outright leaves a stale heartbeat instead, which `reap_stale` (run by the scheduler
+every few seconds) turns into a failed, resumable deployment whose diagnosis lists the
+containers it left. A PostgreSQL or Redis blip is ridden out: writes are retried
+(apps.deployments.services), publishing is best-effort.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from windflow.engine.drivers import (
 )
 from windflow.engine.errors import EngineError
 from windflow.errors import ServiceError
+from windflow.resilience import retry
 
 from . import services
 from .choices import DeploymentStatus, LogLevel, ServicePhase
@@ -49,8 +52,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
-# A running deployment whose heartbeat is older than this lost its worker.
-STALE_AFTER_SECONDS = 60
+# A running deployment whose heartbeat is older than this lost its worker. The heartbeat
+# beats every second and rides out a database blip shorter than this; the scheduler reaps
+# every windflow.scheduler.REAP_EVERY_SECONDS, so a silent deployment fails within 30 s.
+STALE_AFTER_SECONDS = 20
+# How long the reaper waits for a server to list what a lost deployment left.
+LEFTOVERS_TIMEOUT = 5.0
 STEP_TIMEOUT = 60.0
 PROGRESS_EVERY = 0.5  # seconds between stored progress updates of one service
 
@@ -83,36 +90,84 @@ def run(deployment_id: int) -> None:
     DeploymentRun(deployment).execute()
 
 
-def reap_stale(queryset=None, *, stale_after: float = STALE_AFTER_SECONDS) -> int:
+def reap_stale(
+    queryset=None, *, stale_after: float = STALE_AFTER_SECONDS, requeue: bool = True
+) -> int:
     """Mark failed the running deployments whose worker stopped beating (killed, machine
-    lost). They can be resumed: a deploy converges, keeping what is already in place."""
+    lost). The diagnosis says when it was last heard of and which containers of the stack
+    are on the server now, so that a resume keeps them (a deploy converges, keeping what is
+    already in place) or a removal takes them down."""
     queryset = Deployment.objects.all() if queryset is None else queryset
     limit = timezone.now() - timezone.timedelta(seconds=stale_after)
     stale = queryset.filter(status=DeploymentStatus.RUNNING, heartbeat_at__lt=limit)
     count = 0
-    for deployment in stale.select_related("stack"):
+    for deployment in stale.select_related("stack", "target"):
+        when = deployment.heartbeat_at.isoformat(timespec="seconds")
+        found = leftovers(deployment)
+        detail = _("Last sign of life of its worker: %(when)s.") % {"when": when}
+        detail += "\n" + describe_leftovers(deployment, found)
         services.append_log(
             deployment,
             _("The worker running this deployment stopped (last sign of life %(when)s).")
-            % {"when": deployment.heartbeat_at.isoformat(timespec="seconds")},
+            % {"when": when},
             level=LogLevel.ERROR,
         )
-        services.finish(
+        services.append_log(deployment, describe_leftovers(deployment, found), level=LogLevel.ERROR)
+        diagnosis = make(
+            "worker_lost",
+            _("worker lost during the deployment"),
+            detail=detail,
+            hint=_(
+                "Resume the deployment: what is already in place is kept and the rest is "
+                "finished. Or remove the stack from its server to take these containers down."
+            ),
+        ).as_dict()
+        diagnosis["containers"] = found
+        if services.finish(
             deployment,
             DeploymentStatus.FAILED,
             _("The worker stopped during the deployment: resume it to continue."),
-            make(
-                "worker_lost",
-                _("worker lost during the deployment"),
-                hint=_("Resume the deployment: what is already in place is kept."),
-            ).as_dict(),
-        )
-        count += 1
-    requeue_forgotten()
+            diagnosis,
+        ):
+            count += 1
+    if requeue:
+        requeue_forgotten()
     return count
 
 
-def requeue_forgotten(older_than_seconds: int = 120) -> None:
+def leftovers(deployment: Deployment) -> list[dict] | None:
+    """The containers of the stack's compose project on its server now (name, service, state,
+    health), or None when the server cannot tell (gone, unreachable)."""
+    if deployment.target is None:
+        return None
+    try:
+        with docker_client_for(deployment.target, timeout=LEFTOVERS_TIMEOUT) as client:
+            found = driver_for(client).status(deployment.stack.project)
+    except Exception as exc:  # the server is another matter: say we could not tell
+        logger.warning("deployment %s: leftovers not listed (%s)", deployment.pk, exc)
+        return None
+    return [
+        {"name": c.name, "service": c.service, "state": c.state, "health": c.health} for c in found
+    ]
+
+
+def describe_leftovers(deployment: Deployment, found: list[dict] | None) -> str:
+    if found is None:
+        return _("The containers it left could not be listed (the server did not answer).")
+    if not found:
+        return _("It left no container of this stack on %(target)s.") % {
+            "target": deployment.target.name
+        }
+    listed = ", ".join(
+        f"{c['name']} ({c['state']}{', ' + c['health'] if c['health'] else ''})" for c in found
+    )
+    return _("Containers of this stack on %(target)s now: %(list)s.") % {
+        "target": deployment.target.name,
+        "list": listed,
+    }
+
+
+def requeue_forgotten(older_than_seconds: int = 60) -> None:
     """A queued deployment whose message was lost (the broker restarted, the worker failed
     before claiming it) and that nothing runs ahead of gets its message again."""
     limit = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
@@ -134,15 +189,17 @@ def release_connection() -> None:
     runs many deployments at once, each mostly waiting on Docker, and must not hold a
     connection per deployment (nor one per heartbeat) while it waits. Inside a transaction
     (tests) the connection is kept."""
-    if not connection.in_atomic_block:
-        connection.close()
+    from windflow.resilience import discard_connection
+
+    discard_connection()
 
 
 def hold_connection() -> None:
     """Take a connection again, setting the tenant's search path before any transaction
-    opens (a SET made inside a transaction that rolls back would be lost)."""
+    opens (a SET made inside a transaction that rolls back would be lost). A dead pooled
+    connection, or PostgreSQL restarting, is retried with backoff."""
     if not connection.in_atomic_block:
-        connection.cursor().close()
+        retry(lambda: connection.cursor().close(), what="database connection", budget=45.0)
 
 
 # --- Heartbeat and cancellation ---------------------------------------------------------------
@@ -170,6 +227,7 @@ class _Heartbeat(threading.Thread):
             connection.close()
 
     def beat(self) -> None:
+        requested = None
         try:
             Deployment.objects.filter(pk=self.deployment_id).update(heartbeat_at=timezone.now())
             requested = (
@@ -224,14 +282,30 @@ class DeploymentRun:
             outcome = self.deploy()
         except Exception as exc:  # never leave it running: record and move on
             logger.exception("deployment %s crashed", self.deployment.pk)
-            outcome = _Outcome(
-                DeploymentStatus.FAILED,
-                _("Internal error during the deployment (%(kind)s).")
-                % {"kind": type(exc).__name__},
-            )
+            outcome = self.crashed(exc)
         finally:
             heartbeat.stop()
             self.record_outcome(outcome)
+
+    def crashed(self, exc: Exception) -> _Outcome:
+        """An unforeseen error: failed, with a diagnosis naming it and the containers left."""
+        reason = _("Internal error during the deployment (%(kind)s).") % {
+            "kind": type(exc).__name__
+        }
+        found = leftovers(self.deployment)
+        detail = describe_leftovers(self.deployment, found)
+        try:
+            self.log(reason, level=LogLevel.ERROR)
+            self.log(detail, level=LogLevel.ERROR)
+        except Exception:  # the database may be what failed; the outcome still goes in
+            logger.exception("deployment %s: the crash could not be logged", self.deployment.pk)
+        diagnosis = make(
+            "internal_error",
+            reason,
+            detail=f"{type(exc).__name__}: {exc}\n{detail}",
+            hint=_("Resume the deployment: what is already in place is kept."),
+        )
+        return _Outcome(DeploymentStatus.FAILED, reason, diagnosis)
 
     def deploy(self) -> _Outcome:
         deployment, stack = self.deployment, self.stack
@@ -474,11 +548,35 @@ class DeploymentRun:
 
     def record_outcome(self, outcome: _Outcome) -> None:
         deployment, stack = self.deployment, self.stack
+        hold_connection()
         if outcome.status == DeploymentStatus.SUCCEEDED:
             stack.current_revision = deployment.revision
-            stack.save(update_fields=["current_revision", "updated_at"])
+            retry(
+                lambda: stack.save(update_fields=["current_revision", "updated_at"]),
+                what=f"current revision of stack {stack.pk}",
+                budget=services.WRITE_RETRY_SECONDS,
+            )
         elif outcome.restored is not None:
             deployment.rolled_back_to = outcome.restored
-            deployment.save(update_fields=["rolled_back_to"])
+            retry(
+                lambda: deployment.save(update_fields=["rolled_back_to"]),
+                what=f"rollback of deployment {deployment.pk}",
+                budget=services.WRITE_RETRY_SECONDS,
+            )
         diagnosis = outcome.diagnosis.as_dict() if outcome.diagnosis else None
-        services.finish(deployment, outcome.status, outcome.reason, diagnosis)
+        finished = services.finish(
+            deployment,
+            outcome.status,
+            outcome.reason,
+            diagnosis,
+            send_budget=services.SEND_RETRY_SECONDS,
+        )
+        if not finished:  # reaped while it went on (a long silence): say how it ended
+            self.log(
+                _(
+                    "This deployment had been marked failed while it went on; it ended: "
+                    "%(status)s. Resume it to record a new outcome."
+                )
+                % {"status": DeploymentStatus(outcome.status).label},
+                level=LogLevel.WARNING,
+            )

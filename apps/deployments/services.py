@@ -2,9 +2,15 @@
 happened (steps and log lines in PostgreSQL first, then published live).
 
 Running a deployment (the worker side) is in :mod:`apps.deployments.runner`.
+
+The record survives a dependency's blip: a write that meets a dead connection or a
+restarting PostgreSQL is retried with backoff (outside a caller's transaction), and
+publishing is best-effort (the database holds the truth; the page catches up from it).
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -14,14 +20,24 @@ from django.utils.translation import gettext as _
 from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
+from apps.environments.policy import CODE as POLICY_REFUSED
 from apps.stacks.models import Stack, StackRevision
+from apps.stacks.services import check_compose
 from windflow.errors import Conflict, ServiceError
 from windflow.realtime import current_schema, group_name, publish
+from windflow.resilience import retry
 
 from .choices import ACTIVE_STATUSES, DeploymentKind, DeploymentStatus, LogLevel
 from .models import Deployment, DeploymentLogLine, DeploymentService
 
 LOG_PAGE_SIZE = 500
+# How long a deployment's writes are retried while PostgreSQL is away.
+WRITE_RETRY_SECONDS = 45.0
+# How long finishing a deployment waits for the broker to wake the next one (in a worker);
+# a request (cancelling a queued deployment) waits less. requeue_forgotten covers the rest.
+SEND_RETRY_SECONDS = 30.0
+
+logger = logging.getLogger(__name__)
 
 
 # --- Access -------------------------------------------------------------------------------
@@ -56,6 +72,26 @@ def visible_deployments(actor: Membership):
 # --- Requests -----------------------------------------------------------------------------
 
 
+def require_policy_allows(actor: Membership, stack: Stack, revision: StackRevision) -> None:
+    """Refuse at once what the worker would refuse at the start: a host-level feature that the
+    compose policy does not let `actor` deploy there (the worker checks again, as the policy
+    or the role may change while the deployment waits)."""
+    analysis = check_compose(
+        revision.compose,
+        variables=revision.variables,
+        secrets=revision.secrets,
+        environment=stack.environment,
+        project=stack.project,
+        actor=actor,
+        target=stack.target,
+    )
+    refused = [problem for problem in analysis.errors if problem.code == POLICY_REFUSED]
+    if refused:
+        first = refused[0]
+        where = _("Line %(line)d: ") % {"line": first.line} if first.line else ""
+        raise ServiceError(f"{where}{first.message}", code="policy_refused")
+
+
 def request_deployment(
     actor: Membership | None,
     stack: Stack,
@@ -73,6 +109,8 @@ def request_deployment(
         raise ServiceError(_("This stack has no revision to deploy yet."), code="no_revision")
     if revision.stack_id != stack.pk:
         raise ServiceError(_("This revision belongs to another stack."), field="revision")
+    if actor is not None:
+        require_policy_allows(actor, stack, revision)
     from .tasks import run_deployment  # tasks imports this module
 
     with transaction.atomic():
@@ -196,8 +234,17 @@ def _redact(deployment: Deployment, text: str) -> str:
 def append_log(
     deployment: Deployment, message: str, *, level: str = LogLevel.INFO, service: str = ""
 ) -> DeploymentLogLine:
-    """Store one log line (numbered after the last), then publish it; secret values masked."""
+    """Store one log line (numbered after the last), then publish it; secret values masked.
+    Retried while PostgreSQL is away (a line is never lost to a blip)."""
     message = _redact(deployment, message)
+    return retry(
+        lambda: _append_log(deployment, message, level, service),
+        what=f"log line of deployment {deployment.pk}",
+        budget=WRITE_RETRY_SECONDS,
+    )
+
+
+def _append_log(deployment: Deployment, message: str, level: str, service: str):
     with transaction.atomic():
         seq = (
             Deployment.objects.filter(pk=deployment.pk)
@@ -225,12 +272,19 @@ def set_service(
 ) -> DeploymentService:
     """Where one service stands (the page's progress bar); secret values masked."""
     message = _redact(deployment, message or "")
-    row, _created = DeploymentService.objects.get_or_create(deployment=deployment, service=service)
-    row.phase = phase
-    if progress is not None:
-        row.progress = max(0, min(100, progress))
-    row.message = message[:500]
-    row.save(update_fields=["phase", "progress", "message", "updated_at"])
+
+    def write():
+        row, _created = DeploymentService.objects.get_or_create(
+            deployment=deployment, service=service
+        )
+        row.phase = phase
+        if progress is not None:
+            row.progress = max(0, min(100, progress))
+        row.message = message[:500]
+        row.save(update_fields=["phase", "progress", "message", "updated_at"])
+        return row
+
+    row = retry(write, what=f"service of deployment {deployment.pk}", budget=WRITE_RETRY_SECONDS)
     publish(deployment_group(deployment), {"type": "deploy.service", "service": row.as_dict()})
     return row
 
@@ -251,30 +305,68 @@ def status_event(deployment: Deployment) -> dict:
 
 
 def publish_status(deployment: Deployment) -> None:
-    publish(deployment_group(deployment), {"type": "deploy.status", **status_event(deployment)})
+    publish(
+        deployment_group(deployment),
+        {"type": "deploy.status", **status_event(deployment)},
+        important=deployment.is_finished,
+    )
 
 
 def finish(
-    deployment: Deployment, status: str, reason: str = "", diagnosis: dict | None = None
-) -> None:
+    deployment: Deployment,
+    status: str,
+    reason: str = "",
+    diagnosis: dict | None = None,
+    *,
+    send_budget: float = 2.0,
+) -> bool:
     """Record the outcome, with its audit event, and start the next queued deployment. The
-    reason and every field of the diagnosis are stored with secret values masked."""
+    reason and every field of the diagnosis are stored with secret values masked.
+
+    Always completes: the outcome is written (retried while PostgreSQL is away) only if the
+    deployment is still active (the reaper may have failed it meanwhile: False, nothing
+    changes); the live update, the notification and waking the next deployment are each
+    best-effort and cannot undo it or keep the others from running."""
     from apps.secrets.redaction import redact_data_for_stack
 
-    deployment.status = status
-    deployment.reason = _redact(deployment, reason or "")[:500]
-    deployment.diagnosis = redact_data_for_stack(deployment.stack, diagnosis or {})
-    deployment.finished_at = timezone.now()
-    deployment.save(update_fields=["status", "reason", "diagnosis", "finished_at"])
-    audit.record(
-        f"deployment.{status}",
-        obj=deployment,
-        changes={"reason": deployment.reason} if deployment.reason else None,
-        actor=None,
-    )
+    reason = _redact(deployment, reason or "")[:500]
+    diagnosis = redact_data_for_stack(deployment.stack, diagnosis or {})
+    finished_at = timezone.now()
+
+    def write() -> bool:
+        with transaction.atomic():
+            lock_stack(deployment.stack_id)  # the lock order: stack, deployment, audit
+            changed = Deployment.objects.filter(
+                pk=deployment.pk, status__in=ACTIVE_STATUSES
+            ).update(status=status, reason=reason, diagnosis=diagnosis, finished_at=finished_at)
+            if changed:
+                deployment.status, deployment.reason = status, reason
+                deployment.diagnosis, deployment.finished_at = diagnosis, finished_at
+                audit.record(
+                    f"deployment.{status}",
+                    obj=deployment,
+                    changes={"reason": reason} if reason else None,
+                    actor=None,
+                )
+        return bool(changed)
+
+    if not retry(write, what=f"outcome of deployment {deployment.pk}", budget=WRITE_RETRY_SECONDS):
+        deployment.refresh_from_db()
+        logger.warning(
+            "deployment %s already finished (%s): outcome %s not recorded",
+            deployment.pk,
+            deployment.status,
+            status,
+        )
+        return False
     publish_status(deployment)
-    notify_outcome(deployment)
-    transaction.on_commit(lambda: start_next(deployment.stack_id, deployment.target_id))
+    try:
+        notify_outcome(deployment)
+    except Exception:  # the bell is a courtesy: the outcome is recorded
+        logger.exception("deployment %s: the outcome notification failed", deployment.pk)
+    stack_id, target_id = deployment.stack_id, deployment.target_id
+    transaction.on_commit(lambda: start_next(stack_id, target_id, budget=send_budget), robust=True)
+    return True
 
 
 def notify_outcome(deployment: Deployment) -> None:
@@ -299,22 +391,28 @@ def notify_outcome(deployment: Deployment) -> None:
     )
 
 
-def start_next(stack_id: int, target_id: int | None) -> None:
+def start_next(stack_id: int, target_id: int | None, *, budget: float = 2.0) -> None:
     """Wake the oldest queued deployment of the stack on that target (its message may have
-    been handled while another one ran, and found the place taken)."""
+    been handled while another one ran, and found the place taken). The message is sent
+    again while the broker is away, for `budget` seconds; after that the scheduler's
+    `requeue_forgotten` sends it."""
     from .tasks import run_deployment
 
-    following = (
-        Deployment.objects.filter(
-            stack_id=stack_id, target_id=target_id, status=DeploymentStatus.QUEUED
-        )
-        .order_by("created_at", "pk")
-        .first()
+    following = retry(
+        lambda: (
+            Deployment.objects.filter(
+                stack_id=stack_id, target_id=target_id, status=DeploymentStatus.QUEUED
+            )
+            .order_by("created_at", "pk")
+            .first()
+        ),
+        what="the next queued deployment",
+        budget=WRITE_RETRY_SECONDS,
     )
     if following is not None:
         from windflow.workers import send_on_commit
 
-        send_on_commit(run_deployment, following.pk)
+        send_on_commit(run_deployment, following.pk, retry_for=budget)
 
 
 def log_page(deployment: Deployment, *, after: int = 0, limit: int = LOG_PAGE_SIZE) -> list:

@@ -15,5 +15,12 @@ def run_deployment(deployment_id: int) -> None:
 
 @dramatiq.actor(max_retries=0)
 def reap_stale_deployments() -> None:
-    """Running deployments whose worker died become failed and resumable."""
+    """Running deployments whose worker died become failed and resumable (the scheduler
+    does this itself every few seconds; this actor is for a manual sweep)."""
     runner.reap_stale()
+
+
+@dramatiq.actor(max_retries=0)
+def requeue_forgotten_deployments() -> None:
+    """Queued deployments whose message was lost (Redis restarted) get it again."""
+    runner.requeue_forgotten()

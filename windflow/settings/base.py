@@ -134,6 +134,10 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": env_int("DATABASE_POOL_MAX", 8),
     "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
 }
+# With a pool, Django checks each pooled connection (psycopg_pool's check_connection, an
+# empty query) before handing it out: after a PostgreSQL restart the dead ones are replaced
+# instead of failing the next query.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:63799/0")
@@ -176,7 +180,14 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # redis-py's 5 s read timeout races channels_redis's 5 s blocking read and kills
             # idle or busy consumers: give reads more room than the blocking read needs.
-            "hosts": [{"address": redis_url_with_db(REDIS_URL, 2), "socket_timeout": 30}],
+            "hosts": [
+                {
+                    "address": redis_url_with_db(REDIS_URL, 2),
+                    "socket_timeout": 30,
+                    # Redis away: a publish fails fast (it is best-effort), never hangs.
+                    "socket_connect_timeout": 2,
+                }
+            ],
             "prefix": "windflow",
         },
     }
