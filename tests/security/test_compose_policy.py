@@ -20,6 +20,7 @@ from apps.stacks import services as stacks
 from apps.stacks.models import Stack
 from tests.base import TEST_ENGINE, api_client, client_for, error_of, run_queued_jobs
 from windflow.engine.compose.hostaccess import FEATURES
+from windflow.errors import ServiceError
 from windflow.localservices import remove_compose_project
 
 ROLES = ("owner", "admin", "operator", "developer")
@@ -284,12 +285,14 @@ def projects():
 
 
 @pytest.mark.parametrize("feature", FEATURES)
-def test_it_checks_each_feature_again_at_deploy_for_the_requesters_role(
+def test_it_checks_each_feature_when_asked_and_again_at_deploy_for_the_requesters_role(
     feature, acme, place, image_registry, projects, django_capture_on_commit_callbacks
 ):
-    """Saved by the owner; each role then asks for a deployment. Below the rule it fails
-    with policy_refused before anything is pulled; from the rule up it goes on to the engine
-    (here: an image that does not exist, so nothing with host access ever runs)."""
+    """Saved by the owner; each role then asks for a deployment. Below the rule the request
+    is refused at once. From the rule up it is queued; the policy then tightens before the
+    worker starts it, and it fails with policy_refused before anything is pulled. Allowed,
+    it goes on to the engine (here: an image that does not exist, so nothing with host
+    access ever runs)."""
     staging, target = place
     missing = f"{image_registry.url}/windflow-test/policy-missing:1"
     stack = stacks.create_stack(
@@ -301,21 +304,54 @@ def test_it_checks_each_feature_again_at_deploy_for_the_requesters_role(
     )
     projects.append(stack.project)
     for role in ROLES:
+        if role not in ALLOWED_BY_DEFAULT:
+            with pytest.raises(ServiceError) as refused:
+                deployments.request_deployment(member(role, acme), stack)
+            assert refused.value.code == "policy_refused"
+            assert f"compose policy ({feature}" in refused.value.message
+            assert "Line 4" in refused.value.message
+            assert f"your role is {role.title()}" in refused.value.message
+            continue
         deployment = run_deployment(member(role, acme), stack, django_capture_on_commit_callbacks)
         assert deployment.status == DeploymentStatus.FAILED, (role, deployment.reason)
-        log = "\n".join(deployment.lines.values_list("message", flat=True))
-        if role in ALLOWED_BY_DEFAULT:
-            assert deployment.diagnosis["code"] == "image_not_found", (role, deployment.diagnosis)
-            continue
-        assert deployment.diagnosis["code"] == "policy_refused", (role, deployment.diagnosis)
-        assert f"compose policy ({feature}" in deployment.reason
-        assert "line 4" in deployment.reason and f"your role is {role.title()}" in log
-        assert not deployment.services.exists()
+        assert deployment.diagnosis["code"] == "image_not_found", (role, deployment.diagnosis)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            queued = deployments.request_deployment(member(role, acme), stack)
+        policy.set_overrides(member("owner", acme), staging, {feature: "nobody"})
+        with django_capture_on_commit_callbacks(execute=True):
+            assert "run_deployment" in run_queued_jobs()
+        queued.refresh_from_db()
+        policy.set_overrides(member("owner", acme), staging, {})
+        log = "\n".join(queued.lines.values_list("message", flat=True))
+        assert queued.diagnosis["code"] == "policy_refused", (role, queued.diagnosis)
+        assert f"compose policy ({feature}" in queued.reason and "line 4" in queued.reason
+        assert not queued.services.exists()
         assert "pull" not in log.lower()
     assert project_containers(stack.project) == []
+    assert Deployment.objects.filter(stack=stack).count() == 2 * len(ALLOWED_BY_DEFAULT)
 
 
-def test_it_fails_a_deployment_when_the_policy_tightened_since_the_save(
+def test_it_answers_a_refused_deploy_request_with_the_rule(acme, place, persona):
+    staging, target = place
+    stack = stacks.create_stack(
+        member("owner", acme),
+        name="wf-policy-api",
+        environment=staging,
+        target=target,
+        compose=compose(FEATURE_LINES["privileged"]),
+    )
+    response = api_client(persona("developer"), acme).post(
+        "/api/v1/deployments/", {"stack": stack.name}, format="json"
+    )
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "policy_refused"
+    assert_refused_rule(error["message"], "privileged", "developer")
+    assert not Deployment.objects.filter(stack=stack).exists()
+
+
+def test_it_fails_a_deployment_when_the_policy_tightened_since_the_request(
     acme, place, test_images, projects, django_capture_on_commit_callbacks
 ):
     staging, target = place
@@ -328,16 +364,22 @@ def test_it_fails_a_deployment_when_the_policy_tightened_since_the_save(
         compose=compose(FEATURE_LINES["cap_add"], image=test_images["web:1"]),
     )
     projects.append(stack.project)
+    with django_capture_on_commit_callbacks(execute=True):
+        deployment = deployments.request_deployment(member("developer", acme), stack)
     policy.update_policy(member("admin", acme), rules={"cap_add": "admin"})
-    deployment = run_deployment(
-        member("developer", acme), stack, django_capture_on_commit_callbacks
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run_queued_jobs()
+    deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.FAILED
     assert deployment.diagnosis["code"] == "policy_refused"
     assert "cap_add" in deployment.reason and "admins and owners" in deployment.reason
     assert project_containers(stack.project) == []
     assert not deployment.services.exists()
-    # Loosened again, the same revision deploys: the check above is what stopped it.
+    # Asked again under the tighter rule: refused at once, nothing queued.
+    with pytest.raises(ServiceError) as refused:
+        deployments.request_deployment(member("developer", acme), stack)
+    assert refused.value.code == "policy_refused"
+    # Loosened again, the same revision deploys: the checks above are what stopped it.
     policy.update_policy(member("admin", acme), rules={"cap_add": "developer"})
     deployment = run_deployment(
         member("developer", acme), stack, django_capture_on_commit_callbacks
