@@ -4,7 +4,9 @@ running queued jobs in-process, and generic view/API test mixins."""
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
 from django.conf import settings
 from django.db import connection
 from django.test import Client
@@ -24,6 +26,17 @@ PERSONAS = {
 
 
 TEST_ENGINE = "test-engine"
+
+# The system user the session sshd (tests/conftest.py) lets in without Docker access.
+NODOCKER_USER = "wf-nodocker"
+
+
+def require_root(what: str) -> None:
+    """Skip the calling test or fixture, saying why, when the run is not root: `what` (a
+    private sshd that logs users in, useradd, starting dockerd...) needs root. CI runs as root
+    with WINDFLOW_FAIL_ON_SKIP=1, which turns any skip into a failure."""
+    if os.geteuid() != 0:
+        pytest.skip(f"{what} needs root (this run is uid {os.geteuid()})")
 
 
 def build_world() -> None:
@@ -108,6 +121,25 @@ def run_queued_jobs(limit: int = 100) -> list[str]:
             consumer.close()
     connection.set_tenant(tenant_before)  # the middleware leaves the public schema active
     return ran
+
+
+def queued_messages() -> list[tuple[str, tuple, str]]:
+    """What waits in the real Redis queues, without taking it: (actor name, args, the schema
+    the job will run in) for each message."""
+    import dramatiq
+    from dramatiq import Message
+
+    from windflow.workers import TENANT_OPTION
+
+    broker = dramatiq.get_broker()
+    found = []
+    for queue in sorted(broker.get_declared_queues()):
+        for data in broker.client.hvals(f"{broker.namespace}:{queue}.msgs"):
+            message = Message.decode(data)
+            found.append(
+                (message.actor_name, tuple(message.args), message.options.get(TENANT_OPTION))
+            )
+    return found
 
 
 def error_of(response) -> dict:
@@ -215,3 +247,29 @@ def write_compose_plugin(plugins_dir) -> None:
         'shift\n[ "$1" = version ] && echo "Docker Compose version v2.29.1"\n'
     )
     plugin.chmod(0o755)
+
+
+def create_ssh_target(membership, sshd, private_key, *, name, user="root", **extra):
+    """An SSH server of the organisation on the test `sshd`, through the service."""
+    from apps.targets import services
+
+    return services.create_target(
+        membership,
+        name=name,
+        kind="ssh",
+        host=sshd.host,
+        port=sshd.port,
+        user=user,
+        private_key=private_key,
+        **extra,
+    )
+
+
+def add_ssh_target(membership, sshd, key, *, name="web-1", user="root", confirm=True):
+    """create_ssh_target with `key` (private, public), its host key confirmed by default."""
+    from apps.targets import services
+
+    target = create_ssh_target(membership, sshd, key[0], name=name, user=user)
+    if confirm:
+        services.confirm_host_key(membership, target, target.pending_host_key_fingerprint)
+    return target

@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.test")
 
 import pytest
 
-from tests.base import PERSONAS, build_world, flush_redis
+from tests.base import PERSONAS, build_world, flush_redis, require_root
 
 
 @pytest.fixture(scope="session")
@@ -131,9 +131,11 @@ def root_key():
 @pytest.fixture(scope="session")
 def sshd(docker_socket, root_key):
     """A real sshd on loopback in front of the real Docker engine (root and a user without
-    Docker access, both with `root_key`)."""
+    Docker access, both with `root_key`). Tests must leave it as they found it: one that
+    changes the server (its host key...) takes `sshd_of_its_own`."""
     from windflow.localservices import ensure_system_user, start_sshd
 
+    require_root("a private sshd that logs users in, and useradd,")
     root = Path(tempfile.mkdtemp(prefix="windflow-sshd-"))
     server = start_sshd(root)
     server.authorize("root", root_key[1])
@@ -141,4 +143,31 @@ def sshd(docker_socket, root_key):
     server.authorize("wf-nodocker", root_key[1])
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def sshd_of_its_own(root_key):
+    """A private sshd for one test that changes its server (rotates the host key...), root
+    authorised with `root_key`; stopped and removed after the test."""
+    from devtools import start_sshd
+
+    require_root("a private sshd that logs root in")
+    root = Path(tempfile.mkdtemp(prefix="windflow-sshd-"))
+    server = start_sshd(root)
+    server.authorize("root", root_key[1])
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_proxy(docker_socket):
+    """Mutual TLS in front of the real Docker engine, as a remote `dockerd --tlsverify`."""
+    from devtools import start_tls_docker_proxy
+
+    root = Path(tempfile.mkdtemp(prefix="windflow-tls-"))
+    proxy = start_tls_docker_proxy(root)
+    yield proxy
+    proxy.stop()
     shutil.rmtree(root, ignore_errors=True)

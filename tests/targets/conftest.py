@@ -1,7 +1,6 @@
-"""A real sshd on loopback in front of the real Docker engine, for target tests."""
+"""Target tests: a compose plugin for root's docker CLI. The sshd and the TLS proxy in front
+of the real Docker engine are shared fixtures (tests/conftest.py)."""
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,15 +27,3 @@ def compose_plugin_for_root():
     plugin = plugins / "docker-compose"
     yield
     plugin.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="session")
-def tls_proxy(docker_socket):
-    """Mutual TLS in front of the real Docker engine, as a remote `dockerd --tlsverify`."""
-    from windflow.localservices import start_tls_docker_proxy
-
-    root = Path(tempfile.mkdtemp(prefix="windflow-tls-"))
-    proxy = start_tls_docker_proxy(root)
-    yield proxy
-    proxy.stop()
-    shutil.rmtree(root, ignore_errors=True)

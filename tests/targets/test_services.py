@@ -5,33 +5,13 @@ from apps.audit.models import AuditEvent
 from apps.secrets.models import SecretRef
 from apps.targets import services
 from apps.targets.models import Target
-from tests.base import run_queued_jobs
+from tests.base import add_ssh_target, create_ssh_target, run_queued_jobs
 from windflow.errors import Conflict, Forbidden, ServiceError
 
 
 @pytest.fixture
 def admin_membership(owner, acme, in_acme):
     return Membership.objects.get(user=owner, organization=acme)
-
-
-def create_ssh_target(membership, sshd, private_key, *, name, user="root", **extra):
-    return services.create_target(
-        membership,
-        name=name,
-        kind="ssh",
-        host=sshd.host,
-        port=sshd.port,
-        user=user,
-        private_key=private_key,
-        **extra,
-    )
-
-
-def add_ssh_target(membership, sshd, key, *, name="web-1", user="root", confirm=True):
-    target = create_ssh_target(membership, sshd, key[0], name=name, user=user)
-    if confirm:
-        services.confirm_host_key(membership, target, target.pending_host_key_fingerprint)
-    return target
 
 
 def test_it_reads_the_host_key_and_pins_it_only_once_confirmed(admin_membership, sshd, root_key):
@@ -84,22 +64,23 @@ def test_it_generates_a_key_pair_and_shows_the_public_key(admin_membership, sshd
     assert services.check_target(target).status == "online"
 
 
-def test_it_refuses_a_changed_host_key_until_an_admin_confirms(admin_membership, sshd, root_key):
-    target = add_ssh_target(admin_membership, sshd, root_key)
-    old = sshd.host_key_fingerprint
-    sshd.rotate_host_key()
-    try:
-        check = services.check_target(target)
-        assert check.status == "offline"
-        failing = next(r for r in check.results if not r["ok"])
-        assert failing["name"] == "host key" and old in failing["detail"]
-        services.rescan_host_key(admin_membership, target)
-        target.refresh_from_db()
-        assert target.pending_host_key_fingerprint == sshd.host_key_fingerprint
-        services.confirm_host_key(admin_membership, target, sshd.host_key_fingerprint)
-        assert services.check_target(target).status == "online"
-    finally:
-        pass
+def test_it_refuses_a_changed_host_key_until_an_admin_confirms(
+    admin_membership, sshd_of_its_own, root_key, docker_socket
+):
+    server = sshd_of_its_own  # its host key changes: not the shared server's
+    target = add_ssh_target(admin_membership, server, root_key)
+    old = server.host_key_fingerprint
+    assert services.check_target(target).status == "online"
+    server.rotate_host_key()
+    check = services.check_target(target)
+    assert check.status == "offline"
+    failing = next(r for r in check.results if not r["ok"])
+    assert failing["name"] == "host key" and old in failing["detail"]
+    services.rescan_host_key(admin_membership, target)
+    target.refresh_from_db()
+    assert target.pending_host_key_fingerprint == server.host_key_fingerprint != old
+    services.confirm_host_key(admin_membership, target, server.host_key_fingerprint)
+    assert services.check_target(target).status == "online"
 
 
 def test_it_marks_a_user_without_docker_access_degraded(admin_membership, sshd, root_key):
