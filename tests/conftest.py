@@ -171,3 +171,31 @@ def tls_proxy(docker_socket):
     yield proxy
     proxy.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+# --- CI: a skipped test is a failed test ---------------------------------------------------
+
+FAIL_ON_SKIP = "WINDFLOW_FAIL_ON_SKIP"
+
+
+def _fail_skip(report) -> None:
+    """With WINDFLOW_FAIL_ON_SKIP=1 (CI), a skip is a failure that says what was skipped and
+    why: a run that skipped something did not test it."""
+    if os.environ.get(FAIL_ON_SKIP) != "1" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped, and {FAIL_ON_SKIP}=1 makes every skip a failure: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_skip(outcome.get_result())
