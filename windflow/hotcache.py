@@ -11,16 +11,23 @@ what the reader saw before going to the database (nothing, or that same tombston
 that happened in between, e.g. the one after a commit, wins, so a row read before a change
 committed is never put back in the cache. The TTL bounds anything no code path can see (raw
 SQL, `QuerySet.update()` outside the services).
+
+Redis away: every lookup goes to the database (the request is served, a little slower), and
+a forget that cannot be written is logged; what Redis held before it went away expires
+within the TTL, as anything unseen does.
 """
 
 from __future__ import annotations
 
+import logging
 import pickle
 import secrets
 from collections.abc import Callable
 from typing import TypeVar
 
 from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TTL_SECONDS = 30
@@ -61,15 +68,46 @@ def _store_if_unchanged(raw_key: str, seen: bytes | None, value: bytes, ttl: int
     return bool(_script(keys=[raw_key], args=[seen or b"", value, ttl], client=redis))
 
 
+def _redis_down(exc: Exception, doing: str) -> bool:
+    from windflow.resilience import REDIS, dependency_of
+
+    if dependency_of(exc) != REDIS:
+        return False
+    logger.warning("hot cache: %s without Redis (%s)", doing, type(exc).__name__)
+    return True
+
+
 def remember(key: str, load: Callable[[], T | None], ttl: int = TTL_SECONDS) -> T | None:
+    """The cached value of `key`, else what `load()` returns (cached when not None). With
+    Redis away, `load()` answers."""
     raw_key = _raw_key(key)
-    seen = _redis().get(raw_key)
+    try:
+        seen = _redis().get(raw_key)
+    except Exception as exc:
+        if not _redis_down(exc, "reading"):
+            raise
+        return load()
     if seen is not None and not seen.startswith(TOMBSTONE):
         return pickle.loads(seen)  # noqa: S301 - our own values, in our own Redis
     value = load()
     if value is not None:
-        _store_if_unchanged(raw_key, seen, pickle.dumps(value), ttl)
+        try:
+            _store_if_unchanged(raw_key, seen, pickle.dumps(value), ttl)
+        except Exception as exc:
+            if not _redis_down(exc, "storing"):
+                raise
     return value
+
+
+def mark_once(key: str, ttl: int) -> bool:
+    """Set a short-lived marker; True only for the caller that set it (False while Redis is
+    away: the marked work is skipped, never repeated on every request)."""
+    try:
+        return bool(_cache().add(key, 1, ttl))
+    except Exception as exc:
+        if not _redis_down(exc, "marking"):
+            raise
+        return False
 
 
 def forget(*keys: str) -> None:
@@ -77,10 +115,14 @@ def forget(*keys: str) -> None:
     cannot store what it finds (its view may predate the change)."""
     if not keys:
         return
-    pipeline = _redis().pipeline(transaction=False)
-    for key in keys:
-        pipeline.set(_raw_key(key), TOMBSTONE + secrets.token_bytes(12), ex=TTL_SECONDS)
-    pipeline.execute()
+    try:
+        pipeline = _redis().pipeline(transaction=False)
+        for key in keys:
+            pipeline.set(_raw_key(key), TOMBSTONE + secrets.token_bytes(12), ex=TTL_SECONDS)
+        pipeline.execute()
+    except Exception as exc:  # what Redis holds expires within TTL_SECONDS
+        if not _redis_down(exc, "forgetting"):
+            raise
 
 
 def forget_on_commit(*keys: str) -> None:

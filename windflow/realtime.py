@@ -116,6 +116,45 @@ def same_origin(origin: str, host: str) -> bool:
     return _netloc(scheme, parts.netloc) == _netloc(scheme, host)
 
 
+# "Try again later" (RFC 6455): what a socket gets when PostgreSQL or Redis is away.
+CLOSE_TRY_AGAIN = 1013
+
+
+class DependencyGuardMiddleware:
+    """Outermost websocket middleware: a socket that meets PostgreSQL or Redis away (signing
+    in, joining its groups, or the channel layer lost under it by a Redis restart) is closed
+    with 1013 "try again later" instead of crashing; the page reconnects and catches up from
+    the database."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        closed = False
+
+        async def tracking_send(message):
+            nonlocal closed
+            if message.get("type") == "websocket.close":
+                closed = True
+            await send(message)
+
+        try:
+            return await self.inner(scope, receive, tracking_send)
+        except Exception as exc:
+            from windflow.resilience import dependency_of
+
+            dependency = dependency_of(exc)
+            if scope.get("type") != "websocket" or dependency is None:
+                raise
+            logger.warning("websocket %s closed: %s unavailable", scope.get("path"), dependency)
+            if not closed:
+                try:
+                    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
+                except Exception:  # the client went away meanwhile
+                    logger.debug("closing a websocket failed", exc_info=True)
+            return None
+
+
 class SameOriginMiddleware:
     """Refuses (close 4403, before accepting) a websocket whose Origin is not the host it
     connects to. Channels' AllowedHostsOriginValidator accepted every host of

@@ -47,12 +47,22 @@ def periodic_jobs() -> list[PeriodicJob]:
             lambda: enqueue_in_every_organization(sweep_targets),
         ),
         PeriodicJob("reap_stale_deployments", REAP_EVERY_SECONDS, reap_in_every_organization),
+        PeriodicJob("clear_expired_sessions", 24 * 3600, clear_expired_sessions),
         PeriodicJob(
             "requeue_forgotten_deployments",
             30,
             lambda: enqueue_in_every_organization(requeue_forgotten_deployments),
         ),
     ]
+
+
+def clear_expired_sessions() -> None:
+    """Sessions live in PostgreSQL: remove the expired ones (Django's clearsessions)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
 
 
 def reap_in_every_organization() -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -294,7 +294,7 @@ def resolve_api_token(raw: str, organization) -> ApiToken | None:
     # Writing on every call would cost a row update per request; a minute is precise enough.
     # The marker is apart from the cached token, which only a forget ever replaces.
     marker = f"token-used:{token_hash}"
-    if caches[hotcache.ALIAS].add(marker, 1, int(LAST_USED_RESOLUTION.total_seconds())):
+    if hotcache.mark_once(marker, int(LAST_USED_RESOLUTION.total_seconds())):
         now = timezone.now()
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now

@@ -91,8 +91,14 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):
         line = event["line"]
         if line["seq"] <= self.sent_seq:
             return
+        if line["seq"] > self.sent_seq + 1:
+            # A publish was lost (Redis away a moment): the database has the lines between.
+            missed = await self._lines(self.sent_seq)
+            lines = [row for row in missed if row["seq"] < line["seq"]] + [line]
+        else:
+            lines = [line]
         self.sent_seq = line["seq"]
-        await self.send_json({"type": "log", "lines": [line]})
+        await self.send_json({"type": "log", "lines": lines})
 
     async def deploy_service(self, event):
         await self.send_json({"type": "service", "service": event["service"]})

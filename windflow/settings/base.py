@@ -80,6 +80,8 @@ TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
     "windflow.middleware.RequestIdMiddleware",
+    # 503 naming PostgreSQL or Redis when either is away (never 500); serves /healthz.
+    "windflow.middleware.DependencyUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.tenants.middleware.OrganizationMiddleware",
@@ -158,17 +160,10 @@ CACHES = {
         "KEY_PREFIX": "shared",
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     },
-    # Sessions belong to a person, not an organisation: no schema prefix, so that one session
-    # can cover every subdomain when SESSION_COOKIE_DOMAIN is set.
-    "sessions": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": redis_url_with_db(REDIS_URL, 3),
-        "KEY_PREFIX": "session",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
-    },
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
-SESSION_CACHE_ALIAS = "sessions"
+# Sessions live in PostgreSQL (the public schema: one per person, whatever the host), so they
+# survive a Redis restart; the scheduler removes the expired ones daily.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
 # Set to ".example.com" in production so one session covers every organisation's subdomain.
 SESSION_COOKIE_DOMAIN = env_str("SESSION_COOKIE_DOMAIN")
