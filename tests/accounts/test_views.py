@@ -17,8 +17,19 @@ def test_it_signs_up_with_an_email(db):
         },
     )
     assert response.status_code == 302
-    assert User.objects.filter(email="new@example.com").exists()
-    assert client.get("/").status_code == 200
+    user = User.objects.get(email="new@example.com")
+    assert client.session["_auth_user_id"] == str(user.pk)  # signed in by the sign-up
+    home = client.get("/")
+    # The signed-in home (an anonymous visitor gets the landing page), with no organisation
+    # yet: sign-up makes none, it offers to create one.
+    assert home.templates[0].name == "accounts/home.html"
+    assert "You are not a member of any organisation yet." in home.content.decode()
+    assert not Membership.objects.filter(user=user).exists()
+    created = client.post("/organizations/new/", {"name": "Newco", "slug": "newco"})
+    assert created.status_code == 302
+    membership = Membership.objects.get(user=user)
+    assert (membership.organization.slug, membership.role) == ("newco", "owner")
+    assert "Newco" in client.get("/").content.decode()
 
 
 def test_it_refuses_a_duplicate_email_at_signup(owner):

@@ -26,10 +26,35 @@ def test_it_writes_reads_and_versions_in_vault(vault, manager):
     assert [v.version for v in services.versions(SecretRef.objects.get())] == [2, 1]
 
 
-def test_it_keeps_organisations_apart_in_vault(vault, manager):
+def test_it_keeps_organisations_apart_in_vault(vault, manager, globex, outsider):
+    from django.db import connection
+
     services.create_secret(manager, name="SHARED_NAME", value="acme-value")
-    listed = vault.client().secrets.kv.v2.list_secrets(path="windflow", mount_point="secret")
-    assert "acme/" in listed["data"]["keys"]
+    connection.set_tenant(globex)
+    services.create_secret(
+        Membership.objects.get(user=outsider, organization=globex),
+        name="SHARED_NAME",
+        value="globex-value",
+    )
+    assert services.resolve(["SHARED_NAME"]) == {"SHARED_NAME": "globex-value"}
+    connection.set_tenant(manager.organization)
+    assert services.resolve(["SHARED_NAME"]) == {"SHARED_NAME": "acme-value"}
+
+    kv = vault.client().secrets.kv.v2
+    listed = kv.list_secrets(path="windflow", mount_point="secret")["data"]["keys"]
+    assert {"acme/", "globex/"} <= set(listed)
+    values = {}
+    for schema in ("acme", "globex"):
+        keys = kv.list_secrets(path=f"windflow/{schema}/org", mount_point="secret")["data"]["keys"]
+        assert "SHARED_NAME" in keys
+        stored = kv.read_secret_version(
+            path=f"windflow/{schema}/org/SHARED_NAME",
+            mount_point="secret",
+            raise_on_deleted_version=True,
+        )
+        values[schema] = stored["data"]["data"]["value"]
+    # Same name, two paths, each organisation's own value: neither sees the other's.
+    assert values == {"acme": "acme-value", "globex": "globex-value"}
 
 
 def test_it_leaves_nothing_half_written_when_vault_is_sealed(vault, manager):
@@ -57,7 +82,7 @@ def test_it_explains_a_wrong_token(vault, manager, settings):
 
 
 def test_it_logs_in_with_approle_and_is_held_to_its_policy(vault, manager, settings):
-    from windflow.vaultserver import enable_approle
+    from devtools.openbao import enable_approle
 
     role_id, secret_id = enable_approle(
         vault,
