@@ -43,12 +43,16 @@ def _scope_versions(stack) -> list[tuple[int, str, int]]:
             .values_list("environment_id", flat=True)
             .distinct()
         )
-    rows = (
-        SecretVersion.objects.filter(
-            Q(secret__environment=None) | Q(secret__environment_id__in=environments)
-        )
-        .order_by("secret_id", "-version")
-        .values_list("secret_id", "secret__backend", "version")
+    rows = SecretVersion.objects.filter(
+        Q(secret__environment=None) | Q(secret__environment_id__in=environments)
+    )
+    return _latest(rows)
+
+
+def _latest(versions) -> list[tuple[int, str, int]]:
+    """(secret id, backend, version) of the last MAX_VERSIONS versions of each secret."""
+    rows = versions.order_by("secret_id", "-version").values_list(
+        "secret_id", "secret__backend", "version"
     )
     kept, counts = [], {}
     for secret_id, backend, version in rows:
@@ -186,14 +190,5 @@ def organization_redactor() -> Redactor:
     """Every value the organisation has stored, of every secret and server credential, with
     their last few versions: what `mask_stored_text` looks for. SecretBackendError when a
     backend does not answer."""
-    rows = (
-        SecretVersion.objects.filter(secret__in=SecretRef.all_purposes.all())
-        .order_by("secret_id", "-version")
-        .values_list("secret_id", "secret__backend", "version")
-    )
-    kept, counts = [], {}
-    for secret_id, backend, version in rows:
-        counts[secret_id] = counts.get(secret_id, 0) + 1
-        if counts[secret_id] <= MAX_VERSIONS:
-            kept.append((secret_id, backend, version))
-    return Redactor(_read_versions(kept))
+    versions = SecretVersion.objects.filter(secret__in=SecretRef.all_purposes.all())
+    return Redactor(_read_versions(_latest(versions)))
