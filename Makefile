@@ -1,5 +1,5 @@
 # WindFlow developer commands. Everything runs from the project venv (.venv).
-#   make run    start WindFlow with private PostgreSQL/Redis under var/ (see windflow/runlocal.py)
+#   make run    start WindFlow with private PostgreSQL/Redis under var/ (see devtools/runlocal.py)
 #   make test   run the test suite (it starts its own PostgreSQL/Redis); PYTEST_ARGS="-k foo -x"
 #   make lint   ruff check
 #   make bench  run every benchmarks/*.py
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: venv
-	$(BIN)/python -m windflow.runlocal
+	$(BIN)/python -m devtools.runlocal
 
 test: venv
 	$(BIN)/pytest $(PYTEST_ARGS)

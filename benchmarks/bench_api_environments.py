@@ -409,7 +409,7 @@ def run(services: harness.Services) -> int:
     from django.db import connection
 
     from apps.tenants.services import delete_organization
-    from windflow.localservices import free_port
+    from devtools import free_port
 
     run_id = secrets.token_hex(3)
     owner, organization, token = create_fixture(run_id)

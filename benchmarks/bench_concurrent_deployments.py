@@ -69,7 +69,7 @@ def run(services: harness.Services) -> int:
     from apps.deployments import services as deployments
     from apps.deployments.models import Deployment
     from apps.stacks.models import Stack, StackRevision
-    from windflow.localservices import (
+    from devtools import (
         build_test_images,
         ensure_docker_engine,
         remove_compose_project,

@@ -83,7 +83,7 @@ def docker_compose(*args: str, cwd: Path, timeout: float = 300) -> None:
 
 
 def remove_project() -> None:
-    from windflow.localservices import remove_compose_project
+    from devtools import remove_compose_project
 
     remove_compose_project(PROJECT)
 
@@ -94,7 +94,7 @@ def run(services: harness.Services) -> int:
     from apps.deployments import runner
     from apps.deployments import services as deployments
     from apps.stacks.models import Stack, StackRevision
-    from windflow.localservices import (
+    from devtools import (
         build_test_images,
         ensure_compose_plugin,
         ensure_docker_engine,

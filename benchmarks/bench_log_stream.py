@@ -199,7 +199,7 @@ def run(services: harness.Services) -> int:
 
     from apps.accounts.models import User
     from apps.tenants.services import delete_organization
-    from windflow.localservices import (
+    from devtools import (
         build_test_images,
         ensure_docker_engine,
         free_port,

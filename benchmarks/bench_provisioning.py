@@ -91,7 +91,7 @@ def run(services: harness.Services) -> int:
     from apps.accounts.models import User
     from apps.tenants.models import Organization
     from apps.tenants.services import delete_organization
-    from windflow.localservices import free_port
+    from devtools import free_port
 
     run_id = secrets.token_hex(3)
     created_slugs: list[str] = []

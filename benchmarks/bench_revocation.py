@@ -373,7 +373,7 @@ def run(services: harness.Services) -> int:
     if "--repeat" in sys.argv:
         repeat = int(sys.argv[sys.argv.index("--repeat") + 1])
     harness.setup_django(services)
-    from windflow.localservices import free_port
+    from devtools import free_port
 
     port = free_port()
     server = None

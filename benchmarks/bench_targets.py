@@ -49,8 +49,8 @@ def run(services: harness.Services) -> int:
     from apps.targets.models import Target
     from apps.targets.tasks import sweep_targets
     from apps.tenants.services import create_organization
+    from devtools import ensure_docker_engine, start_sshd
     from windflow.engine import ssh
-    from windflow.localservices import ensure_docker_engine, start_sshd
 
     ensure_docker_engine()
     sshd_dir = Path(tempfile.mkdtemp(prefix="windflow-bench-sshd-"))

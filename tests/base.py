@@ -55,9 +55,10 @@ def build_world() -> None:
             Membership.objects.create(user=users[key], organization=acme, role=role)
     # Platform staff gave acme (only) the test Docker engine: its `local` servers use it.
     from apps.tenants.models import LocalEngine
-    from windflow.localservices import DOCKER_SOCKET
+    from devtools import tests_engine_socket
 
-    LocalEngine.objects.create(name=TEST_ENGINE, socket_path=DOCKER_SOCKET).organizations.add(acme)
+    engine = LocalEngine.objects.create(name=TEST_ENGINE, socket_path=tests_engine_socket())
+    engine.organizations.add(acme)
 
 
 def host_of(organization) -> str:

@@ -1,12 +1,12 @@
 """Test tooling: two organisations with personas on a real PostgreSQL and Redis (started by
-windflow.pytest_plugin for this run), and per-test clean state."""
+devtools.pytest_plugin for this run), and per-test clean state."""
 
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-# windflow.pytest_plugin (pyproject addopts) has started PostgreSQL and Redis already.
+# devtools.pytest_plugin (pyproject addopts) has started PostgreSQL and Redis already.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.test")
 
 import pytest
@@ -93,12 +93,11 @@ def live_db(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(scope="session")
-def image_registry(tmp_path_factory):
-    """A private registry on 127.0.0.1 holding the busybox test images. The Docker engine
-    is started when missing (that needs root; otherwise the error says how)."""
-    from windflow.localservices import ensure_docker_engine, start_registry
+def image_registry(tmp_path_factory, docker_socket):
+    """A private registry on 127.0.0.1 holding the busybox test images (pushed to from the
+    run's own Docker engine)."""
+    from devtools import start_registry
 
-    ensure_docker_engine()
     server = start_registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
@@ -107,16 +106,24 @@ def image_registry(tmp_path_factory):
 @pytest.fixture(scope="session")
 def test_images(image_registry):
     """name -> reference in the private registry: busybox:1, web:1, web:2, unhealthy:1,
-    crash:1 (see windflow.localservices.TEST_IMAGES)."""
-    from windflow.localservices import build_test_images
+    crash:1 (see devtools.images.TEST_IMAGES)."""
+    from devtools import build_test_images
 
     return build_test_images(image_registry)
 
 
 @pytest.fixture(scope="session")
 def docker_socket():
-    from windflow.localservices import ensure_docker_engine
+    """The socket of this run's own Docker engine: a private dockerd started on first use, its
+    socket, data root and containers under the run's temporary directory (devtools.pytest_plugin
+    points DOCKER_HOST at it). Never the machine's /var/run/docker.sock, so no test sees or
+    removes a developer's containers. Starting it needs root, unless
+    WINDFLOW_TEST_DOCKER_SOCKET names an engine given to the tests."""
+    from devtools import ensure_docker_engine
+    from devtools.dockerd import TEST_DOCKER_SOCKET
 
+    if not os.environ.get(TEST_DOCKER_SOCKET):
+        require_root("starting the test run's private Docker engine")
     return ensure_docker_engine()
 
 
@@ -133,11 +140,11 @@ def sshd(docker_socket, root_key):
     """A real sshd on loopback in front of the real Docker engine (root and a user without
     Docker access, both with `root_key`). Tests must leave it as they found it: one that
     changes the server (its host key...) takes `sshd_of_its_own`."""
-    from windflow.localservices import ensure_system_user, start_sshd
+    from devtools import ensure_system_user, start_sshd
 
     require_root("a private sshd that logs users in, and useradd,")
     root = Path(tempfile.mkdtemp(prefix="windflow-sshd-"))
-    server = start_sshd(root)
+    server = start_sshd(root, docker_host=f"unix://{docker_socket}")
     server.authorize("root", root_key[1])
     ensure_system_user("wf-nodocker", docker_access=False)
     server.authorize("wf-nodocker", root_key[1])
@@ -147,14 +154,14 @@ def sshd(docker_socket, root_key):
 
 
 @pytest.fixture
-def sshd_of_its_own(root_key):
+def sshd_of_its_own(docker_socket, root_key):
     """A private sshd for one test that changes its server (rotates the host key...), root
     authorised with `root_key`; stopped and removed after the test."""
     from devtools import start_sshd
 
     require_root("a private sshd that logs root in")
     root = Path(tempfile.mkdtemp(prefix="windflow-sshd-"))
-    server = start_sshd(root)
+    server = start_sshd(root, docker_host=f"unix://{docker_socket}")
     server.authorize("root", root_key[1])
     yield server
     server.stop()
@@ -167,7 +174,7 @@ def tls_proxy(docker_socket):
     from devtools import start_tls_docker_proxy
 
     root = Path(tempfile.mkdtemp(prefix="windflow-tls-"))
-    proxy = start_tls_docker_proxy(root)
+    proxy = start_tls_docker_proxy(root, socket_path=docker_socket)
     yield proxy
     proxy.stop()
     shutil.rmtree(root, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""windflow.localservices starts real, private PostgreSQL and Redis servers.
+"""devtools starts real, private PostgreSQL and Redis servers.
 
 No Django database here: these tests start their own servers in tmp dirs.
 """
@@ -10,8 +10,8 @@ import psycopg
 import pytest
 import redis
 
-from windflow.localservices import (
-    ServiceError,
+from devtools import (
+    DevServiceError,
     free_port,
     port_is_free,
     redis_ping,
@@ -85,7 +85,7 @@ def test_it_starts_redis_that_answers_and_stops(tmp_path):
 def test_it_refuses_a_busy_port_quickly_for_postgres(tmp_path, busy_port):
     began = time.monotonic()
 
-    with pytest.raises(ServiceError, match=f"port {busy_port} .* already in use"):
+    with pytest.raises(DevServiceError, match=f"port {busy_port} .* already in use"):
         start_postgres(tmp_path / "pg", port=busy_port, durable=False)
 
     assert time.monotonic() - began < 2
@@ -95,7 +95,7 @@ def test_it_refuses_a_busy_port_quickly_for_postgres(tmp_path, busy_port):
 def test_it_refuses_a_busy_port_quickly_for_redis(tmp_path, busy_port):
     began = time.monotonic()
 
-    with pytest.raises(ServiceError, match=f"port {busy_port} .* already in use"):
+    with pytest.raises(DevServiceError, match=f"port {busy_port} .* already in use"):
         start_redis(tmp_path / "redis", port=busy_port, durable=False)
 
     assert time.monotonic() - began < 2
@@ -105,5 +105,5 @@ def test_it_refuses_to_initialise_postgres_over_foreign_files(tmp_path):
     (tmp_path / "pg").mkdir()
     (tmp_path / "pg" / "notes.txt").write_text("mine")
 
-    with pytest.raises(ServiceError, match="not empty and holds no PostgreSQL cluster"):
+    with pytest.raises(DevServiceError, match="not empty and holds no PostgreSQL cluster"):
         start_postgres(tmp_path / "pg", durable=False)

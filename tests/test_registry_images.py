@@ -1,7 +1,7 @@
-"""windflow.localservices gives deployment tests a private image registry on 127.0.0.1
+"""devtools gives deployment tests a private image registry on 127.0.0.1
 (Debian's docker-registry) and small busybox images built locally, without Docker Hub.
 
-Root only (the engine is started when missing). No Django database here.
+Root only (on the test run's private Docker engine). No Django database here.
 """
 
 import os
@@ -12,14 +12,8 @@ import uuid
 
 import pytest
 
-from windflow.localservices import (
-    BASE_IMAGE,
-    TEST_IMAGES,
-    build_test_images,
-    ensure_docker_engine,
-    registry_get,
-    start_registry,
-)
+from devtools.images import BASE_IMAGE, TEST_IMAGES, build_test_images
+from devtools.registry import registry_get, start_registry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starting dockerd needs root")
 
@@ -36,8 +30,7 @@ def docker(*args, check=True, timeout=60):
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    ensure_docker_engine()
+def registry(tmp_path_factory, docker_socket):
     server = start_registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()

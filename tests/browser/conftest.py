@@ -37,8 +37,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools import free_port
 from tests.live import database_url_for_tests
-from windflow.localservices import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"

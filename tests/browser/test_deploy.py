@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
+from devtools import free_port, remove_compose_project
 from tests.browser.test_browser import real_errors, watch_errors
 from tests.live import assign_test_engine, worker_process
-from windflow.localservices import free_port, remove_compose_project
 
 pytestmark = pytest.mark.browser
 

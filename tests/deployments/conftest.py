@@ -6,7 +6,7 @@ import pytest
 from apps.accounts.models import Membership
 from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
-from windflow.localservices import remove_compose_project
+from devtools import remove_compose_project
 
 
 @pytest.fixture

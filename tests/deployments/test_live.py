@@ -14,8 +14,8 @@ from apps.deployments.models import Deployment
 from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
 from apps.targets import services as targets
+from devtools import remove_compose_project
 from tests.live import live_organization
-from windflow.localservices import remove_compose_project
 
 
 def run_in_worker_thread(schema: str, deployment_id: int) -> threading.Thread:

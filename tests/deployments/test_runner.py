@@ -13,7 +13,7 @@ from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from apps.secrets import services as secrets
 from apps.stacks.models import Stack
-from windflow.localservices import free_port
+from devtools import free_port
 
 from .conftest import add_revision
 
@@ -296,7 +296,7 @@ def test_it_refuses_to_cancel_a_finished_deployment(membership, make_stack, stat
 @pytest.fixture
 def private_registry(image_registry, test_images, tmp_path):
     """The test images again, behind a registry that wants a login (same storage)."""
-    from windflow.localservices import start_registry
+    from devtools import start_registry
 
     server = start_registry(
         tmp_path / "private",

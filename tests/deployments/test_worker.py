@@ -13,8 +13,8 @@ from apps.accounts.models import Membership
 from apps.deployments import runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
+from devtools import remove_compose_project
 from tests.live import live_organization, worker_process
-from windflow.localservices import remove_compose_project
 
 from .test_live import live_stack, run_in_worker_thread, wait_for
 

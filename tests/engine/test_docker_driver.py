@@ -1,5 +1,5 @@
 """windflow.engine.drivers.docker against the real Docker engine (started by
-windflow.localservices), with images from a private registry on 127.0.0.1. No mocks.
+devtools), with images from a private registry on 127.0.0.1. No mocks.
 
 Every test uses its own project (wft-<hex8>) and removes what carries its label."""
 
@@ -19,6 +19,12 @@ from pathlib import Path
 import docker
 import pytest
 
+from devtools import (
+    BASE_IMAGE,
+    ensure_compose_plugin,
+    ensure_docker_engine,
+    remove_compose_project,
+)
 from windflow.engine import ssh
 from windflow.engine.compose.load import load_compose
 from windflow.engine.compose.plan import build_plan
@@ -32,12 +38,6 @@ from windflow.engine.drivers import (
     Event,
 )
 from windflow.engine.drivers.docker import DockerDriver
-from windflow.localservices import (
-    BASE_IMAGE,
-    ensure_compose_plugin,
-    ensure_docker_engine,
-    remove_compose_project,
-)
 
 PROJECT_LABEL = "com.docker.compose.project"
 FAST = DeployOptions(health_timeout=60, grace_period=1, step_timeout=30)

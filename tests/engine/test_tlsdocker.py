@@ -1,5 +1,5 @@
 """windflow.engine.tlsdocker against the real Docker engine behind real mutual TLS (socat
-from windflow.localservices.start_tls_docker_proxy; the `tls_proxy` fixture of
+from devtools.tlsproxy.start_tls_docker_proxy; the `tls_proxy` fixture of
 tests/conftest.py). No mocks, no database."""
 
 import os

@@ -10,7 +10,7 @@ from apps.secrets.backends import VaultBackend
 @pytest.fixture(scope="session")
 def vault_server():
     """A real OpenBao (Vault API) dev server for this test session."""
-    from windflow.vaultserver import start_vault_dev
+    from devtools.openbao import start_vault_dev
 
     root = Path(tempfile.mkdtemp(prefix="windflow-vault-"))
     server = start_vault_dev(root)

@@ -36,11 +36,11 @@ migration = importlib.import_module("apps.secrets.migrations.0002_server_credent
 def tls_material(tmp_path_factory):
     from cryptography.hazmat.primitives import serialization
 
-    from windflow.localservices import _tls_pem_pair
+    from devtools import tls_pem_pair
 
     root = tmp_path_factory.mktemp("tls-material")
-    ca = _tls_pem_pair(root, "ca", "Test CA", None)
-    _tls_pem_pair(root, "client", "client", ca)
+    ca = tls_pem_pair(root, "ca", "Test CA", None)
+    tls_pem_pair(root, "client", "client", ca)
     pem = serialization.Encoding.PEM
     return {
         "ca_pem": ca[0].public_bytes(pem).decode(),

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools import free_port
 from tests.live import database_url_for_tests
-from windflow.localservices import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 30

@@ -18,10 +18,10 @@ from apps.environments import policy
 from apps.environments.models import Environment
 from apps.stacks import services as stacks
 from apps.stacks.models import Stack
+from devtools import remove_compose_project
 from tests.base import TEST_ENGINE, api_client, client_for, error_of, run_queued_jobs
 from windflow.engine.compose.hostaccess import FEATURES
 from windflow.errors import ServiceError
-from windflow.localservices import remove_compose_project
 
 ROLES = ("owner", "admin", "operator", "developer")
 ALLOWED_BY_DEFAULT = {"owner", "admin"}

@@ -28,11 +28,11 @@ from apps.secrets import services as secrets
 from apps.stacks import runtime
 from apps.stacks import services as stacks
 from apps.targets import services as targets
+from devtools import remove_compose_project
 from tests.base import api_client, host_of, run_queued_jobs
 from tests.live import live_organization, session_cookie_for
 from tests.security.leaks import Transcript, found_in, scan_database, scan_redis
 from tests.security.world import give_test_engine
-from windflow.localservices import remove_compose_project
 from windflow.redaction import MASK, RedactingFilter
 
 pytestmark = pytest.mark.live

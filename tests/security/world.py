@@ -201,9 +201,9 @@ def give_test_engine(organization) -> None:
     """Let `organization` (a live one) make `local` servers on the test Docker engine, as
     platform staff would in the admin. Deleting the organisation takes the assignment away."""
     from apps.tenants.models import LocalEngine
-    from windflow.localservices import DOCKER_SOCKET
+    from devtools import tests_engine_socket
 
     engine, _created = LocalEngine.objects.get_or_create(
-        socket_path=DOCKER_SOCKET, defaults={"name": "test-engine"}
+        socket_path=tests_engine_socket(), defaults={"name": "test-engine"}
     )
     engine.organizations.add(organization)

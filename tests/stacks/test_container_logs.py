@@ -20,9 +20,9 @@ from apps.environments.models import Environment
 from apps.stacks import runtime
 from apps.stacks.models import Stack, StackRevision
 from apps.targets import services as targets
+from devtools import remove_compose_project
 from tests.live import live_organization, session_cookie_for
 from windflow.engine.drivers import CancelToken
-from windflow.localservices import remove_compose_project
 
 pytestmark = pytest.mark.live
 

@@ -18,6 +18,7 @@ from apps.deployments.choices import DeploymentStatus
 from apps.stacks import runtime
 from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
+from devtools import free_port
 from tests.base import client_for, run_queued_jobs
 from tests.deployments.conftest import (  # noqa: F401 - fixtures
     local_target,
@@ -26,7 +27,6 @@ from tests.deployments.conftest import (  # noqa: F401 - fixtures
     staging,
 )
 from windflow.errors import Conflict, Forbidden, ServiceError
-from windflow.localservices import free_port
 
 
 def deploy(membership, stack):

@@ -19,9 +19,9 @@ from apps.stacks.models import Stack, StackRevision
 from apps.targets import services as targets
 from apps.tenants.models import LocalEngine
 from apps.tenants.services import set_local_engine_organizations
+from devtools import remove_compose_project
 from tests.base import TEST_ENGINE, api_client, client_for
 from windflow.errors import ServiceError
-from windflow.localservices import remove_compose_project
 
 
 def compose(image: str) -> str:

@@ -314,7 +314,7 @@ def test_it_lets_platform_staff_create_and_assign_engines_in_the_admin(settings,
 def test_it_gives_the_demo_organisation_a_local_engine_so_its_first_deploy_can_work(
     db, docker_socket
 ):
-    """`make run` (windflow.runlocal) runs setup_demo with WINDFLOW_LOCAL_TARGETS=staff."""
+    """`make run` (devtools.runlocal) runs setup_demo with WINDFLOW_LOCAL_TARGETS=staff."""
     from io import StringIO
 
     from django.core.management import call_command

@@ -100,7 +100,7 @@ def test_it_checks_the_local_docker_socket(admin_membership, docker_socket):
 
 
 def test_it_refuses_an_unreachable_host_and_creates_nothing(admin_membership, root_key):
-    from windflow.localservices import free_port
+    from devtools import free_port
 
     with pytest.raises(ServiceError) as error:
         services.create_target(

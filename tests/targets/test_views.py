@@ -53,7 +53,7 @@ def test_it_pins_tests_and_lists_through_the_api(owner, operator, viewer, acme, 
 
 
 def test_it_answers_bad_servers_with_clear_errors(owner, acme, root_key, in_acme):
-    from windflow.localservices import free_port
+    from devtools import free_port
 
     client = api_client(owner, acme)
     closed = client.post(

@@ -1,6 +1,6 @@
 """Test run: the test tooling exports DATABASE_URL and REDIS_URL of its throwaway servers."""
 
-from windflow.localservices import DOCKER_SOCKET
+import os
 
 from .base import *
 from .env import env_str
@@ -19,5 +19,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Local Docker engines: platform staff hand them out in the admin (as in `make run`).
 WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")
-# The engine the test tooling starts (tests/conftest.py, ensure_docker_engine) is allowed.
-WINDFLOW_LOCAL_SOCKETS = [*WINDFLOW_LOCAL_SOCKETS, DOCKER_SOCKET]
+# Only the test run's own engine is allowed: the private dockerd that devtools.pytest_plugin
+# points DOCKER_HOST at (tests/conftest.py starts it), never the machine's own engine.
+_TEST_ENGINE = os.environ.get("DOCKER_HOST", "")
+if _TEST_ENGINE.startswith("unix://"):
+    WINDFLOW_LOCAL_SOCKETS = [_TEST_ENGINE.removeprefix("unix://")]

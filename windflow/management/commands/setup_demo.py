@@ -26,28 +26,42 @@ services:
 """
 
 
-def demo_engine(organization: Organization):
-    """This machine's Docker engine as a local engine that platform staff assigned to the demo
-    organisation (WINDFLOW_LOCAL_TARGETS=staff, the default of `make run`), when the machine
-    has one on an allowed socket; None otherwise."""
+def demo_socket() -> str | None:
+    """The first socket of the operator's allow-list (WINDFLOW_LOCAL_SOCKETS) that exists:
+    `make run` lists only the engine it found or started (devtools.runlocal)."""
     import os
 
     from django.conf import settings
 
+    for path in settings.WINDFLOW_LOCAL_SOCKETS:
+        if os.path.exists(path):
+            return os.path.normpath(path)
+    return None
+
+
+def demo_engine(organization: Organization):
+    """This machine's Docker engine as a local engine that platform staff assigned to the demo
+    organisation (WINDFLOW_LOCAL_TARGETS=staff, the default of `make run`), when the machine
+    has one on an allowed socket; None otherwise."""
+
+    from django.conf import settings
+
     from apps.tenants.models import LocalEngine
-    from apps.tenants.validators import local_socket_is_allowed
-    from windflow.engine.dockerhost import DEFAULT_SOCKET
 
     if settings.WINDFLOW_LOCAL_TARGETS != "staff":
         return None
-    if not os.path.exists(DEFAULT_SOCKET) or not local_socket_is_allowed(DEFAULT_SOCKET):
+    socket_path = demo_socket()
+    if socket_path is None:
         return None
     # One engine per socket: reuse the one platform staff may have made already.
-    engine = LocalEngine.objects.filter(socket_path=os.path.normpath(DEFAULT_SOCKET)).first()
+    engine = LocalEngine.objects.filter(socket_path=socket_path).first()
     if engine is None:
+        name = "this-machine"
+        if LocalEngine.objects.filter(name=name).exists():  # an engine of an earlier run
+            name = f"this-machine-{LocalEngine.objects.count() + 1}"
         engine = LocalEngine.objects.create(
-            name="this-machine",
-            socket_path=DEFAULT_SOCKET,
+            name=name,
+            socket_path=socket_path,
             description="The Docker engine of the machine WindFlow runs on (make run).",
         )
     services.set_local_engine_organizations(
@@ -71,28 +85,19 @@ def furnish_demo(owner: Membership, engine=None) -> None:
     """Environments, the local Docker engine as a server when the platform gave the demo one
     (`engine`, or an allowed socket when WINDFLOW_LOCAL_TARGETS=all), and a sample stack:
     something to click through on a fresh install."""
-    import os
 
     from django.conf import settings
 
     from apps.environments.models import Environment
     from apps.stacks import services as stacks
     from apps.targets import services as targets
-    from apps.tenants.validators import local_socket_is_allowed
-    from windflow.engine.dockerhost import DEFAULT_SOCKET
 
     staging = Environment.objects.create(name="staging", slug="staging", kind="staging")
     Environment.objects.create(name="production", slug="production", kind="prod", protected=True)
     if engine is not None:
         server = targets.create_target(owner, name="local", kind="local", engine=engine)
-    elif (
-        settings.WINDFLOW_LOCAL_TARGETS == "all"
-        and os.path.exists(DEFAULT_SOCKET)
-        and local_socket_is_allowed(DEFAULT_SOCKET)
-    ):
-        server = targets.create_target(
-            owner, name="local", kind="local", socket_path=DEFAULT_SOCKET
-        )
+    elif settings.WINDFLOW_LOCAL_TARGETS == "all" and demo_socket() is not None:
+        server = targets.create_target(owner, name="local", kind="local", socket_path=demo_socket())
     else:
         return
     stacks.create_stack(
