@@ -67,22 +67,29 @@ def create_secret(
     name = (name or "").strip()
     _check_name(name, environment)
     _check_value(value)
-    backend_name = default_backend_name()
+    return _create_stored(
+        actor,
+        value,
+        audited=("scope", "backend", "version"),
+        name=name,
+        environment=environment,
+        description=description.strip(),
+        scope=SecretScope.ENVIRONMENT if environment else SecretScope.ORGANIZATION,
+    )
+
+
+def _create_stored(actor: Membership, value: str, *, audited, **fields) -> SecretRef:
+    """A new secret row (of any purpose) and its first value in the backend, in one
+    transaction with its audit event: if the backend fails, nothing is left behind."""
     with transaction.atomic():
-        secret = SecretRef.objects.create(
-            name=name,
-            environment=environment,
-            description=description.strip(),
-            scope=SecretScope.ENVIRONMENT if environment else SecretScope.ORGANIZATION,
-            backend=backend_name,
-            version=1,
-            created_by=actor.user,
+        secret = SecretRef.all_purposes.create(
+            backend=default_backend_name(), version=1, created_by=actor.user, **fields
         )
         _store_version(secret, 1, value, actor)
         audit.record(
             "secret.create",
             obj=secret,
-            changes={"scope": secret.scope, "backend": backend_name, "version": secret.version},
+            changes={field: getattr(secret, field) for field in audited},
         )
     return secret
 
@@ -163,24 +170,15 @@ def create_server_credential(
             field="name",
             code="duplicate",
         )
-    backend_name = default_backend_name()
-    with transaction.atomic():
-        secret = SecretRef.all_purposes.create(
-            name=name,
-            purpose=SecretPurpose.SERVER,
-            scope=SecretScope.ORGANIZATION,
-            description=description.strip()[:300],
-            backend=backend_name,
-            version=1,
-            created_by=actor.user,
-        )
-        _store_version(secret, 1, value, actor)
-        audit.record(
-            "secret.create",
-            obj=secret,
-            changes={"purpose": secret.purpose, "backend": backend_name},
-        )
-    return secret
+    return _create_stored(
+        actor,
+        value,
+        audited=("purpose", "backend"),
+        name=name,
+        purpose=SecretPurpose.SERVER,
+        scope=SecretScope.ORGANIZATION,
+        description=description.strip()[:300],
+    )
 
 
 def delete_server_credential(actor: Membership, secret: SecretRef) -> None:
