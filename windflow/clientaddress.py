@@ -105,3 +105,29 @@ def client_address(request) -> str | None:
     if address is not None:
         setattr(request, _CACHED_ATTRIBUTE, address)
     return address
+
+
+# What a proxy tells about the original request besides the address: believed, like
+# X-Forwarded-For, only from a trusted proxy (SECURE_PROXY_SSL_HEADER reads the first).
+PROXY_HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
+
+
+def from_trusted_proxy(meta) -> bool:
+    """Did the request come straight from a proxy of WINDFLOW_TRUSTED_PROXIES?"""
+    remote = parse_address(meta.get("REMOTE_ADDR"))
+    networks = trusted_proxies()
+    return remote is not None and bool(networks) and _is_trusted(remote, networks)
+
+
+class UntrustedProxyHeadersMiddleware:
+    """First of all middleware: drops the proxy headers a client wrote itself, so that a
+    forged `X-Forwarded-Proto: https` never makes a plain request look secure."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not from_trusted_proxy(request.META):
+            for header in PROXY_HEADERS:
+                request.META.pop(header, None)
+        return self.get_response(request)

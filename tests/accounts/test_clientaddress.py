@@ -115,3 +115,17 @@ def test_it_audits_the_socket_address_without_trusted_proxies(db):
 def test_it_audits_the_client_behind_a_trusted_proxy(db, settings):
     settings.WINDFLOW_TRUSTED_PROXIES = ["127.0.0.1"]
     assert _last_failed_sign_in_address("198.51.100.1, 203.0.113.9") == "203.0.113.9"
+
+
+@pytest.mark.django_db
+def test_it_believes_a_forwarded_scheme_only_from_a_trusted_proxy(settings):
+    """Behind TLS-terminating proxies, X-Forwarded-Proto says the request was secure; a
+    client that writes it itself must not pass a plain request off as HTTPS."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    forged = client_for().get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert forged.status_code == 301 and forged["Location"].startswith("https://")
+
+    settings.WINDFLOW_TRUSTED_PROXIES = "127.0.0.1"  # the test client's socket address
+    proxied = client_for().get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert proxied.status_code == 200

@@ -79,6 +79,8 @@ DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 TENANT_LIMIT_SET_CALLS = True
 
 MIDDLEWARE = [
+    # Proxy headers (X-Forwarded-Proto...) only from WINDFLOW_TRUSTED_PROXIES.
+    "windflow.clientaddress.UntrustedProxyHeadersMiddleware",
     "windflow.middleware.RequestIdMiddleware",
     # 503 naming PostgreSQL or Redis when either is away (never 500); serves /healthz.
     "windflow.middleware.DependencyUnavailableMiddleware",
