@@ -1,36 +1,38 @@
-# WindFlow developer commands. Everything runs from the project venv (.venv).
-#   make run    start WindFlow with private PostgreSQL/Redis under var/ (see devtools/runlocal.py)
-#   make test   run the test suite (it starts its own PostgreSQL/Redis); PYTEST_ARGS="-k foo -x"
+# WindFlow developer commands. Each one first runs devtools/bootstrap.py (system python3), which
+# installs what is missing (apt packages as root or with passwordless sudo, else the PyPI
+# fallbacks; the venv in .venv) and takes well under a second when everything is there.
+#   make run    start WindFlow with private PostgreSQL/Redis (and a Docker engine when the
+#               machine has none) under var/; see devtools/runlocal.py
+#   make test   run the test suite (its own PostgreSQL, Redis and Docker engine); PYTEST_ARGS="-k foo -x"
 #   make lint   ruff check
 #   make bench  run every benchmarks/*.py
 #   make clean  remove caches and build leftovers (keeps .venv and var/, your dev data)
 
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PYTHON    ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+BOOTSTRAP := $(PYTHON) devtools/bootstrap.py
 PYTEST_ARGS ?=
 
 .PHONY: venv run test lint bench clean
 
-venv: $(STAMP)
+venv:
+	@$(BOOTSTRAP) run
 
-# Reinstall only when pyproject.toml is newer than the last install.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
-
-run: venv
+run:
+	@$(BOOTSTRAP) run
 	$(BIN)/python -m devtools.runlocal
 
-test: venv
+test:
+	@$(BOOTSTRAP) test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: venv
+lint:
+	@$(BOOTSTRAP) lint
 	$(BIN)/ruff check .
 
-bench: venv
+bench:
+	@$(BOOTSTRAP) run
 	@set -e; found=0; \
 	for script in benchmarks/*.py; do \
 		[ -f "$$script" ] || continue; \

@@ -91,7 +91,7 @@ def run(cmd: list[str], *, log: Path, timeout: float, what: str) -> None:
     forked by pg_ctl or redis-server would keep a pipe open and hang us)."""
     with log.open("ab") as out:
         try:
-            result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            result = subprocess.run(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=timeout, cwd="/"
             )
         except subprocess.TimeoutExpired:
@@ -174,7 +174,7 @@ def spawn_daemon(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         try:
-            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            return subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -181,11 +181,11 @@ def _allow_forwarding_within(pool: str) -> None:
         return
     rule = ["FORWARD", "-s", pool, "-d", pool, "-m", "comment", "--comment", FORWARD_COMMENT]
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        check = subprocess.run(  # noqa: S603 - fixed argv
+        check = subprocess.run(
             [iptables, "-w", "-C", *rule, "-j", "ACCEPT"], capture_output=True, timeout=30
         )
         if check.returncode != 0:
-            subprocess.run(  # noqa: S603 - fixed argv
+            subprocess.run(
                 [iptables, "-w", "-I", *rule, "-j", "ACCEPT"], capture_output=True, timeout=30
             )
 
@@ -198,9 +198,7 @@ def _ip(*args: str) -> subprocess.CompletedProcess:
     ip = system_program("ip")
     if ip is None:
         raise DevServiceError("`ip` was not found: install it with `apt-get install -y iproute2`")
-    return subprocess.run(  # noqa: S603 - fixed argv
-        [ip, *args], capture_output=True, text=True, timeout=30, check=False
-    )
+    return subprocess.run([ip, *args], capture_output=True, text=True, timeout=30, check=False)
 
 
 def _own_bridge(engine: Dockerd) -> str:

@@ -108,7 +108,7 @@ def _docker(args: list[str], *, log: Path, timeout: float, what: str) -> None:
         out.write(f"\n$ docker {' '.join(args)}\n".encode())
         out.flush()
         try:
-            result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            result = subprocess.run(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, timeout=timeout, env=env
             )
         except subprocess.TimeoutExpired:
@@ -200,7 +200,7 @@ def build_test_images(registry: Registry) -> dict[str, str]:
 def _compose_version(cmd: list[str]) -> str | None:
     """``v5.6.1``-like version printed by `cmd`, or None when it fails."""
     try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        result = subprocess.run(
             cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, cwd="/"
         )
     except (OSError, subprocess.TimeoutExpired):

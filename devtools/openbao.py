@@ -446,7 +446,7 @@ def start_vault_dev(
     # Output goes to a file, never a pipe: nobody would drain it for the server's lifetime.
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        server._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        server._process = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=fd,

@@ -123,7 +123,7 @@ def _ensure_pg_system_user() -> pwd.struct_passwd:
         PG_USER,
     ]
     try:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=30)  # noqa: S603
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
         raise DevServiceError(
             f"PostgreSQL refuses to run as root and creating the `{PG_USER}` system user "

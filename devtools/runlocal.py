@@ -144,7 +144,7 @@ def build_env() -> dict[str, str]:
 
 def manage(env: dict[str, str], *args: str) -> None:
     say("manage.py " + " ".join(args))
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env)  # noqa: S603
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env)
     if result.returncode != 0:
         print(
             f"[runlocal] manage.py {' '.join(args)} failed (exit code {result.returncode})",

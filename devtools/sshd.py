@@ -70,7 +70,7 @@ def ssh_banner(port: int, host: str = HOST, timeout: float = 1.0) -> str | None:
 def _sshd_knows(option: str) -> bool:
     """True when this sshd accepts `option` (PerSourcePenalties exists from OpenSSH 9.8)."""
     try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, short-lived, no daemon
+        result = subprocess.run(
             [SSHD, "-t", "-f", "/dev/null", "-o", f"{option}=no"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -291,7 +291,7 @@ def _admin(cmd: list[str], what: str) -> None:
     """Run a short admin command (useradd, usermod, gpasswd) and explain a failure."""
     cmd = [(system_program(cmd[0]) or cmd[0]), *cmd[1:]]
     try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, short-lived, no daemon
+        result = subprocess.run(
             cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.SubprocessError) as exc:

@@ -94,7 +94,7 @@ class Supervisor:
     # ------------------------------------------------------------------- start
 
     def _start(self, process: Process) -> None:
-        process.popen = subprocess.Popen(  # noqa: S603 - the developer's own Procfile
+        process.popen = subprocess.Popen(
             ["/bin/sh", "-c", f"exec {process.command}"],
             cwd=self.cwd,
             env=self.env,
