@@ -164,6 +164,11 @@ class Dockerd(Service):
     def ping(self) -> bool:
         return _ping_or_explain(self.socket_path)
 
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the engine (it stops its containers first), then remove its own bridge."""
+        super().stop(timeout)
+        remove_own_bridge(self)
+
     def _signal(self, pid: int, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
@@ -326,7 +331,6 @@ def _stop_process(process: subprocess.Popen) -> None:
 def remove_private_engine(engine: Dockerd) -> None:
     """Stop the engine and delete its directory (a test run's engine, at the end)."""
     engine.stop()
-    remove_own_bridge(engine)
     for path in (engine.data_dir, _short_run_root(engine.data_dir)):
         shutil.rmtree(path, ignore_errors=True)
 

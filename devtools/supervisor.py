@@ -41,6 +41,24 @@ def read_procfile(path: Path) -> dict[str, str]:
     return entries
 
 
+def _end_group(pgid: int, grace: float = STOP_TIMEOUT) -> None:
+    """SIGTERM to what is left of a process group, SIGKILL to what is still there after
+    `grace` seconds (the leader has exited already)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 @dataclass
 class Process:
     name: str
@@ -95,7 +113,7 @@ class Supervisor:
 
     def _start(self, process: Process) -> None:
         process.popen = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {process.command}"],
+            ["/bin/sh", "-c", process.command],  # its group is signalled, not just sh
             cwd=self.cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -121,6 +139,9 @@ class Supervisor:
         code = process.popen.poll()
         if code is None:
             return
+        # What it left in its group (dramatiq's master under rundramatiq...) goes with it,
+        # or it would keep consuming beside the new one.
+        _end_group(process.popen.pid)
         for reader in process.readers:
             reader.join(1)
         ran = now - process.started_at

@@ -12,6 +12,7 @@ import redis
 
 from devtools import (
     DevServiceError,
+    ServiceStack,
     free_port,
     port_is_free,
     redis_ping,
@@ -107,3 +108,31 @@ def test_it_refuses_to_initialise_postgres_over_foreign_files(tmp_path):
 
     with pytest.raises(DevServiceError, match="not empty and holds no PostgreSQL cluster"):
         start_postgres(tmp_path / "pg", durable=False)
+
+
+def test_it_stops_postgres_when_redis_then_fails_to_start(tmp_path, busy_port):
+    """A failed start stops what it had started: no PostgreSQL left behind by a Redis that
+    could not start (what `make test` and `make run` do through ServiceStack)."""
+    stack = ServiceStack()
+    with pytest.raises(DevServiceError, match="already in use"), stack.starting():
+        pg = stack.start(start_postgres, tmp_path / "pg", durable=False)
+        assert pg.is_running()
+        stack.start(start_redis, tmp_path / "redis", port=busy_port, durable=False)
+
+    assert not pg.is_running()
+    assert port_is_free(pg.port)
+    assert stack.services == []
+
+
+def test_it_leaves_alone_a_server_it_found_running(tmp_path):
+    """A server that was already running (reused, not started) is not stopped with the stack."""
+    rd = start_redis(tmp_path / "redis", durable=False)
+    try:
+        stack = ServiceStack()
+        with stack.starting():
+            again = stack.start(start_redis, tmp_path / "redis", durable=False)
+        assert again.started is False
+        stack.stop()
+        assert redis_ping(rd.port)
+    finally:
+        rd.stop()
