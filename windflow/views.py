@@ -214,6 +214,7 @@ def _check_database() -> str:
     try:
         pool = getattr(connection, "pool", None)
         if pool is not None and not connection.in_atomic_block:
+            pool.open()  # Django opens it on first use: a fresh process may not have yet
             with pool.connection(timeout=HEALTHZ_DATABASE_TIMEOUT) as raw:
                 raw.execute("SELECT 1")
         else:
