@@ -2,6 +2,7 @@
 middleware that resolves the organisation from the websocket's Host header."""
 
 import logging
+import sys
 import threading
 import time
 
@@ -50,7 +51,7 @@ def _send_or_retry(group: str, event: dict, important: bool) -> None:
         deadline, delay = time.monotonic() + RETRY_IMPORTANT_FOR, 0.5
         while time.monotonic() < deadline:
             time.sleep(delay)
-            if send_now(group, event):
+            if sys.is_finalizing() or send_now(group, event):
                 return
             delay = min(delay * 2, 5.0)
 

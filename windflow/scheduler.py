@@ -98,9 +98,17 @@ def enqueue_in_every_organization(actor) -> None:
         actor.send_with_options(**{TENANT_OPTION: schema})
 
 
-def run(redis, identity: str, *, tick: float = 1.0, lock_ttl: int = 15, max_ticks=None) -> None:
+def run(
+    redis,
+    identity: str,
+    *,
+    tick: float = 1.0,
+    lock_ttl: int = 15,
+    max_ticks=None,
+    backoff: Backoff | None = None,
+) -> None:
     jobs = periodic_jobs()
-    backoff = Backoff()
+    backoff = backoff or Backoff()
     ticks = 0
     while max_ticks is None or ticks < max_ticks:
         ticks += 1

@@ -1,12 +1,17 @@
 """Rate limits kept in Redis as one counter per caller and window: a single INCR per request
 (DRF's default throttles read and rewrite a growing list of timestamps instead)."""
 
+import logging
 import time
 
 from django_redis import get_redis_connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import throttling
 
 from windflow.clientaddress import client_address
+
+logger = logging.getLogger(__name__)
 
 
 class FixedWindowThrottle(throttling.SimpleRateThrottle):
@@ -18,12 +23,17 @@ class FixedWindowThrottle(throttling.SimpleRateThrottle):
             return True
         window = int(time.time() // self.duration)
         key = f"throttle:{self.scope}:{ident}:{window}"
-        redis = get_redis_connection("default")
-        pipeline = redis.pipeline()
-        pipeline.incr(key)
-        pipeline.expire(key, self.duration + 1)
-        count, _ = pipeline.execute()
         self.window_end = (window + 1) * self.duration
+        try:
+            pipeline = get_redis_connection("default").pipeline()
+            pipeline.incr(key)
+            pipeline.expire(key, self.duration + 1)
+            count, _ = pipeline.execute()
+        except (RedisConnectionError, RedisTimeoutError):
+            # Redis away for a moment: serve the API rather than refuse it (the sign-in
+            # lockout, which guards passwords, still needs Redis and answers 503).
+            logger.warning("API throttle skipped: Redis unavailable")
+            return True
         return count <= self.num_requests
 
     def wait(self):
