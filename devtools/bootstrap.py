@@ -261,6 +261,22 @@ def missing_for(profile: str) -> list[tuple]:
     return [req for req in REQUIREMENTS if profile in req[3] and not req[2]()]
 
 
+def explain(profile: str, missing: list[tuple]) -> int:
+    names = ", ".join(req[0] for req in missing)
+    packages = " ".join(pkg for req in missing for pkg in req[1])
+    print(
+        f"[bootstrap] `make {profile}` needs {names}, which this user cannot install "
+        f"(not root, no passwordless sudo, or no apt-get). Install them, then run "
+        f"`make {profile}` again:\n"
+        f"    sudo apt-get install -y --no-install-recommends {packages}\n"
+        "  (other systems: the same packages from your package manager; Chromium at "
+        "/usr/bin/chromium or WINDFLOW_CHROMIUM=/path)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
+
+
 def main(argv: list[str]) -> int:
     profile = argv[1] if len(argv) > 1 else "run"
     if profile not in PROFILES:
@@ -279,6 +295,10 @@ def main(argv: list[str]) -> int:
                 say("apt-get failed (see above)")
             missing = missing_for(profile)
 
+    # What nothing here can install: say so before the long pip install.
+    hopeless = [req for req in missing if req[4] is None and not optional(req[0], profile)]
+    if hopeless:
+        return explain(profile, hopeless)
     needs_venv = any(req[0] == "python3-venv" for req in missing)
     if not needs_venv:
         ensure_python_packages(profile)
@@ -306,19 +326,7 @@ def main(argv: list[str]) -> int:
         still.append(req)
 
     if still:
-        names = ", ".join(req[0] for req in still)
-        packages = " ".join(pkg for req in still for pkg in req[1])
-        print(
-            f"[bootstrap] `make {profile}` needs {names}, which this user cannot install "
-            f"(not root, no passwordless sudo, or no apt-get). Install them, then run "
-            f"`make {profile}` again:\n"
-            f"    sudo apt-get install -y --no-install-recommends {packages}\n"
-            "  (other systems: the same packages from your package manager; Chromium at "
-            "/usr/bin/chromium or WINDFLOW_CHROMIUM=/path)",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 1
+        return explain(profile, still)
 
     if profile == "test":
         ensure_node_modules()

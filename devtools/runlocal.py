@@ -84,15 +84,13 @@ def start_services(env: dict[str, str], stack: ServiceStack) -> None:
         say(f"Redis {'started' if redis.started else 'already running'}: {redis.url}")
 
 
-def _system_engine_answers() -> bool:
+def _system_engine() -> bool | None:
+    """True when the machine's engine answers, False when there is none, None when it
+    refuses this user."""
     try:
         return docker_ping(SYSTEM_SOCKET)
     except PermissionError:
-        say(
-            f"the Docker engine on {SYSTEM_SOCKET} refuses this user: the demo's local server "
-            "cannot use it (add yourself to the `docker` group, then log in again)"
-        )
-        return False
+        return None
 
 
 def start_docker_engine(env: dict[str, str], stack: ServiceStack) -> None:
@@ -105,7 +103,15 @@ def start_docker_engine(env: dict[str, str], stack: ServiceStack) -> None:
         say("no Docker engine (WINDFLOW_DEV_DOCKER=off): the demo gets no local server")
         env["WINDFLOW_LOCAL_SOCKETS"] = "/nonexistent/docker.sock"
         return
-    system = _system_engine_answers()
+    system = _system_engine()
+    if system is None and not is_root():
+        say(
+            f"the Docker engine on {SYSTEM_SOCKET} refuses this user: the demo's local server "
+            "cannot use it (add yourself to the `docker` group, log in again, then `make run`)"
+        )
+        env["WINDFLOW_LOCAL_SOCKETS"] = SYSTEM_SOCKET
+        return
+    system = bool(system)
     if system and wanted != "private":
         say(f"Docker engine: this machine's, on {SYSTEM_SOCKET}")
         env["WINDFLOW_LOCAL_SOCKETS"] = SYSTEM_SOCKET
