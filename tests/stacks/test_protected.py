@@ -194,3 +194,47 @@ def test_it_refuses_a_change_checked_against_an_environment_the_stack_has_left(
     fresh = Stack.objects.get(pk=stale.pk)
     assert fresh.revisions.count() == 1
     assert fresh.description == ""
+
+
+def test_it_refuses_cancel_and_control_without_a_grant_and_allows_them_with_one(
+    prod_stack, protected, developer, owner, acme
+):
+    """A developer without a grant on the protected environment can neither cancel its
+    deployment nor stop / start / restart its stack (page and API); once granted, both."""
+    from apps.audit.models import AuditEvent
+    from apps.deployments import services as deployments
+    from apps.deployments.choices import DeploymentStatus
+    from apps.environments.services import grant_deploy
+    from apps.stacks import runtime
+
+    queued = deployments.request_deployment(member(owner, acme), prod_stack)
+    page = client_for(developer, acme)
+    api = api_client(developer, acme)
+    assert page.post(f"/deployments/{queued.pk}/cancel/").status_code == 403
+    response = api.post(f"/api/v1/deployments/{queued.pk}/cancel/")
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "permission_denied"
+    with pytest.raises(Forbidden):
+        deployments.cancel_deployment(member(developer, acme), queued)
+    queued.refresh_from_db()
+    assert (queued.status, queued.cancel_requested_at) == (DeploymentStatus.QUEUED, None)
+
+    deployments.cancel_deployment(member(owner, acme), queued)  # nothing active any more
+    assert page.post("/stacks/shop/runtime/control/", {"action": "restart"}).status_code == 403
+    response = api.post("/api/v1/stacks/shop/control/", {"action": "restart"}, format="json")
+    assert response.status_code == 403
+    assert error_of(response)["code"] == "permission_denied"
+    with pytest.raises(Forbidden):
+        runtime.request_control(member(developer, acme), prod_stack, "stop")
+    assert not AuditEvent.objects.filter(action__in=["stack.restart", "stack.stop"]).exists()
+
+    grant_deploy(member(owner, acme), protected, member(developer, acme))
+    response = api.post("/api/v1/stacks/shop/control/", {"action": "restart"}, format="json")
+    assert response.status_code == 202, response.content
+    assert AuditEvent.objects.filter(action="stack.restart").count() == 1
+    done = page.post("/stacks/shop/runtime/control/", {"action": "stop"})
+    assert (done.status_code, done["Location"]) == (302, "/stacks/shop/")
+    assert AuditEvent.objects.filter(action="stack.stop").count() == 1
+    again = deployments.request_deployment(member(developer, acme), prod_stack)
+    cancelled = deployments.cancel_deployment(member(developer, acme), again)
+    assert cancelled.status == DeploymentStatus.CANCELLED
