@@ -93,3 +93,43 @@ def test_it_gives_a_deactivated_account_the_answer_of_a_wrong_password(developer
     wrong = jwt_attempt(acme, developer.email, "not the password")
     assert right.status_code == wrong.status_code == 400
     assert json.loads(right.content) == json.loads(wrong.content)
+
+
+def address_budget(settings) -> int:
+    """The failures one address may make (the `/ip` part of allauth's login_failed limit)."""
+    rules = settings.ACCOUNT_RATE_LIMITS["login_failed"].split(",")
+    return next(int(rule.split("/")[0]) for rule in rules if rule.endswith("/ip"))
+
+
+def test_it_locks_an_address_out_after_failures_on_many_accounts(owner, acme, settings):
+    """Failures spread over many accounts (none reaches its own limit) lock the address out:
+    even a right password is refused from there, on the form and the JWT endpoint, while
+    the same person signs in from another address."""
+    from windflow.settings import base
+
+    # The product's rule (the test settings raise it for other tests' sake).
+    settings.ACCOUNT_RATE_LIMITS = base.ACCOUNT_RATE_LIMITS
+    attacker = {"REMOTE_ADDR": "203.0.113.7"}
+    budget = address_budget(settings)
+    assert budget < 30  # below allauth's 30 sign-ins a minute: the lockout answers first
+    browser = client_for(None, None)
+    for n in range(budget):
+        page = browser.post(
+            "/accounts/login/", {"login": f"guess{n}@example.test", "password": "x"}, **attacker
+        )
+        assert LOCKED not in page.content.decode(), n
+    locked = browser.post(
+        "/accounts/login/", {"login": owner.email, "password": PASSWORD}, **attacker
+    )
+    assert LOCKED in locked.content.decode()
+    assert "_auth_user_id" not in browser.session
+    refused = api_client(None, acme).post(
+        TOKEN_URL, {"email": owner.email, "password": PASSWORD}, format="json", **attacker
+    )
+    assert refused.status_code == 429
+    assert LOCKED in error_of(refused)["message"]
+
+    elsewhere = client_for(None, None)
+    form_attempt(elsewhere, owner.email, PASSWORD)
+    assert elsewhere.session["_auth_user_id"] == str(owner.pk)
+    assert jwt_attempt(acme, owner.email, PASSWORD).status_code == 200
