@@ -150,3 +150,46 @@ def test_it_names_secret_events_plainly(owner, acme, in_acme):
     secrets.create_secret(owner_membership(owner, acme), name="DB_PASSWORD", value="pw-123456")
     event = AuditEvent.objects.get(action="secret.create")
     assert (event.object_type, event.object_label) == ("secret", "DB_PASSWORD")
+
+
+def test_it_archives_an_organisations_old_events_with_the_command(
+    acme, globex, tmp_path, monkeypatch, capsys
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    connection.set_tenant(acme)
+    old = list(AuditEvent.objects.order_by("id").values_list("id", flat=True))
+    assert old  # acme's provisioning, at least
+    connection.set_tenant(globex)
+    globex_events = AuditEvent.objects.count()
+    # Forty days pass: everything so far is older than the 30 days kept.
+    later = timezone.now() + timedelta(days=40)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    connection.set_tenant(acme)
+    recent = services.record("test.recent")
+    connection.set_schema_to_public()
+
+    call_command("audit_archive", "--days", "30", "--org", "acme", "--out", str(tmp_path))
+    archive = tmp_path / f"audit-{acme.schema_name}-through-{old[-1]}.jsonl"
+    assert capsys.readouterr().out == f"acme: {len(old)} events → {archive}\n"
+    lines = archive.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in lines[1:]] == old
+    connection.set_tenant(acme)
+    assert list(AuditEvent.objects.values_list("id", flat=True)) == [recent.id]
+    assert services.verify()[1] is None  # what remains still verifies, from the anchor
+    connection.set_tenant(globex)
+    assert AuditEvent.objects.count() == globex_events  # only the organisation asked for
+
+    connection.set_schema_to_public()
+    call_command("audit_archive", "--days", "30", "--org", "acme", "--out", str(tmp_path))
+    assert capsys.readouterr().out.startswith("acme: nothing older than ")
+
+
+def test_it_refuses_bad_archive_arguments(db, tmp_path):
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("audit_archive", "--days", "0", "--out", str(tmp_path))
+    with pytest.raises(CommandError, match="No organisation"):
+        call_command("audit_archive", "--days", "30", "--org", "nope", "--out", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
