@@ -166,7 +166,8 @@ def test_it_rides_out_a_postgresql_restart_in_the_middle_of_a_deployment(fault_i
     try:
         pk = instance.deploy(stack)
         assert wait_for(lambda: started(instance, pk), 60), instance.tail()
-        instance.restart_postgres(down_seconds=1)
+        # Longer than the pool waits for a connection (10 s): the writes' own retries count.
+        instance.restart_postgres(down_seconds=12)
         assert wait_for(lambda: final(instance, pk), FINAL_WITHIN), (
             reading(lambda: instance.deployment(pk)),
             instance.tail(),
