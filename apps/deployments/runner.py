@@ -83,7 +83,11 @@ def driver_for(client) -> DockerDriver:
 def run(deployment_id: int) -> None:
     """Run a queued deployment. Safe to call again for the same id (a redelivered message):
     a deployment that is running elsewhere, or finished, is left alone."""
-    deployment = services.claim(deployment_id)
+    deployment = retry(
+        lambda: services.claim(deployment_id),
+        what=f"claiming deployment {deployment_id}",
+        budget=services.WRITE_RETRY_SECONDS,
+    )
     if deployment is None:
         reap_stale(Deployment.objects.filter(pk=deployment_id))
         return
