@@ -162,3 +162,35 @@ def test_it_keeps_the_scheduler_going_while_redis_refuses(db):
     scheduler.run(
         client, "test:1", tick=0, max_ticks=4, backoff=Backoff(first=0.01, ceiling=0.02)
     )  # returns after its ticks: it did not die
+
+
+async def _open_socket(host: str, cookie: str) -> tuple[bool, int | None]:
+    from channels.testing import WebsocketCommunicator
+
+    from windflow.asgi import application
+
+    headers = [
+        (b"host", host.encode()),
+        (b"origin", f"http://{host}".encode()),
+        (b"cookie", cookie.encode()),
+    ]
+    socket = WebsocketCommunicator(application, "/ws/deployments/999999/", headers=headers)
+    try:
+        return await socket.connect(timeout=10)
+    finally:
+        await socket.disconnect()
+
+
+@pytest.mark.live
+def test_it_closes_a_websocket_with_try_again_later_when_redis_is_away(live_db):
+    import asyncio
+
+    from tests.live import live_organization, session_cookie_for
+
+    with live_organization() as world:
+        host = world.organization.primary_domain
+        cookie = session_cookie_for(world.owner)  # in PostgreSQL: good with or without Redis
+        # Redis here: signed in and allowed, then no such deployment (4404).
+        assert asyncio.run(_open_socket(host, cookie)) == (False, 4404)
+        with redis_away():
+            assert asyncio.run(_open_socket(host, cookie)) == (False, 1013)
