@@ -239,8 +239,13 @@ class _Heartbeat(threading.Thread):
                 .values_list("cancel_requested_at", flat=True)
                 .first()
             )
-        except Exception:  # a database hiccup must not kill the deployment
-            logger.exception("heartbeat of deployment %s failed", self.deployment_id)
+        except Exception as exc:  # a database hiccup must not kill the deployment
+            from windflow.resilience import dependency_of
+
+            if dependency_of(exc):  # PostgreSQL away: the next beat tries again
+                logger.warning("heartbeat of deployment %s missed: %s", self.deployment_id, exc)
+            else:
+                logger.exception("heartbeat of deployment %s failed", self.deployment_id)
             return
         finally:
             release_connection()

@@ -249,6 +249,13 @@ class Prober(threading.Thread):
             if code >= 500 and code != 503
         ]
 
+    def serving_again_after(self, back: float) -> float | None:
+        """Seconds from `back` (the dependency returned) to the first API answer 200."""
+        for when, name, code, _text in self.answers:
+            if name == "api" and code == 200 and when >= back:
+                return when - back
+        return None
+
     def healthz_between(self, start: float, end: float) -> list[dict]:
         out = []
         for when, name, code, text in self.answers:

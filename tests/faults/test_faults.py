@@ -22,6 +22,7 @@ FINAL = {"succeeded", "failed", "rolled_back", "cancelled"}
 SERVICES = {"db", "app"}
 # What the issue promises: final within 60 s of the fault.
 FINAL_WITHIN = 60
+SERVING_AGAIN_WITHIN = 10
 
 
 def reading(fn):
@@ -157,6 +158,7 @@ def test_it_rides_out_a_redis_restart_in_the_middle_of_a_deployment(fault_instan
     # While Redis was away, /healthz said so (503 naming it), and never answered 500.
     during = prober.healthz_between(down, back)
     assert any(answer["code"] == 503 and "redis" in answer["failed"] for answer in during), during
+    assert_serving_again_soon(prober, back)
 
 
 def test_it_rides_out_a_postgresql_restart_in_the_middle_of_a_deployment(fault_instance):
@@ -168,6 +170,7 @@ def test_it_rides_out_a_postgresql_restart_in_the_middle_of_a_deployment(fault_i
         assert wait_for(lambda: started(instance, pk), 60), instance.tail()
         # Longer than the pool waits for a connection (10 s): the writes' own retries count.
         instance.restart_postgres(down_seconds=12)
+        back = time.monotonic()
         assert wait_for(lambda: final(instance, pk), FINAL_WITHIN), (
             reading(lambda: instance.deployment(pk)),
             instance.tail(),
@@ -183,6 +186,13 @@ def test_it_rides_out_a_postgresql_restart_in_the_middle_of_a_deployment(fault_i
     assert_nothing_unrecorded(instance, stack, again)
     assert_processes_alive(instance)
     assert prober.errors() == []
+    assert_serving_again_soon(prober, back)
+
+
+def assert_serving_again_soon(prober, back: float) -> None:
+    """The issue's number: the instance serves again within 10 s of the dependency's return."""
+    delay = prober.serving_again_after(back)
+    assert delay is not None and delay <= SERVING_AGAIN_WITHIN, delay
 
 
 def _deploy_when_serving(instance, stack: str) -> int | None:
