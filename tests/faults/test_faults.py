@@ -169,6 +169,7 @@ def test_it_rides_out_a_postgresql_restart_in_the_middle_of_a_deployment(fault_i
         pk = instance.deploy(stack)
         assert wait_for(lambda: started(instance, pk), 60), instance.tail()
         # Longer than the pool waits for a connection (10 s): the writes' own retries count.
+        down = time.monotonic()
         instance.restart_postgres(down_seconds=12)
         back = time.monotonic()
         assert wait_for(lambda: final(instance, pk), FINAL_WITHIN), (
@@ -186,6 +187,10 @@ def test_it_rides_out_a_postgresql_restart_in_the_middle_of_a_deployment(fault_i
     assert_nothing_unrecorded(instance, stack, again)
     assert_processes_alive(instance)
     assert prober.errors() == []
+    during = prober.healthz_between(down, back)
+    assert any(answer["code"] == 503 and "database" in answer["failed"] for answer in during), (
+        during
+    )
     assert_serving_again_soon(prober, back)
 
 
