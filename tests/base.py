@@ -39,6 +39,24 @@ def require_root(what: str) -> None:
         pytest.skip(f"{what} needs root (this run is uid {os.geteuid()})")
 
 
+# A stack's compose file for tests that do not deploy (nginx is never pulled): one service
+# that reads an environment variable (staging defines GREETING).
+COMPOSE = """services:
+  web:
+    image: nginx:1.27
+    restart: unless-stopped
+    environment:
+      GREETING: ${GREETING}
+"""
+
+
+def member(user, organization):
+    """The Membership of `user` in `organization` (the actor services take)."""
+    from apps.accounts.models import Membership
+
+    return Membership.objects.get(user=user, organization=organization)
+
+
 def build_world() -> None:
     """Two organisations created through the real provisioning service, with personas."""
     from apps.accounts.models import Membership, User

@@ -87,9 +87,73 @@ def in_acme(acme):
 @pytest.fixture
 def live_db(django_db_setup, django_db_blocker):
     """Database access without the rolled-back transaction, from any thread (workers,
-    websocket consumers). Tests using it create and remove their own data (tests/live.py)."""
+    websocket consumers, a live server): the test's writes are committed. It yields a
+    tests.live.LiveData: what a test registers there (organisations, users) is deleted after
+    it, even when it fails; tests.live.live_organization cleans up after itself."""
+    from tests.live import LiveData, close_connections
+
+    data = LiveData()
     with django_db_blocker.unblock():
-        yield
+        try:
+            yield data
+        finally:
+            try:
+                data.cleanup()
+            finally:
+                close_connections()
+
+
+@pytest.fixture
+def membership(owner, acme, in_acme):
+    """The owner's membership of acme, with acme's schema active."""
+    from tests.base import member
+
+    return member(owner, acme)
+
+
+@pytest.fixture
+def staging(in_acme):
+    from apps.environments.models import Environment
+
+    return Environment.objects.create(
+        name="staging", slug="staging", variables={"GREETING": "hello"}
+    )
+
+
+@pytest.fixture
+def local_target(membership):
+    """acme's `local` server on the test Docker engine (nothing connects until a test
+    deploys or checks)."""
+    from apps.targets import services as targets
+
+    return targets.create_target(membership, name="web-1", kind="local")
+
+
+@pytest.fixture
+def make_stack(membership, staging, local_target):
+    """make_stack(compose=COMPOSE, *, name="shop", actor=membership, environment=staging,
+    target=local_target, **settings) -> a Stack with revision 1, made by the service (every
+    check applies). When the run's Docker engine is up, the compose projects of the stacks it
+    made are removed from it after the test; nothing else is touched."""
+    from apps.stacks import services
+    from tests.base import COMPOSE
+
+    made = []
+
+    def make(compose: str = COMPOSE, *, name: str = "shop", actor=None, **fields):
+        fields.setdefault("environment", staging)
+        fields.setdefault("target", local_target)
+        stack = services.create_stack(actor or membership, name=name, compose=compose, **fields)
+        made.append(stack)
+        return stack
+
+    yield make
+    engine = os.environ.get("DOCKER_HOST", "")  # the run's own engine (devtools.pytest_plugin)
+    if made and engine.startswith("unix://") and os.path.exists(engine.removeprefix("unix://")):
+        from devtools import remove_compose_project
+
+        for stack in made:
+            remove_compose_project(stack.project)
 
 
 @pytest.fixture(scope="session")

@@ -113,3 +113,43 @@ def live_stack(world, compose: str, *, name: str, target=None, **settings):
     stack = Stack.objects.create(name=name, environment=environment, target=target, **settings)
     StackRevision.objects.create(stack=stack, number=1, compose=compose)
     return stack
+
+
+BUSYBOX_COMPOSE = "services:\n  web:\n    image: busybox\n"
+
+
+def make_world(organization, owner, *, protected=False, name="shop"):
+    """A local target, an environment and a stack with two revisions, in `organization`
+    (made through the ORM: nothing is deployed), with its schema active. ->
+    .membership .target .environment .stack"""
+    from types import SimpleNamespace
+
+    from apps.accounts.models import Membership
+    from apps.environments.models import Environment
+    from apps.stacks.models import Stack, StackRevision
+    from apps.targets.models import Target
+
+    connection.set_tenant(organization)
+    membership = Membership.objects.get(user=owner, organization=organization)
+    target = Target.objects.create(name="web-1", slug="web-1", kind="local")
+    environment = Environment.objects.create(
+        name="production" if protected else "staging",
+        slug="production" if protected else "staging",
+        protected=protected,
+    )
+    stack = Stack.objects.create(name=name, environment=environment, target=target)
+    StackRevision.objects.create(stack=stack, number=1, compose=BUSYBOX_COMPOSE)
+    StackRevision.objects.create(stack=stack, number=2, compose=BUSYBOX_COMPOSE)
+    return SimpleNamespace(
+        membership=membership, target=target, environment=environment, stack=stack
+    )
+
+
+def progress(deployment, lines=3):
+    """What the runner would have written: a service bar and numbered lines."""
+    from apps.deployments import services
+    from apps.deployments.choices import ServicePhase
+
+    services.set_service(deployment, "web", phase=ServicePhase.PULL, progress=40, message="pull")
+    for n in range(1, lines + 1):
+        services.append_log(deployment, f"line {n}", service="web")

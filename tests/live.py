@@ -98,3 +98,46 @@ def worker_process(threads: int = 4):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+@dataclass
+class LiveData:
+    """Committed-data access for a test, and the list of what to delete after it."""
+
+    organization_slugs: list[str] = field(default_factory=list)
+    user_emails: list[str] = field(default_factory=list)
+
+    def track_organization(self, slug: str) -> None:
+        """Delete this organisation (and its schema) after the test, if it exists then."""
+        self.organization_slugs.append(slug)
+
+    def track_user(self, email: str) -> None:
+        """Delete this user after the test, if it exists then."""
+        self.user_emails.append(email)
+
+    def create_user(self, email: str, password: str, **extra):
+        from apps.accounts.models import User
+
+        self.track_user(email)
+        return User.objects.create_user(email, password, **extra)
+
+    def cleanup(self) -> None:
+        from django.db import connection
+
+        from apps.accounts.models import User
+        from apps.tenants.models import Organization
+        from apps.tenants.services import delete_organization
+
+        connection.set_schema_to_public()
+        for organization in Organization.objects.filter(slug__in=self.organization_slugs):
+            delete_organization(organization)
+        User.objects.filter(email__in=self.user_emails).delete()
+
+
+def close_connections() -> None:
+    """While Playwright's loop runs, Django keeps this thread's connections per asyncio
+    context rather than per thread: close them, or they outlive the test run and PostgreSQL
+    refuses to drop the test database."""
+    from django.db import connections
+
+    connections.close_all()

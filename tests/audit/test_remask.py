@@ -59,7 +59,7 @@ def test_it_changes_nothing_on_a_dry_run(in_acme):
 
 
 def test_it_refuses_to_rewrite_a_chain_that_does_not_verify(in_acme):
-    from tests.audit.test_services import tamper
+    from tests.audit.tampering import tamper
 
     leaked = seed()
     tamper(leaked.id, action="forged")

@@ -11,6 +11,7 @@ from apps.accounts.models import Membership
 from apps.audit import services
 from apps.audit.models import AuditEvent
 from apps.environments import services as environments
+from tests.audit.tampering import delete_behind_the_trigger, tamper
 
 
 def owner_membership(owner, acme):
@@ -43,25 +44,6 @@ def test_it_refuses_update_and_delete_at_the_database(in_acme):
         AuditEvent.objects.filter(pk=event.pk).delete()
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("TRUNCATE audit_auditevent")
-
-
-def tamper(event_id, **changes):
-    """Change a row behind the trigger's back, as a database superuser could."""
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        for column, value in changes.items():
-            cursor.execute(
-                f"UPDATE audit_auditevent SET {column} = %s WHERE id = %s",  # noqa: S608
-                [value, event_id],
-            )
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-
-
-def delete_behind_the_trigger(event_id):
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("DELETE FROM audit_auditevent WHERE id = %s", [event_id])
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
 
 
 def test_it_names_the_first_altered_event(in_acme):

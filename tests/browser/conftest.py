@@ -6,10 +6,11 @@ Fixtures (reusable by any test under tests/browser/):
 - `asgi_server` (session): a running `uvicorn windflow.asgi:application`; `.url` is
   ``http://localhost:<port>`` (the public host), `.org_url(slug, path)` an organisation's URL,
   `.port`, `.log_path`, `.log_tail()`.
-- `live_db` (function): database access for the whole test WITHOUT the rolled-back transaction
-  of `db` (the server only sees committed rows). Anything the test creates must be registered
-  with `live_db.track_organization(slug)` / `live_db.track_user(email)` (or made with
-  `live_db.create_user(...)`): it is deleted at teardown, even when the test fails.
+- `live_db` (function, tests/conftest.py): database access for the whole test WITHOUT the
+  rolled-back transaction of `db` (the server only sees committed rows). Anything the test
+  creates must be registered with `live_db.track_organization(slug)` /
+  `live_db.track_user(email)` (or made with `live_db.create_user(...)`): it is deleted at
+  teardown, even when the test fails.
 - `chromium` (module): a headless Playwright Chromium browser (module-scoped on purpose: see
   its docstring).
 - `open_page` (function): `open_page(device="desktop"|"phone")` gives a page in a fresh
@@ -32,13 +33,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from devtools import free_port
-from tests.live import database_url_for_tests
+from tests.live import close_connections, database_url_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -144,63 +145,6 @@ def asgi_server(django_db_setup, tmp_path_factory):
             process.wait(timeout=5)
 
 
-@dataclass
-class LiveData:
-    """Committed-data access for a test, and the list of what to delete after it."""
-
-    organization_slugs: list[str] = field(default_factory=list)
-    user_emails: list[str] = field(default_factory=list)
-
-    def track_organization(self, slug: str) -> None:
-        """Delete this organisation (and its schema) after the test, if it exists then."""
-        self.organization_slugs.append(slug)
-
-    def track_user(self, email: str) -> None:
-        """Delete this user after the test, if it exists then."""
-        self.user_emails.append(email)
-
-    def create_user(self, email: str, password: str, **extra):
-        from apps.accounts.models import User
-
-        self.track_user(email)
-        return User.objects.create_user(email, password, **extra)
-
-    def cleanup(self) -> None:
-        from django.db import connection
-
-        from apps.accounts.models import User
-        from apps.tenants.models import Organization
-        from apps.tenants.services import delete_organization
-
-        connection.set_schema_to_public()
-        for organization in Organization.objects.filter(slug__in=self.organization_slugs):
-            delete_organization(organization)
-        User.objects.filter(email__in=self.user_emails).delete()
-
-
-def _close_connections() -> None:
-    """While Playwright's loop runs, Django keeps this thread's connections per asyncio
-    context rather than per thread: close them, or they outlive the test run and PostgreSQL
-    refuses to drop the test database."""
-    from django.db import connections
-
-    connections.close_all()
-
-
-@pytest.fixture
-def live_db(django_db_setup, django_db_blocker):
-    """Database access with autocommit (no rolled-back transaction), cleaned up after."""
-    data = LiveData()
-    with django_db_blocker.unblock():
-        try:
-            yield data
-        finally:
-            try:
-                data.cleanup()
-            finally:
-                _close_connections()
-
-
 @pytest.fixture(scope="module")
 def chromium():
     """Playwright's sync API keeps an asyncio loop "running" in this thread while it is open,
@@ -223,7 +167,7 @@ def chromium():
             try:
                 yield browser
             finally:
-                _close_connections()
+                close_connections()
                 browser.close()
     finally:
         if previous is None:

@@ -7,28 +7,12 @@ import secrets
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.errors import real_errors, watch_errors
+
 pytestmark = pytest.mark.browser
 
 DEVICES = ["desktop", "phone"]
 PASSWORD = "Gusty-Turbine-42-Blades!"
-
-
-def watch_errors(page) -> list[str]:
-    """JavaScript errors and console errors (CSP refusals, failed assets...) of the page."""
-    errors: list[str] = []
-
-    def on_console(message):
-        if message.type == "error":
-            errors.append(f"console: {message.text} {message.location}")
-
-    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.on("console", on_console)
-    return errors
-
-
-def real_errors(errors: list[str]) -> list[str]:
-    # No favicon yet (reported); everything else counts.
-    return [e for e in errors if "/favicon.ico" not in e]
 
 
 def open_menu_if_collapsed(page) -> None:

@@ -9,13 +9,15 @@ from django.db import connection
 from playwright.sync_api import expect
 
 from devtools import free_port, remove_compose_project
-from tests.browser.test_browser import real_errors, watch_errors
+from tests.browser.errors import real_errors, watch_errors
 from tests.live import assign_test_engine, worker_process
 
 pytestmark = pytest.mark.browser
 
 
-def make_stack(live_db, test_images, project: str, port: int):
+def organization_with_a_stack(live_db, test_images, project: str, port: int):
+    """A committed organisation (tracked by live_db) whose local server has stack `project`
+    (api + web on 127.0.0.1:`port`), not deployed. -> (organization, owner)"""
     from apps.accounts.models import Membership
     from apps.environments.models import Environment
     from apps.stacks import services as stacks
@@ -55,9 +57,8 @@ services:
 def test_it_deploys_from_the_stack_page_and_follows_it_live(
     live_db, open_page, login_as, test_images
 ):
-    project = "wf-browser"
-    remove_compose_project(project)
-    organization, owner = make_stack(live_db, test_images, project, free_port())
+    project = f"wf-browser-{secrets.token_hex(3)}"
+    organization, owner = organization_with_a_stack(live_db, test_images, project, free_port())
     try:
         with worker_process():
             page = open_page()

@@ -6,7 +6,7 @@ from django.db import connection
 
 from apps.deployments import services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
-from tests.deployments.test_views import make_world, progress
+from tests.deploying import make_world, progress
 
 
 def _in_thread(organization, work):

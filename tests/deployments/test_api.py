@@ -11,15 +11,7 @@ from apps.deployments import services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
 from apps.deployments.models import Deployment
 from tests.base import api_client, error_of
-
-from .test_views import make_world
-
-
-@pytest.fixture
-def world(acme, owner):
-    world = make_world(acme, owner)
-    yield world
-    connection.set_schema_to_public()
+from tests.deploying import make_world
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ from django.db import connection
 
 from apps.deployments import services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
+from tests.deploying import make_world
 from tests.live import live_organization, session_cookie_for
-
-from .test_views import make_world
 
 pytestmark = pytest.mark.live
 

@@ -11,8 +11,7 @@ import pytest
 from apps.deployments import runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.targets.services import is_platform_engine
-
-from .conftest import add_revision
+from tests.deploying import add_revision
 
 COMPOSE = """
 services:

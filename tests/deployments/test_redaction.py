@@ -15,9 +15,8 @@ from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from apps.notifications.models import Notification
 from apps.secrets import services as secrets
+from tests.deploying import add_revision
 from windflow.redaction import MASK
-
-from .conftest import add_revision
 
 
 @pytest.fixture
@@ -59,7 +58,7 @@ def assert_masked(deployment: Deployment, value: str, where: str) -> None:
 def test_it_masks_a_secret_a_crashing_container_prints_in_clear_and_base64(
     membership, make_stack, test_images, canary
 ):
-    stack = make_stack("services: {}\n", grace_period=2)
+    stack = make_stack(grace_period=2)
     revision = add_revision(
         stack,
         f"""
@@ -86,7 +85,7 @@ services:
 def test_it_masks_a_secret_in_an_image_name_in_the_reason_and_the_audit_trail(
     membership, make_stack, image_registry, canary
 ):
-    stack = make_stack("services: {}\n")
+    stack = make_stack()
     revision = add_revision(
         stack,
         f"services:\n  web:\n    image: {image_registry.url}/windflow-test/${{API_TOKEN}}:1\n",
@@ -136,7 +135,7 @@ services:
 def test_it_keeps_the_values_in_scope_for_rollback_and_outcome(membership, make_stack, canary):
     """What the runner writes after the deploy itself (restore, outcome) is masked even when
     a text reaches `finish` directly."""
-    stack = make_stack("services: {}\n")
+    stack = make_stack()
     deployment = services.request_deployment(membership, stack)
     services.append_log(deployment, f"printed {canary}")
     services.set_service(deployment, "web", phase="failed", progress=0, message=canary)

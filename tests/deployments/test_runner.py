@@ -2,7 +2,6 @@
 registry: health gate, automatic rollback, diagnosis, queueing, crash safety."""
 
 import socket
-import urllib.request
 
 import docker
 import pytest
@@ -14,43 +13,15 @@ from apps.deployments.models import Deployment
 from apps.secrets import services as secrets
 from apps.stacks.models import Stack
 from devtools import free_port
-
-from .conftest import add_revision
-
-
-def deploy(membership, stack, revision=None) -> Deployment:
-    deployment = services.request_deployment(membership, stack, revision)
-    runner.run(deployment.pk)
-    deployment.refresh_from_db()
-    return deployment
-
-
-def project_containers(project: str) -> list:
-    client = docker.from_env()
-    try:
-        return client.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={project}"}
-        )
-    finally:
-        client.close()
-
-
-def page(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-        return response.read().decode()
-
-
-def web_stack(image: str, port: int, *, extra: str = "") -> str:
-    return f"""
-services:
-  web:
-    image: {image}
-    ports: ["127.0.0.1:{port}:8080"]
-{extra}"""
-
-
-def log_text(deployment: Deployment) -> str:
-    return "\n".join(deployment.lines.order_by("seq").values_list("message", flat=True))
+from tests.deploying import (
+    FAILING_HEALTHCHECK,
+    add_revision,
+    deploy,
+    log_text,
+    page,
+    project_containers,
+    web_stack,
+)
 
 
 def test_it_deploys_services_in_dependency_order_and_gates_on_health(
@@ -96,12 +67,7 @@ def test_it_rolls_a_failing_healthcheck_back_to_the_last_good_revision(
     assert deploy(membership, stack).status == DeploymentStatus.SUCCEEDED
     bad = add_revision(
         stack,
-        web_stack(
-            test_images["web:2"],
-            port,
-            extra='    healthcheck: {test: ["CMD", "sh", "-c", "echo db unreachable; exit 1"], '
-            "interval: 1s, retries: 1}\n",
-        ),
+        web_stack(test_images["web:2"], port, extra=FAILING_HEALTHCHECK),
     )
     deployment = deploy(membership, stack, bad)
     assert deployment.status == DeploymentStatus.ROLLED_BACK
@@ -149,12 +115,13 @@ def test_it_says_when_an_image_does_not_exist(membership, make_stack, image_regi
 
 
 def test_it_fails_clearly_when_a_secret_is_missing(membership, make_stack, test_images):
-    stack = make_stack(
-        f"services:\n  web:\n    image: {test_images['busybox:1']}\n"
-        "    environment:\n      TOKEN: ${API_TOKEN}\n"
-    )
+    stack = make_stack(f"services:\n  web:\n    image: {test_images['busybox:1']}\n")
+    # A revision that uses a secret the organisation no longer has (deleted since).
     revision = add_revision(
-        stack, stack.latest_revision.compose, secrets=["API_TOKEN"], message="use the token"
+        stack,
+        stack.latest_revision.compose + "    environment:\n      TOKEN: ${API_TOKEN}\n",
+        secrets=["API_TOKEN"],
+        message="use the token",
     )
     deployment = deploy(membership, stack, revision)
     assert deployment.status == DeploymentStatus.FAILED
@@ -164,7 +131,7 @@ def test_it_fails_clearly_when_a_secret_is_missing(membership, make_stack, test_
 
 def test_it_passes_secrets_to_containers_without_logging_them(membership, make_stack, test_images):
     secrets.create_secret(membership, name="API_TOKEN", value="s3cr3t-value-42")
-    stack = make_stack("services: {}\n")
+    stack = make_stack()
     revision = add_revision(
         stack,
         f"services:\n  web:\n    image: {test_images['busybox:1']}\n"
@@ -257,13 +224,21 @@ def test_it_marks_a_deployment_whose_worker_died_failed_and_resumable(
     assert resumed.resumed_from == lost
 
 
-def test_it_fails_clearly_when_the_server_is_unreachable(membership, make_stack, local_target):
+def test_it_fails_clearly_when_the_server_is_unreachable(
+    membership, make_stack, local_target, settings
+):
+    # A single-organisation install: a local server names its own (allowed) socket, and
+    # nothing answers there.
+    settings.WINDFLOW_LOCAL_TARGETS = "all"
+    settings.WINDFLOW_LOCAL_SOCKETS = ["/run/windflow-no-such-docker.sock"]
     local_target.socket_path = "/run/windflow-no-such-docker.sock"
+    local_target.engine = None
     local_target.save()
     stack = make_stack("services:\n  app:\n    image: busybox:1\n")
     deployment = deploy(membership, stack)
     assert deployment.status == DeploymentStatus.FAILED
-    assert deployment.reason
+    assert deployment.diagnosis["code"] == "docker_unavailable"
+    assert "There is no Docker socket at /run/windflow-no-such-docker.sock" in deployment.reason
     assert deployment.finished_at is not None
 
 
@@ -316,7 +291,8 @@ def test_it_pulls_from_a_private_registry_with_credentials_from_secrets(
     stack = make_stack(f"services:\n  app:\n    image: {image}\n", grace_period=0)
     refused = deploy(membership, stack)
     assert refused.status == DeploymentStatus.FAILED
-    assert refused.diagnosis["code"] in {"registry_auth", "image_not_found"}
+    assert refused.diagnosis["code"] == "registry_auth"  # it exists, behind a login
+    assert f"registry refused the credentials ({private_registry.url})" in refused.reason
 
     secrets.create_secret(membership, name="REGISTRY_PASSWORD", value="pull-pass-123")
     stacks.update_stack(

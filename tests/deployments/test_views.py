@@ -2,53 +2,17 @@
 fallback, cancel and resume, and isolation between organisations. No worker runs: progress is
 written with the services the runner uses."""
 
-from types import SimpleNamespace
-
-import pytest
 from django.db import connection
 
 from apps.accounts.models import Membership
 from apps.deployments import services
-from apps.deployments.choices import DeploymentStatus, LogLevel, ServicePhase
+from apps.deployments.choices import DeploymentStatus, LogLevel
 from apps.deployments.models import Deployment
 from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
 from tests.base import client_for
-
-COMPOSE = "services:\n  web:\n    image: busybox\n"
-
-
-def make_world(organization, owner, *, protected=False, name="shop"):
-    """A local target, an environment and a stack with two revisions, in `organization`."""
-    connection.set_tenant(organization)
-    membership = Membership.objects.get(user=owner, organization=organization)
-    target = Target.objects.create(name="web-1", slug="web-1", kind="local")
-    environment = Environment.objects.create(
-        name="production" if protected else "staging",
-        slug="production" if protected else "staging",
-        protected=protected,
-    )
-    stack = Stack.objects.create(name=name, environment=environment, target=target)
-    StackRevision.objects.create(stack=stack, number=1, compose=COMPOSE)
-    StackRevision.objects.create(stack=stack, number=2, compose=COMPOSE)
-    return SimpleNamespace(
-        membership=membership, target=target, environment=environment, stack=stack
-    )
-
-
-def progress(deployment, lines=3):
-    """What the runner would have written: a service bar and numbered lines."""
-    services.set_service(deployment, "web", phase=ServicePhase.PULL, progress=40, message="pull")
-    for n in range(1, lines + 1):
-        services.append_log(deployment, f"line {n}", service="web")
-
-
-@pytest.fixture
-def world(acme, owner):
-    world = make_world(acme, owner)
-    yield world
-    connection.set_schema_to_public()
+from tests.deploying import progress
 
 
 def test_it_deploys_a_stack_from_its_page_and_redirects_to_the_live_page(world, acme, owner):

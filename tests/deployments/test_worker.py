@@ -3,6 +3,7 @@ as in the Procfile): the happy path, and a worker killed outright mid-deployment
 deployment ends failed and resumable, never stuck "running"."""
 
 import os
+import secrets
 import signal
 import time
 from pathlib import Path
@@ -14,9 +15,8 @@ from apps.deployments import runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from devtools import remove_compose_project
+from tests.deploying import live_stack, run_in_worker_thread, wait_for
 from tests.live import live_organization, worker_process
-
-from .test_live import live_stack, run_in_worker_thread, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,8 +33,7 @@ services:
 
 
 def test_it_runs_a_deployment_on_a_worker_process(live_db, test_images):
-    project = "wf-queued"
-    remove_compose_project(project)
+    project = f"wf-queued-{secrets.token_hex(3)}"
     compose = f"services:\n  web:\n    image: {test_images['web:1']}\n"
     with live_organization() as world:
         connection.set_tenant(world.organization)
@@ -53,8 +52,7 @@ def test_it_runs_a_deployment_on_a_worker_process(live_db, test_images):
 
 
 def test_it_marks_the_deployment_of_a_killed_worker_failed_then_resumes_it(live_db, test_images):
-    project = "wf-killed"
-    remove_compose_project(project)
+    project = f"wf-killed-{secrets.token_hex(3)}"
     with live_organization() as world:
         connection.set_tenant(world.organization)
         try:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests.deployments.conftest and tests.secrets
 """Server credentials (SSH keys, TLS client material of targets) live apart from stack secrets
 (issue 9): no stack can reference one, no role lists or reads one, they have their own
 backend location, and the credentials of existing targets are moved there."""
@@ -19,13 +18,7 @@ from apps.secrets.models import SecretRef
 from apps.stacks import services as stacks
 from apps.targets import services as targets
 from tests.base import PERSONAS, api_client, client_for
-from tests.deployments.conftest import (  # noqa: F401 - fixtures
-    add_revision,
-    local_target,
-    make_stack,
-    membership,
-    staging,
-)
+from tests.deploying import add_revision
 from windflow.errors import ServiceError
 
 NAME = "TARGET_TLS_1_TLS"
@@ -75,7 +68,7 @@ def test_it_refuses_a_stack_that_references_a_server_credential(
     membership, make_stack, tls_material
 ):
     tls_target(membership, tls_material)
-    stack = make_stack("services: {}\n")
+    stack = make_stack()
     compose = (
         "services:\n  app:\n    image: busybox\n    environment:\n      K: ${TARGET_TLS_1_TLS}\n"
     )

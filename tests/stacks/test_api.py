@@ -1,9 +1,7 @@
 import pytest
 
 from apps.stacks.models import Stack
-from tests.base import APIViewTestMixin, api_client, error_of
-
-from .conftest import COMPOSE
+from tests.base import COMPOSE, APIViewTestMixin, api_client, error_of
 
 
 def payload(**fields):

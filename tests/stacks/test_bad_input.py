@@ -2,9 +2,7 @@
 
 import pytest
 
-from tests.base import api_client, client_for, error_of
-
-from .conftest import COMPOSE
+from tests.base import COMPOSE, api_client, client_for, error_of
 
 ODD_BODIES = [
     [],

@@ -5,10 +5,8 @@ that environment, through the service, the API and the settings page."""
 import pytest
 
 from apps.stacks import services
-from tests.base import api_client, client_for, error_of
+from tests.base import COMPOSE, api_client, client_for, error_of, member
 from windflow.errors import Forbidden
-
-from .conftest import COMPOSE, member
 
 
 @pytest.fixture

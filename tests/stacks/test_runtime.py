@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from tests.deployments.conftest
 """A deployed stack at run time, on the real Docker engine: its services panel, stop / start /
 restart / remove (the worker's side runs inline), who may act and when, an unreachable
 server, and the pages."""
@@ -20,12 +19,6 @@ from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
 from devtools import free_port
 from tests.base import client_for, run_queued_jobs
-from tests.deployments.conftest import (  # noqa: F401 - fixtures
-    local_target,
-    make_stack,
-    membership,
-    staging,
-)
 from windflow.errors import Conflict, Forbidden, ServiceError
 
 

@@ -6,9 +6,8 @@ from apps.deployments.models import Deployment
 from apps.secrets.models import SecretRef
 from apps.stacks import services
 from apps.stacks.models import Stack, StackRevision
+from tests.base import COMPOSE, member
 from windflow.errors import Conflict, Forbidden, ServiceError
-
-from .conftest import COMPOSE, member
 
 BOMB = "\n".join(
     [

@@ -3,9 +3,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.deployments.models import Deployment
 from apps.stacks import services
 from apps.stacks.models import Stack
-from tests.base import client_for
-
-from .conftest import COMPOSE
+from tests.base import COMPOSE, client_for
 
 
 def _editor_post(staging, local_target, **fields):
