@@ -97,22 +97,38 @@ def last_heartbeat() -> str | None:
 
 
 def send_on_commit(
-    actor: dramatiq.Actor, *args, organization=None, retry_for: float = 2.0, **kwargs
+    actor: dramatiq.Actor,
+    *args,
+    organization=None,
+    retry_for: float = 2.0,
+    required: bool = True,
+    **kwargs,
 ) -> None:
     """Enqueue once the surrounding transaction commits (the worker must see the rows). The
     job runs in `organization` (default: the active one, captured now, not at commit).
 
     While Redis is away the send is tried again for `retry_for` seconds; then the error is
-    raised (a request answers 503 naming Redis: see windflow.middleware)."""
+    raised (a request answers 503 naming Redis: see windflow.middleware), unless the job is
+    not `required` now because something sends it again later (a queued deployment:
+    the scheduler's requeue_forgotten): then it is logged."""
     from django.db import connection, transaction
 
-    from windflow.resilience import retry
+    from windflow.resilience import dependency_of, retry
 
     schema = organization.schema_name if organization else connection.schema_name
-    transaction.on_commit(
-        lambda: retry(
-            lambda: actor.send_with_options(args=args, kwargs=kwargs, **{TENANT_OPTION: schema}),
-            what=f"enqueue {actor.actor_name}",
-            budget=retry_for,
-        )
-    )
+
+    def send():
+        try:
+            retry(
+                lambda: actor.send_with_options(
+                    args=args, kwargs=kwargs, **{TENANT_OPTION: schema}
+                ),
+                what=f"enqueue {actor.actor_name}",
+                budget=retry_for,
+            )
+        except Exception as exc:
+            if required or dependency_of(exc) is None:
+                raise
+            logger.warning("%s%s not queued now (Redis away): sent again later", actor, args)
+
+    transaction.on_commit(send)

@@ -147,7 +147,8 @@ def request_deployment(
             )
         from windflow.workers import send_on_commit
 
-        send_on_commit(run_deployment, deployment.pk)
+        # Redis away: the deployment stays queued and requeue_forgotten sends it later.
+        send_on_commit(run_deployment, deployment.pk, required=False)
     return deployment
 
 
@@ -412,7 +413,7 @@ def start_next(stack_id: int, target_id: int | None, *, budget: float = 2.0) -> 
     if following is not None:
         from windflow.workers import send_on_commit
 
-        send_on_commit(run_deployment, following.pk, retry_for=budget)
+        send_on_commit(run_deployment, following.pk, retry_for=budget, required=False)
 
 
 def log_page(deployment: Deployment, *, after: int = 0, limit: int = LOG_PAGE_SIZE) -> list:

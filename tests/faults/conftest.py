@@ -32,7 +32,7 @@ services:
 """
 
 
-SCENARIOS = ("worker", "redis", "postgres")
+SCENARIOS = ("worker", "redis", "redis-queued", "postgres")
 
 
 def project(scenario: str) -> str:

@@ -8,6 +8,7 @@ nothing runs on the server that the records do not account for; no process other
 killed one died; and no request answered 500 meanwhile (503 naming the dependency is fine).
 """
 
+import threading
 import time
 
 import psycopg
@@ -23,6 +24,9 @@ SERVICES = {"db", "app"}
 # What the issue promises: final within 60 s of the fault.
 FINAL_WITHIN = 60
 SERVING_AGAIN_WITHIN = 10
+# A deployment asked for while Redis was away: requeue_forgotten sends it again once it has
+# waited a minute, at its next pass (every 30 s); then it runs.
+REQUEUED_WITHIN = 60 + 30 + FINAL_WITHIN
 
 
 def reading(fn):
@@ -132,14 +136,23 @@ def test_it_fails_the_deployment_of_a_killed_worker_and_runs_the_next_one(fault_
 
 def test_it_rides_out_a_redis_restart_in_the_middle_of_a_deployment(fault_instance):
     instance, stack = fault_instance, project("redis")
+    queued_stack = project("redis-queued")
     prober = Prober(instance)
     prober.start()
     try:
         pk = instance.deploy(stack)
         assert wait_for(lambda: started(instance, pk), 60), instance.tail()
         down = time.monotonic()
-        instance.restart_redis(down_seconds=4)
+        restart = threading.Thread(target=instance.restart_redis, kwargs={"down_seconds": 4})
+        restart.start()
+        time.sleep(1)
+        # Asked for while Redis is away: accepted (its record is in PostgreSQL), queued, and
+        # sent to the workers once Redis is back (the scheduler's requeue_forgotten).
+        asked = instance.api("POST", "/api/v1/deployments/", json={"stack": queued_stack})
+        restart.join()
         back = time.monotonic()
+        assert asked.status_code == 201, asked.text
+        queued = asked.json()["id"]
         assert wait_for(lambda: final(instance, pk), FINAL_WITHIN), (
             instance.deployment(pk),
             instance.tail(),
@@ -153,6 +166,10 @@ def test_it_rides_out_a_redis_restart_in_the_middle_of_a_deployment(fault_instan
 
     assert_succeeded_completely(instance, pk)
     assert_nothing_unrecorded(instance, stack, again)
+    # Its message was lost with Redis: sent again within the requeue period (30 s) after a
+    # minute of waiting.
+    assert wait_for(lambda: final(instance, queued), REQUEUED_WITHIN), instance.tail()
+    assert_nothing_unrecorded(instance, queued_stack, queued)
     assert_processes_alive(instance)
     assert prober.errors() == []
     # While Redis was away, /healthz said so (503 naming it), and never answered 500.
