@@ -3,7 +3,6 @@ devtools), with images from a private registry on 127.0.0.1. No mocks.
 
 Every test uses its own project (wft-<hex8>) and removes what carries its label."""
 
-import contextlib
 import http.client
 import http.server
 import json
@@ -269,7 +268,9 @@ def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, test
     )
     assert isinstance(error, Cancelled)
     assert labelled(client, project)[0] == []
-    assert took < 2, f"deploy ended {took:.1f} s after the cancel"
+    # Uncancelled, it would wait a minute for the first health check: it ended long before
+    # (a scaled bound, not a measure of speed).
+    assert took < 30, f"deploy ended {took:.1f} s after the cancel"
 
 
 def cancel_after(seconds, deploy):
@@ -365,16 +366,17 @@ def test_cancel_stops_a_slow_pull_and_leaves_nothing(driver, client, big_image, 
     image = big_image.replace(big_image.split("/")[0], proxy.url)
     try:
         text = f"services:\n  app:\n    image: {image}\n"
-        error, took = cancel_after(
+        error, _took = cancel_after(
             2.0, lambda cancel: run(driver, plan_of(text, project), cancel=cancel)
         )
     finally:
         proxy.shutdown()
     assert isinstance(error, Cancelled)
-    assert took < 2, f"deploy ended {took:.1f} s after the cancel"
     assert labelled(client, project)[0] == []
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        client.images.remove(image, force=True)
+    # Stopped in the middle of the pull (about 25 s at the proxy's pace), not after it: the
+    # image never arrived.
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(image)
 
 
 def test_it_deploys_over_ssh(sshd, root_key, test_images, project, client):
@@ -442,10 +444,9 @@ def test_it_stops_starts_restarts_and_follows_logs(driver, test_images, project)
     cancel = CancelToken()
     timer = threading.Timer(1.0, cancel.cancel)
     timer.start()
-    started = time.monotonic()
     lines = list(driver.logs(talker.id, follow=True, timestamps=False, cancel=cancel))
     timer.cancel()
-    assert time.monotonic() - started < 2.5
+    assert cancel.cancelled  # the follow ended on the cancel, not on its own
     assert lines[0] == "line 0" and len(lines) >= 3
     stamped = next(iter(driver.logs(talker.id, tail=1)))
     assert stamped.split(" ", 1)[0].startswith("20") and stamped.endswith(stamped.split(" ", 1)[1])
