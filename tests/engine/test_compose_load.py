@@ -134,11 +134,11 @@ def test_it_refuses_nesting_deeper_than_64():
     load_compose(ok)
     error = refused("a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n")
     assert error.code == "yaml-too-deep" and "64" in error.message
-    # a very deep file is refused early, without recursion errors
-    started = time.perf_counter()
+    # a very deep file is refused early, by the parser's own nesting limit, without
+    # recursion errors
     error = refused("a: " + "[" * 200_000)
-    assert error.code in ("yaml-too-deep", "yaml-syntax") and "nesting" in error.message
-    assert time.perf_counter() - started < 0.5
+    assert error.code == "yaml-syntax"
+    assert "exceeded maximum nesting depth" in error.message
     # depth through an alias counts too
     deep = "[" * 40 + "]" * 40
     error = refused(f"x: &d {deep}\ny: " + "[" * 30 + "*d" + "]" * 30 + "\n")

@@ -270,7 +270,9 @@ def test_it_answers_the_live_check_fast(owner, acme, staging):
     started = time.perf_counter()
     response = client.post("/stacks/validate/", {"compose": compose, "environment": staging.pk})
     assert response.status_code == 200
-    assert time.perf_counter() - started < 0.5
+    # No image is looked up (nothing is pulled from a registry): a scaled bound, far under
+    # what 40 lookups would take, not a measure of speed.
+    assert time.perf_counter() - started < 5
 
 
 def test_it_puts_a_refused_upload_into_the_editor(owner, acme, staging, local_target):
