@@ -299,5 +299,8 @@ def test_it_refuses_a_refresh_token_of_another_organisation(outsider, acme, glob
 @pytest.mark.parametrize("garbage", ["", "not-a-jwt", "a.b.c"])
 def test_it_answers_a_bad_refresh_token_with_a_json_4xx(acme, garbage):
     response = refresh(acme, garbage)
-    assert response.status_code in (400, 401)
+    if garbage == "":
+        assert (response.status_code, error_of(response)["code"]) == (400, "invalid")
+    else:
+        assert (response.status_code, error_of(response)["code"]) == (401, "authentication_failed")
     error_of(response)

@@ -35,7 +35,9 @@ def test_it_refuses_a_duplicate_name(acme, owner):
     client = api_client(owner, acme)
     client.post("/api/v1/environments/", {"name": "staging"}, format="json")
     response = client.post("/api/v1/environments/", {"name": "Staging"}, format="json")
-    assert response.status_code in (400, 409)
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "duplicate"
+    assert "already exists" in str(error_of(response)["fields"]["name"])
     assert "already exists" in str(error_of(response))
 
 
