@@ -169,39 +169,41 @@ def error_of(response) -> dict:
     return body["error"]
 
 
-class APIViewTestMixin:
-    """Generic API checks for an organisation's resource; a test class declares the URL,
-    a valid payload and a factory, and gets persona, scope and isolation tests for free.
+ROLES = ("viewer", "developer", "operator", "admin", "owner")
 
-        class TestEnvironmentAPI(APIViewTestMixin):
-            list_url = "/api/v1/environments/"
-            create_payload = {"name": "qa", "kind": "dev"}
-            minimum_write_role = "operator"
-    """
+
+def roles_from(minimum: str) -> set[str]:
+    """The roles at or above `minimum`."""
+    return set(ROLES[ROLES.index(minimum) :])
+
+
+class APIReadTestMixin:
+    """Generic checks of an organisation's API resource that every app's API gets: a
+    credential is required, members from `minimum_read_role` list it (the others get 403),
+    and a token of another organisation is refused. Use ReadOnlyAPITestMixin or
+    APIViewTestMixin, which add the writes."""
 
     list_url = ""
-    create_payload: dict = {}
-    minimum_write_role = "operator"
-    write_roles = {
-        "owner": {"owner", "admin", "operator", "developer", "viewer"},
-        "admin": {"owner", "admin"},
-        "operator": {"owner", "admin", "operator"},
-        "developer": {"owner", "admin", "operator", "developer"},
-    }
-
-    def make_object(self, organization):
-        raise NotImplementedError
+    minimum_read_role = "viewer"
 
     def test_it_requires_a_credential(self, acme):
         response = api_client(None, acme).get(self.list_url)
         assert response.status_code == 401
         assert error_of(response)["code"] == "not_authenticated"
 
-    def test_it_lists_for_every_member(self, acme, owner, viewer):
-        for user in (owner, viewer):
+    def test_it_lists_for_members_from_the_minimum_role(self, acme):
+        from apps.accounts.models import User
+
+        allowed = roles_from(self.minimum_read_role)
+        for key in ROLES:
+            user = User.objects.get(email=PERSONAS[key][0])
             response = api_client(user, acme, scope="read").get(self.list_url)
-            assert response.status_code == 200, response.content
-            assert "results" in response.json()
+            if key in allowed:
+                assert response.status_code == 200, (key, response.content)
+                assert "results" in response.json()
+            else:
+                assert response.status_code == 403, (key, response.content)
+                assert error_of(response)["code"] == "permission_denied"
 
     def test_it_refuses_a_token_of_another_organisation(self, acme, globex, outsider):
         _client = api_client(outsider, globex)
@@ -210,11 +212,39 @@ class APIViewTestMixin:
         assert response.status_code == 401
         assert "organisation" in error_of(response)["message"]
 
+
+class ReadOnlyAPITestMixin(APIReadTestMixin):
+    """APIReadTestMixin for a resource nobody creates through the API: a POST answers 405.
+
+    class TestAuditEventAPI(ReadOnlyAPITestMixin):
+        list_url = "/api/v1/audit-events/"
+        minimum_read_role = "admin"
+    """
+
+    def test_it_answers_writes_to_a_read_only_resource_with_405(self, acme, owner):
+        response = api_client(owner, acme).post(self.list_url, {}, format="json")
+        assert response.status_code == 405
+        assert error_of(response)["status"] == 405
+
+
+class APIViewTestMixin(APIReadTestMixin):
+    """APIReadTestMixin, and the writes: a test class declares the URL, a valid payload
+    and the least role that may create, and gets persona, scope and bad-input tests.
+
+        class TestEnvironmentAPI(APIViewTestMixin):
+            list_url = "/api/v1/environments/"
+            create_payload = {"name": "qa", "kind": "dev"}
+            minimum_write_role = "operator"
+    """
+
+    create_payload: dict = {}
+    minimum_write_role = "operator"
+
     def test_it_refuses_writes_below_the_minimum_role(self, acme):
         from apps.accounts.models import User
 
-        allowed = self.write_roles[self.minimum_write_role]
-        for key in ("owner", "admin", "operator", "developer", "viewer"):
+        allowed = roles_from(self.minimum_write_role)
+        for key in ROLES:
             user = User.objects.get(email=PERSONAS[key][0])
             response = api_client(user, acme).post(
                 self.list_url, self.create_payload_for(key), format="json"
@@ -227,7 +257,7 @@ class APIViewTestMixin:
 
     def test_it_refuses_writes_with_a_read_token(self, acme, owner):
         response = api_client(owner, acme, scope="read").post(
-            self.list_url, self.create_payload, format="json"
+            self.list_url, self.create_payload_for("owner"), format="json"
         )
         assert response.status_code == 403
         assert "read-only" in error_of(response)["message"]

@@ -1,5 +1,54 @@
 from apps.accounts.models import Membership
-from tests.base import PASSWORD, api_client, client_for, error_of
+from tests.base import (
+    PASSWORD,
+    APIViewTestMixin,
+    ReadOnlyAPITestMixin,
+    api_client,
+    client_for,
+    error_of,
+)
+
+
+class TestMemberAPI(ReadOnlyAPITestMixin):
+    """Members join by invitation; their roles change with PATCH."""
+
+    list_url = "/api/v1/members/"
+
+
+class TestInvitationAPI(APIViewTestMixin):
+    list_url = "/api/v1/invitations/"
+    minimum_read_role = "admin"
+    minimum_write_role = "admin"
+    create_payload = {"email": "new@example.com", "role": "viewer"}
+
+    def create_payload_for(self, persona_key):
+        return {"email": f"new-{persona_key}@example.com", "role": "viewer"}
+
+
+class TestTokenAPI(APIViewTestMixin):
+    """Every member uses tokens; a read-only token (a viewer's, here) cannot make one."""
+
+    list_url = "/api/v1/tokens/"
+    minimum_write_role = "developer"
+    create_payload = {"name": "ci", "scope": "read"}
+
+    def test_it_refuses_writes_below_the_minimum_role(self, acme):
+        """Members make their own tokens: every persona's write token may (the viewer's test
+        token is read-only, so refused as such)."""
+        from apps.accounts.models import User
+        from tests.base import PERSONAS, ROLES
+
+        for key in ROLES:
+            user = User.objects.get(email=PERSONAS[key][0])
+            response = api_client(user, acme).post(
+                self.list_url, self.create_payload_for(key), format="json"
+            )
+            if key == "viewer":
+                assert response.status_code == 403, response.content
+                assert "read-only" in error_of(response)["message"]
+            else:
+                assert response.status_code == 201, (key, response.content)
+                assert response.json()["token"]
 
 
 def test_it_obtains_a_jwt_pair_bound_to_the_organisation(owner, acme, globex):

@@ -5,7 +5,12 @@ import json
 from django.db import connection
 
 from apps.audit.models import AuditEvent
-from tests.base import api_client, client_for, error_of
+from tests.base import ReadOnlyAPITestMixin, api_client, client_for, error_of
+
+
+class TestAuditEventAPI(ReadOnlyAPITestMixin):
+    list_url = "/api/v1/audit-events/"
+    minimum_read_role = "admin"
 
 
 def test_it_records_who_did_it_from_where_through_the_pages(owner, acme):

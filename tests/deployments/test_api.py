@@ -10,8 +10,20 @@ from guardian.shortcuts import assign_perm
 from apps.deployments import services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
 from apps.deployments.models import Deployment
-from tests.base import api_client, error_of
+from tests.base import APIViewTestMixin, api_client, error_of
 from tests.deploying import make_world
+
+
+class TestDeploymentAPI(APIViewTestMixin):
+    """Creating a deployment deploys (queues) a stack."""
+
+    list_url = "/api/v1/deployments/"
+    minimum_write_role = "developer"
+    create_payload = {"stack": "shop"}
+
+    @pytest.fixture(autouse=True)
+    def _stack(self, world):
+        """The stack every payload names."""
 
 
 @pytest.fixture

@@ -1,7 +1,13 @@
 from apps.accounts.models import Membership
 from apps.targets import services
 from apps.targets.models import Target
-from tests.base import api_client, client_for, error_of
+from tests.base import APIViewTestMixin, api_client, client_for, error_of
+
+
+class TestTargetAPI(APIViewTestMixin):
+    list_url = "/api/v1/targets/"
+    minimum_write_role = "admin"
+    create_payload = {"name": "box", "kind": "local"}
 
 
 def test_it_adds_a_server_from_the_api_with_a_generated_key(owner, acme, sshd):
