@@ -322,3 +322,19 @@ def add_ssh_target(membership, sshd, key, *, name="web-1", user="root", confirm=
     if confirm:
         services.confirm_host_key(membership, target, target.pending_host_key_fingerprint)
     return target
+
+
+def tls_client_material(directory) -> dict[str, str]:
+    """A CA and a client certificate and key it signed, made in `directory` (no engine, no
+    proxy): {"ca_pem", "cert_pem", "key_pem"}, the fields of a TCP+TLS server."""
+    from cryptography.hazmat.primitives import serialization
+
+    from devtools import tls_pem_pair
+
+    ca = tls_pem_pair(directory, "ca", "Test CA", None)
+    tls_pem_pair(directory, "client", "client", ca)
+    return {
+        "ca_pem": ca[0].public_bytes(serialization.Encoding.PEM).decode(),
+        "cert_pem": (directory / "client.pem").read_text(),
+        "key_pem": (directory / "client.key").read_text(),
+    }

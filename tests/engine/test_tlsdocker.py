@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from devtools import free_port, start_tls_docker_proxy
+from devtools import free_port
+from tests.base import tls_client_material
 from windflow.engine import tlsdocker
 from windflow.engine.errors import KeyFormatError
 from windflow.engine.tlsdocker import TLSEndpoint, check_tls_target, validate_tls_material
@@ -18,12 +19,10 @@ def proxy(tls_proxy):
     return tls_proxy
 
 
-@pytest.fixture(scope="module")
-def other(docker_socket, tmp_path_factory):
-    """Another proxy: its CA and client certificate are foreign to `proxy`."""
-    server = start_tls_docker_proxy(tmp_path_factory.mktemp("tls-b"))
-    yield server
-    server.stop()
+@pytest.fixture
+def foreign(tmp_path):
+    """(CA, client certificate, client key) of another CA: foreign to `proxy`."""
+    return tuple(tls_client_material(tmp_path).values())
 
 
 def _endpoint(proxy, *, ca=None, cert=None, key=None, port=None):
@@ -48,8 +47,8 @@ def test_it_checks_a_healthy_engine_over_mutual_tls(proxy):
     assert facts.docker_version in _by_name(results)["docker engine"].detail
 
 
-def test_it_refuses_a_client_certificate_of_another_ca(proxy, other):
-    endpoint = _endpoint(proxy, cert=other.client_cert_pem, key=other.client_key_pem)
+def test_it_refuses_a_client_certificate_of_another_ca(proxy, foreign):
+    endpoint = _endpoint(proxy, cert=foreign[1], key=foreign[2])
     results, facts = check_tls_target(endpoint)
     assert [c.name for c in results] == ["tcp reachable", "tls"]
     tls = results[-1]
@@ -58,8 +57,8 @@ def test_it_refuses_a_client_certificate_of_another_ca(proxy, other):
     assert facts is None
 
 
-def test_it_fails_tls_when_the_server_is_not_signed_by_the_ca(proxy, other):
-    results, facts = check_tls_target(_endpoint(proxy, ca=other.ca_pem))
+def test_it_fails_tls_when_the_server_is_not_signed_by_the_ca(proxy, foreign):
+    results, facts = check_tls_target(_endpoint(proxy, ca=foreign[0]))
     tls = _by_name(results)["tls"]
     assert not tls.ok and tls.code == "ServerCertificateUntrusted"
     assert "not signed by this CA" in tls.detail
@@ -74,8 +73,11 @@ def test_it_fails_fast_on_a_closed_port(proxy):
     assert facts is None
 
 
-def test_it_rejects_garbage_and_mismatched_material_without_echoing_it(proxy, other):
-    good = (proxy.ca_pem, proxy.client_cert_pem, proxy.client_key_pem)
+def test_it_rejects_garbage_and_mismatched_material_without_echoing_it(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    good = tuple(tls_client_material(tmp_path / "a").values())
+    foreign = tuple(tls_client_material(tmp_path / "b").values())
     validate_tls_material(*good)
     cases = {
         "The CA certificate is not a PEM certificate": ("garbage-CA-xyz", *good[1:]),
@@ -83,7 +85,7 @@ def test_it_rejects_garbage_and_mismatched_material_without_echoing_it(proxy, ot
         "The client key is not a PEM private key": (*good[:2], "-----BEGIN PRIVATE KEY-----x"),
         "The client key does not match the client certificate": (
             *good[:2],
-            other.client_key_pem,
+            foreign[2],
         ),
     }
     for message, material in cases.items():
@@ -92,7 +94,7 @@ def test_it_rejects_garbage_and_mismatched_material_without_echoing_it(proxy, ot
         text = f"{raised.value} {raised.value.hint}"
         assert message in text
         assert "garbage" not in text and "PRIVATE KEY" not in text
-        body = other.client_key_pem.splitlines()[1]
+        body = foreign[2].splitlines()[1]
         assert body not in text
 
 

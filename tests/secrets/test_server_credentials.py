@@ -17,7 +17,7 @@ from apps.secrets import services as secrets
 from apps.secrets.models import SecretRef
 from apps.stacks import services as stacks
 from apps.targets import services as targets
-from tests.base import PERSONAS, api_client, client_for
+from tests.base import PERSONAS, api_client, client_for, tls_client_material
 from tests.deploying import add_revision
 from windflow.errors import ServiceError
 
@@ -27,19 +27,7 @@ migration = importlib.import_module("apps.secrets.migrations.0002_server_credent
 
 @pytest.fixture(scope="session")
 def tls_material(tmp_path_factory):
-    from cryptography.hazmat.primitives import serialization
-
-    from devtools import tls_pem_pair
-
-    root = tmp_path_factory.mktemp("tls-material")
-    ca = tls_pem_pair(root, "ca", "Test CA", None)
-    tls_pem_pair(root, "client", "client", ca)
-    pem = serialization.Encoding.PEM
-    return {
-        "ca_pem": ca[0].public_bytes(pem).decode(),
-        "cert_pem": (root / "client.pem").read_text(),
-        "key_pem": (root / "client.key").read_text(),
-    }
+    return tls_client_material(tmp_path_factory.mktemp("tls-material"))
 
 
 def tls_target(membership, tls_material, name="tls-1"):
