@@ -15,7 +15,10 @@ def dead_port() -> int:
 
 
 def refused_redis() -> redis.exceptions.ConnectionError:
-    client = redis.Redis(port=dead_port(), socket_connect_timeout=1)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis(port=dead_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.exceptions.ConnectionError) as caught:
         client.ping()
     return caught.value

@@ -6,6 +6,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .env import email_settings, env_bool, env_int, env_list, env_str, redis_url_with_db
 
@@ -145,6 +148,15 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:63799/0")
+# redis-py retries a refused connection 3 times with a backoff of up to 10 s by default: a
+# request would wait seconds for each Redis call while Redis is away. One immediate retry
+# covers a dropped connection; after that the caller's own fallback or retry decides (the hot
+# cache reads the database, a publish is dropped, the scheduler backs off, a page says 503).
+REDIS_CLIENT_OPTIONS = {
+    "SOCKET_CONNECT_TIMEOUT": 2,
+    "SOCKET_TIMEOUT": 2,
+    "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
+}
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -152,7 +164,7 @@ CACHES = {
         # django_tenants' schema prefix, except for the sign-in lockout (one per person).
         "KEY_FUNCTION": "windflow.hotcache.tenant_cache_key",
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": REDIS_CLIENT_OPTIONS,
     },
     # Shared by every organisation (no schema prefix): hot lookups of hosts, tokens and
     # memberships, invalidated by the services that change them.
@@ -160,7 +172,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": redis_url_with_db(REDIS_URL, 0),
         "KEY_PREFIX": "shared",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": REDIS_CLIENT_OPTIONS,
     },
 }
 # Sessions live in PostgreSQL (the public schema: one per person, whatever the host), so they
@@ -183,6 +195,7 @@ CHANNEL_LAYERS = {
                     "socket_timeout": 30,
                     # Redis away: a publish fails fast (it is best-effort), never hangs.
                     "socket_connect_timeout": 2,
+                    "retry": AsyncRetry(NoBackoff(), 1),
                 }
             ],
             "prefix": "windflow",
