@@ -22,6 +22,11 @@ LOCK_KEY = "windflow:scheduler:lock"
 REAP_EVERY_SECONDS = 5
 # A failed job is tried again after this long (or its own period, if shorter).
 RETRY_FAILED_JOB_SECONDS = 5
+# After PostgreSQL was away, running deployments get this long to beat again before the
+# reaper trusts their heartbeats: a long outage silences the living too.
+REAP_GRACE_AFTER_DATABASE_SECONDS = 10
+
+_database_failed_at: float | None = None  # monotonic time of the last database error seen
 
 
 @dataclass
@@ -66,8 +71,8 @@ def clear_expired_sessions() -> None:
 
 
 def reap_in_every_organization() -> None:
-    """Fail the silent deployments of every organisation (and re-send lost messages), here
-    and now: no worker is needed for it."""
+    """Fail the silent deployments of every organisation, here and now: no worker is needed
+    for it. Not while PostgreSQL has just come back (the living have not beaten yet)."""
     from django.conf import settings
     from django_tenants.utils import schema_context
 
@@ -77,6 +82,12 @@ def reap_in_every_organization() -> None:
     schemas = Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
         "schema_name", flat=True
     )
+    if (
+        _database_failed_at is not None
+        and time.monotonic() - _database_failed_at < REAP_GRACE_AFTER_DATABASE_SECONDS
+    ):
+        logger.info("scheduler: reaping waits for heartbeats to resume after PostgreSQL's return")
+        return
     for schema in list(schemas):
         with schema_context(schema):
             reaped = reap_stale(requeue=False)
@@ -127,6 +138,7 @@ def run(
 def run_due(jobs: list[PeriodicJob]) -> None:
     """Run the jobs that are due. One that fails is logged and tried again soon; the others
     run regardless."""
+    global _database_failed_at
     for job in jobs:
         now = time.monotonic()
         if now < job.next_run:
@@ -138,6 +150,7 @@ def run_due(jobs: list[PeriodicJob]) -> None:
             _log_failure(job.name, exc)
             job.next_run = now + min(job.every_seconds, RETRY_FAILED_JOB_SECONDS)
             if dependency_of(exc) == "database":
+                _database_failed_at = time.monotonic()
                 discard_connection()  # perhaps dead: the next job takes a fresh one
         else:
             job.next_run = now + job.every_seconds
