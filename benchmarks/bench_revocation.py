@@ -7,7 +7,7 @@ repetition is the figure.
 
 Set-up: an organisation through the real services; for each measurement a fresh member and
 their credentials (a write personal access token, a JWT pair from the real token service, and
-a signed-in session in the Redis session store); uvicorn (`--workers 2`, as in the Procfile) as
+a signed-in session in the session store); uvicorn (`--workers 2`, as in the Procfile) as
 a subprocess, so requests spread over two processes that share only PostgreSQL and Redis;
 throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
 
@@ -188,15 +188,16 @@ class World:
         return Membership.objects.create(user=user, organization=self.organization, role=role)
 
     def credentials(self, membership) -> dict:
+        from importlib import import_module
+
         from django.conf import settings
         from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-        from django.contrib.sessions.backends.cache import SessionStore
 
         from apps.accounts import services
 
         _token, pat = services.create_api_token(membership, name="bench", scope="write")
         pair = services.issue_token_pair(membership)
-        session = SessionStore()
+        session = import_module(settings.SESSION_ENGINE).SessionStore()
         session[SESSION_KEY] = str(membership.user.pk)
         session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         session[HASH_SESSION_KEY] = membership.user.get_session_auth_hash()
