@@ -110,13 +110,6 @@ def reap_stale(
         found = leftovers(deployment)
         detail = _("Last sign of life of its worker: %(when)s.") % {"when": when}
         detail += "\n" + describe_leftovers(deployment, found)
-        services.append_log(
-            deployment,
-            _("The worker running this deployment stopped (last sign of life %(when)s).")
-            % {"when": when},
-            level=LogLevel.ERROR,
-        )
-        services.append_log(deployment, describe_leftovers(deployment, found), level=LogLevel.ERROR)
         diagnosis = make(
             "worker_lost",
             _("worker lost during the deployment"),
@@ -127,13 +120,21 @@ def reap_stale(
             ),
         ).as_dict()
         diagnosis["containers"] = found
-        if services.finish(
+        if not services.finish(
             deployment,
             DeploymentStatus.FAILED,
             _("The worker stopped during the deployment: resume it to continue."),
             diagnosis,
         ):
-            count += 1
+            continue  # it finished by itself meanwhile
+        services.append_log(
+            deployment,
+            _("The worker running this deployment stopped (last sign of life %(when)s).")
+            % {"when": when},
+            level=LogLevel.ERROR,
+        )
+        services.append_log(deployment, describe_leftovers(deployment, found), level=LogLevel.ERROR)
+        count += 1
     if requeue:
         requeue_forgotten()
     return count
