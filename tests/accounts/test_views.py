@@ -30,6 +30,14 @@ def test_it_signs_up_with_an_email(db):
     membership = Membership.objects.get(user=user)
     assert (membership.organization.slug, membership.role) == ("newco", "owner")
     assert "Newco" in client.get("/").content.decode()
+    # The hand-off signs the newcomer in on the organisation's host: its dashboard.
+    on_its_host = client_for(None, membership.organization)
+    handoff = created["Location"].split(":8000", 1)[1]
+    assert on_its_host.get(handoff)["Location"] == "/"
+    dashboard = on_its_host.get("/")
+    assert dashboard.status_code == 200
+    assert dashboard.templates[0].name == "accounts/dashboard.html"
+    assert "Welcome to Newco!" in dashboard.content.decode()
 
 
 def test_it_refuses_a_duplicate_email_at_signup(owner):
