@@ -3,11 +3,20 @@ they create their own organisation and people, and remove them afterwards."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.db import connection
+
+from devtools import free_port
 
 
 @dataclass
@@ -141,3 +150,99 @@ def close_connections() -> None:
     from django.db import connections
 
     connections.close_all()
+
+
+# --- A live ASGI server ------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTUP_SECONDS = 30
+
+
+@dataclass
+class LiveServer:
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        """The public host's URL (browsers resolve *.localhost by themselves)."""
+        return f"http://localhost:{self.port}"
+
+    @property
+    def loopback_url(self) -> str:
+        """Where to connect from Python clients; name the organisation with a Host header."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def org_url(self, slug: str, path: str = "/") -> str:
+        return f"http://{slug}.localhost:{self.port}{path}"
+
+    def host(self, organization=None) -> str:
+        """The Host header of an organisation's host (the public host when None)."""
+        from tests.base import host_of
+
+        return f"{host_of(organization)}:{self.port}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait_until_up(server: LiveServer) -> None:
+    """/healthz answers 200, or 503 without a worker heartbeat: both mean serving."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    request = urllib.request.Request(  # noqa: S310 (http to loopback)
+        f"{server.loopback_url}/healthz", headers={"Host": server.host()}
+    )
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(request, timeout=2):  # noqa: S310 (loopback)
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer in {STARTUP_SECONDS}s:\n{server.log_tail()}")
+
+
+@contextmanager
+def live_server(log_dir: Path):
+    """uvicorn serving windflow.asgi:application (as the Procfile does) on the test database
+    and Redis: it sees committed data only (use `live_db` and `live_organization`)."""
+    port = free_port()
+    log_path = log_dir / "uvicorn.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "windflow.settings.test",
+        "DATABASE_URL": database_url_for_tests(),
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "WINDFLOW_PUBLIC_URL": f"http://localhost:{port}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    uvicorn = Path(sys.executable).with_name("uvicorn")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                *(str(uvicorn), "windflow.asgi:application", "--host", "127.0.0.1"),
+                *("--port", str(port), "--log-level", "warning"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(port, process, log_path)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

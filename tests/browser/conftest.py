@@ -28,18 +28,11 @@ would not see the rows): take `live_db` instead. Mark them `@pytest.mark.browser
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from devtools import free_port
-from tests.live import close_connections, database_url_for_tests
+from tests.live import close_connections, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -54,95 +47,13 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
-STARTUP_SECONDS = 30
-
-
-@dataclass
-class AsgiServer:
-    port: int
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    def org_url(self, slug: str, path: str = "/") -> str:
-        return f"http://{slug}.localhost:{self.port}{path}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_until_up(server: AsgiServer) -> None:
-    """/healthz answers 200 (all fine) or 503 (no worker heartbeat): both mean "serving"."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    url = f"http://127.0.0.1:{server.port}/healthz"
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"uvicorn exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
-        request = urllib.request.Request(url, headers={"Host": f"localhost:{server.port}"})
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as exc:
-            if exc.code == 503:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(
-        f"uvicorn did not answer /healthz in {STARTUP_SECONDS}s:\n{server.log_tail()}"
-    )
 
 
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, tmp_path_factory):
     """uvicorn serving windflow.asgi:application on the test database (committed data only)."""
-
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("asgi-server") / "uvicorn.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "windflow.settings.test",
-        "DATABASE_URL": database_url_for_tests(),
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "WINDFLOW_PUBLIC_URL": f"http://localhost:{port}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    uvicorn = Path(sys.executable).with_name("uvicorn")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                str(uvicorn),
-                "windflow.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = AsgiServer(port=port, process=process, log_path=log_path)
-    try:
-        _wait_until_up(server)
+    with live_server(tmp_path_factory.mktemp("asgi-server")) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")

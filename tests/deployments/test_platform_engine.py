@@ -8,10 +8,9 @@ import uuid
 import docker
 import pytest
 
-from apps.deployments import runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.targets.services import is_platform_engine
-from tests.deploying import add_revision
+from tests.deploying import add_revision, deploy
 
 COMPOSE = """
 services:
@@ -38,13 +37,6 @@ def foreign_volume(engine):
     yield name
     with contextlib.suppress(docker.errors.NotFound):
         volume.remove(force=True)
-
-
-def deploy(membership, stack, revision=None):
-    deployment = services.request_deployment(membership, stack, revision)
-    runner.run(deployment.pk)
-    deployment.refresh_from_db()
-    return deployment
 
 
 def test_it_refuses_a_volume_of_the_same_name_that_the_stack_did_not_make(

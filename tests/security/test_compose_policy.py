@@ -6,7 +6,6 @@ overrides and a shared engine.
 The default policy lets owners and admins deploy host-level features; operators and
 developers are refused; viewers cannot save a stack at all."""
 
-import docker
 import pytest
 from django.db import connection
 
@@ -20,6 +19,7 @@ from apps.stacks import services as stacks
 from apps.stacks.models import Stack
 from devtools import remove_compose_project
 from tests.base import TEST_ENGINE, api_client, client_for, error_of, run_queued_jobs
+from tests.deploying import project_containers
 from windflow.engine.compose.hostaccess import FEATURES
 from windflow.errors import ServiceError
 
@@ -264,16 +264,6 @@ def run_deployment(member_, stack, django_capture_on_commit_callbacks) -> Deploy
         assert "run_deployment" in run_queued_jobs()
     deployment.refresh_from_db()
     return deployment
-
-
-def project_containers(project: str) -> list:
-    client = docker.from_env()
-    try:
-        return client.containers.list(
-            all=True, filters={"label": f"com.docker.compose.project={project}"}
-        )
-    finally:
-        client.close()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """schemathesis over the OpenAPI document, against a real server: uvicorn on the test
-database (tests/security/live_server.py), authenticated as the owner of a committed
+database (tests/live.py), authenticated as the owner of a committed
 organisation (a JWT from /api/v1/auth/token/) on that organisation's host. Every operation
 gets a bounded, derandomised set of generated requests; none may answer 5xx.
 
@@ -17,8 +17,7 @@ from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
-from tests.live import live_organization
-from tests.security.live_server import live_server
+from tests.live import live_organization, live_server
 
 pytestmark = pytest.mark.live
 
@@ -113,7 +112,7 @@ def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
             flush_redis()
             host = server.host(world.organization)
             response = requests.post(
-                f"{server.url}/api/v1/auth/token/",
+                f"{server.loopback_url}/api/v1/auth/token/",
                 json={"email": world.owner.email, "password": "pw-live-123456"},
                 headers={"Host": host},
                 timeout=10,
@@ -121,7 +120,7 @@ def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
             assert response.status_code == 200, response.text
             headers = {"Host": host, "Authorization": f"Bearer {response.json()['access']}"}
             # The control: these headers are a signed-in owner on the organisation's host.
-            me = requests.get(f"{server.url}/api/v1/me/", headers=headers, timeout=10)
+            me = requests.get(f"{server.loopback_url}/api/v1/me/", headers=headers, timeout=10)
             assert me.status_code == 200 and me.json()["role"] == "owner", me.text
             yield server, headers, objects
             log = server.log_tail(200)
@@ -140,7 +139,7 @@ def fuzz_target(django_db_setup, django_db_blocker, tmp_path_factory):
 )
 def test_it_answers_no_server_error(case, fuzz_target):
     server, headers, _objects = fuzz_target
-    response = case.call(base_url=server.url, headers=headers, timeout=30)
+    response = case.call(base_url=server.loopback_url, headers=headers, timeout=30)
     case.validate_response(response, checks=[not_a_server_error])
 
 
@@ -162,7 +161,7 @@ def test_it_answers_no_server_error_on_real_objects(case, fuzz_target):
     case.path_parameters = {
         key: real.get(key, value) for key, value in case.path_parameters.items()
     }
-    response = case.call(base_url=server.url, headers=headers, timeout=30)
+    response = case.call(base_url=server.loopback_url, headers=headers, timeout=30)
     case.validate_response(response, checks=[not_a_server_error])
 
 
