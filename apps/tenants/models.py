@@ -3,6 +3,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
 
+from .links import organization_url
 from .validators import validate_local_socket, validate_slug
 
 
@@ -34,8 +35,6 @@ class Organization(TenantMixin):
 
     def url(self, path: str = "/") -> str:
         """Absolute URL of a page of this organisation, on its own subdomain."""
-        from apps.tenants.services import organization_url
-
         return organization_url(self, path)
 
 

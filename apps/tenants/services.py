@@ -2,7 +2,6 @@
 
 import logging
 import time
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -22,13 +21,6 @@ logger = logging.getLogger(__name__)
 
 class SlugTaken(Exception):
     pass
-
-
-def organization_url(organization: Organization, path: str = "/") -> str:
-    """Keep the scheme and port of the public URL, swap in the organisation's host."""
-    public = urlsplit(settings.WINDFLOW_PUBLIC_URL)
-    netloc = organization.primary_domain + (f":{public.port}" if public.port else "")
-    return f"{public.scheme}://{netloc}{path}"
 
 
 def public_url(path: str = "/") -> str:
