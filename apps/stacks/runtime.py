@@ -13,14 +13,11 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db import transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from apps.accounts.models import Membership
-from apps.audit import services as audit
 from windflow.engine.drivers import CancelToken, ContainerStatus
-from windflow.errors import Conflict, ServiceError
+from windflow.errors import ServiceError
 from windflow.realtime import current_schema, group_name, publish
 
 from .models import STACK_LABEL, Stack
@@ -41,11 +38,11 @@ MAX_TAIL = 5000
 
 def _docker_failure(exc: Exception, stack: Stack) -> ServiceError:
     """A Docker SDK / transport error as a message for people (never a 500)."""
-    from apps.targets.services import _engine_message
+    from apps.targets.connection import engine_message
     from windflow.engine.dockerhost import docker_error
 
     try:
-        message = _engine_message(docker_error(exc, stack.target.name))
+        message = engine_message(docker_error(exc, stack.target.name))
     except Exception:  # the message must not fail in turn
         message = _("The server %(server)s did not answer: %(error)s") % {
             "server": stack.target.name,
@@ -59,7 +56,7 @@ def stack_driver(stack: Stack, *, timeout: float = STATUS_TIMEOUT):
     """The driver of the stack's server for the duration of the block. An unreachable
     server, or one that fails during the block, raises ServiceError with the reason."""
     from apps.deployments.runner import driver_for
-    from apps.targets.services import docker_client_for
+    from apps.targets.connection import docker_client_for
 
     if stack.target_id is None:
         raise ServiceError(_("The server of this stack was deleted."), code="no_target")
@@ -201,61 +198,6 @@ def known_services(stack: Stack) -> set[str]:
         return set()
     services = document.get("services") if isinstance(document, dict) else None
     return set(services) if isinstance(services, dict) else set()
-
-
-def request_control(
-    actor: Membership | None, stack: Stack, action: str, service: str | None = None
-) -> None:
-    """Ask the worker to stop / start / restart the stack (or one `service` of it), or to
-    remove it from its server (containers and networks; volumes are kept). Needs the right
-    to deploy the stack; refused while a deployment of it is queued or running."""
-    from apps.deployments.services import require_deploy
-    from apps.stacks.services import active_deployments
-    from windflow.workers import send_on_commit
-
-    from .tasks import control_stack
-
-    if actor is not None:
-        require_deploy(actor, stack)
-    if action not in ACTIONS:
-        raise ServiceError(
-            _("Unknown action %(action)s: use stop, start, restart or remove.")
-            % {"action": action},
-            field="action",
-            code="unknown_action",
-        )
-    service = (service or "").strip() or None
-    if service is not None:
-        if action == "remove":
-            raise ServiceError(
-                _("Remove acts on the whole stack, not on one service."), field="service"
-            )
-        if service not in known_services(stack):
-            raise ServiceError(
-                _("%(stack)s has no service named %(service)s.")
-                % {"stack": stack.name, "service": service},
-                field="service",
-                code="unknown_service",
-            )
-    with transaction.atomic():
-        # The stack row serialises this against deployment requests.
-        Stack.objects.select_for_update().filter(pk=stack.pk).first()
-        if active_deployments(stack).exists():
-            raise Conflict(
-                _(
-                    "A deployment of %(stack)s is queued or running: wait for it to finish "
-                    "or cancel it first."
-                )
-                % {"stack": stack.name},
-                code="deployment_active",
-            )
-        audit.record(
-            f"stack.{action}",
-            obj=stack,
-            changes={"service": service, "server": stack.target.name},
-            actor=actor.user if actor else None,
-        )
-        send_on_commit(control_stack, stack.pk, action, service)
 
 
 def run_control(stack_id: int, action: str, service: str | None = None) -> dict:

@@ -16,7 +16,7 @@ from apps.accounts import permissions
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import OrganizationView, redirect_after_post
 
-from . import runtime
+from . import control, runtime
 from .models import Stack
 
 CONTROL_LABELS = {
@@ -87,7 +87,7 @@ class StackControlView(OrganizationView):
         action = request.POST.get("action", "")
         service = request.POST.get("service") or None
         try:
-            runtime.request_control(self.membership, stack, action, service)
+            control.request_control(self.membership, stack, action, service)
         except Forbidden:
             raise
         except ServiceError as exc:

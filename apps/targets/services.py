@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import os.path
 import re
-import time
-from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -20,16 +17,15 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.secrets import services as secrets
-from apps.secrets.models import SecretRef
 from apps.tenants.models import LocalEngine, Organization
 from apps.tenants.validators import allowed_local_sockets, local_socket_is_allowed
-from windflow.engine import checks as engine_checks
 from windflow.engine import ssh
 from windflow.engine.errors import EngineError, KeyFormatError
 from windflow.errors import Conflict, ServiceError
-from windflow.redaction import secrets_in_scope
 
-from .choices import RunStatus, TargetKind, TargetStatus
+from .checks import check_target
+from .choices import RunStatus, TargetKind
+from .connection import docker_client_for, engine_message, local_targets_mode
 from .models import PrepareRun, Target, TargetCheck
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]$|^[a-z0-9]$")
@@ -134,7 +130,7 @@ def create_target(
         try:
             host_key = ssh.scan_host_key(host, int(port), timeout=5)
         except EngineError as exc:
-            raise ServiceError(_engine_message(exc), field="host") from exc
+            raise ServiceError(engine_message(exc), field="host") from exc
     if kind == TargetKind.TCP_TLS:
         _check_tls_material(ca_pem, cert_pem, key_pem)
     try:
@@ -213,7 +209,7 @@ def rescan_host_key(actor: Membership, target: Target) -> Target:
     try:
         host_key = ssh.scan_host_key(target.host, target.port, timeout=5)
     except EngineError as exc:
-        raise ServiceError(_engine_message(exc)) from exc
+        raise ServiceError(engine_message(exc)) from exc
     target.pending_host_key_fingerprint = host_key.fingerprint
     target.host_key_type = host_key.key_type
     target.save(update_fields=["pending_host_key_fingerprint", "host_key_type"])
@@ -274,13 +270,6 @@ def stacks_on(target: Target):
 # organisation in the admin) or "all" (any owner picks a socket: a single-organisation install).
 # Whatever the mode, only the sockets of WINDFLOW_LOCAL_SOCKETS are ever dialled, and that is
 # checked each time a target is connected, not only when it is created.
-
-LOCAL_MODES = ("off", "staff", "all")
-
-
-def local_targets_mode() -> str:
-    mode = getattr(settings, "WINDFLOW_LOCAL_TARGETS", "off")
-    return mode if mode in LOCAL_MODES else "off"
 
 
 def assigned_engines():
@@ -370,64 +359,6 @@ def _local_target_fields(engine, socket_path: str) -> dict:
     return {"engine": None, "socket_path": os.path.normpath(socket_path)}
 
 
-def local_socket_for(target: Target) -> str:
-    """The unix socket to dial for local `target`, checked now against the operator's mode, the
-    engine's assignment and the allow-list; ServiceError saying why otherwise."""
-    mode = local_targets_mode()
-    if mode == "off":
-        raise ServiceError(
-            _(
-                "%(name)s uses a Docker socket of the platform's machine, and local Docker "
-                "engines are turned off on this platform (WINDFLOW_LOCAL_TARGETS=off): move its "
-                "stacks to a server over SSH or TCP+TLS."
-            )
-            % {"name": target.name},
-            code="local_targets_off",
-        )
-    if target.engine_id is not None:
-        engine = LocalEngine.objects.filter(pk=target.engine_id).first()
-        if engine is None:
-            raise ServiceError(
-                _(
-                    "The local engine of %(name)s was removed by the platform staff: move its "
-                    "stacks to another server."
-                )
-                % {"name": target.name},
-                code="engine_removed",
-            )
-        if not engine.organizations.filter(schema_name=connection.schema_name).exists():
-            raise ServiceError(
-                _(
-                    "The local engine %(engine)s is no longer assigned to this organisation: "
-                    "ask the platform staff, or move the stacks of %(name)s to another server."
-                )
-                % {"engine": engine.name, "name": target.name},
-                code="engine_not_assigned",
-            )
-        path = engine.socket_path
-    elif mode == "staff":
-        raise ServiceError(
-            _(
-                "%(name)s names the Docker socket %(path)s itself; on this platform local engines "
-                "are assigned by platform staff (WINDFLOW_LOCAL_TARGETS=staff): ask them for one."
-            )
-            % {"name": target.name, "path": target.socket_path or "-"},
-            code="engine_required",
-        )
-    else:
-        path = target.socket_path
-    if not local_socket_is_allowed(path):
-        raise ServiceError(
-            _(
-                "WindFlow does not connect to the Docker socket %(path)s: it is not on the "
-                "operator's allow-list (WINDFLOW_LOCAL_SOCKETS)."
-            )
-            % {"path": path or "-"},
-            code="socket_not_allowed",
-        )
-    return os.path.normpath(path)
-
-
 def _organizations_on_socket(path: str) -> set:
     """The organisations (ids) that may reach the engine behind the socket `path`."""
     path = os.path.normpath(path or "/")
@@ -476,74 +407,6 @@ def is_shared_engine(target: Target) -> bool:
     return len(_organizations_on_socket(path)) > 1
 
 
-# --- Connecting -------------------------------------------------------------------------------
-
-
-def _engine_message(exc: EngineError) -> str:
-    hint = getattr(exc, "hint", "")
-    return f"{exc} {hint}".strip()
-
-
-@contextmanager
-def endpoint_for(target: Target):
-    """The target's SSH endpoint, with its key resolved (and redacted from every log) only
-    for the duration of the block."""
-    if (
-        target.credential_id is None
-        or not SecretRef.server_credentials.filter(pk=target.credential_id).exists()
-    ):
-        raise ServiceError(
-            _("The SSH key of this target was deleted: add a new key."), code="credential_missing"
-        )
-    credential = json.loads(secrets.read_value(target.credential))
-    if target.kind == TargetKind.TCP_TLS:
-        from windflow.engine.tlsdocker import TLSEndpoint
-
-        with secrets_in_scope([credential["key_pem"]]):
-            yield TLSEndpoint(
-                host=target.host,
-                port=target.port,
-                ca_pem=credential["ca_pem"],
-                cert_pem=credential["cert_pem"],
-                key_pem=credential["key_pem"],
-            )
-        return
-    with secrets_in_scope([credential["private_key"], credential.get("passphrase") or ""]):
-        yield ssh.SSHEndpoint(
-            host=target.host,
-            port=target.port,
-            user=target.user,
-            private_key=credential["private_key"],
-            passphrase=credential.get("passphrase") or None,
-            pinned_fingerprint=target.host_key_fingerprint or None,
-        )
-
-
-@contextmanager
-def docker_client_for(target: Target, *, timeout: float = 10):
-    """A Docker Engine API client for `target`, closed (with its SSH session) after the
-    block. Engine errors while connecting become a ServiceError with a hint."""
-    from windflow.engine import dockerhost
-
-    try:
-        if target.kind == TargetKind.LOCAL:
-            client = dockerhost.docker_client_local(local_socket_for(target), timeout=timeout)
-        elif target.kind == TargetKind.TCP_TLS:
-            from windflow.engine.tlsdocker import docker_client_tls
-
-            with endpoint_for(target) as endpoint:
-                client = docker_client_tls(endpoint, timeout=timeout)
-        else:
-            with endpoint_for(target) as endpoint:
-                client = dockerhost.docker_client_ssh(endpoint, timeout=timeout)
-    except EngineError as exc:
-        raise ServiceError(_engine_message(exc), code="docker_unavailable") from exc
-    try:
-        yield client
-    finally:
-        client.close()
-
-
 def list_containers(target: Target) -> list[dict]:
     """What runs on the target now (for its page): name, image, state, status, ports, and the
     stack it belongs to. A local engine is the platform's (and may be shared with other
@@ -562,7 +425,7 @@ def list_containers(target: Target) -> list[dict]:
             from windflow.engine.dockerhost import docker_error
 
             raise ServiceError(
-                _engine_message(docker_error(exc, target.name)), code="docker_unavailable"
+                engine_message(docker_error(exc, target.name)), code="docker_unavailable"
             ) from exc
         out = []
         for container in containers:
@@ -591,90 +454,6 @@ def _container_dict(container) -> dict:
         "project": attrs.get("Config", {}).get("Labels", {}).get("com.docker.compose.project", ""),
         "ports": ports,
     }
-
-
-def run_checks(target: Target) -> tuple[list, object]:
-    if target.kind == TargetKind.LOCAL:
-        return engine_checks.check_local_socket(local_socket_for(target))
-    if target.kind == TargetKind.TCP_TLS:
-        from windflow.engine.tlsdocker import check_tls_target
-
-        with endpoint_for(target) as endpoint:
-            return check_tls_target(endpoint)
-    with endpoint_for(target) as endpoint:
-        # A healthy session goes back to the pool: the next job on this server reuses it.
-        return engine_checks.check_ssh_target(endpoint, pool=ssh.pool)
-
-
-def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
-    """Run the connectivity test, store it, update status, facts and last_seen."""
-    started = time.perf_counter()
-    try:
-        results, facts = run_checks(target)
-    except ServiceError as exc:
-        local = target.kind == TargetKind.LOCAL
-        results = [
-            engine_checks.Check(
-                name="socket" if local else "credential",
-                ok=False,
-                detail=exc.message,
-                hint=_("Ask the platform operator.")
-                if local
-                else _("Edit the target and give it a key."),
-            )
-        ]
-        facts = None
-    status = _status_of(results)
-    check = TargetCheck.objects.create(
-        target=target,
-        status=status,
-        triggered_by=triggered_by,
-        duration_ms=int((time.perf_counter() - started) * 1000),
-        results=[_check_dict(result) for result in results],
-    )
-    target.status = status
-    fields = ["status"]
-    if status != TargetStatus.OFFLINE:
-        target.last_seen = timezone.now()
-        fields.append("last_seen")
-    if facts is not None:
-        target.facts = _facts_dict(facts)
-        fields.append("facts")
-    target.save(update_fields=fields)
-    return check
-
-
-def _status_of(results) -> str:
-    if results and all(result.ok for result in results):
-        return TargetStatus.ONLINE
-    blocking = {
-        "ssh reachable",
-        "host key",
-        "authenticated",
-        "credential",
-        "socket",
-        "tcp reachable",
-        "tls",
-    }
-    if any(not result.ok and result.name in blocking for result in results) or not results:
-        return TargetStatus.OFFLINE
-    return TargetStatus.DEGRADED
-
-
-def _check_dict(result) -> dict:
-    return {
-        "name": result.name,
-        "ok": result.ok,
-        "detail": result.detail,
-        "hint": result.hint,
-        "duration_ms": round(result.duration_ms, 1),
-    }
-
-
-def _facts_dict(facts) -> dict:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(facts) if is_dataclass(facts) else dict(facts)
 
 
 def request_check(actor: Membership, target: Target) -> TargetCheck:

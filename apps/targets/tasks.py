@@ -11,8 +11,9 @@ from windflow.engine.errors import EngineError
 from windflow.errors import ServiceError
 from windflow.realtime import current_schema, group_name, publish
 
-from . import services
+from .checks import check_target as run_check
 from .choices import RunStatus
+from .connection import endpoint_for
 from .models import PrepareRun, Target
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def prepare_target(run_id: int) -> None:
     try:
         from windflow.engine.ssh import pool
 
-        with services.endpoint_for(run.target) as endpoint, pool.session(endpoint) as session:
+        with endpoint_for(run.target) as endpoint, pool.session(endpoint) as session:
             exit_code = bootstrap.run_prepare(session, write)
     except (EngineError, ServiceError) as exc:
         write(f"error: {exc}")
@@ -83,7 +84,7 @@ def prepare_target(run_id: int) -> None:
 def check_target(target_id: int) -> None:
     target = Target.objects.filter(pk=target_id).first()
     if target is not None:
-        services.check_target(target)
+        run_check(target)
 
 
 @dramatiq.actor(max_retries=0, time_limit=10 * 60_000)

@@ -203,7 +203,7 @@ def test_it_refuses_cancel_and_control_without_a_grant_and_allows_them_with_one(
     from apps.deployments import services as deployments
     from apps.deployments.choices import DeploymentStatus
     from apps.environments.services import grant_deploy
-    from apps.stacks import runtime
+    from apps.stacks import control
 
     queued = deployments.request_deployment(member(owner, acme), prod_stack)
     page = client_for(developer, acme)
@@ -223,7 +223,7 @@ def test_it_refuses_cancel_and_control_without_a_grant_and_allows_them_with_one(
     assert response.status_code == 403
     assert error_of(response)["code"] == "permission_denied"
     with pytest.raises(Forbidden):
-        runtime.request_control(member(developer, acme), prod_stack, "stop")
+        control.request_control(member(developer, acme), prod_stack, "stop")
     assert not AuditEvent.objects.filter(action__in=["stack.restart", "stack.stop"]).exists()
 
     grant_deploy(member(owner, acme), protected, member(developer, acme))

@@ -14,6 +14,7 @@ from apps.audit.models import AuditEvent
 from apps.deployments import runner
 from apps.deployments import services as deployments
 from apps.deployments.choices import DeploymentStatus
+from apps.stacks import control as stack_control
 from apps.stacks import runtime
 from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
@@ -57,7 +58,7 @@ def states(project: str) -> dict[str, str]:
 
 def control(membership, stack, action, service=None):
     """What a page does, then what the worker does."""
-    runtime.request_control(membership, stack, action, service)
+    stack_control.request_control(membership, stack, action, service)
     event = runtime.run_control(stack.pk, action, service)
     stack.refresh_from_db()
     return event
@@ -107,7 +108,7 @@ def test_it_restarts_one_service_only_through_the_queue(
     async_to_sync(layer.group_add)(runtime.stack_group(stack.pk), channel)
     before = started_at(stack.project)
     with django_capture_on_commit_callbacks(execute=True):
-        runtime.request_control(membership, stack, "restart", "worker")
+        stack_control.request_control(membership, stack, "restart", "worker")
     with django_capture_on_commit_callbacks(execute=True):
         assert run_queued_jobs() == ["control_stack"]
     after = started_at(stack.project)
@@ -151,13 +152,13 @@ def test_it_refuses_a_viewer_an_unknown_action_or_service(membership, make_stack
     stack = make_stack("services:\n  web:\n    image: busybox\n", name="rt-refuse")
     viewer = Membership.objects.get(user__email="viewer@acme.test", organization=acme)
     with pytest.raises(Forbidden):
-        runtime.request_control(viewer, stack, "restart")
+        stack_control.request_control(viewer, stack, "restart")
     with pytest.raises(ServiceError, match="Unknown action"):
-        runtime.request_control(membership, stack, "explode")
+        stack_control.request_control(membership, stack, "explode")
     with pytest.raises(ServiceError, match="no service named db"):
-        runtime.request_control(membership, stack, "restart", "db")
+        stack_control.request_control(membership, stack, "restart", "db")
     with pytest.raises(ServiceError):
-        runtime.request_control(membership, stack, "remove", "web")
+        stack_control.request_control(membership, stack, "remove", "web")
     assert not AuditEvent.objects.filter(action__startswith="stack.r").exists()
 
 
@@ -165,11 +166,11 @@ def test_it_refuses_control_while_a_deployment_is_queued_or_running(membership, 
     stack = make_stack("services:\n  web:\n    image: busybox\n", name="rt-busy")
     deployment = deployments.request_deployment(membership, stack)  # queued, no worker
     with pytest.raises(Conflict):
-        runtime.request_control(membership, stack, "restart")
+        stack_control.request_control(membership, stack, "restart")
     deployment.status = DeploymentStatus.RUNNING
     deployment.save(update_fields=["status"])
     with pytest.raises(Conflict):
-        runtime.request_control(membership, stack, "stop", "web")
+        stack_control.request_control(membership, stack, "stop", "web")
 
 
 def test_it_publishes_a_failure_when_the_project_is_not_the_stacks(

@@ -8,7 +8,8 @@ from django_tenants.utils import schema_context, tenant_context
 
 from apps.accounts.models import Membership, User
 from apps.audit.models import AuditEvent
-from apps.targets import services
+from apps.targets import checks, services
+from apps.targets.connection import docker_client_for
 from apps.targets.models import Target
 from apps.tenants.models import LocalEngine, Organization
 from apps.tenants.services import set_local_engine_organizations
@@ -30,7 +31,7 @@ def engine(db):
 
 
 def connect(target):
-    with services.docker_client_for(target, timeout=5) as client:
+    with docker_client_for(target, timeout=5) as client:
         return client.ping()
 
 
@@ -77,7 +78,7 @@ def test_it_refuses_to_connect_a_local_server_made_before_it_was_turned_off(
     error = refusal(target)
     assert error.code == "local_targets_off"
     assert "WINDFLOW_LOCAL_TARGETS=off" in error.message
-    check = services.check_target(target)
+    check = checks.check_target(target)
     assert check.status == "offline"
     assert "WINDFLOW_LOCAL_TARGETS=off" in check.results[0]["detail"]
 
@@ -94,7 +95,7 @@ def test_it_makes_a_local_server_from_an_engine_assigned_to_the_organisation(
     # The engine's socket, whatever was asked for.
     assert target.engine_id == engine.pk and target.socket_path == engine.socket_path
     assert connect(target) is True
-    assert services.check_target(target).status == "online"
+    assert checks.check_target(target).status == "online"
 
 
 def test_it_offers_only_the_engines_assigned_to_the_organisation(
@@ -234,7 +235,7 @@ def test_it_never_dials_a_socket_off_the_allow_list(settings, membership, path):
     error = refusal(target)
     assert error.code == "socket_not_allowed"
     assert "allow-list (WINDFLOW_LOCAL_SOCKETS)" in error.message
-    check = services.check_target(target)
+    check = checks.check_target(target)
     assert check.status == "offline" and "WINDFLOW_LOCAL_SOCKETS" in check.results[0]["detail"]
 
 

@@ -12,7 +12,7 @@ from windflow.api.viewsets import OrganizationViewSet
 from windflow.engine.compose import Problem
 from windflow.errors import ServiceError
 
-from .. import runtime, services
+from .. import control, runtime, services
 from ..filtersets import StackFilterSet
 from ..models import Stack
 from .serializers import (
@@ -219,7 +219,7 @@ class StackViewSet(
         stack = self.get_object()
         body = ControlSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        runtime.request_control(self.membership, stack, **body.validated_data)
+        control.request_control(self.membership, stack, **body.validated_data)
         return Response(body.validated_data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
