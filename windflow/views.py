@@ -32,7 +32,7 @@ def redirect_after_post(request, url: str):
     )
 
 
-def apply_service_error(form, error: ServiceError) -> None:
+def apply_service_error(form, error: ServiceError | Forbidden) -> None:
     field = error.field if error.field in form.fields else None
     form.add_error(field, error.message)
 
@@ -129,7 +129,7 @@ class ObjectFormView(OrganizationView):
         if form.is_valid():
             try:
                 saved = self.save(form)
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             except ValidationError as exc:
                 apply_validation_error(form, exc)
@@ -180,7 +180,7 @@ class ObjectDeleteView(OrganizationView):
         obj = self.get_object()
         try:
             self.delete(obj)
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
             return redirect_after_post(request, obj.get_absolute_url())
         messages.success(request, _("Deleted %(obj)s.") % {"obj": obj})

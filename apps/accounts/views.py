@@ -14,7 +14,7 @@ from django.views.decorators.http import require_safe
 
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Organization
-from windflow.errors import ServiceError
+from windflow.errors import Forbidden, ServiceError
 from windflow.views import OrganizationView, apply_service_error, redirect_after_post
 
 from . import permissions, services
@@ -89,7 +89,7 @@ def handoff(request):
         user, next_path, welcome = services.consume_handoff(
             request.GET.get("token", ""), request.tenant
         )
-    except ServiceError as exc:
+    except (Forbidden, ServiceError) as exc:
         return render(request, "accounts/handoff_failed.html", {"error": exc.message}, status=400)
     login(request, user, backend=SESSION_BACKEND)
     if welcome:
@@ -149,7 +149,7 @@ class MemberRoleView(OrganizationView):
                 raise ServiceError(_("Choose a valid role."))
             services.change_role(self.membership, member, form.cleaned_data["role"])
             messages.success(request, _("Role updated for %(email)s.") % {"email": member.user})
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, reverse("accounts:member_list"))
 
@@ -162,7 +162,7 @@ class MemberRemoveView(OrganizationView):
         leaving = member.pk == self.membership.pk
         try:
             services.remove_member(self.membership, member)
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
             return redirect_after_post(request, reverse("accounts:member_list"))
         if leaving:
@@ -195,7 +195,7 @@ class InvitationListView(OrganizationView):
         if form.is_valid():
             try:
                 invitation, _url = services.invite(self.membership, **form.cleaned_data)
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             else:
                 messages.success(
@@ -217,7 +217,7 @@ class InvitationRevokeView(OrganizationView):
         try:
             services.revoke_invitation(self.membership, invitation)
             messages.success(request, _("Invitation revoked."))
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, reverse("accounts:invitation_list"))
 
@@ -231,7 +231,7 @@ class InvitationAcceptView(View):
     def get(self, request, token):
         try:
             invitation = services.find_invitation(token, request.tenant)
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             return render(request, self.template_name, {"error": exc.message}, status=404)
         return render(request, self.template_name, {"invitation": invitation, "token": token})
 
@@ -240,7 +240,7 @@ class InvitationAcceptView(View):
             return redirect(f"{reverse('account_login')}?next={request.path}")
         try:
             services.accept_invitation(token, request.tenant, request.user)
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             return render(
                 request, self.template_name, {"error": exc.message}, status=exc.status_code
             )
@@ -266,7 +266,7 @@ class TokenListView(OrganizationView):
         if form.is_valid():
             try:
                 token, secret = services.create_api_token(self.membership, **form.cleaned_data)
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             else:
                 # Shown once, on this response only; never stored in clear.
@@ -282,6 +282,6 @@ class TokenRevokeView(OrganizationView):
         try:
             services.revoke_api_token(self.membership, token)
             messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, reverse("accounts:token_list"))

@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts import permissions
 from apps.accounts.models import Membership
-from windflow.errors import ServiceError
+from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
     ObjectFormView,
@@ -122,7 +122,7 @@ class EnvironmentGrantView(OrganizationView):
                 messages.success(
                     request, _("%(email)s may now deploy here.") % {"email": member.user}
                 )
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, url)
 
@@ -162,7 +162,7 @@ class ComposePolicyView(OrganizationView):
                     rules=form.rules(),
                     allowed_paths=form.cleaned_data["allowed_paths"],
                 )
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             else:
                 messages.success(request, _("Saved the compose policy."))
@@ -207,7 +207,7 @@ class EnvironmentPolicyView(OrganizationView):
         if form.is_valid():
             try:
                 policy.set_overrides(self.membership, environment, form.overrides())
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             else:
                 messages.success(

@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from apps.accounts import permissions
-from windflow.errors import ServiceError
+from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
     ObjectFormView,
@@ -66,7 +66,7 @@ class SecretDetailView(OrganizationView):
         if form.is_valid():
             try:
                 secret = services.rotate_secret(self.membership, secret, form.cleaned_data["value"])
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             else:
                 messages.success(

@@ -88,8 +88,6 @@ class StackControlView(OrganizationView):
         service = request.POST.get("service") or None
         try:
             control.request_control(self.membership, stack, action, service)
-        except Forbidden:
-            raise
         except ServiceError as exc:
             messages.error(request, exc.message)
         else:

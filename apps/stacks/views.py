@@ -168,7 +168,7 @@ class EditorView(OrganizationView):
         if form.is_valid():
             try:
                 url = self.save(form)
-            except (ServiceError, ValidationError) as exc:
+            except (Forbidden, ServiceError, ValidationError) as exc:
                 _save_errors(form, exc)
             else:
                 return redirect_after_post(request, url)
@@ -295,7 +295,7 @@ class StackSettingsView(OrganizationView):
         if form.is_valid():
             try:
                 services.update_stack(self.membership, stack, **form.settings())
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 _save_errors(form, exc)
             else:
                 messages.success(request, _("Saved %(name)s.") % {"name": stack.name})
@@ -405,8 +405,6 @@ class RevisionRollbackView(OrganizationView):
         try:
             deployment = rollback_to(self.membership, stack, revision)
         except ServiceError as exc:
-            if isinstance(exc, Forbidden):
-                raise
             messages.error(request, exc.message)
             return redirect_after_post(request, revision.get_absolute_url())
         messages.info(request, _("Rolling back to revision %(n)d.") % {"n": revision.number})

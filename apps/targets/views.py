@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from apps.accounts import permissions
-from windflow.errors import ServiceError
+from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
     ObjectFormView,
@@ -95,7 +95,7 @@ class TargetActionView(OrganizationView):
                 messages.info(request, _("Preparing the server: follow the output below."))
             else:
                 return render(request, "404.html", status=404)
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
         return redirect_after_post(request, target.get_absolute_url())
 
@@ -122,7 +122,7 @@ class TargetContainersView(OrganizationView):
         target = _target(self, slug)
         try:
             containers, error = services.list_containers(target), ""
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             containers, error = [], exc.message
         return render(
             request, "targets/htmx/containers.html", {"containers": containers, "error": error}
@@ -149,7 +149,7 @@ class TargetEditView(OrganizationView):
         if form.is_valid():
             try:
                 services.update_target(self.membership, target, **form.cleaned_data)
-            except ServiceError as exc:
+            except (Forbidden, ServiceError) as exc:
                 apply_service_error(form, exc)
             else:
                 messages.success(request, _("Saved %(name)s.") % {"name": target.name})
