@@ -147,9 +147,9 @@ def make_world(organization, owner, *, protected=False, name="shop"):
 
 def progress(deployment, lines=3):
     """What the runner would have written: a service bar and numbered lines."""
-    from apps.deployments import services
+    from apps.deployments import journal
     from apps.deployments.choices import ServicePhase
 
-    services.set_service(deployment, "web", phase=ServicePhase.PULL, progress=40, message="pull")
+    journal.set_service(deployment, "web", phase=ServicePhase.PULL, progress=40, message="pull")
     for n in range(1, lines + 1):
-        services.append_log(deployment, f"line {n}", service="web")
+        journal.append_log(deployment, f"line {n}", service="web")

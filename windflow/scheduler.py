@@ -90,7 +90,7 @@ def reap_in_every_organization() -> None:
         return
     for schema in list(schemas):
         with schema_context(schema):
-            reaped = reap_stale(requeue=False)
+            reaped = reap_stale()
         if reaped:
             logger.warning("scheduler: %d silent deployment(s) failed in %s", reaped, schema)
 

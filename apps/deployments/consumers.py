@@ -8,7 +8,7 @@ from django_tenants.utils import tenant_context
 
 from windflow.realtime import authorize, group_name
 
-from . import services
+from . import journal, services
 
 BACKFILL_BATCH = 500
 
@@ -83,7 +83,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):
             if deployment is None:
                 return [], {}
             rows = [row.as_dict() for row in deployment.services.all()]
-            return rows, services.status_event(deployment)
+            return rows, journal.status_event(deployment)
 
     # --- Group events ------------------------------------------------------------------------
 

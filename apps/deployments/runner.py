@@ -6,7 +6,7 @@ rolled back or cancelled), never "running": every path goes through `finish`. A 
 killed outright leaves a stale heartbeat instead, which `reap_stale` (run by the scheduler
 every few seconds) turns into a failed, resumable deployment whose diagnosis lists the
 containers it left. A PostgreSQL or Redis blip is ridden out: writes are retried
-(apps.deployments.services), publishing is best-effort.
+(apps.deployments.journal), publishing is best-effort.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
 from apps.stacks.models import STACK_LABEL, StackRevision
-from apps.targets.services import docker_client_for, is_platform_engine
+from apps.targets.connection import docker_client_for
+from apps.targets.services import is_platform_engine
 from windflow.engine.compose.analyse import analyse
 from windflow.engine.diagnose import Diagnosis, diagnose_error, make
 from windflow.engine.drivers import (
@@ -42,7 +43,7 @@ from windflow.engine.errors import EngineError
 from windflow.errors import ServiceError
 from windflow.resilience import retry
 
-from . import services
+from . import journal
 from .choices import DeploymentStatus, LogLevel, ServicePhase
 from .models import Deployment
 
@@ -84,9 +85,9 @@ def run(deployment_id: int) -> None:
     """Run a queued deployment. Safe to call again for the same id (a redelivered message):
     a deployment that is running elsewhere, or finished, is left alone."""
     deployment = retry(
-        lambda: services.claim(deployment_id),
+        lambda: journal.claim(deployment_id),
         what=f"claiming deployment {deployment_id}",
-        budget=services.WRITE_RETRY_SECONDS,
+        budget=journal.WRITE_RETRY_SECONDS,
     )
     if deployment is None:
         reap_stale(Deployment.objects.filter(pk=deployment_id))
@@ -94,9 +95,7 @@ def run(deployment_id: int) -> None:
     DeploymentRun(deployment).execute()
 
 
-def reap_stale(
-    queryset=None, *, stale_after: float = STALE_AFTER_SECONDS, requeue: bool = True
-) -> int:
+def reap_stale(queryset=None, *, stale_after: float = STALE_AFTER_SECONDS) -> int:
     """Mark failed the running deployments whose worker stopped beating (killed, machine
     lost). The diagnosis says when it was last heard of and which containers of the stack
     are on the server now, so that a resume keeps them (a deploy converges, keeping what is
@@ -120,23 +119,21 @@ def reap_stale(
             ),
         ).as_dict()
         diagnosis["containers"] = found
-        if not services.finish(
+        if not journal.finish(
             deployment,
             DeploymentStatus.FAILED,
             _("The worker stopped during the deployment: resume it to continue."),
             diagnosis,
         ):
             continue  # it finished by itself meanwhile
-        services.append_log(
+        journal.append_log(
             deployment,
             _("The worker running this deployment stopped (last sign of life %(when)s).")
             % {"when": when},
             level=LogLevel.ERROR,
         )
-        services.append_log(deployment, describe_leftovers(deployment, found), level=LogLevel.ERROR)
+        journal.append_log(deployment, describe_leftovers(deployment, found), level=LogLevel.ERROR)
         count += 1
-    if requeue:
-        requeue_forgotten()
     return count
 
 
@@ -170,23 +167,6 @@ def describe_leftovers(deployment: Deployment, found: list[dict] | None) -> str:
         "target": deployment.target.name,
         "list": listed,
     }
-
-
-def requeue_forgotten(older_than_seconds: int = 60) -> None:
-    """A queued deployment whose message was lost (the broker restarted, the worker failed
-    before claiming it) and that nothing runs ahead of gets its message again."""
-    limit = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
-    waiting = (
-        Deployment.objects.filter(status=DeploymentStatus.QUEUED, created_at__lt=limit)
-        .values_list("stack_id", "target_id")
-        .distinct()
-    )
-    for stack_id, target_id in waiting:
-        running = Deployment.objects.filter(
-            stack_id=stack_id, target_id=target_id, status=DeploymentStatus.RUNNING
-        ).exists()
-        if not running:
-            services.start_next(stack_id, target_id)
 
 
 def release_connection() -> None:
@@ -333,7 +313,7 @@ class DeploymentRun:
             # Secret values stay redacted from every log while the deployment uses them.
             with self.inputs(revision, deployment.triggered_by_id) as (plan, options):
                 for service in plan.services:
-                    services.set_service(
+                    journal.set_service(
                         deployment, service.name, phase=ServicePhase.WAITING, progress=0, message=""
                     )
                 if deployment.target is None:
@@ -538,7 +518,7 @@ class DeploymentRun:
             self.progress_at[event.service] = now
         if event.service and event.phase:
             phase = event.phase if event.phase in ServicePhase.values else ServicePhase.START
-            services.set_service(
+            journal.set_service(
                 self.deployment,
                 event.service,
                 phase=phase,
@@ -554,7 +534,7 @@ class DeploymentRun:
     def log(self, message: str, *, level: str = LogLevel.INFO, service: str = "") -> None:
         if level not in LogLevel.values:
             level = LogLevel.INFO
-        services.append_log(self.deployment, message, level=level, service=service)
+        journal.append_log(self.deployment, message, level=level, service=service)
 
     def record_outcome(self, outcome: _Outcome) -> None:
         deployment, stack = self.deployment, self.stack
@@ -564,22 +544,22 @@ class DeploymentRun:
             retry(
                 lambda: stack.save(update_fields=["current_revision", "updated_at"]),
                 what=f"current revision of stack {stack.pk}",
-                budget=services.WRITE_RETRY_SECONDS,
+                budget=journal.WRITE_RETRY_SECONDS,
             )
         elif outcome.restored is not None:
             deployment.rolled_back_to = outcome.restored
             retry(
                 lambda: deployment.save(update_fields=["rolled_back_to"]),
                 what=f"rollback of deployment {deployment.pk}",
-                budget=services.WRITE_RETRY_SECONDS,
+                budget=journal.WRITE_RETRY_SECONDS,
             )
         diagnosis = outcome.diagnosis.as_dict() if outcome.diagnosis else None
-        finished = services.finish(
+        finished = journal.finish(
             deployment,
             outcome.status,
             outcome.reason,
             diagnosis,
-            send_budget=services.SEND_RETRY_SECONDS,
+            send_budget=journal.SEND_RETRY_SECONDS,
         )
         if not finished:  # reaped while it went on (a long silence): say how it ended
             self.log(

@@ -15,7 +15,7 @@ from apps.stacks.models import Stack
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import OrganizationView, redirect_after_post, wants_partial
 
-from . import services
+from . import journal, services
 from .choices import DeploymentStatus, ServicePhase
 from .forms import DeploymentFilterForm, LogQueryForm
 from .models import Deployment
@@ -106,7 +106,7 @@ class DeploymentCreateView(OrganizationView):
                 return redirect_after_post(request, _stack_url(stack.name))
         try:
             deployment = services.request_deployment(self.membership, stack, revision)
-        except (Forbidden, ServiceError) as exc:
+        except ServiceError as exc:
             messages.error(request, exc.message)
             return redirect_after_post(request, _stack_url(stack.name))
         messages.success(
@@ -176,7 +176,7 @@ class DeploymentLogView(OrganizationView):
                     "next_after": lines[-1].seq if lines else after,
                     "finished": deployment.is_finished,
                     "services": [row.as_dict() for row in deployment.services.all()],
-                    "status": services.status_event(deployment),
+                    "status": journal.status_event(deployment),
                 }
             )
         context = live_context(deployment, after=after)
@@ -191,6 +191,8 @@ class _ControlView(OrganizationView):
         deployment = _deployment(self, pk)
         try:
             target = self.control(deployment)
+        except Forbidden:
+            raise
         except ServiceError as exc:
             messages.error(request, exc.message)
             target = deployment

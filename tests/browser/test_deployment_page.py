@@ -4,7 +4,7 @@ or by polling when the browser has no websockets."""
 import pytest
 from django.db import connection
 
-from apps.deployments import services
+from apps.deployments import journal, services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
 from tests.deploying import make_world, progress
 
@@ -70,9 +70,9 @@ def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_a
     expect(page.locator("#deployment-live")).to_have_attribute("data-live", transport)
 
     def advance():
-        services.append_log(deployment, "pulling busybox", service="web")
-        services.set_service(deployment, "web", phase=ServicePhase.START, progress=70, message="")
-        services.set_service(deployment, "db", phase=ServicePhase.PULL, progress=10, message="")
+        journal.append_log(deployment, "pulling busybox", service="web")
+        journal.set_service(deployment, "web", phase=ServicePhase.START, progress=70, message="")
+        journal.set_service(deployment, "db", phase=ServicePhase.PULL, progress=10, message="")
 
     _in_thread(organization, advance)
     expect(log).to_have_count(3)
@@ -83,7 +83,7 @@ def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_a
 
     _in_thread(
         organization,
-        lambda: services.finish(
+        lambda: journal.finish(
             deployment,
             DeploymentStatus.FAILED,
             "port 8080 already allocated",

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from guardian.shortcuts import assign_perm
 
-from apps.deployments import services
+from apps.deployments import journal, services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
 from apps.deployments.models import Deployment
 from tests.base import APIViewTestMixin, api_client, error_of
@@ -83,8 +83,8 @@ def test_it_refuses_a_protected_environment_to_a_developer_without_grant(
 
 def test_it_lists_filters_and_retrieves_with_services_and_diagnosis(world, acme, viewer):
     first = services.request_deployment(world.membership, world.stack)
-    services.set_service(first, "web", phase=ServicePhase.FAILED, progress=60, message="exit 1")
-    services.finish(
+    journal.set_service(first, "web", phase=ServicePhase.FAILED, progress=60, message="exit 1")
+    journal.finish(
         first,
         DeploymentStatus.FAILED,
         "port 8080 already allocated",
@@ -141,7 +141,7 @@ def test_it_rolls_back_only_to_a_revision_that_succeeded(world, acme, operator):
 def test_it_pages_the_log(world, acme, viewer):
     deployment = services.request_deployment(world.membership, world.stack)
     for n in range(1, 8):
-        services.append_log(deployment, f"line {n}", service="web")
+        journal.append_log(deployment, f"line {n}", service="web")
     client = api_client(viewer, acme)
     url = f"/api/v1/deployments/{deployment.pk}/logs/"
     first = client.get(url, {"limit": 3}).json()
@@ -158,8 +158,8 @@ def test_it_pages_the_log(world, acme, viewer):
 def test_it_streams_the_log_and_ends_with_the_status_when_finished(world, acme, viewer):
     deployment = services.request_deployment(world.membership, world.stack)
     for n in range(1, 4):
-        services.append_log(deployment, f"line {n}")
-    services.finish(deployment, DeploymentStatus.FAILED, "healthcheck failing")
+        journal.append_log(deployment, f"line {n}")
+    journal.finish(deployment, DeploymentStatus.FAILED, "healthcheck failing")
     response = api_client(viewer, acme).get(
         f"/api/v1/deployments/{deployment.pk}/logs/", {"follow": "true", "after": 1}
     )
@@ -200,7 +200,7 @@ def test_it_follows_a_running_deployment_live_under_asgi(live_db):
     with live_organization() as mine:
         world = make_world(mine.organization, mine.owner)
         deployment = services.request_deployment(world.membership, world.stack)
-        services.append_log(deployment, "line 1")
+        journal.append_log(deployment, "line 1")
         connection.set_schema_to_public()
         membership = Membership.objects.get(user=mine.owner, organization=mine.organization)
         _token, token = create_api_token(membership, name="follow", scope="read")
@@ -212,10 +212,10 @@ def test_it_follows_a_running_deployment_live_under_asgi(live_db):
             try:
                 time.sleep(0.6)
                 second_written.append(time.monotonic())
-                services.append_log(deployment, "line 2")
+                journal.append_log(deployment, "line 2")
                 time.sleep(0.3)
-                services.append_log(deployment, "line 3")
-                services.finish(deployment, DeploymentStatus.SUCCEEDED)
+                journal.append_log(deployment, "line 3")
+                journal.finish(deployment, DeploymentStatus.SUCCEEDED)
             finally:
                 connection.close()
 

@@ -8,7 +8,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
-from apps.deployments import services
+from apps.deployments import journal, services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
 from tests.deploying import make_world
 from tests.live import live_organization, session_cookie_for
@@ -50,9 +50,9 @@ def running(two_orgs):
     mine, _other = two_orgs
     world = make_world(mine.organization, mine.owner)
     deployment = services.request_deployment(world.membership, world.stack)
-    services.set_service(deployment, "web", phase=ServicePhase.PULL, progress=30, message="pull")
+    journal.set_service(deployment, "web", phase=ServicePhase.PULL, progress=30, message="pull")
     for n in range(1, 5):
-        services.append_log(deployment, f"line {n}", service="web")
+        journal.append_log(deployment, f"line {n}", service="web")
     connection.set_schema_to_public()
     return deployment
 
@@ -70,9 +70,9 @@ def test_it_backfills_after_the_last_line_then_follows_live(two_orgs, running):
     host = mine.organization.primary_domain
 
     def live_progress():
-        services.append_log(running, "line 5", service="web")
-        services.set_service(running, "web", phase=ServicePhase.START, progress=80, message="")
-        services.finish(running, DeploymentStatus.SUCCEEDED)
+        journal.append_log(running, "line 5", service="web")
+        journal.set_service(running, "web", phase=ServicePhase.START, progress=80, message="")
+        journal.finish(running, DeploymentStatus.SUCCEEDED)
 
     async def scenario():
         ws = communicator(host, cookie, running.pk, after=2)
@@ -107,7 +107,7 @@ def test_it_backfills_everything_in_batches_for_a_new_page(two_orgs, running):
     mine, _other = two_orgs
     connection.set_tenant(mine.organization)
     for n in range(5, 601):
-        services.append_log(running, f"line {n}")
+        journal.append_log(running, f"line {n}")
     connection.set_schema_to_public()
     cookie = session_cookie_for(mine.owner)
 

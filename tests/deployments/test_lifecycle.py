@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.models import Membership
-from apps.deployments import runner, services
+from apps.deployments import runner, services, tasks
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from devtools import free_port, remove_compose_project
@@ -96,7 +96,7 @@ def test_it_sends_a_lost_message_again_when_nothing_runs_ahead(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        runner.requeue_forgotten()
+        tasks.requeue_forgotten()
     assert deployments_queued() == [((lost.pk,), acme.schema_name)]
 
     run_queued_jobs()

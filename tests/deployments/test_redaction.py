@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from apps.audit.models import AuditEvent
-from apps.deployments import runner, services
+from apps.deployments import journal, runner, services
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from apps.notifications.models import Notification
@@ -137,9 +137,9 @@ def test_it_keeps_the_values_in_scope_for_rollback_and_outcome(membership, make_
     a text reaches `finish` directly."""
     stack = make_stack()
     deployment = services.request_deployment(membership, stack)
-    services.append_log(deployment, f"printed {canary}")
-    services.set_service(deployment, "web", phase="failed", progress=0, message=canary)
-    services.finish(
+    journal.append_log(deployment, f"printed {canary}")
+    journal.set_service(deployment, "web", phase="failed", progress=0, message=canary)
+    journal.finish(
         deployment,
         DeploymentStatus.FAILED,
         f"reason {canary}",

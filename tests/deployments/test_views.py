@@ -5,7 +5,7 @@ written with the services the runner uses."""
 from django.db import connection
 
 from apps.accounts.models import Membership
-from apps.deployments import services
+from apps.deployments import journal, services
 from apps.deployments.choices import DeploymentStatus, LogLevel
 from apps.deployments.models import Deployment
 from apps.environments.models import Environment
@@ -49,10 +49,10 @@ def test_it_answers_bad_deploy_requests_with_a_message_not_an_error(world, acme,
 def test_it_renders_the_live_page_with_bars_lines_and_failure(world, acme, viewer):
     deployment = services.request_deployment(world.membership, world.stack)
     progress(deployment)
-    services.append_log(deployment, "boom", level=LogLevel.ERROR, service="web")
+    journal.append_log(deployment, "boom", level=LogLevel.ERROR, service="web")
     deployment.rolled_back_to = world.stack.revisions.get(number=1)
     deployment.save()
-    services.finish(
+    journal.finish(
         deployment,
         DeploymentStatus.ROLLED_BACK,
         "web did not become healthy",
@@ -183,7 +183,7 @@ def test_it_shows_recent_deployments_on_the_overview(owner, viewer, acme, globex
     StackRevision.objects.create(stack=stack, number=1, compose="services: {}\n")
     membership = Membership.objects.get(user=owner, organization=acme)
     deployment = services.request_deployment(membership, stack)
-    services.finish(deployment, DeploymentStatus.FAILED, "port 8080 already allocated")
+    journal.finish(deployment, DeploymentStatus.FAILED, "port 8080 already allocated")
     connection.set_schema_to_public()
 
     page = client_for(viewer, acme).get("/").content.decode()

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client, override_settings
 
-from apps.deployments import services
+from apps.deployments import journal
 from apps.deployments.choices import DeploymentStatus
 from apps.deployments.models import Deployment
 from apps.environments.models import Environment
@@ -131,8 +131,8 @@ def test_it_records_the_outcome_and_wakes_the_next_when_the_live_update_is_lost(
         environment=stack.environment,
     )
     with redis_away(), django_capture_on_commit_callbacks(execute=True):
-        services.append_log(deployment, "a line nobody sees live")
-        assert services.finish(deployment, DeploymentStatus.SUCCEEDED) is True
+        journal.append_log(deployment, "a line nobody sees live")
+        assert journal.finish(deployment, DeploymentStatus.SUCCEEDED) is True
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.SUCCEEDED
     assert deployment.finished_at is not None
@@ -143,10 +143,10 @@ def test_it_records_the_outcome_and_wakes_the_next_when_the_live_update_is_lost(
 
 def test_it_never_overwrites_an_outcome_already_recorded(stack):
     deployment = running(stack)
-    assert services.finish(deployment, DeploymentStatus.FAILED, "worker lost") is True
+    assert journal.finish(deployment, DeploymentStatus.FAILED, "worker lost") is True
     late = Deployment.objects.get(pk=deployment.pk)
     late.status = DeploymentStatus.RUNNING  # what a runner that went on still believes
-    assert services.finish(late, DeploymentStatus.SUCCEEDED) is False
+    assert journal.finish(late, DeploymentStatus.SUCCEEDED) is False
     deployment.refresh_from_db()
     assert deployment.status == DeploymentStatus.FAILED
     assert deployment.reason == "worker lost"

@@ -347,12 +347,12 @@ def communicator(host: str, cookie: str | None, path: str):
 def _victim_activity(victim):
     """What the victim's sockets would carry: a log line and a notification (executor
     thread: leaves no connection open)."""
-    from apps.deployments import services as deployments
+    from apps.deployments import journal
     from apps.notifications import services as notifications
 
     connection.set_tenant(victim.organization)
     try:
-        deployments.append_log(victim.deployment, f"{victim.markers[0]}-live-log")
+        journal.append_log(victim.deployment, f"{victim.markers[0]}-live-log")
         notifications.notify([victim.owner], verb="victim", text=victim.markers[0])
     finally:
         connection.close()

@@ -95,6 +95,7 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
     from apps.accounts import services as accounts
     from apps.accounts.models import Membership, Role, User
     from apps.audit import services as audit
+    from apps.deployments import journal
     from apps.deployments import services as deployments
     from apps.environments.models import Environment
     from apps.notifications import services as notifications
@@ -142,7 +143,7 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
     )
     revision = stack.revisions.get(number=1)
     deployment = deployments.request_deployment(membership, stack)
-    deployments.append_log(deployment, f"{marker}-log-line")
+    journal.append_log(deployment, f"{marker}-log-line")
     deployment.reason = f"{marker}-reason"
     deployment.save(update_fields=["reason"])
     audit_event = audit.record(

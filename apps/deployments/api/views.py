@@ -19,7 +19,7 @@ from apps.accounts import permissions
 from apps.stacks.models import Stack
 from windflow.api.viewsets import OrganizationViewSet
 
-from .. import services
+from .. import journal, services
 from ..choices import DeploymentStatus
 from ..models import Deployment
 from .serializers import (
@@ -171,7 +171,7 @@ def _read(tenant, deployment_id: int, after: int):
     with tenant_context(tenant):
         deployment = Deployment.objects.select_related("rolled_back_to").get(pk=deployment_id)
         lines = [line.as_dict() for line in services.log_page(deployment, after=after)]
-        return lines, deployment.is_finished, services.status_event(deployment)
+        return lines, deployment.is_finished, journal.status_event(deployment)
 
 
 def _step(tenant, deployment_id: int, after: int, deadline: float):
