@@ -8,7 +8,7 @@ querysets through `visible()`; nothing else compares roles.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -25,72 +25,47 @@ if TYPE_CHECKING:
 
     from .models import User
 
-# The least role that may perform each action.
-MINIMUM_ROLE = {
-    "organization.view": Role.VIEWER,
-    "organization.change": Role.ADMIN,
-    "member.view": Role.VIEWER,
-    "member.manage": Role.ADMIN,
-    "invitation.manage": Role.ADMIN,
-    "token.use": Role.VIEWER,
-    "token.manage_all": Role.ADMIN,
-    "environment.view": Role.VIEWER,
-    "environment.add": Role.OPERATOR,
-    "environment.change": Role.OPERATOR,
-    "environment.protect": Role.ADMIN,
-    "environment.delete": Role.ADMIN,
-    "environment.grant": Role.ADMIN,
-    "environment.deploy": Role.OPERATOR,
-    "notification.view": Role.VIEWER,
-    "secret.view": Role.VIEWER,
-    "secret.use": Role.OPERATOR,
-    "secret.manage": Role.ADMIN,
-    "audit.view": Role.ADMIN,
-    "target.view": Role.VIEWER,
-    "target.check": Role.OPERATOR,
-    "target.manage": Role.ADMIN,
-    "stack.view": Role.VIEWER,
-    "stack.change": Role.DEVELOPER,
-    "stack.delete": Role.OPERATOR,
-    "deployment.view": Role.VIEWER,
+
+class Action(NamedTuple):
+    """One row of the permission table."""
+
+    least_role: Role  # the least role that may perform the action
+    label: str  # what it means to a person, for error messages ("deploy or control stacks")
+
+
+# Every action: the least role that may perform it, and what it means to a person.
+ACTIONS: dict[str, Action] = {
+    "organization.view": Action(Role.VIEWER, gettext_lazy("see this organisation")),
+    "organization.change": Action(Role.ADMIN, gettext_lazy("change this organisation")),
+    "member.view": Action(Role.VIEWER, gettext_lazy("see members")),
+    "member.manage": Action(Role.ADMIN, gettext_lazy("manage members")),
+    "invitation.manage": Action(Role.ADMIN, gettext_lazy("manage invitations")),
+    "token.use": Action(Role.VIEWER, gettext_lazy("use API tokens")),
+    "token.manage_all": Action(Role.ADMIN, gettext_lazy("manage other members' tokens")),
+    "environment.view": Action(Role.VIEWER, gettext_lazy("see environments")),
+    "environment.add": Action(Role.OPERATOR, gettext_lazy("create environments")),
+    "environment.change": Action(Role.OPERATOR, gettext_lazy("change environments")),
+    "environment.protect": Action(Role.ADMIN, gettext_lazy("protect or unprotect environments")),
+    "environment.delete": Action(Role.ADMIN, gettext_lazy("delete environments")),
+    "environment.grant": Action(Role.ADMIN, gettext_lazy("grant deploy access")),
+    "environment.deploy": Action(Role.OPERATOR, gettext_lazy("deploy to this environment")),
+    "notification.view": Action(Role.VIEWER, gettext_lazy("see notifications")),
+    "secret.view": Action(Role.VIEWER, gettext_lazy("see secret names")),
+    "secret.use": Action(Role.OPERATOR, gettext_lazy("use secrets in deployments")),
+    "secret.manage": Action(Role.ADMIN, gettext_lazy("manage secrets")),
+    "audit.view": Action(Role.ADMIN, gettext_lazy("read the audit log")),
+    "target.view": Action(Role.VIEWER, gettext_lazy("see servers")),
+    "target.check": Action(Role.OPERATOR, gettext_lazy("test servers")),
+    "target.manage": Action(Role.ADMIN, gettext_lazy("add, change or prepare servers")),
+    "stack.view": Action(Role.VIEWER, gettext_lazy("see stacks")),
+    "stack.change": Action(Role.DEVELOPER, gettext_lazy("create or change stacks")),
+    "stack.delete": Action(Role.OPERATOR, gettext_lazy("delete stacks")),
+    "deployment.view": Action(Role.VIEWER, gettext_lazy("see deployments")),
     # Deploy, roll back, resume, cancel, stop / start a stack; protected environments
     # need more (can_deploy_to), which the services check.
-    "deployment.create": Role.DEVELOPER,
-    "compose_policy.view": Role.VIEWER,
-    "compose_policy.manage": Role.ADMIN,
-}
-
-# What each action means to a person, for error messages.
-ACTION_LABELS = {
-    "organization.view": gettext_lazy("see this organisation"),
-    "organization.change": gettext_lazy("change this organisation"),
-    "member.view": gettext_lazy("see members"),
-    "member.manage": gettext_lazy("manage members"),
-    "invitation.manage": gettext_lazy("manage invitations"),
-    "token.use": gettext_lazy("use API tokens"),
-    "token.manage_all": gettext_lazy("manage other members' tokens"),
-    "environment.view": gettext_lazy("see environments"),
-    "environment.add": gettext_lazy("create environments"),
-    "environment.change": gettext_lazy("change environments"),
-    "environment.protect": gettext_lazy("protect or unprotect environments"),
-    "environment.delete": gettext_lazy("delete environments"),
-    "environment.grant": gettext_lazy("grant deploy access"),
-    "environment.deploy": gettext_lazy("deploy to this environment"),
-    "notification.view": gettext_lazy("see notifications"),
-    "secret.view": gettext_lazy("see secret names"),
-    "secret.use": gettext_lazy("use secrets in deployments"),
-    "secret.manage": gettext_lazy("manage secrets"),
-    "audit.view": gettext_lazy("read the audit log"),
-    "target.view": gettext_lazy("see servers"),
-    "target.check": gettext_lazy("test servers"),
-    "target.manage": gettext_lazy("add, change or prepare servers"),
-    "stack.view": gettext_lazy("see stacks"),
-    "stack.change": gettext_lazy("create or change stacks"),
-    "stack.delete": gettext_lazy("delete stacks"),
-    "deployment.view": gettext_lazy("see deployments"),
-    "deployment.create": gettext_lazy("deploy or control stacks"),
-    "compose_policy.view": gettext_lazy("see the compose policy"),
-    "compose_policy.manage": gettext_lazy("change the compose policy"),
+    "deployment.create": Action(Role.DEVELOPER, gettext_lazy("deploy or control stacks")),
+    "compose_policy.view": Action(Role.VIEWER, gettext_lazy("see the compose policy")),
+    "compose_policy.manage": Action(Role.ADMIN, gettext_lazy("change the compose policy")),
 }
 
 # What a route that needs no role in the organisation declares instead of an action
@@ -133,9 +108,9 @@ def can(membership: Membership | None, action: str, obj=None) -> bool:
     """May this member perform `action` (optionally on `obj`)?"""
     if membership is None:
         return False
-    if action not in MINIMUM_ROLE:
-        raise KeyError(f"Unknown action {action!r}: add it to MINIMUM_ROLE")
-    if role_at_least(membership, MINIMUM_ROLE[action]):
+    if action not in ACTIONS:
+        raise KeyError(f"Unknown action {action!r}: add it to ACTIONS")
+    if role_at_least(membership, ACTIONS[action].least_role):
         return True
     return obj is not None and _granted(membership, action, obj)
 
@@ -155,7 +130,7 @@ def require(membership: Membership | None, action: str, obj=None) -> None:
         role = membership.get_role_display() if membership else _("no role")
         raise Forbidden(
             _("Your role (%(role)s) does not allow you to %(action)s.")
-            % {"role": role, "action": ACTION_LABELS.get(action, action)}
+            % {"role": role, "action": ACTIONS[action].label if action in ACTIONS else action}
         )
 
 

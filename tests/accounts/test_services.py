@@ -173,8 +173,11 @@ def test_it_explains_a_refusal_in_words(viewer, acme):
 
 def test_it_labels_every_action():
     from apps.accounts import permissions
+    from apps.accounts.choices import Role
 
-    assert set(permissions.ACTION_LABELS) == set(permissions.MINIMUM_ROLE)
+    for name, action in permissions.ACTIONS.items():
+        assert action.least_role in Role.values, name
+        assert str(action.label).strip(), name
 
 
 def test_it_stops_honouring_a_cached_token_once_revoked(owner, acme):

@@ -4,7 +4,7 @@ Nothing here is listed by hand. The routes come from the URL resolver (pages) an
 OpenAPI document (API operations); what each one needs comes from the view itself, through
 the method the code enforces (`required_action()` of windflow.views.OrganizationView and of
 the API views, read by windflow.api.permissions.IsOrganizationMember); whether a role has it
-comes from the permission table (apps.accounts.permissions.MINIMUM_ROLE, through `can()`).
+comes from the permission table (apps.accounts.permissions.ACTIONS, through `can()`).
 
 - A route that changes state and declares no action fails the test: declare one (or
   permissions.NO_ROLE for routes that need no role here, such as accepting an invitation).
@@ -80,7 +80,7 @@ def api_action(callback, method: str, kwargs: dict) -> str | None:
 def expected_allowed(role: str, action: str, membership) -> bool:
     if action == permissions.NO_ROLE:
         return True
-    assert action in permissions.MINIMUM_ROLE, f"{action} is not in the permission table"
+    assert action in permissions.ACTIONS, f"{action} is not in the permission table"
     return permissions.can(membership, action)
 
 
