@@ -27,7 +27,7 @@ from docker.errors import DockerException
 from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
-from apps.stacks.models import STACK_LABEL, StackRevision
+from apps.stacks.models import StackRevision
 from apps.targets.connection import docker_client_for
 from apps.targets.services import is_platform_engine
 from windflow.engine.compose.analyse import analyse
@@ -40,6 +40,7 @@ from windflow.engine.drivers import (
     Event,
 )
 from windflow.engine.errors import EngineError
+from windflow.engine.labels import STACK_LABEL
 from windflow.errors import ServiceError
 from windflow.resilience import retry
 

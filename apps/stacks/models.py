@@ -11,9 +11,6 @@ from windflow.models import public_user_reference
 
 # A compose project name: what `docker compose ls` shows on the server.
 STACK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-# The label (value: the stack's uid) on everything WindFlow creates for a stack: a compose
-# project of the same name without it is not the stack's.
-STACK_LABEL = "io.windflow.stack"
 
 
 class Stack(models.Model):

@@ -17,16 +17,15 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from windflow.engine.drivers import CancelToken, ContainerStatus
+from windflow.engine.labels import PROJECT_LABEL, SERVICE_LABEL, STACK_LABEL
 from windflow.errors import ServiceError
 from windflow.realtime import current_schema, group_name, publish
 
-from .models import STACK_LABEL, Stack
+from .models import Stack
 
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("stop", "start", "restart", "remove")
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
 STATUS_TIMEOUT = 5.0  # seconds: the runtime panel must not hang on a slow server
 CONTROL_TIMEOUT = 60.0  # one Docker API call of stop / start / restart / remove
 LOG_TIMEOUT = 60.0  # a silent log stream is re-opened after this (the driver follows on)

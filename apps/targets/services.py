@@ -21,6 +21,7 @@ from apps.tenants.models import LocalEngine, Organization
 from apps.tenants.validators import allowed_local_sockets, local_socket_is_allowed
 from windflow.engine import ssh
 from windflow.engine.errors import EngineError, KeyFormatError
+from windflow.engine.labels import PROJECT_LABEL, STACK_LABEL
 from windflow.errors import Conflict, ServiceError
 
 from .checks import check_target
@@ -412,7 +413,7 @@ def list_containers(target: Target) -> list[dict]:
     stack it belongs to. A local engine is the platform's (and may be shared with other
     organisations): there, only the containers of this organisation's stacks are listed. An
     SSH or TCP+TLS server is the organisation's own: everything on it is listed."""
-    from apps.stacks.models import STACK_LABEL, Stack
+    from apps.stacks.models import Stack
 
     stacks = {str(uid): name for uid, name in Stack.objects.values_list("uid", "name")}
     own_only = target.kind == TargetKind.LOCAL
@@ -451,7 +452,7 @@ def _container_dict(container) -> dict:
         "image": attrs.get("Config", {}).get("Image", ""),
         "state": attrs.get("State", {}).get("Status", ""),
         "status": attrs.get("State", {}).get("Health", {}).get("Status", ""),
-        "project": attrs.get("Config", {}).get("Labels", {}).get("com.docker.compose.project", ""),
+        "project": attrs.get("Config", {}).get("Labels", {}).get(PROJECT_LABEL, ""),
         "ports": ports,
     }
 

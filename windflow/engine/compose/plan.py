@@ -27,11 +27,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from windflow.engine.compose import ComposeError, Problem, format_path
+from windflow.engine.labels import (
+    CONFIG_FILES_LABEL,
+    HASH_LABEL,
+    MANAGED_LABEL,
+    NETWORK_LABEL,
+    NUMBER_LABEL,
+    ONEOFF_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    VOLUME_LABEL,
+    WORKING_DIR_LABEL,
+)
 
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 DEFAULT_CONDITION = "service_started"
 DEFAULT_NETWORK = "default"
-MANAGED_LABEL = "io.windflow.managed"
 
 # Service keys turned into ServiceSpec fields; every other key (except x-*) lands in
 # ``extra`` unchanged, so that any change to it still changes the config hash.
@@ -222,16 +233,16 @@ def compose_labels(
     """The labels of a container, compatible with ``docker compose`` (``ls``, ``ps``,
     ``down`` recognise the project), plus ``io.windflow.managed``."""
     labels = {
-        "com.docker.compose.project": project,
-        "com.docker.compose.service": service,
-        "com.docker.compose.container-number": str(number),
-        "com.docker.compose.config-hash": config_hash,
-        "com.docker.compose.oneoff": "False",
-        "com.docker.compose.project.working_dir": working_dir,
+        PROJECT_LABEL: project,
+        SERVICE_LABEL: service,
+        NUMBER_LABEL: str(number),
+        HASH_LABEL: config_hash,
+        ONEOFF_LABEL: "False",
+        WORKING_DIR_LABEL: working_dir,
         MANAGED_LABEL: "true",
     }
     if config_files is not None:
-        labels["com.docker.compose.project.config_files"] = config_files
+        labels[CONFIG_FILES_LABEL] = config_files
     return labels
 
 
@@ -242,16 +253,16 @@ def container_name(project: str, service: str, number: int) -> str:
 
 def network_labels(project: str, key: str) -> dict[str, str]:
     return {
-        "com.docker.compose.project": project,
-        "com.docker.compose.network": key,
+        PROJECT_LABEL: project,
+        NETWORK_LABEL: key,
         MANAGED_LABEL: "true",
     }
 
 
 def volume_labels(project: str, key: str) -> dict[str, str]:
     return {
-        "com.docker.compose.project": project,
-        "com.docker.compose.volume": key,
+        PROJECT_LABEL: project,
+        VOLUME_LABEL: key,
         MANAGED_LABEL: "true",
     }
 

@@ -54,14 +54,16 @@ from windflow.engine.drivers import (
     DeployOptions,
     Event,
 )
+from windflow.engine.labels import (
+    HASH_LABEL,
+    IMAGE_LABEL,
+    NUMBER_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+)
 
 __all__ = ["DockerDriver"]
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-NUMBER_LABEL = "com.docker.compose.container-number"
-HASH_LABEL = "com.docker.compose.config-hash"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
 
 HEALTH_POLL = 0.15  # seconds between two inspects of a container during the health gate
 PULL_EVENT_INTERVAL = 0.2  # at most 5 progress events per second and image
@@ -774,7 +776,7 @@ class DockerDriver:
         extra = spec.extra
         labels = {
             **compose_labels(project, spec.name, number, spec.config_hash),
-            "com.docker.compose.image": spec.image,
+            IMAGE_LABEL: spec.image,
             **spec.labels,
             **extra_labels,
         }
