@@ -335,7 +335,7 @@ def require_change_in(actor: Membership, *environments) -> None:
 
 
 def _require_unmoved(stack_id: int, environment_id: int) -> None:
-    """Lock the stack row (stack first: the lock order of apps.deployments.services) and
+    """Lock the stack row (stack first: the lock order of apps.deployments.journal) and
     refuse when it moved to another environment since the rights were checked."""
     current = (
         Stack.objects.select_for_update()
