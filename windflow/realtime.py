@@ -11,10 +11,39 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
+# Every Channels group name is made here: `t.<schema>.<part>...` for an organisation's
+# groups (the schema keeps organisations' groups apart), `u.<user id>` for a person's
+# revocations, which concern all of their organisations.
+
 
 def group_name(schema: str, *parts) -> str:
     """`t.<schema>.<part>...`: the schema keeps organisations' groups apart."""
     return ".".join(["t", schema, *map(str, parts)])
+
+
+def deployment_group(deployment_id: int, schema: str | None = None) -> str:
+    """A deployment's log lines, service rows and status (`t.<schema>.deployment.<id>`)."""
+    return group_name(schema or current_schema(), "deployment", deployment_id)
+
+
+def stack_group(stack_id: int, schema: str | None = None) -> str:
+    """The Channels group that hears about the stack's run time (`t.<schema>.stack.<id>`)."""
+    return group_name(schema or current_schema(), "stack", stack_id)
+
+
+def prepare_group(schema: str, target_id: int) -> str:
+    """The output of "prepare server" (`t.<schema>.target.<id>.prepare`)."""
+    return group_name(schema, "target", target_id, "prepare")
+
+
+def notifications_group(schema: str, user_id: int) -> str:
+    """A member's live notifications in one organisation (`t.<schema>.user.<id>.notifications`)."""
+    return group_name(schema, "user", user_id, "notifications")
+
+
+def revocation_group(user_id) -> str:
+    """Every open socket of one person, in any organisation (`u.<id>`)."""
+    return f"u.{user_id}"
 
 
 logger = logging.getLogger(__name__)

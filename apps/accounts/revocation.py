@@ -19,13 +19,11 @@ from __future__ import annotations
 import logging
 import types
 
+from windflow.realtime import revocation_group
+
 logger = logging.getLogger(__name__)
 
 MESSAGE_TYPE = "credentials.revoked"
-
-
-def user_group(user_id) -> str:
-    return f"u.{user_id}"
 
 
 def notify_on_commit(user_id) -> None:
@@ -43,7 +41,7 @@ def _notify(user_id) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(user_group(user_id), {"type": MESSAGE_TYPE})
+        async_to_sync(layer.group_send)(revocation_group(user_id), {"type": MESSAGE_TYPE})
     except Exception:  # the change stands; sockets still end when they next reconnect
         logger.exception("could not tell the open websockets of user %s to check again", user_id)
 
@@ -55,14 +53,14 @@ async def watch(consumer, action: str | None) -> None:
     if getattr(consumer, "channel_layer", None) is None:  # a consumer outside the layer
         logger.warning("%s has no channel layer: revocations cannot reach it", type(consumer))
         return
-    await consumer.channel_layer.group_add(user_group(user.pk), consumer.channel_name)
+    await consumer.channel_layer.group_add(revocation_group(user.pk), consumer.channel_name)
 
     async def credentials_revoked(self, message):
         from channels.db import database_sync_to_async
 
         code = await database_sync_to_async(still_allowed)(self.scope, self.tenant, action)
         if code is not None:
-            await self.channel_layer.group_discard(user_group(user.pk), self.channel_name)
+            await self.channel_layer.group_discard(revocation_group(user.pk), self.channel_name)
             await self.close(code=code)
 
     # Channels finds a message's handler by name on the consumer: this one, on this socket.

@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
 
-from windflow.realtime import authorize, group_name
+from windflow.realtime import authorize, deployment_group
 
 from . import journal, services
 
@@ -33,7 +33,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):
         if not await self._visible():
             await self.close(code=4404)
             return
-        self.group = group_name(self.tenant.schema_name, "deployment", self.deployment_id)
+        self.group = deployment_group(self.deployment_id, self.tenant.schema_name)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         self.sent_seq = _after(self.scope)

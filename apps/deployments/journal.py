@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from apps.audit import services as audit
 from apps.stacks.models import Stack
-from windflow.realtime import current_schema, group_name, publish
+from windflow.realtime import deployment_group, publish
 from windflow.resilience import retry
 
 from .choices import ACTIVE_STATUSES, DeploymentStatus, LogLevel
@@ -48,10 +48,6 @@ def lock_stack(stack_id: int) -> None:
     stack and waiting for the audit lock deadlocks with one holding the audit lock and
     waiting for the stack (a foreign-key check on a row it updated twice)."""
     Stack.objects.select_for_update().filter(pk=stack_id).first()
-
-
-def deployment_group(deployment: Deployment) -> str:
-    return group_name(current_schema(), "deployment", deployment.pk)
 
 
 def _redact(deployment: Deployment, text: str) -> str:
@@ -94,7 +90,7 @@ def _append_log(deployment: Deployment, message: str, level: str, service: str):
             message=message,
         )
         deployment.last_seq = seq
-        publish(deployment_group(deployment), {"type": "deploy.log", "line": line.as_dict()})
+        publish(deployment_group(deployment.pk), {"type": "deploy.log", "line": line.as_dict()})
     return line
 
 
@@ -116,7 +112,7 @@ def set_service(
         return row
 
     row = retry(write, what=f"service of deployment {deployment.pk}", budget=WRITE_RETRY_SECONDS)
-    publish(deployment_group(deployment), {"type": "deploy.service", "service": row.as_dict()})
+    publish(deployment_group(deployment.pk), {"type": "deploy.service", "service": row.as_dict()})
     return row
 
 
@@ -137,7 +133,7 @@ def status_event(deployment: Deployment) -> dict:
 
 def publish_status(deployment: Deployment) -> None:
     publish(
-        deployment_group(deployment),
+        deployment_group(deployment.pk),
         {"type": "deploy.status", **status_event(deployment)},
         important=deployment.is_finished,
     )

@@ -108,11 +108,6 @@ class Deployment(models.Model):
             end = timezone.now()
         return end - self.started_at
 
-    @property
-    def group(self) -> str:
-        """The Channels group (without the tenant prefix) its events go to."""
-        return f"deployment.{self.pk}"
-
 
 class DeploymentService(models.Model):
     """Where one service of a deployment stands: the progress bar of the live page."""

@@ -1,8 +1,6 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from windflow.realtime import authorize
-
-from .services import user_group
+from windflow.realtime import authorize, notifications_group
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):
@@ -11,7 +9,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         if await authorize(self) is None:
             return
-        self.group = user_group(self.tenant.schema_name, self.scope["user"].pk)
+        self.group = notifications_group(self.tenant.schema_name, self.scope["user"].pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

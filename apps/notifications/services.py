@@ -3,13 +3,9 @@
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from windflow.realtime import current_schema, group_name, publish
+from windflow.realtime import current_schema, notifications_group, publish
 
 from .models import Notification
-
-
-def user_group(schema: str, user_id: int) -> str:
-    return group_name(schema, "user", user_id, "notifications")
 
 
 def notify(recipients, *, verb: str, text: str, url: str = "", stack=None) -> list[Notification]:
@@ -28,7 +24,7 @@ def notify(recipients, *, verb: str, text: str, url: str = "", stack=None) -> li
     schema = current_schema()
     for notification in notifications:
         event = {"type": "notification.new", "notification": notification.as_event()}
-        publish(user_group(schema, notification.recipient_id), event)
+        publish(notifications_group(schema, notification.recipient_id), event)
     return notifications
 
 

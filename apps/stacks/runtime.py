@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from windflow.engine.drivers import CancelToken, ContainerStatus
 from windflow.engine.labels import PROJECT_LABEL, SERVICE_LABEL, STACK_LABEL
 from windflow.errors import ServiceError
-from windflow.realtime import current_schema, group_name, publish
+from windflow.realtime import publish, stack_group
 
 from .models import Stack
 
@@ -177,11 +177,6 @@ def runtime_status(stack: Stack) -> list[dict]:
 
 
 # --- Control -----------------------------------------------------------------------------------
-
-
-def stack_group(stack_id: int, schema: str | None = None) -> str:
-    """The Channels group that hears about the stack's run time (`t.<schema>.stack.<id>`)."""
-    return group_name(schema or current_schema(), "stack", stack_id)
 
 
 def known_services(stack: Stack) -> set[str]:

@@ -2,9 +2,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
 
-from windflow.realtime import authorize
-
-from .tasks import prepare_group
+from windflow.realtime import authorize, prepare_group
 
 
 class PrepareOutputConsumer(AsyncJsonWebsocketConsumer):

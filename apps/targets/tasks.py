@@ -9,7 +9,7 @@ from django.utils import timezone
 from windflow.engine import bootstrap
 from windflow.engine.errors import EngineError
 from windflow.errors import ServiceError
-from windflow.realtime import current_schema, group_name, publish
+from windflow.realtime import current_schema, prepare_group, publish
 
 from .checks import check_target as run_check
 from .choices import RunStatus
@@ -19,10 +19,6 @@ from .models import PrepareRun, Target
 logger = logging.getLogger(__name__)
 SWEEP_CONCURRENCY = 8  # measured: 8 parallel SSH logins beat 32 or 200 on 2 cores
 FLUSH_SECONDS = 0.5
-
-
-def prepare_group(schema: str, target_id: int) -> str:
-    return group_name(schema, "target", target_id, "prepare")
 
 
 class _OutputWriter:
