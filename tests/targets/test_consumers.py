@@ -8,8 +8,8 @@ from channels.testing import WebsocketCommunicator
 from django.db import connection
 
 from apps.targets.models import Target
-from apps.targets.tasks import prepare_group
 from tests.live import live_organization, session_cookie_for
+from windflow.realtime import prepare_group
 
 pytestmark = pytest.mark.live
 
