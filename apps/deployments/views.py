@@ -106,7 +106,7 @@ class DeploymentCreateView(OrganizationView):
                 return redirect_after_post(request, _stack_url(stack.name))
         try:
             deployment = services.request_deployment(self.membership, stack, revision)
-        except ServiceError as exc:
+        except (Forbidden, ServiceError) as exc:
             messages.error(request, exc.message)
             return redirect_after_post(request, _stack_url(stack.name))
         messages.success(
@@ -191,8 +191,6 @@ class _ControlView(OrganizationView):
         deployment = _deployment(self, pk)
         try:
             target = self.control(deployment)
-        except Forbidden:
-            raise
         except ServiceError as exc:
             messages.error(request, exc.message)
             target = deployment
