@@ -202,25 +202,3 @@ class SameOriginMiddleware:
                 await send({"type": "websocket.close", "code": 4403})
                 return None
         return await self.inner(scope, receive, send)
-
-
-async def authorize(consumer, action: str | None = None):
-    """The membership behind a websocket, when its user may `action` (None: any member) in
-    the organisation of its host; otherwise the socket is closed (4401 not signed in, 4403
-    not allowed) and None returned. Also sets `consumer.tenant` and `consumer.membership`."""
-    from apps.accounts import permissions
-
-    user, tenant = consumer.scope.get("user"), consumer.scope.get("tenant")
-    if user is None or not user.is_authenticated or tenant is None:
-        await consumer.close(code=4401)
-        return None
-    membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
-    allowed = membership is not None if action is None else permissions.can(membership, action)
-    if not allowed:
-        await consumer.close(code=4403)
-        return None
-    consumer.tenant, consumer.membership = tenant, membership
-    from apps.accounts.revocation import watch
-
-    await watch(consumer, action)  # closed at once if a revocation ends this access
-    return membership

@@ -1,6 +1,6 @@
 """Open websockets follow revocations too.
 
-A websocket is authorised once, when it connects (windflow.realtime.authorize). Each one also
+A websocket is authorised once, when it connects (`authorize` below). Each one also
 joins its person's channel group, `u.<user id>`. Whenever something about that person's
 access changes (a new password, a deactivation, a membership removed or its role changed,
 from any write path: see apps.accounts.signals), a `credentials.revoked` message goes to that
@@ -19,7 +19,11 @@ from __future__ import annotations
 import logging
 import types
 
+from channels.db import database_sync_to_async
+
 from windflow.realtime import revocation_group
+
+from . import permissions
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ def _notify(user_id) -> None:
 
 
 async def watch(consumer, action: str | None) -> None:
-    """Called by windflow.realtime.authorize once a socket is allowed: join the person's
+    """Called by `authorize` once a socket is allowed: join the person's
     group, with a handler that checks the socket's access again on each revocation."""
     user = consumer.scope["user"]
     if getattr(consumer, "channel_layer", None) is None:  # a consumer outside the layer
@@ -56,8 +60,6 @@ async def watch(consumer, action: str | None) -> None:
     await consumer.channel_layer.group_add(revocation_group(user.pk), consumer.channel_name)
 
     async def credentials_revoked(self, message):
-        from channels.db import database_sync_to_async
-
         code = await database_sync_to_async(still_allowed)(self.scope, self.tenant, action)
         if code is not None:
             await self.channel_layer.group_discard(revocation_group(user.pk), self.channel_name)
@@ -87,3 +89,21 @@ def still_allowed(scope, tenant, action: str | None) -> int | None:
     membership = permissions.get_membership(user, tenant)
     allowed = membership is not None if action is None else permissions.can(membership, action)
     return None if allowed else 4403
+
+
+async def authorize(consumer, action: str | None = None):
+    """The membership behind a websocket, when its user may `action` (None: any member) in
+    the organisation of its host; otherwise the socket is closed (4401 not signed in, 4403
+    not allowed) and None returned. Also sets `consumer.tenant` and `consumer.membership`."""
+    user, tenant = consumer.scope.get("user"), consumer.scope.get("tenant")
+    if user is None or not user.is_authenticated or tenant is None:
+        await consumer.close(code=4401)
+        return None
+    membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
+    allowed = membership is not None if action is None else permissions.can(membership, action)
+    if not allowed:
+        await consumer.close(code=4403)
+        return None
+    consumer.tenant, consumer.membership = tenant, membership
+    await watch(consumer, action)  # closed at once if a revocation ends this access
+    return membership

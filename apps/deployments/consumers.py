@@ -6,7 +6,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
 
-from windflow.realtime import authorize, deployment_group
+from apps.accounts.revocation import authorize
+from windflow.realtime import deployment_group
 
 from . import journal, services
 

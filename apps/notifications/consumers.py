@@ -1,6 +1,7 @@
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from windflow.realtime import authorize, notifications_group
+from apps.accounts.revocation import authorize
+from windflow.realtime import notifications_group
 
 
 class NotificationConsumer(AsyncJsonWebsocketConsumer):

@@ -25,9 +25,9 @@ from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
 
 from apps.accounts import permissions
+from apps.accounts.revocation import authorize
 from windflow.engine.drivers import CancelToken
 from windflow.errors import ServiceError
-from windflow.realtime import authorize
 
 from . import runtime
 from .models import Stack
@@ -50,7 +50,7 @@ def _tail(scope) -> int:
 
 class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
     # Lines come from Docker, never from a group; the channel layer only carries the
-    # person's revocations (windflow.realtime.authorize), which close this socket too.
+    # person's revocations (apps.accounts.revocation.authorize), which close this socket too.
 
     async def connect(self):
         self.cancel = CancelToken()
