@@ -229,12 +229,24 @@ class Prober(threading.Thread):
                 ),
             ),
         ]
+        # One loop per probe: a request that waits on a dependency (the API while the
+        # database is away) must not keep /healthz from being asked meanwhile.
+        loops = [
+            threading.Thread(target=self.ask, args=(name, probe), name=f"probe-{name}", daemon=True)
+            for name, probe in probes
+        ]
+        for loop in loops:
+            loop.start()
+        for loop in loops:
+            loop.join()
+
+    def ask(self, name: str, probe) -> None:
         while not self.stopped.is_set():
-            for name, probe in probes:
-                try:
-                    response = probe()
-                except requests.RequestException:
-                    continue  # not answering at all is not a 500 (the web process restarts)
+            try:
+                response = probe()
+            except requests.RequestException:
+                pass  # not answering at all is not a 500 (the web process restarts)
+            else:
                 self.answers.append((time.monotonic(), name, response.status_code, response.text))
             self.stopped.wait(0.25)
 
