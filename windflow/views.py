@@ -50,7 +50,7 @@ class OrganizationView(View):
     permissions action such as "environment.view") is checked before anything else."""
 
     action: str | None = None
-    # Methods that need another action than `action`, e.g. {"post": "member.manage"}.
+    # Methods that need another action than `action`, e.g. {"post": "member.change"}.
     method_actions: dict[str, str] = {}
 
     def required_action(self, request) -> str | None:

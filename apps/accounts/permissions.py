@@ -4,6 +4,24 @@ A decision depends on the member's role in the current organisation (RBAC), and 
 actions on an object grant (django-guardian), e.g. a developer allowed to deploy to a
 protected environment. Views, API views, admin actions and actors ask `can()` and filter
 querysets through `visible()`; nothing else compares roles.
+
+An action is `<resource>.<verb>`, with one vocabulary of verbs for every app:
+
+- CRUD, as Django names them, on the organisation's objects of that kind:
+  `view` (see them), `add` (create one), `change` (edit one: its settings, its content, a
+  new revision or version of it), `delete` (remove, revoke or archive one).
+- Named verbs for what is not CRUD; each means the same in every app:
+  - `deploy`: change what runs on a server (deploy, roll back, resume, cancel, stop, start,
+    restart, remove a stack's containers).
+  - `check`: ask a server or an object how it is, changing nothing but its recorded status.
+  - `prepare`: run the set-up WindFlow needs on a server (install the engine over SSH).
+  - `protect`: turn an object's protection on or off.
+  - `grant`: give or take someone's object grant (django-guardian) on an object.
+  - `use`: make use of things for yourself without changing them for others (your own API
+    tokens; secrets referenced by your stacks and deployments).
+
+A new action picks a verb from this list; a new verb is added here (and in
+docs/architecture.md) only for an act that none of them names.
 """
 
 from __future__ import annotations
@@ -26,6 +44,12 @@ if TYPE_CHECKING:
     from .models import User
 
 
+# The verbs of the module docstring; every action in ACTIONS ends with one of them.
+CRUD_VERBS = ("view", "add", "change", "delete")
+NAMED_VERBS = ("deploy", "check", "prepare", "protect", "grant", "use")
+VERBS = CRUD_VERBS + NAMED_VERBS
+
+
 class Action(NamedTuple):
     """One row of the permission table."""
 
@@ -38,34 +62,45 @@ ACTIONS: dict[str, Action] = {
     "organization.view": Action(Role.VIEWER, gettext_lazy("see this organisation")),
     "organization.change": Action(Role.ADMIN, gettext_lazy("change this organisation")),
     "member.view": Action(Role.VIEWER, gettext_lazy("see members")),
-    "member.manage": Action(Role.ADMIN, gettext_lazy("manage members")),
-    "invitation.manage": Action(Role.ADMIN, gettext_lazy("manage invitations")),
+    "member.change": Action(Role.ADMIN, gettext_lazy("change members' roles")),
+    "member.delete": Action(Role.ADMIN, gettext_lazy("remove members")),
+    "invitation.view": Action(Role.ADMIN, gettext_lazy("see invitations")),
+    "invitation.add": Action(Role.ADMIN, gettext_lazy("invite people")),
+    "invitation.delete": Action(Role.ADMIN, gettext_lazy("revoke invitations")),
     "token.use": Action(Role.VIEWER, gettext_lazy("use API tokens")),
-    "token.manage_all": Action(Role.ADMIN, gettext_lazy("manage other members' tokens")),
+    "token.view": Action(Role.ADMIN, gettext_lazy("see other members' tokens")),
+    "token.delete": Action(Role.ADMIN, gettext_lazy("revoke other members' tokens")),
     "environment.view": Action(Role.VIEWER, gettext_lazy("see environments")),
     "environment.add": Action(Role.OPERATOR, gettext_lazy("create environments")),
     "environment.change": Action(Role.OPERATOR, gettext_lazy("change environments")),
     "environment.protect": Action(Role.ADMIN, gettext_lazy("protect or unprotect environments")),
     "environment.delete": Action(Role.ADMIN, gettext_lazy("delete environments")),
     "environment.grant": Action(Role.ADMIN, gettext_lazy("grant deploy access")),
+    # Deploy to this environment even when it is protected (a role, or a grant: GRANTABLE).
     "environment.deploy": Action(Role.OPERATOR, gettext_lazy("deploy to this environment")),
     "notification.view": Action(Role.VIEWER, gettext_lazy("see notifications")),
     "secret.view": Action(Role.VIEWER, gettext_lazy("see secret names")),
+    "secret.add": Action(Role.ADMIN, gettext_lazy("create secrets")),
+    "secret.change": Action(Role.ADMIN, gettext_lazy("change or rotate secrets")),
+    "secret.delete": Action(Role.ADMIN, gettext_lazy("delete secrets")),
     "secret.use": Action(Role.OPERATOR, gettext_lazy("use secrets in deployments")),
-    "secret.manage": Action(Role.ADMIN, gettext_lazy("manage secrets")),
     "audit.view": Action(Role.ADMIN, gettext_lazy("read the audit log")),
     "target.view": Action(Role.VIEWER, gettext_lazy("see servers")),
+    "target.add": Action(Role.ADMIN, gettext_lazy("add servers")),
+    "target.change": Action(Role.ADMIN, gettext_lazy("change servers and their host keys")),
+    "target.delete": Action(Role.ADMIN, gettext_lazy("delete servers")),
     "target.check": Action(Role.OPERATOR, gettext_lazy("test servers")),
-    "target.manage": Action(Role.ADMIN, gettext_lazy("add, change or prepare servers")),
+    "target.prepare": Action(Role.ADMIN, gettext_lazy("prepare servers")),
     "stack.view": Action(Role.VIEWER, gettext_lazy("see stacks")),
-    "stack.change": Action(Role.DEVELOPER, gettext_lazy("create or change stacks")),
+    "stack.add": Action(Role.DEVELOPER, gettext_lazy("create stacks")),
+    "stack.change": Action(Role.DEVELOPER, gettext_lazy("change stacks")),
     "stack.delete": Action(Role.OPERATOR, gettext_lazy("delete stacks")),
-    "deployment.view": Action(Role.VIEWER, gettext_lazy("see deployments")),
     # Deploy, roll back, resume, cancel, stop / start a stack; protected environments
     # need more (can_deploy_to), which the services check.
-    "deployment.create": Action(Role.DEVELOPER, gettext_lazy("deploy or control stacks")),
+    "stack.deploy": Action(Role.DEVELOPER, gettext_lazy("deploy or control stacks")),
+    "deployment.view": Action(Role.VIEWER, gettext_lazy("see deployments")),
     "compose_policy.view": Action(Role.VIEWER, gettext_lazy("see the compose policy")),
-    "compose_policy.manage": Action(Role.ADMIN, gettext_lazy("change the compose policy")),
+    "compose_policy.change": Action(Role.ADMIN, gettext_lazy("change the compose policy")),
 }
 
 # What a route that needs no role in the organisation declares instead of an action
@@ -156,14 +191,17 @@ def require_deploy_to(membership: Membership | None, environment) -> None:
 
 def assignable_roles(membership: Membership | None) -> list[Role]:
     """Roles this member may give to others: never above their own; only owners make owners."""
-    if not can(membership, "member.manage"):
+    if not can(membership, "member.change"):
         return []
     return [role for role in Role if role.rank <= membership.rank]
 
 
-def can_change_member(actor: Membership | None, target: Membership) -> bool:
-    """Admins manage members up to admin; only owners change owners."""
-    return can(actor, "member.manage") and target.rank <= actor.rank
+def can_change_member(
+    actor: Membership | None, target: Membership, action: str = "member.change"
+) -> bool:
+    """May `actor` do `action` ("member.change" or "member.delete") to `target`? Admins act
+    on members up to admin; only owners act on owners."""
+    return can(actor, action) and target.rank <= actor.rank
 
 
 def visible(membership: Membership | None, queryset, action: str):

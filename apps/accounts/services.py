@@ -90,7 +90,7 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
 def remove_member(actor: Membership, membership: Membership) -> None:
     """Remove a member; a member may also remove themselves (leave)."""
     leaving = actor.pk == membership.pk
-    if not leaving and not permissions.can_change_member(actor, membership):
+    if not leaving and not permissions.can_change_member(actor, membership, "member.delete"):
         raise Forbidden(_("You cannot remove %(email)s.") % {"email": membership.user})
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -125,7 +125,7 @@ def deactivate_user(actor: User, user: User) -> None:
 
 def invite(actor: Membership, *, email: str, role: str) -> tuple[Invitation, str]:
     """Create an invitation and queue its email. Returns the invitation and its accept URL."""
-    permissions.require(actor, "invitation.manage")
+    permissions.require(actor, "invitation.add")
     email = User.objects.normalize_email(email).lower()
     organization = actor.organization
     if Role(role) not in permissions.assignable_roles(actor):
@@ -211,7 +211,7 @@ def accept_invitation(raw_token: str, organization, user: User) -> Membership:
 
 
 def revoke_invitation(actor: Membership, invitation: Invitation) -> None:
-    permissions.require(actor, "invitation.manage")
+    permissions.require(actor, "invitation.delete")
     if invitation.organization_id != actor.organization_id:
         raise Forbidden(_("This invitation belongs to another organisation."))
     if invitation.status != "pending":
@@ -261,8 +261,7 @@ def create_api_token(
 def revoke_api_token(actor: Membership, token: ApiToken) -> None:
     own = token.user_id == actor.user_id and token.organization_id == actor.organization_id
     if not own and not (
-        token.organization_id == actor.organization_id
-        and permissions.can(actor, "token.manage_all")
+        token.organization_id == actor.organization_id and permissions.can(actor, "token.delete")
     ):
         raise Forbidden(_("You cannot revoke this token."))
     if token.revoked_at is None:

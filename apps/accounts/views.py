@@ -139,7 +139,7 @@ class MemberListView(OrganizationView):
 
 class MemberRoleView(OrganizationView):
     action = "member.view"
-    method_actions = {"post": "member.manage"}  # finer checks (rank, last owner): the service
+    method_actions = {"post": "member.change"}  # finer checks (rank, last owner): the service
 
     def post(self, request, pk):
         member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
@@ -173,7 +173,8 @@ class MemberRemoveView(OrganizationView):
 
 
 class InvitationListView(OrganizationView):
-    action = "invitation.manage"
+    action = "invitation.view"
+    method_actions = {"post": "invitation.add"}
 
     def form(self, data=None):
         return InvitationForm(data, roles=permissions.assignable_roles(self.membership))
@@ -210,7 +211,7 @@ def request_invitations(request):
 
 
 class InvitationRevokeView(OrganizationView):
-    action = "invitation.manage"
+    action = "invitation.delete"
 
     def post(self, request, pk):
         invitation = get_object_or_404(Invitation, pk=pk, organization=request.tenant)
@@ -253,7 +254,7 @@ class TokenListView(OrganizationView):
 
     def render_page(self, form, new_token=None, status=200):
         tokens = ApiToken.objects.filter(organization=self.request.tenant)
-        if not permissions.can(self.membership, "token.manage_all"):
+        if not permissions.can(self.membership, "token.view"):
             tokens = tokens.filter(user=self.request.user)
         context = {"form": form, "tokens": tokens.select_related("user"), "new_token": new_token}
         return render(self.request, "accounts/token_list.html", context, status=status)

@@ -84,7 +84,7 @@ class DeploymentCreateView(OrganizationView):
     """Deploy a stack (its latest revision, or `revision`): POST from the stack page."""
 
     action = "deployment.view"
-    method_actions = {"post": "deployment.create"}
+    method_actions = {"post": "stack.deploy"}
 
     def post(self, request):
         name = request.POST.get("stack", "").strip()
@@ -185,7 +185,7 @@ class DeploymentLogView(OrganizationView):
 
 class _ControlView(OrganizationView):
     action = "deployment.view"
-    method_actions = {"post": "deployment.create"}
+    method_actions = {"post": "stack.deploy"}
 
     def post(self, request, pk):
         deployment = _deployment(self, pk)

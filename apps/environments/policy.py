@@ -8,8 +8,8 @@ directories on the policy's allow-list need no feature (sensitive paths always d
 
 The default is admin for every feature: whoever may deploy a privileged container, mount
 ``/`` or the Docker socket is root on that server, which is what adding and changing
-servers (``target.manage``) already takes. Developers and operators deploy none of them
-until an owner or admin says otherwise.
+servers (``target.add``, ``target.change``) already takes. Developers and operators deploy
+none of them until an owner or admin says otherwise.
 
 On a Docker engine shared between organisations (``apps.targets.services.is_shared_engine``)
 every feature is refused to everyone, whatever the policy says, and so are volumes and
@@ -228,7 +228,7 @@ def parse_paths(text: str) -> list[str]:
 def update_policy(actor: Membership, *, rules=None, allowed_paths=None) -> ComposePolicy:
     """Change the organisation's rules (the features given; the others keep theirs) and/or
     its allowed host paths. Owners and admins only; every change is audited."""
-    permissions.require(actor, "compose_policy.manage")
+    permissions.require(actor, "compose_policy.change")
     new_rules = clean_rules(rules) if rules is not None else None
     new_paths = clean_allowed_paths(allowed_paths) if allowed_paths is not None else None
     with transaction.atomic():
@@ -272,7 +272,7 @@ def set_overrides(
     """The environment's own rule for some features (None or "": follow the organisation).
     `replace` sets exactly these overrides; otherwise they are merged into the current ones.
     Owners and admins only; audited."""
-    permissions.require(actor, "compose_policy.manage")
+    permissions.require(actor, "compose_policy.change")
     cleaned = clean_rules(overrides, field="overrides", allow_inherit=True)
     with transaction.atomic():
         environment = Environment.objects.select_for_update().get(pk=environment.pk)

@@ -132,13 +132,13 @@ class ComposePolicyView(OrganizationView):
     it (each change audited)."""
 
     action = "compose_policy.view"
-    method_actions = {"post": "compose_policy.manage"}
+    method_actions = {"post": "compose_policy.change"}
     template_name = "environments/compose_policy.html"
 
     def render_page(self, form, status=200):
         context = {
             "form": form,
-            "can_manage": self.can_manage,
+            "can_change": self.can_change,
             "environments": Environment.objects.all(),
             "labels": policy.FEATURE_LABELS,
             "level_labels": policy.LEVEL_LABELS,
@@ -146,14 +146,14 @@ class ComposePolicyView(OrganizationView):
         return render(self.request, self.template_name, context, status=status)
 
     def get(self, request):
-        self.can_manage = permissions.can(self.membership, "compose_policy.manage")
+        self.can_change = permissions.can(self.membership, "compose_policy.change")
         return self.render_page(
-            ComposePolicyForm(policy=policy.get_policy(), editable=self.can_manage)
+            ComposePolicyForm(policy=policy.get_policy(), editable=self.can_change)
         )
 
     def post(self, request):
-        permissions.require(self.membership, "compose_policy.manage")
-        self.can_manage = True
+        permissions.require(self.membership, "compose_policy.change")
+        self.can_change = True
         form = ComposePolicyForm(request.POST, policy=policy.get_policy())
         if form.is_valid():
             try:
@@ -174,14 +174,14 @@ class EnvironmentPolicyView(OrganizationView):
     """One environment's overrides of the compose policy."""
 
     action = "compose_policy.view"
-    method_actions = {"post": "compose_policy.manage"}
+    method_actions = {"post": "compose_policy.change"}
     template_name = "environments/environment_policy.html"
 
     def render_page(self, environment, form, status=200):
         context = {
             "object": environment,
             "form": form,
-            "can_manage": permissions.can(self.membership, "compose_policy.manage"),
+            "can_change": permissions.can(self.membership, "compose_policy.change"),
             "effective": [
                 (policy.FEATURE_LABELS[feature], policy.LEVEL_LABELS[level], source)
                 for feature, (level, source) in policy.effective_rules(environment).items()
@@ -194,13 +194,13 @@ class EnvironmentPolicyView(OrganizationView):
         form = EnvironmentPolicyForm(
             environment=environment,
             policy=policy.get_policy(),
-            editable=permissions.can(self.membership, "compose_policy.manage"),
+            editable=permissions.can(self.membership, "compose_policy.change"),
         )
         return self.render_page(environment, form)
 
     def post(self, request, slug):
         environment = _environment(self, slug)
-        permissions.require(self.membership, "compose_policy.manage")
+        permissions.require(self.membership, "compose_policy.change")
         form = EnvironmentPolicyForm(
             request.POST, environment=environment, policy=policy.get_policy()
         )

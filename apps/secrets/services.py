@@ -63,7 +63,7 @@ def create_secret(
 ) -> SecretRef:
     """Store a new secret. The value goes to the backend in the same transaction as the row:
     if the backend fails, nothing is left behind."""
-    permissions.require(actor, "secret.manage")
+    permissions.require(actor, "secret.add")
     name = (name or "").strip()
     _check_name(name, environment)
     _check_value(value)
@@ -105,7 +105,7 @@ def _store_version(secret: SecretRef, version: int, value: str, actor: Membershi
 
 
 def rotate_secret(actor: Membership, secret: SecretRef, value: str) -> SecretRef:
-    permissions.require(actor, "secret.manage")
+    permissions.require(actor, "secret.change")
     _check_value(value)
     with transaction.atomic():
         secret = SecretRef.objects.select_for_update().get(pk=secret.pk)
@@ -123,7 +123,7 @@ def rotate_secret(actor: Membership, secret: SecretRef, value: str) -> SecretRef
 
 
 def update_description(actor: Membership, secret: SecretRef, description: str) -> SecretRef:
-    permissions.require(actor, "secret.manage")
+    permissions.require(actor, "secret.change")
     before = secret.description
     secret.description = description.strip()[:300]
     with transaction.atomic():
@@ -137,7 +137,7 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
 
 
 def delete_secret(actor: Membership, secret: SecretRef) -> None:
-    permissions.require(actor, "secret.manage")
+    permissions.require(actor, "secret.delete")
     with transaction.atomic():
         audit.record("secret.delete", obj=secret, changes={"version": secret.version})
         backend = backend_for(secret.backend)
@@ -162,7 +162,7 @@ def read_value(secret: SecretRef) -> str:
 def create_server_credential(
     actor: Membership, *, name: str, value: str, description: str = ""
 ) -> SecretRef:
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.add")
     _check_value(value)
     if SecretRef.server_credentials.filter(name=name).exists():
         raise Conflict(
@@ -182,7 +182,7 @@ def create_server_credential(
 
 
 def delete_server_credential(actor: Membership, secret: SecretRef) -> None:
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.delete")
     if secret.purpose != SecretPurpose.SERVER:
         raise ServiceError(_("This is not a server credential."))
     with transaction.atomic():

@@ -32,7 +32,7 @@ class SecretListView(ObjectListView):
 
 
 class SecretCreateView(ObjectFormView):
-    action = "secret.manage"
+    action = "secret.add"
     form_class = SecretCreateForm
     template_name = "secrets/secret_create.html"
     secret_fields = ("value",)
@@ -45,10 +45,10 @@ class SecretCreateView(ObjectFormView):
 
 
 class SecretDetailView(OrganizationView):
-    """Name, scope and version history; the rotate form for those who may manage."""
+    """Name, scope and version history; the rotate form for those who may change it."""
 
     action = "secret.view"
-    method_actions = {"post": "secret.manage"}
+    method_actions = {"post": "secret.change"}
 
     def get(self, request, pk, form=None):
         secret = _secret(self, pk)
@@ -60,7 +60,7 @@ class SecretDetailView(OrganizationView):
         return render(request, "secrets/secret_detail.html", context)
 
     def post(self, request, pk):
-        permissions.require(self.membership, "secret.manage")
+        permissions.require(self.membership, "secret.change")
         secret = _secret(self, pk)
         form = SecretRotateForm(request.POST)
         if form.is_valid():
@@ -79,7 +79,7 @@ class SecretDetailView(OrganizationView):
 
 
 class SecretDeleteView(ObjectDeleteView):
-    action = "secret.manage"
+    action = "secret.delete"
 
     def get_object(self):
         return _secret(self, self.kwargs["pk"])

@@ -79,7 +79,7 @@ class StackControlView(OrganizationView):
     the stack's page with a message."""
 
     action = "stack.view"
-    method_actions = {"post": "deployment.create"}
+    method_actions = {"post": "stack.deploy"}
     http_method_names = ["post"]
 
     def post(self, request, name):

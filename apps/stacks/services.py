@@ -385,7 +385,7 @@ def create_stack(
 ) -> Stack:
     """A new stack with its first revision; refused unless the compose file passes every
     check for that environment."""
-    permissions.require(actor, "stack.change")
+    permissions.require(actor, "stack.add")
     name = _require_name(name)
     _require_place(environment, target)
     require_change_in(actor, environment)

@@ -180,6 +180,8 @@ class EditorView(OrganizationView):
 
 
 class StackCreateView(EditorView):
+    action = "stack.add"
+
     def make_form(self, data=None, files=None):
         return StackForm(
             data=data,
@@ -230,6 +232,13 @@ class StackValidateView(OrganizationView):
     for the environment and the secret names only, so it answers in a few milliseconds."""
 
     action = "stack.change"
+
+    def required_action(self, request):
+        """A revision of a named stack (?stack= or the form's `stack`) needs stack.change;
+        the check of a stack not created yet, stack.add."""
+        query = getattr(request, "GET", {})
+        named = query.get("stack") or getattr(request, "POST", {}).get("stack")
+        return self.action if named else "stack.add"
 
     def post(self, request):
         data = request.POST
@@ -395,7 +404,7 @@ class RevisionRollbackView(OrganizationView):
     """Deploy an earlier revision that once succeeded, then follow it on its page."""
 
     action = "stack.view"
-    method_actions = {"post": "deployment.create"}
+    method_actions = {"post": "stack.deploy"}
 
     def post(self, request, name, number):
         from apps.deployments.services import rollback_to

@@ -101,7 +101,7 @@ def create_target(
     target follows WINDFLOW_LOCAL_TARGETS: refused when off, made from an `engine` assigned to
     the organisation in staff mode (the only one when there is one), from an allowed
     `socket_path` in all mode."""
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.add")
     name = (name or "").strip().lower()
     _validate_address(name=name, kind=kind, host=host, port=port, user=user)
     local = (
@@ -184,7 +184,7 @@ def create_target(
 
 def confirm_host_key(actor: Membership, target: Target, fingerprint: str) -> Target:
     """Pin the host key the admin has compared with the server's own."""
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.change")
     if not target.pending_host_key_fingerprint:
         raise ServiceError(_("There is no host key waiting for confirmation."))
     if fingerprint.strip() != target.pending_host_key_fingerprint:
@@ -206,7 +206,7 @@ def confirm_host_key(actor: Membership, target: Target, fingerprint: str) -> Tar
 
 def rescan_host_key(actor: Membership, target: Target) -> Target:
     """After a server was reinstalled: read its new key, to be confirmed like the first."""
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.change")
     try:
         host_key = ssh.scan_host_key(target.host, target.port, timeout=5)
     except EngineError as exc:
@@ -220,7 +220,7 @@ def rescan_host_key(actor: Membership, target: Target) -> Target:
 def update_target(
     actor: Membership, target: Target, *, labels=None, environments=None, name=None
 ) -> Target:
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.change")
     before = {"labels": target.labels, "name": target.name}
     with transaction.atomic():
         if labels is not None:
@@ -239,7 +239,7 @@ def update_target(
 def delete_target(actor: Membership, target: Target) -> None:
     """Refused while stacks use the server: they must be deleted or moved first (their
     containers would be left unmanaged)."""
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.delete")
     in_use = target.stacks.count()
     if in_use:
         raise Conflict(
@@ -466,7 +466,7 @@ def request_check(actor: Membership, target: Target) -> TargetCheck:
 
 
 def request_prepare(actor: Membership, target: Target) -> PrepareRun:
-    permissions.require(actor, "target.manage")
+    permissions.require(actor, "target.prepare")
     if target.kind != TargetKind.SSH:
         raise ServiceError(_("Only SSH targets can be prepared."))
     if not target.host_key_fingerprint:

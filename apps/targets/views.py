@@ -32,7 +32,7 @@ class TargetListView(ObjectListView):
 
 
 class TargetCreateView(ObjectFormView):
-    action = "target.manage"
+    action = "target.add"
     form_class = TargetCreateForm
     template_name = "targets/target_create.html"
     secret_fields = ("private_key", "passphrase", "key_pem")
@@ -70,7 +70,8 @@ class TargetActionView(OrganizationView):
 
     def required_action(self, request):
         if request.method == "POST":
-            return "target.check" if self.kwargs.get("verb") == "check" else "target.manage"
+            verb = self.kwargs.get("verb")
+            return {"check": "target.check", "prepare": "target.prepare"}.get(verb, "target.change")
         return super().required_action(request)
 
     def post(self, request, slug, verb):
@@ -101,7 +102,7 @@ class TargetActionView(OrganizationView):
 
 
 class TargetDeleteView(ObjectDeleteView):
-    action = "target.manage"
+    action = "target.delete"
 
     def get_object(self):
         return _target(self, self.kwargs["slug"])
@@ -130,7 +131,7 @@ class TargetContainersView(OrganizationView):
 
 
 class TargetEditView(OrganizationView):
-    action = "target.manage"
+    action = "target.change"
     template_name = "targets/target_edit.html"
 
     def get(self, request, slug, form=None):

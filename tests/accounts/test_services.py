@@ -171,6 +171,14 @@ def test_it_explains_a_refusal_in_words(viewer, acme):
         permissions.require(member(viewer, acme), "environment.add")
 
 
+def test_it_names_every_action_with_a_verb_of_the_vocabulary():
+    from apps.accounts import permissions
+
+    for name in permissions.ACTIONS:
+        resource, _dot, verb = name.partition(".")
+        assert resource and verb in permissions.VERBS, name
+
+
 def test_it_labels_every_action():
     from apps.accounts import permissions
     from apps.accounts.choices import Role

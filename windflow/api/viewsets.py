@@ -7,7 +7,8 @@ from apps.accounts.middleware import membership_of
 
 
 class OrganizationViewSet(viewsets.GenericViewSet):
-    """`resource` names the permission family (`environment` -> environment.view, .add...).
+    """`resource` names the permission family (`environment` -> environment.view, .add...);
+    verbs are those of apps.accounts.permissions (view, add, change, delete, deploy...).
     Querysets always pass through permissions.visible()."""
 
     resource: str = ""
@@ -27,7 +28,7 @@ class OrganizationViewSet(viewsets.GenericViewSet):
 
     def required_action(self, request) -> str | None:
         """The action this request needs: `action_verbs[action]` is a verb of `resource`
-        ("change" -> "stack.change"), a whole action ("deployment.create"), or a dict of
+        ("change" -> "stack.change"), a whole action ("stack.deploy"), or a dict of
         either by HTTP method. The role matrix test reads the same answer."""
         if not self.action:  # OPTIONS and the like: membership is enough
             return None

@@ -32,8 +32,8 @@ class MemberViewSet(
     action_verbs = {
         "list": "view",
         "retrieve": "view",
-        "update": "manage",
-        "partial_update": "manage",
+        "update": "change",
+        "partial_update": "change",
         "destroy": "view",  # every member may leave; removing others: the service decides
     }
     serializer_class = MemberSerializer
@@ -57,8 +57,7 @@ class InvitationViewSet(
     """Pending and past invitations. Creating one emails a single-use link; deleting revokes."""
 
     resource = "invitation"
-    view_verb = "manage"
-    action_verbs = {"list": "manage", "create": "manage", "destroy": "manage"}
+    action_verbs = {"list": "view", "create": "add", "destroy": "delete"}
     serializer_class = InvitationSerializer
     queryset = Invitation.objects.all()
 

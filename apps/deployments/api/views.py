@@ -53,10 +53,10 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
         "retrieve": "view",
         "logs": "view",
         # Protected environments need more than a role: the services decide (require_deploy).
-        "create": "create",
-        "cancel": "create",
-        "resume": "create",
-        "rollback": "create",
+        "create": "stack.deploy",
+        "cancel": "stack.deploy",
+        "resume": "stack.deploy",
+        "rollback": "stack.deploy",
     }
     queryset = Deployment.objects.all()
     filterset_class = DeploymentFilterSet

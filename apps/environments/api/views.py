@@ -65,7 +65,7 @@ class EnvironmentViewSet(OrganizationModelViewSet):
         if self.action == "compose_policy":
             if request.method in ("GET", "HEAD", "OPTIONS"):
                 return "compose_policy.view"
-            return "compose_policy.manage"
+            return "compose_policy.change"
         return super().required_action(request)
 
     @extend_schema(methods=["GET"], request=None, responses=EnvironmentPolicyResponse)
@@ -99,7 +99,7 @@ class ComposePolicyView(APIView):
     def required_action(self, request):
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return "compose_policy.view"
-        return "compose_policy.manage"
+        return "compose_policy.change"
 
     @extend_schema(responses=PolicyResponse)
     def get(self, request):

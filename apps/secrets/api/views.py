@@ -24,17 +24,18 @@ class SecretViewSet(
     OrganizationViewSet,
 ):
     """Secrets of the organisation. Values are write-only: create and rotate take one, nothing
-    returns one. Owners and admins manage; every member sees names."""
+    returns one. Owners and admins add, change (rotate) and delete
+    them; every member sees names."""
 
     resource = "secret"
     action_verbs = {
         "list": "view",
         "retrieve": "view",
-        "create": "manage",
-        "update": "manage",
-        "partial_update": "manage",
-        "destroy": "manage",
-        "rotate": "manage",
+        "create": "add",
+        "update": "change",
+        "partial_update": "change",
+        "destroy": "delete",
+        "rotate": "change",
         "versions": "view",
     }
     queryset = SecretRef.objects.select_related("environment")

@@ -60,19 +60,19 @@ class StackViewSet(
     action_verbs = {
         "list": "view",
         "retrieve": "view",
-        "create": "change",
+        "create": "add",
         "update": "change",
         "partial_update": "change",
         "destroy": "delete",
         "revision": "view",
         "diff": "view",
         "validate": "change",
-        "validate_new": "change",
+        "validate_new": "add",
         "runtime": "view",
         "logs": "view",
         "revisions": {"get": "view", "post": "change"},
         # Protected environments need more: the service asks for the right to deploy there.
-        "control": "deployment.create",
+        "control": "deploy",
     }
     queryset = (
         Stack.objects.select_related("environment", "target", "current_revision")

@@ -32,13 +32,13 @@ class TargetViewSet(
     action_verbs = {
         "list": "view",
         "retrieve": "view",
-        "create": "manage",
-        "update": "manage",
-        "partial_update": "manage",
-        "destroy": "manage",
+        "create": "add",
+        "update": "change",
+        "partial_update": "change",
+        "destroy": "delete",
         "check": "check",
-        "confirm_host_key": "manage",
-        "prepare": "manage",
+        "confirm_host_key": "change",
+        "prepare": "prepare",
         "checks": "view",
     }
     queryset = Target.objects.prefetch_related("environments")
