@@ -83,6 +83,7 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
             obj=membership.user,
             object_type="member",
             changes={"role": [before, role]},
+            actor=actor,
         )
     return membership
 
@@ -105,6 +106,7 @@ def remove_member(actor: Membership, membership: Membership) -> None:
             obj=membership.user,
             object_type="member",
             changes={"role": membership.role},
+            actor=actor,
         )
 
 
@@ -149,7 +151,11 @@ def invite(actor: Membership, *, email: str, role: str) -> tuple[Invitation, str
     )
     accept_url = organization.url(f"/invitations/{raw}/")
     record_in(
-        organization, "invitation.create", obj=invitation, changes={"email": email, "role": role}
+        organization,
+        "invitation.create",
+        obj=invitation,
+        changes={"email": email, "role": role},
+        actor=actor,
     )
     from windflow.workers import send_on_commit
 
@@ -218,7 +224,7 @@ def revoke_invitation(actor: Membership, invitation: Invitation) -> None:
         raise Conflict(_("Only a pending invitation can be revoked."))
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
-    record_in(invitation.organization, "invitation.revoke", obj=invitation)
+    record_in(invitation.organization, "invitation.revoke", obj=invitation, actor=actor)
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -254,6 +260,7 @@ def create_api_token(
         "token.create",
         obj=token,
         changes={"scope": scope, "expires_at": token.expires_at},
+        actor=membership,
     )
     return token, raw
 
@@ -268,7 +275,7 @@ def revoke_api_token(actor: Membership, token: ApiToken) -> None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
         hotcache.forget_on_commit(hotcache.token_key(token.token_hash))
-        record_in(token.organization, "token.revoke", obj=token)
+        record_in(token.organization, "token.revoke", obj=token, actor=actor)
 
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -2,6 +2,10 @@
 
 Every service that changes state calls `record()` in the same transaction, so an event
 exists exactly when its change does. Events are chained per schema (organisation or public).
+
+Who an event names follows one rule (`actor_fields`): services pass the Membership or User
+acting as `actor=`, and the way they acted (an API token) is read from the acting context
+(windflow.context), never passed by a service.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.accounts.models import ApiToken, Membership
 from windflow import context
 from windflow.clientaddress import client_address
 from windflow.errors import ServiceError
@@ -40,20 +45,28 @@ def diff(before: dict, after: dict) -> dict:
     }
 
 
-def _actor(explicit_user=None) -> tuple[str, str, str]:
-    if explicit_user is not None:
-        return ActorType.USER, str(explicit_user.pk), explicit_user.email
+def actor_fields(actor=None) -> tuple[str, str, str]:
+    """(actor_type, actor_id, actor_label) of an event: the one rule for who it names.
+
+    `actor` is the person acting, a Membership or a User, as services take it; None lets the
+    acting context decide (the request's signed-in user, or else the system, e.g. a job).
+    How the person acted is read here alone, from the acting context: through one of their
+    API tokens, the event is "token", with the person's id and a label naming the token, so
+    every service records the same token the same way.
+    """
     acting = context.current()
     request = acting.request if acting else None
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    person = actor.user if isinstance(actor, Membership) else actor
+    if person is None:
+        signed_in = getattr(request, "user", None)
+        person = signed_in if signed_in is not None and signed_in.is_authenticated else None
+    if person is None:
         return ActorType.SYSTEM, "", acting.system_label if acting else "system"
-    from apps.accounts.models import ApiToken
-
     token = getattr(request, "auth", None)
-    if isinstance(token, ApiToken):
-        return ActorType.TOKEN, str(token.pk), f"{user.email} (token {token.prefix}…)"
-    return ActorType.USER, str(user.pk), user.email
+    if isinstance(token, ApiToken) and token.user_id == person.pk:
+        label = f"{person.email} via token “{token.name}” ({token.prefix}…)"
+        return ActorType.TOKEN, str(person.pk), label[:254]
+    return ActorType.USER, str(person.pk), person.email
 
 
 def _request_meta() -> dict:
@@ -125,9 +138,10 @@ def record(
     actor=None,
     stack=None,
 ) -> AuditEvent:
-    """Append one event to the active schema's chain. Its changes and label are masked first
-    (secret values of `stack`, found from `obj` when not given, and of the active scope)."""
-    actor_type, actor_id, actor_label = _actor(actor)
+    """Append one event to the active schema's chain. `actor`: the Membership or User acting
+    (services pass theirs; see actor_fields). Its changes and label are masked first (secret
+    values of `stack`, found from `obj` when not given, and of the active scope)."""
+    actor_type, actor_id, actor_label = actor_fields(actor)
     tenant = getattr(connection, "tenant", None)
     fields = {
         "organization": ""

@@ -119,7 +119,7 @@ def request_deployment(
                 "target": stack.target.name,
                 "environment": stack.environment.name,
             },
-            actor=actor.user if actor else None,
+            actor=actor,
         )
         waiting = _active_before(deployment)
         if waiting:
@@ -191,7 +191,7 @@ def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deplo
         if deployment.cancel_requested_at is None:
             deployment.cancel_requested_at = timezone.now()
             deployment.save(update_fields=["cancel_requested_at"])
-            audit.record("deployment.cancel", obj=deployment, actor=actor.user if actor else None)
+            audit.record("deployment.cancel", obj=deployment, actor=actor)
         if deployment.status == DeploymentStatus.QUEUED:
             finish(deployment, DeploymentStatus.CANCELLED, _("Cancelled before it started."))
         else:

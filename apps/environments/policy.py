@@ -254,6 +254,7 @@ def update_policy(actor: Membership, *, rules=None, allowed_paths=None) -> Compo
                         else {}
                     ),
                 },
+                actor=actor,
             )
     return policy
 
@@ -295,6 +296,7 @@ def set_overrides(
                     for feature in FEATURES
                     if before.get(feature) != after.get(feature)
                 },
+                actor=actor,
             )
     return environment
 

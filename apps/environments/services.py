@@ -56,7 +56,9 @@ def create_environment(actor: Membership, **fields) -> Environment:
     environment.name = name
     with transaction.atomic():
         _save(environment)
-        audit.record("environment.create", obj=environment, changes=_snapshot(environment))
+        audit.record(
+            "environment.create", obj=environment, changes=_snapshot(environment), actor=actor
+        )
     return environment
 
 
@@ -77,7 +79,7 @@ def update_environment(actor: Membership, environment: Environment, **fields) ->
         _save(environment)
         changes = audit.diff(before, _snapshot(environment))
         if changes:
-            audit.record("environment.update", obj=environment, changes=changes)
+            audit.record("environment.update", obj=environment, changes=changes, actor=actor)
     return environment
 
 
@@ -85,7 +87,9 @@ def delete_environment(actor: Membership, environment: Environment) -> None:
     permissions.require(actor, "environment.delete", environment)
     try:
         with transaction.atomic():
-            audit.record("environment.delete", obj=environment, changes=_snapshot(environment))
+            audit.record(
+                "environment.delete", obj=environment, changes=_snapshot(environment), actor=actor
+            )
             environment.delete()
     except ProtectedError as exc:
         users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in exc.protected_objects})
@@ -104,7 +108,10 @@ def grant_deploy(actor: Membership, environment: Environment, member: Membership
     with transaction.atomic():
         assign_perm(DEPLOY_PERMISSION, member.user, environment)
         audit.record(
-            "environment.grant_deploy", obj=environment, changes={"member": member.user.email}
+            "environment.grant_deploy",
+            obj=environment,
+            changes={"member": member.user.email},
+            actor=actor,
         )
 
 
@@ -113,7 +120,10 @@ def revoke_deploy(actor: Membership, environment: Environment, member: Membershi
     with transaction.atomic():
         remove_perm(DEPLOY_PERMISSION, member.user, environment)
         audit.record(
-            "environment.revoke_deploy", obj=environment, changes={"member": member.user.email}
+            "environment.revoke_deploy",
+            obj=environment,
+            changes={"member": member.user.email},
+            actor=actor,
         )
 
 

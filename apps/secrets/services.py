@@ -90,6 +90,7 @@ def _create_stored(actor: Membership, value: str, *, audited, **fields) -> Secre
             "secret.create",
             obj=secret,
             changes={field: getattr(secret, field) for field in audited},
+            actor=actor,
         )
     return secret
 
@@ -118,6 +119,7 @@ def rotate_secret(actor: Membership, secret: SecretRef, value: str) -> SecretRef
             "secret.rotate",
             obj=secret,
             changes={"version": [before, secret.version]},
+            actor=actor,
         )
     return secret
 
@@ -132,6 +134,7 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
             "secret.update",
             obj=secret,
             changes=audit.diff({"description": before}, {"description": secret.description}),
+            actor=actor,
         )
     return secret
 
@@ -139,7 +142,7 @@ def update_description(actor: Membership, secret: SecretRef, description: str) -
 def delete_secret(actor: Membership, secret: SecretRef) -> None:
     permissions.require(actor, "secret.delete")
     with transaction.atomic():
-        audit.record("secret.delete", obj=secret, changes={"version": secret.version})
+        audit.record("secret.delete", obj=secret, changes={"version": secret.version}, actor=actor)
         backend = backend_for(secret.backend)
         secret.delete()
         backend.destroy(secret)  # last: if the backend refuses, the row comes back
@@ -186,7 +189,7 @@ def delete_server_credential(actor: Membership, secret: SecretRef) -> None:
     if secret.purpose != SecretPurpose.SERVER:
         raise ServiceError(_("This is not a server credential."))
     with transaction.atomic():
-        audit.record("secret.delete", obj=secret, changes={"purpose": secret.purpose})
+        audit.record("secret.delete", obj=secret, changes={"purpose": secret.purpose}, actor=actor)
         backend = backend_for(secret.backend)
         secret.delete()
         backend.destroy(secret)

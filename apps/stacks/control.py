@@ -62,7 +62,7 @@ def request_control(
             f"stack.{action}",
             obj=stack,
             changes={"service": service, "server": stack.target.name},
-            actor=actor.user if actor else None,
+            actor=actor,
         )
         from windflow.workers import send_on_commit
 

@@ -421,6 +421,7 @@ def create_stack(
                 "stack.create",
                 obj=stack,
                 changes={**_snapshot(stack), "revision": revision.number},
+                actor=actor,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -469,6 +470,7 @@ def revise_stack(
             "stack.revise",
             obj=stack,
             changes={"revision": revision.number, "message": revision.message},
+            actor=actor,
         )
     return revision
 
@@ -573,7 +575,7 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
         stack.save()
         changes = audit.diff(before, _snapshot(stack))
         if changes:
-            audit.record("stack.update", obj=stack, changes=changes)
+            audit.record("stack.update", obj=stack, changes=changes, actor=actor)
     return stack
 
 
@@ -612,6 +614,7 @@ def delete_stack(actor: Membership, stack: Stack) -> None:
             "stack.delete",
             obj=stack,
             changes={**_snapshot(stack), "revisions": stack.revisions.count()},
+            actor=actor,
         )
         stack.delete()
 

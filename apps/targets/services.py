@@ -172,6 +172,7 @@ def create_target(
                     **({"engine": local["engine"].name} if local["engine"] else {}),
                     "host_key": target.pending_host_key_fingerprint,
                 },
+                actor=actor,
             )
     except IntegrityError as exc:
         raise Conflict(
@@ -200,6 +201,7 @@ def confirm_host_key(actor: Membership, target: Target, fingerprint: str) -> Tar
             "target.pin_host_key",
             obj=target,
             changes={"host_key": [before, target.host_key_fingerprint]},
+            actor=actor,
         )
     return target
 
@@ -232,7 +234,7 @@ def update_target(
         if environments is not None:
             target.environments.set(environments)
         changes = audit.diff(before, {"labels": target.labels, "name": target.name})
-        audit.record("target.update", obj=target, changes=changes)
+        audit.record("target.update", obj=target, changes=changes, actor=actor)
     return target
 
 
@@ -252,7 +254,7 @@ def delete_target(actor: Membership, target: Target) -> None:
             code="target_in_use",
         )
     with transaction.atomic():
-        audit.record("target.delete", obj=target)
+        audit.record("target.delete", obj=target, actor=actor)
         credential = target.credential
         target.delete()
         if credential is not None:
@@ -479,6 +481,6 @@ def request_prepare(actor: Membership, target: Target) -> PrepareRun:
 
     with transaction.atomic():
         run = PrepareRun.objects.create(target=target, requested_by=actor.user)
-        audit.record("target.prepare", obj=target)
+        audit.record("target.prepare", obj=target, actor=actor)
         send_on_commit(prepare_target, run.pk)
     return run

@@ -33,7 +33,13 @@ def test_it_records_environment_changes_with_a_diff(owner, acme, in_acme):
     )
     event = AuditEvent.objects.filter(action="environment.update").get()
     assert event.changes == {"description": ["", "for testers"]}
-    assert event.actor_label == "system"  # no request here: called outside a web request
+    # No request here: the member the service was given is the actor all the same.
+    assert (event.actor_type, event.actor_label) == ("user", owner.email)
+
+
+def test_it_records_the_system_when_no_one_acts(in_acme):
+    event = services.record("test.job")
+    assert (event.actor_type, event.actor_id, event.actor_label) == ("system", "", "system")
 
 
 def test_it_refuses_update_and_delete_at_the_database(in_acme):

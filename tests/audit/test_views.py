@@ -37,6 +37,34 @@ def test_it_records_the_token_that_acted_through_the_api(owner, acme):
     assert owner.email in event.actor_label and "wf_" in event.actor_label
 
 
+def test_it_records_one_token_the_same_way_whichever_service_it_calls(
+    operator, acme, staging, local_target
+):
+    """The same token creating a stack, deploying it (a service that is handed the member
+    explicitly) and creating an environment: one actor, user and token, on every event."""
+    from apps.accounts.models import Membership
+    from apps.accounts.services import create_api_token
+    from tests.base import COMPOSE
+
+    membership = Membership.objects.get(user=operator, organization=acme)
+    token, secret = create_api_token(membership, name="ci", scope="write")
+    client = api_client(token=secret, organization=acme)
+    stack = {"name": "shop", "environment": "staging", "target": "web-1", "compose": COMPOSE}
+    assert client.post("/api/v1/stacks/", stack, format="json").status_code == 201
+    deploy = client.post("/api/v1/deployments/", {"stack": "shop"}, format="json")
+    assert deploy.status_code == 201, deploy.content
+    environment = client.post("/api/v1/environments/", {"name": "qa"}, format="json")
+    assert environment.status_code == 201, environment.content
+    connection.set_tenant(acme)
+    actions = ("stack.create", "deployment.request", "environment.create")
+    events = {e.action: e for e in AuditEvent.objects.filter(action__in=actions)}
+    assert set(events) == set(actions)
+    actors = {(e.actor_type, e.actor_id, e.actor_label) for e in events.values()}
+    assert actors == {
+        ("token", str(operator.pk), f"{operator.email} via token “ci” ({token.prefix}…)")
+    }
+
+
 def test_it_shows_the_log_with_filters_to_admins_only(owner, viewer, acme):
     client = client_for(owner, acme)
     client.post("/environments/add/", {"name": "qa", "kind": "dev"})
