@@ -37,6 +37,7 @@ from windflow.engine.drivers import (
     Event,
 )
 from windflow.engine.drivers.docker import DockerDriver
+from windflow.engine.errors import ContainerNotFound, DockerUnavailable, EngineError
 
 PROJECT_LABEL = "com.docker.compose.project"
 FAST = DeployOptions(health_timeout=60, grace_period=1, step_timeout=30)
@@ -485,3 +486,100 @@ def test_it_uses_an_existing_volume_only_when_it_is_the_stacks_on_a_shared_engin
 
     _, error = run(driver, plan_of(text, project), FAST)
     assert error is None
+
+
+# --- errors and ownership ----------------------------------------------------------------------
+
+OWNER = {"io.windflow.stack": "11111111-2222-3333-4444-555555555555"}
+SOMEONE_ELSE = {"io.windflow.stack": "66666666-7777-8888-9999-000000000000"}
+
+
+def test_it_raises_its_own_not_found_error_for_a_missing_container(driver):
+    missing = f"wft-missing-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ContainerNotFound):
+        driver.container(missing, project="wft-anything", owner=OWNER)
+    with pytest.raises(ContainerNotFound):
+        list(driver.logs(missing))
+    with pytest.raises(ContainerNotFound):
+        list(driver.logs(missing, follow=True, cancel=CancelToken()))
+    for unsafe in ("", "../containers/json", "x" * 129):
+        with pytest.raises(ContainerNotFound):
+            driver.container(unsafe, project="wft-anything", owner=OWNER)
+
+
+def test_it_turns_sdk_and_transport_errors_into_engine_errors_with_their_diagnosis(tmp_path):
+    """An engine that went away: nothing of the Docker SDK or requests leaves the driver,
+    and what a deployment records (the diagnosis) is that of the original error."""
+    gone = docker.DockerClient(
+        base_url=f"unix://{tmp_path}/no-engine.sock", version="1.41", timeout=2
+    )
+    driver = DockerDriver(gone, where="web-gone")
+    try:
+        with pytest.raises(EngineError) as caught:
+            driver.status("wft-anything")
+        assert isinstance(caught.value, DockerUnavailable)
+        assert "web-gone" in str(caught.value)
+        assert caught.value.diagnosis.code == "unreachable"
+        for call in (
+            lambda: driver.containers(),
+            lambda: driver.project_owned("wft-anything", OWNER),
+            lambda: driver.container("wft-anything-1", project="wft-anything", owner=OWNER),
+            lambda: list(driver.stop("wft-anything")),
+            lambda: list(driver.remove("wft-anything")),
+            lambda: list(driver.logs("wft-anything-1")),
+            lambda: list(
+                driver.deploy(
+                    plan_of(BUSYBOX.format(image=BASE_IMAGE), "wft-anything"), FAST, CancelToken()
+                )
+            ),
+        ):
+            with pytest.raises(DockerUnavailable):
+                call()
+    finally:
+        gone.close()
+
+
+BUSYBOX = "services:\n  app:\n    image: {image}\n    command: [sleep, '600']\n"
+
+
+def test_it_owns_a_project_only_when_every_container_carries_the_owners_labels(
+    driver, client, test_images, project
+):
+    """The one ownership rule, for deploys and the runtime pages alike."""
+    options = DeployOptions(health_timeout=60, grace_period=0, step_timeout=30, labels=OWNER)
+    _, error = run(
+        driver, plan_of(BUSYBOX.format(image=test_images["busybox:1"]), project), options
+    )
+    assert error is None, error
+    (ours,) = driver.status(project)
+    assert driver.project_owned(project, OWNER)
+    assert not driver.project_owned(project, SOMEONE_ELSE)
+    assert driver.project_owned(f"{project}-nothing", SOMEONE_ELSE)  # nobody's yet
+    for ref in (ours.id, ours.id[:12], ours.name):
+        found = driver.container(ref, project=project, owner=OWNER)
+        assert (found.id, found.name, found.service) == (ours.id, ours.name, "app")
+    with pytest.raises(ContainerNotFound):
+        driver.container(ours.id, project=project, owner=SOMEONE_ELSE)
+    with pytest.raises(ContainerNotFound):
+        driver.container(ours.id, project=f"{project}-other", owner=OWNER)
+    with pytest.raises(ValueError):
+        driver.project_owned(project, {})
+    listed = {c.id: c for c in driver.containers(label=f"{PROJECT_LABEL}={project}")}
+    assert listed[ours.id].project == project and listed[ours.id].labels["io.windflow.stack"]
+
+    # One container of the project started by hand, without the stack's labels: the project
+    # is no longer the stack's, though its first container still is.
+    stranger = client.containers.run(
+        test_images["busybox:1"],
+        ["sleep", "600"],
+        name=f"{project}-stranger",
+        labels={PROJECT_LABEL: project},
+        detach=True,
+    )
+    try:
+        assert not driver.project_owned(project, OWNER)
+        with pytest.raises(ContainerNotFound):
+            driver.container(stranger.id, project=project, owner=OWNER)
+        assert driver.container(ours.id, project=project, owner=OWNER).id == ours.id
+    finally:
+        stranger.remove(force=True)

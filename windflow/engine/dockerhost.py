@@ -25,6 +25,7 @@ import requests
 import requests.adapters
 import urllib3
 from docker.errors import APIError, DockerException
+from docker.errors import NotFound as DockerNotFound
 from docker.transport.basehttpadapter import BaseHTTPAdapter
 from docker.transport.sshconn import SSHConnection, SSHConnectionPool
 
@@ -32,6 +33,7 @@ from . import ssh as sshmod
 from .errors import (
     DockerUnavailable,
     EngineError,
+    NotFound,
     PermissionDeniedDocker,
     Unreachable,
 )
@@ -113,6 +115,8 @@ def docker_error(exc: BaseException, where: str) -> EngineError:
         return exc
     if isinstance(exc, requests.exceptions.Timeout | socket.timeout | TimeoutError):
         return DockerUnavailable(f"The Docker engine at {where} did not answer in time.")
+    if isinstance(exc, DockerNotFound):
+        return NotFound(f"The Docker engine at {where} answered: {exc.explanation}")
     if isinstance(exc, APIError):
         return DockerUnavailable(f"The Docker engine at {where} answered: {exc.explanation}")
     text = str(exc)

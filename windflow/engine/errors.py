@@ -9,9 +9,15 @@ from __future__ import annotations
 
 
 class EngineError(Exception):
-    """Base of every engine error. ``str(error)`` is the message; ``.hint`` a fix."""
+    """Base of every engine error. ``str(error)`` is the message; ``.hint`` a fix.
+
+    A driver turns every error of the Docker SDK and of its transports (requests, urllib3,
+    paramiko, sockets) into an engine error, so that callers catch only these. Such an error
+    keeps the :class:`~windflow.engine.diagnose.Diagnosis` of the original in ``.diagnosis``
+    (None for the others)."""
 
     default_hint = ""
+    diagnosis = None
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -109,6 +115,15 @@ class DockerUnavailable(EngineError):
     """Docker is not installed, not running, or does not answer."""
 
     default_hint = "Run Prepare server to install Docker, or start it: sudo systemctl start docker"
+
+
+class NotFound(EngineError):
+    """The engine has no such object (container, network, volume, image)."""
+
+
+class ContainerNotFound(NotFound):
+    """No such container, or not one the caller may see: both read the same, so that nothing
+    tells another project's container from a missing one."""
 
 
 class PermissionDeniedDocker(EngineError):

@@ -21,3 +21,23 @@ MANAGED_LABEL = "io.windflow.managed"
 # The stack's uid, on everything WindFlow creates for a stack: a compose project of the same
 # name without it is not the stack's.
 STACK_LABEL = "io.windflow.stack"
+
+
+def owner_labels(stack_uid) -> dict[str, str]:
+    """The labels that make a container, network or volume a stack's own."""
+    return {STACK_LABEL: str(stack_uid)}
+
+
+def carries(labels: dict | None, wanted: dict[str, str]) -> bool:
+    """True when `labels` hold every one of `wanted` with its value."""
+    labels = labels or {}
+    return all(labels.get(key) == value for key, value in wanted.items())
+
+
+def owned(labels: dict | None, project: str, owner: dict[str, str]) -> bool:
+    """The one ownership rule of a compose project's containers: a container is the owner's
+    when its `labels` put it in `project` and carry every `owner` label. `owner` must not be
+    empty (nothing would be refused)."""
+    if not owner:
+        raise ValueError("an ownership check needs the owner's labels")
+    return (labels or {}).get(PROJECT_LABEL) == project and carries(labels, owner)

@@ -5,7 +5,15 @@ Every driver follows the :class:`Driver` protocol: ``deploy`` converges the targ
 plan and yields events until every service passed the health gate (or raises
 :class:`DeployFailed` with a :class:`~windflow.engine.diagnose.Diagnosis`, or
 :class:`Cancelled`); ``remove`` / ``stop`` / ``start`` / ``restart`` act on a project;
-``status`` and ``logs`` read it.
+``status`` and ``logs`` read it; ``containers`` lists what runs on the engine.
+
+Ownership: ``project_owned`` and ``container`` apply the one rule of
+:func:`windflow.engine.labels.owned` (every container of the project carries the owner's
+labels), for the deploys and the runtime pages alike.
+
+Errors: a driver raises only :class:`~windflow.engine.errors.EngineError` s (the SDK's and
+its transports' errors are translated, keeping their diagnosis): callers never see a type
+of the Docker SDK, requests or paramiko.
 
 Pure Python (no Django).
 """
@@ -185,6 +193,8 @@ class ContainerStatus:
     created: str = ""  # ISO 8601
     started_at: str | None = None
     exit_code: int | None = None
+    project: str = ""  # its compose project, "" for a container outside any
+    labels: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -209,6 +219,20 @@ class Driver(Protocol):
     def status(self, project: str) -> list[ContainerStatus]: ...
 
     def project_labels(self, project: str) -> dict[str, str] | None: ...
+
+    def project_owned(self, project: str, owner: dict[str, str]) -> bool:
+        """True unless a container of `project` does not carry the `owner` labels (a project
+        with no container is nobody's: True)."""
+        ...
+
+    def container(self, ref: str, *, project: str, owner: dict[str, str]) -> ContainerStatus:
+        """One container of `project` owned by `owner`, by id, short id or name;
+        ContainerNotFound for any other (missing or not theirs alike)."""
+        ...
+
+    def containers(self, *, label: str | None = None) -> list[ContainerStatus]:
+        """Every container on the engine (or those carrying `label`), running or not."""
+        ...
 
     def logs(
         self,

@@ -12,6 +12,9 @@ bounded), unchanged containers kept (same ``com.docker.compose.config-hash``), t
 health gate, then orphans removed. Events come from worker threads through a queue; the
 generator is consumed by one thread.
 
+Every public method raises engine errors only (:mod:`windflow.engine.errors`): the errors of
+the Docker SDK, requests, urllib3 and paramiko are translated where they leave the driver.
+
 Pure Python (docker SDK; no Django).
 """
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
+import inspect
 import queue
 import threading
 import time
@@ -29,7 +34,10 @@ from typing import Any
 
 import docker
 import docker.types
-from docker.errors import APIError, NotFound
+import paramiko
+import requests
+import urllib3
+from docker.errors import APIError, DockerException, NotFound
 from docker.utils import parse_repository_tag
 
 from windflow.engine.compose.plan import (
@@ -46,6 +54,7 @@ from windflow.engine.diagnose import (
     diagnose_timeout,
     make,
 )
+from windflow.engine.dockerhost import docker_error
 from windflow.engine.drivers import (
     Cancelled,
     CancelToken,
@@ -54,12 +63,15 @@ from windflow.engine.drivers import (
     DeployOptions,
     Event,
 )
+from windflow.engine.errors import ContainerNotFound, EngineError
 from windflow.engine.labels import (
     HASH_LABEL,
     IMAGE_LABEL,
     NUMBER_LABEL,
     PROJECT_LABEL,
     SERVICE_LABEL,
+    carries,
+    owned,
 )
 
 __all__ = ["DockerDriver"]
@@ -77,6 +89,52 @@ _DONE = object()
 
 class _Aborted(Exception):
     """Another service failed: stop this one's work (not a failure of its own)."""
+
+
+# What a Docker call can raise besides engine errors: the SDK's own, and those of its
+# transports (HTTP over a unix socket, TLS or an SSH channel).
+TRANSPORT_ERRORS = (
+    DockerException,
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    paramiko.SSHException,
+    EOFError,
+    OSError,
+)
+
+
+def engine_error(exc: BaseException, where: str) -> EngineError:
+    """The engine error for an error of the Docker SDK or a transport, with the diagnosis of
+    the original (what a deployment records)."""
+    if isinstance(exc, EngineError):
+        return exc
+    error = docker_error(exc, where)
+    error.diagnosis = diagnose_error(exc)
+    return error
+
+
+def _engine_errors(method):
+    """Translate what `method` (a function or a generator function of the driver) raises
+    from the SDK or a transport into engine errors."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except TRANSPORT_ERRORS as exc:
+                raise engine_error(exc, self.where) from exc
+
+        return generator
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except TRANSPORT_ERRORS as exc:
+            raise engine_error(exc, self.where) from exc
+
+    return call
 
 
 def _project_filter(project: str, service: str | None = None) -> dict[str, list[str]]:
@@ -382,8 +440,7 @@ class _Deploy:
         is not this stack's (external ones included: nothing outside the stack is shared)."""
         if not self.options.own_resources_only:
             return
-        labels = found.get("Labels") or {}
-        if all(labels.get(key) == value for key, value in self.options.labels.items()):
+        if carries(found.get("Labels"), self.options.labels):
             return
         raise DeployFailed(
             make(
@@ -743,11 +800,14 @@ class DockerDriver:
         self,
         client: docker.DockerClient,
         *,
+        where: str | None = None,
         stop_timeout: float = 10.0,
         max_threads: int | None = None,
     ):
         self.client = client
         self.api = client.api
+        # How errors name the engine: the server's name for people, else its address.
+        self.where = where or str(getattr(self.api, "base_url", "the Docker engine"))
         self.stop_timeout = stop_timeout
         over_ssh = str(getattr(self.api, "base_url", "")).startswith("http+docker://ssh")
         # Over SSH every concurrent API call is a channel (sshd allows 10 per connection).
@@ -756,6 +816,7 @@ class DockerDriver:
 
     # --- deploy -------------------------------------------------------------------------
 
+    @_engine_errors
     def deploy(self, plan: Plan, options: DeployOptions, cancel: CancelToken) -> Iterator[Event]:
         """Converge the engine to `plan`, yielding events as they happen. Returns when
         every service passed the health gate; raises DeployFailed (``.diagnosis``) or
@@ -969,6 +1030,7 @@ class DockerDriver:
 
     # --- operations ---------------------------------------------------------------------
 
+    @_engine_errors
     def remove(
         self, project: str, *, volumes: bool = False, cancel: CancelToken | None = None
     ) -> Iterator[Event]:
@@ -1020,6 +1082,7 @@ class DockerDriver:
         containers = self._containers(project, service)
         yield from self._run_events([worker(summary) for summary in containers])
 
+    @_engine_errors
     def stop(self, project: str, service: str | None = None) -> Iterator[Event]:
         yield from self._each(
             project,
@@ -1029,9 +1092,11 @@ class DockerDriver:
             lambda cid: self.api.stop(cid, timeout=int(self.stop_timeout)),
         )
 
+    @_engine_errors
     def start(self, project: str, service: str | None = None) -> Iterator[Event]:
         yield from self._each(project, service, "started", "start", self.api.start)
 
+    @_engine_errors
     def restart(self, project: str, service: str | None = None) -> Iterator[Event]:
         yield from self._each(
             project,
@@ -1041,6 +1106,7 @@ class DockerDriver:
             lambda cid: self.api.restart(cid, timeout=int(self.stop_timeout)),
         )
 
+    @_engine_errors
     def status(self, project: str) -> list[ContainerStatus]:
         out = []
         for summary in self._containers(project):
@@ -1051,12 +1117,53 @@ class DockerDriver:
             out.append(_container_status(summary, attrs))
         return sorted(out, key=lambda s: (s.service, s.number, s.name))
 
+    @_engine_errors
     def project_labels(self, project: str) -> dict[str, str] | None:
         found = self.api.containers(all=True, filters=_project_filter(project), limit=1)
         if not found:
             return None
         return dict(found[0].get("Labels") or {})
 
+    @_engine_errors
+    def project_owned(self, project: str, owner: dict[str, str]) -> bool:
+        """True unless a container of `project` does not carry the `owner` labels: a compose
+        project of the same name that another stack (of this organisation or, on a shared
+        engine, of another one) or someone by hand runs here is not the owner's to deploy
+        over, show or touch. A project with no container is nobody's (True)."""
+        return all(
+            owned(summary.get("Labels"), project, owner) for summary in self._containers(project)
+        )
+
+    @_engine_errors
+    def container(self, ref: str, *, project: str, owner: dict[str, str]) -> ContainerStatus:
+        """The container `ref` (id, short id or name) if it is one of `project`'s owned by
+        `owner`; ContainerNotFound otherwise, the same for a missing container and another
+        project's (nothing tells them apart)."""
+        missing = ContainerNotFound(f"No container {ref!r} of {project} on {self.where}.")
+        if not ref or "/" in ref or len(ref) > 128:
+            raise missing
+        try:
+            attrs = self.api.inspect_container(ref)
+        except NotFound:
+            raise missing from None
+        if not owned((attrs.get("Config") or {}).get("Labels"), project, owner):
+            raise missing
+        return _container_status({}, attrs)
+
+    @_engine_errors
+    def containers(self, *, label: str | None = None) -> list[ContainerStatus]:
+        """Every container on the engine, running or not (only those carrying `label`, a
+        ``key`` or ``key=value``, when given), newest first."""
+        out = []
+        for summary in self.api.containers(all=True, filters={"label": [label]} if label else None):
+            try:
+                attrs = self.api.inspect_container(summary["Id"])
+            except NotFound:
+                continue  # removed meanwhile
+            out.append(_container_status(summary, attrs))
+        return out
+
+    @_engine_errors
     def logs(
         self,
         container: str,
@@ -1069,9 +1176,12 @@ class DockerDriver:
         """The container's last `tail` lines (stdout and stderr), one decoded line per
         item; with `follow`, then new lines until `cancel` or the container stops."""
         if not follow:
-            data = self.api.logs(
-                container, stdout=True, stderr=True, timestamps=timestamps, tail=tail
-            )
+            try:
+                data = self.api.logs(
+                    container, stdout=True, stderr=True, timestamps=timestamps, tail=tail
+                )
+            except NotFound:
+                raise ContainerNotFound(f"No container {container!r} on {self.where}.") from None
             yield from _decode_lines(data)
             return
         cancel = cancel or CancelToken()
@@ -1079,15 +1189,20 @@ class DockerDriver:
         last_seen: tuple[int, int] | None = None
         while not cancel.cancelled:
             kwargs: dict[str, Any] = {"tail": tail} if since is None else {"since": since}
-            stream = self.api.logs(
-                container,
-                stdout=True,
-                stderr=True,
-                timestamps=True,
-                stream=True,
-                follow=True,
-                **kwargs,
-            )
+            try:
+                stream = self.api.logs(
+                    container,
+                    stdout=True,
+                    stderr=True,
+                    timestamps=True,
+                    stream=True,
+                    follow=True,
+                    **kwargs,
+                )
+            except NotFound:
+                if since is not None:
+                    return  # removed while followed
+                raise ContainerNotFound(f"No container {container!r} on {self.where}.") from None
             unregister = cancel.on_cancel(stream.close)
             buffer = b""
             try:
@@ -1288,4 +1403,6 @@ def _container_status(summary: dict, attrs: dict) -> ContainerStatus:
         created=attrs.get("Created") or "",
         started_at=None if not started or started.startswith("0001-") else started,
         exit_code=None if status in ("running", "created") else state.get("ExitCode"),
+        project=labels.get(PROJECT_LABEL) or "",
+        labels=dict(labels),
     )
