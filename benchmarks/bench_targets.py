@@ -46,7 +46,7 @@ def run(services: harness.Services) -> int:
 
     from apps.accounts.models import Membership, User
     from apps.targets import services as targets
-    from apps.targets.checks import check_target
+    from apps.targets.connect import check_target
     from apps.targets.models import Target
     from apps.targets.tasks import sweep_targets
     from apps.tenants.services import create_organization

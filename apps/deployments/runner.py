@@ -16,20 +16,16 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import requests
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from docker.errors import DockerException
 
 from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
 from apps.stacks.models import StackRevision
-from apps.targets.connection import docker_client_for
-from apps.targets.services import is_platform_engine
+from apps.targets.connect import connect, is_platform_engine
 from windflow.engine.compose.analyse import analyse
 from windflow.engine.diagnose import Diagnosis, diagnose_error, make
 from windflow.engine.drivers import (
@@ -37,19 +33,17 @@ from windflow.engine.drivers import (
     CancelToken,
     DeployFailed,
     DeployOptions,
+    Driver,
     Event,
 )
 from windflow.engine.errors import EngineError
-from windflow.engine.labels import STACK_LABEL
+from windflow.engine.labels import owner_labels
 from windflow.errors import ServiceError
 from windflow.resilience import retry
 
 from . import journal
 from .choices import DeploymentStatus, LogLevel, ServicePhase
 from .models import Deployment
-
-if TYPE_CHECKING:
-    from windflow.engine.drivers.docker import DockerDriver
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +64,6 @@ class Abort(Exception):
     def __init__(self, diagnosis: Diagnosis):
         super().__init__(diagnosis.summary)
         self.diagnosis = diagnosis
-
-
-def driver_for(client) -> DockerDriver:
-    """The driver for a target's engine (Docker today; Swarm and Kubernetes later)."""
-    from windflow.engine.drivers.docker import DockerDriver
-
-    return DockerDriver(client)
 
 
 # --- Entry points ----------------------------------------------------------------------------
@@ -144,8 +131,8 @@ def leftovers(deployment: Deployment) -> list[dict] | None:
     if deployment.target is None:
         return None
     try:
-        with docker_client_for(deployment.target, timeout=LEFTOVERS_TIMEOUT) as client:
-            found = driver_for(client).status(deployment.stack.project)
+        with connect(deployment.target, timeout=LEFTOVERS_TIMEOUT) as driver:
+            found = driver.status(deployment.stack.project)
     except Exception as exc:  # the server is another matter: say we could not tell
         logger.warning("deployment %s: leftovers not listed (%s)", deployment.pk, exc)
         return None
@@ -319,8 +306,7 @@ class DeploymentRun:
                     )
                 if deployment.target is None:
                     raise Abort(make("unreachable", _("the server of this stack was deleted")))
-                with docker_client_for(deployment.target, timeout=STEP_TIMEOUT) as client:
-                    driver = driver_for(client)
+                with connect(deployment.target, timeout=STEP_TIMEOUT) as driver:
                     self.check_ownership(driver)
                     return self.converge(driver, plan, options, revision)
         except Abort as abort:
@@ -330,8 +316,9 @@ class DeploymentRun:
             diagnosis = make(exc.code, exc.message)
             self.log(exc.message, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, exc.message, diagnosis)
-        except (EngineError, DockerException, requests.RequestException, OSError) as exc:
-            # The server went away mid-way, or answered something unforeseen.
+        except EngineError as exc:
+            # The server went away mid-way, or answered something unforeseen (the driver's
+            # errors keep the diagnosis of the Docker error behind them).
             diagnosis = diagnose_error(exc)
             self.log(diagnosis.summary, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, diagnosis.summary, diagnosis)
@@ -395,10 +382,11 @@ class DeploymentRun:
             .first()
         )
 
-    def check_ownership(self, driver: DockerDriver) -> None:
-        labels = driver.project_labels(self.stack.project)
-        owner = (labels or {}).get(STACK_LABEL)
-        if labels is not None and owner != str(self.stack.uid):
+    def check_ownership(self, driver: Driver) -> None:
+        """A compose project of the same name that is not this stack's (the engine's
+        ownership rule: every container of it carries the stack's labels) is not deployed
+        over."""
+        if not driver.project_owned(self.stack.project, owner_labels(self.stack.uid)):
             raise Abort(
                 make(
                     "project_taken",
@@ -436,14 +424,14 @@ class DeploymentRun:
             health_timeout=float(self.stack.health_timeout),
             grace_period=float(self.stack.grace_period),
             step_timeout=STEP_TIMEOUT,
-            labels={STACK_LABEL: str(self.stack.uid)},
+            labels=owner_labels(self.stack.uid),
             own_resources_only=is_platform_engine(self.deployment.target),
         )
 
     # -- converge, then restore on failure
 
     def converge(
-        self, driver: DockerDriver, plan, options: DeployOptions, revision: StackRevision
+        self, driver: Driver, plan, options: DeployOptions, revision: StackRevision
     ) -> _Outcome:
         try:
             self.consume(driver.deploy(plan, options, self.token))
@@ -470,7 +458,7 @@ class DeploymentRun:
             return current
         return None
 
-    def restore(self, driver: DockerDriver, revision: StackRevision, *, automatic: bool):
+    def restore(self, driver: Driver, revision: StackRevision, *, automatic: bool):
         """Put back the last good revision (automatic rollback, when the stack allows it, or
         after a cancel); with none, take down what this deployment left behind. Returns the
         restored revision, or None."""

@@ -1,9 +1,10 @@
 """A deployed stack at run time: what runs on its server (services, containers, health,
 ports), stop / start / restart / remove it, and read its containers' logs.
 
-The Docker work goes through the target's driver (windflow.engine); these functions only
-add the rules: who may act, what may be read (only the stack's own containers), when not
-to act (during a deployment), and the audit trail.
+The Docker work goes through the target's driver (apps.targets.connect, windflow.engine),
+which also holds the one ownership rule of a compose project; these functions only add the
+rules: who may act, what may be read (only the stack's own containers), when not to act
+(during a deployment), and the audit trail.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from datetime import datetime
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
+from apps.targets.connect import connect, engine_message
 from windflow.engine.drivers import CancelToken, ContainerStatus
-from windflow.engine.labels import PROJECT_LABEL, SERVICE_LABEL, STACK_LABEL
+from windflow.engine.errors import ContainerNotFound, EngineError
+from windflow.engine.labels import owner_labels
 from windflow.errors import ServiceError
 from windflow.realtime import publish, stack_group
 
@@ -35,45 +38,24 @@ MAX_TAIL = 5000
 # --- Docker access ---------------------------------------------------------------------------
 
 
-def _docker_failure(exc: Exception, stack: Stack) -> ServiceError:
-    """A Docker SDK / transport error as a message for people (never a 500)."""
-    from apps.targets.connection import engine_message
-    from windflow.engine.dockerhost import docker_error
-
-    try:
-        message = engine_message(docker_error(exc, stack.target.name))
-    except Exception:  # the message must not fail in turn
-        message = _("The server %(server)s did not answer: %(error)s") % {
-            "server": stack.target.name,
-            "error": exc,
-        }
-    return ServiceError(message, code="docker_unavailable")
-
-
 @contextlib.contextmanager
 def stack_driver(stack: Stack, *, timeout: float = STATUS_TIMEOUT):
     """The driver of the stack's server for the duration of the block. An unreachable
     server, or one that fails during the block, raises ServiceError with the reason."""
-    from apps.deployments.runner import driver_for
-    from apps.targets.connection import docker_client_for
-
     if stack.target_id is None:
         raise ServiceError(_("The server of this stack was deleted."), code="no_target")
-    with docker_client_for(stack.target, timeout=timeout) as client:
+    with connect(stack.target, timeout=timeout) as driver:
         try:
-            yield driver_for(client)
-        except (ServiceError, GeneratorExit):
-            raise
-        except Exception as exc:  # docker SDK, requests and SSH transport errors alike
-            raise _docker_failure(exc, stack) from exc
+            yield driver
+        except EngineError as exc:
+            raise ServiceError(engine_message(exc), code="docker_unavailable") from exc
 
 
 def _require_owned_project(driver, stack: Stack) -> None:
     """A compose project of the same name that another stack (of this organisation or of
     another one on a shared engine), or someone by hand, runs on this server is not ours to
-    show or touch: every container of the project must carry this stack's uid."""
-    found = driver.api.containers(all=True, filters={"label": [f"{PROJECT_LABEL}={stack.project}"]})
-    if any((c.get("Labels") or {}).get(STACK_LABEL) != str(stack.uid) for c in found):
+    show or touch (the engine's ownership rule)."""
+    if not driver.project_owned(stack.project, owner_labels(stack.uid)):
         raise ServiceError(
             _("A compose project named %(name)s runs on %(server)s and is not this stack's.")
             % {"name": stack.project, "server": stack.target.name},
@@ -253,23 +235,13 @@ def _owned_container(driver, stack: Stack, container_id: str) -> dict:
     """`container_id` (id, short id or name) if it is one of the stack's containers, as
     ``{"id", "name", "service"}``; else ServiceError (the same for "missing" and "another
     stack's", so that nothing leaks)."""
-    from docker.errors import NotFound
-
-    refused = ServiceError(_("This is not a container of this stack."), code="not_found")
-    if not container_id or "/" in container_id or len(container_id) > 128:
-        raise refused
     try:
-        attrs = driver.api.inspect_container(container_id)
-    except NotFound:
-        raise refused from None
-    labels = (attrs.get("Config") or {}).get("Labels") or {}
-    if labels.get(PROJECT_LABEL) != stack.project or labels.get(STACK_LABEL) != str(stack.uid):
-        raise refused
-    return {
-        "id": attrs["Id"],
-        "name": str(attrs.get("Name") or "").lstrip("/"),
-        "service": labels.get(SERVICE_LABEL) or "",
-    }
+        found = driver.container(
+            container_id or "", project=stack.project, owner=owner_labels(stack.uid)
+        )
+    except ContainerNotFound:
+        raise ServiceError(_("This is not a container of this stack."), code="not_found") from None
+    return {"id": found.id, "name": found.name, "service": found.service}
 
 
 def stack_container(stack: Stack, container_id: str) -> dict:

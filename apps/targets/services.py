@@ -1,14 +1,14 @@
-"""Targets: register servers (SSH or the local Docker socket), pin host keys, test them,
-prepare them. The SSH and Docker work itself is the engine's (windflow.engine)."""
+"""Targets: register servers (SSH, TCP+TLS or a local Docker socket), pin host keys, test
+them, prepare them. What differs by kind of server (its fields, its credential, how it is
+reached and checked) is its transport's (apps.targets.connect); the SSH and Docker work itself
+is the engine's (windflow.engine)."""
 
 from __future__ import annotations
 
 import json
-import os.path
 import re
 
-from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -17,64 +17,41 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.secrets import services as secrets
-from apps.tenants.models import LocalEngine, Organization
-from apps.tenants.validators import allowed_local_sockets, local_socket_is_allowed
-from windflow.engine import ssh
-from windflow.engine.errors import EngineError, KeyFormatError
-from windflow.engine.labels import PROJECT_LABEL, STACK_LABEL
+from apps.tenants.validators import allowed_local_sockets
+from windflow.engine.errors import EngineError
+from windflow.engine.labels import STACK_LABEL
 from windflow.errors import Conflict, ServiceError
 
-from .checks import check_target
-from .choices import RunStatus, TargetKind
-from .connection import docker_client_for, engine_message, local_targets_mode
+from .choices import RunStatus
+from .connect import (
+    SSHTransport,
+    assigned_engines,
+    check_target,
+    connect,
+    engine_message,
+    transport_class,
+    transport_for,
+)
+
+# What pages ask about a server's engine, answered by its transport: re-exported here.
+from .connect import is_platform_engine as is_platform_engine
+from .connect import is_shared_engine as is_shared_engine
+from .connect import local_engine_of as local_engine_of
+from .connect import local_targets_mode as local_targets_mode
 from .models import PrepareRun, Target, TargetCheck
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]$|^[a-z0-9]$")
-HOST_PATTERN = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[?[0-9A-Fa-f:]+\]?$")
-USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
-def _credential_name(slug: str, kind: str) -> str:
-    suffix = "TLS" if kind == TargetKind.TCP_TLS else "SSH_KEY"
+def _credential_name(slug: str, suffix: str) -> str:
     return f"TARGET_{slug.upper().replace('-', '_').replace('.', '_')}_{suffix}"
 
 
-def _check_tls_material(ca_pem: str, cert_pem: str, key_pem: str) -> None:
-    from windflow.engine.tlsdocker import validate_tls_material
-
-    try:
-        validate_tls_material(ca_pem, cert_pem, key_pem)
-    except KeyFormatError as exc:
-        message = str(exc)
-        field = (
-            "ca_pem" if "CA" in message else "cert_pem" if "certificate" in message else "key_pem"
-        )
-        raise ServiceError(message, field=field) from exc
-
-
-def _validate_address(*, name, kind, host, port, user) -> None:
+def _validate_name(name: str) -> None:
     if not NAME_PATTERN.match(name or ""):
         raise ServiceError(
             _("Use lower-case letters, digits, dots and hyphens (e.g. web-1)."), field="name"
         )
-    if kind not in TargetKind.values:
-        raise ServiceError(_("Unknown kind of target."), field="kind")
-    if kind in (TargetKind.SSH, TargetKind.TCP_TLS):
-        if not HOST_PATTERN.match(host or ""):
-            raise ServiceError(_("Enter a host name or an IP address."), field="host")
-        if not 1 <= int(port) <= 65535:
-            raise ServiceError(_("The port must be between 1 and 65535."), field="port")
-    if kind == TargetKind.SSH and not USER_PATTERN.match(user or ""):
-        raise ServiceError(_("Enter a valid user name."), field="user")
-
-
-def _check_key(private_key: str, passphrase: str | None) -> str:
-    try:
-        return ssh.public_line_of(private_key, passphrase or None)
-    except KeyFormatError as exc:
-        raise ServiceError(
-            str(exc), field="passphrase" if "passphrase" in str(exc).lower() else "private_key"
-        ) from exc
 
 
 def create_target(
@@ -103,11 +80,10 @@ def create_target(
     `socket_path` in all mode."""
     permissions.require(actor, "target.add")
     name = (name or "").strip().lower()
-    _validate_address(name=name, kind=kind, host=host, port=port, user=user)
-    local = (
-        _local_target_fields(engine, socket_path)
-        if kind == TargetKind.LOCAL
-        else {"engine": None, "socket_path": ""}
+    _validate_name(name)
+    transport = transport_class(kind)
+    local = transport.clean_fields(
+        host=host, port=port, user=user, engine=engine, socket_path=socket_path
     )
     slug = slugify(name)
     if Target.objects.filter(slug=slug).exists():
@@ -116,24 +92,18 @@ def create_target(
             field="name",
             code="duplicate",
         )
-    public_key = ""
-    host_key = None
-    if kind == TargetKind.SSH:
-        if generate_key:
-            private_key, public_key = ssh.generate_ed25519_keypair()
-            passphrase = ""
-        elif not private_key.strip():
-            raise ServiceError(
-                _("Paste a private key, or let WindFlow generate one."), field="private_key"
-            )
-        else:
-            public_key = _check_key(private_key, passphrase)
-        try:
-            host_key = ssh.scan_host_key(host, int(port), timeout=5)
-        except EngineError as exc:
-            raise ServiceError(engine_message(exc), field="host") from exc
-    if kind == TargetKind.TCP_TLS:
-        _check_tls_material(ca_pem, cert_pem, key_pem)
+    setup = transport.setup(
+        {
+            "host": host,
+            "port": port,
+            "private_key": private_key,
+            "passphrase": passphrase,
+            "generate_key": generate_key,
+            "ca_pem": ca_pem,
+            "cert_pem": cert_pem,
+            "key_pem": key_pem,
+        }
+    )
     try:
         with transaction.atomic():
             target = Target.objects.create(
@@ -143,23 +113,16 @@ def create_target(
                 host=host.strip(),
                 port=int(port),
                 user=user.strip(),
-                socket_path=local["socket_path"],
-                engine=local["engine"],
-                public_key=public_key,
                 labels=labels or {},
-                pending_host_key_fingerprint=host_key.fingerprint if host_key else "",
-                host_key_type=host_key.key_type if host_key else "",
+                **local,
+                **setup.columns,
             )
             target.environments.set(environments)
-            if kind in (TargetKind.SSH, TargetKind.TCP_TLS):
-                if kind == TargetKind.SSH:
-                    value = {"private_key": private_key, "passphrase": passphrase or ""}
-                else:
-                    value = {"ca_pem": ca_pem, "cert_pem": cert_pem, "key_pem": key_pem}
+            if setup.credential is not None:
                 target.credential = secrets.create_server_credential(
                     actor,
-                    name=_credential_name(slug, kind),
-                    value=json.dumps(value),
+                    name=_credential_name(slug, transport.credential_suffix),
+                    value=json.dumps(setup.credential),
                     description=_("Credentials of target %(name)s") % {"name": name},
                 )
                 target.save(update_fields=["credential"])
@@ -209,10 +172,7 @@ def confirm_host_key(actor: Membership, target: Target, fingerprint: str) -> Tar
 def rescan_host_key(actor: Membership, target: Target) -> Target:
     """After a server was reinstalled: read its new key, to be confirmed like the first."""
     permissions.require(actor, "target.change")
-    try:
-        host_key = ssh.scan_host_key(target.host, target.port, timeout=5)
-    except EngineError as exc:
-        raise ServiceError(engine_message(exc)) from exc
+    host_key = SSHTransport.scan_host_key(target.host, target.port)
     target.pending_host_key_fingerprint = host_key.fingerprint
     target.host_key_type = host_key.key_type
     target.save(update_fields=["pending_host_key_fingerprint", "host_key_type"])
@@ -228,7 +188,7 @@ def update_target(
         if labels is not None:
             target.labels = labels
         if name is not None and name != target.name:
-            _validate_address(name=name, kind=TargetKind.LOCAL, host="", port=1, user="")
+            _validate_name(name)
             target.name = name
         target.save()
         if environments is not None:
@@ -266,20 +226,7 @@ def stacks_on(target: Target):
     return target.stacks.select_related("environment", "current_revision").order_by("name")
 
 
-# --- Local engines: the platform's own Docker sockets -----------------------------------------
-#
-# WINDFLOW_LOCAL_TARGETS says whether organisations may use a Docker socket of the machine
-# WindFlow runs on: "off" (never), "staff" (only an engine that platform staff assigned to the
-# organisation in the admin) or "all" (any owner picks a socket: a single-organisation install).
-# Whatever the mode, only the sockets of WINDFLOW_LOCAL_SOCKETS are ever dialled, and that is
-# checked each time a target is connected, not only when it is created.
-
-
-def assigned_engines():
-    """The local engines that platform staff assigned to the current organisation."""
-    return LocalEngine.objects.filter(organizations__schema_name=connection.schema_name).order_by(
-        "name"
-    )
+# --- Local engines: the platform's own Docker sockets (see apps.targets.connect) ----------------
 
 
 def local_socket_choices() -> list[tuple[str, str]]:
@@ -294,122 +241,6 @@ def local_socket_choices() -> list[tuple[str, str]]:
     return []
 
 
-def _local_refusal() -> ServiceError:
-    return ServiceError(
-        _(
-            "Local Docker engines are turned off on this platform (WINDFLOW_LOCAL_TARGETS=off): "
-            "add a server over SSH or TCP+TLS."
-        ),
-        field="kind",
-        code="local_targets_off",
-    )
-
-
-def _engine_for_new_target(engine) -> LocalEngine:
-    """The assigned engine named by `engine` (a LocalEngine, its id or its name)."""
-    queryset = assigned_engines()
-    found = None
-    if engine in (None, "") and queryset.count() == 1:
-        found = queryset.first()  # the only one there is
-    elif isinstance(engine, LocalEngine):
-        found = queryset.filter(pk=engine.pk).first()
-    elif engine not in (None, "") and "\x00" not in str(engine):
-        text = str(engine).strip()
-        if text.isascii() and text.isdigit() and len(text) < 18:
-            found = queryset.filter(pk=int(text)).first()
-        found = found or queryset.filter(name=text).first()
-    if found is None:
-        names = ", ".join(e.name for e in queryset)
-        raise ServiceError(
-            _("Pick one of the local engines assigned to this organisation: %(names)s.")
-            % {"names": names}
-            if names
-            else _(
-                "No local engine is assigned to this organisation: platform staff assign them "
-                "(WINDFLOW_LOCAL_TARGETS=staff)."
-            ),
-            field="engine",
-            code="engine_not_assigned",
-        )
-    return found
-
-
-def _local_target_fields(engine, socket_path: str) -> dict:
-    """`engine` and `socket_path` of a new local target, by the operator's mode; ServiceError
-    naming the setting when the mode or the allow-list refuses."""
-    mode = local_targets_mode()
-    if mode == "off":
-        raise _local_refusal()
-    if mode == "staff":
-        found = _engine_for_new_target(engine)
-        return {"engine": found, "socket_path": found.socket_path}
-    if engine not in (None, ""):
-        found = _engine_for_new_target(engine)
-        return {"engine": found, "socket_path": found.socket_path}
-    allowed = allowed_local_sockets()
-    if not socket_path and len(allowed) == 1:
-        socket_path = allowed[0]
-    if not local_socket_is_allowed(socket_path):
-        raise ServiceError(
-            _(
-                "%(path)s is not an allowed Docker socket (WINDFLOW_LOCAL_SOCKETS): "
-                "pick one of %(allowed)s."
-            )
-            % {"path": socket_path or "-", "allowed": ", ".join(allowed_local_sockets()) or "-"},
-            field="socket_path",
-            code="socket_not_allowed",
-        )
-    return {"engine": None, "socket_path": os.path.normpath(socket_path)}
-
-
-def _organizations_on_socket(path: str) -> set:
-    """The organisations (ids) that may reach the engine behind the socket `path`."""
-    path = os.path.normpath(path or "/")
-    ids = set()
-    for engine in LocalEngine.objects.prefetch_related("organizations"):
-        if os.path.normpath(engine.socket_path) == path:
-            ids.update(organization.pk for organization in engine.organizations.all())
-    if local_targets_mode() == "all":
-        ids.update(
-            Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
-                "pk", flat=True
-            )
-        )
-    current = getattr(connection, "tenant", None)
-    if current is not None and getattr(current, "pk", None) and not current.is_public:
-        ids.add(current.pk)
-    return ids
-
-
-def local_engine_of(target: Target) -> LocalEngine | None:
-    """The engine (public schema) a local target was made from, if it still exists."""
-    if target.engine_id is None:
-        return None
-    return LocalEngine.objects.filter(pk=target.engine_id).first()
-
-
-def is_platform_engine(target: Target | None) -> bool:
-    """True when the target is a Docker engine of the platform's (a local socket handed out
-    by staff, or shared between organisations), not a server the organisation owns: what
-    already runs there is not the organisation's. A single-organisation install ("all" mode,
-    one organisation) owns its machine."""
-    if target is None or target.kind != TargetKind.LOCAL:
-        return False
-    return local_targets_mode() != "all" or is_shared_engine(target)
-
-
-def is_shared_engine(target: Target) -> bool:
-    """True when the Docker engine of `target` is shared between organisations: a local
-    engine that platform staff assigned to more than one organisation (through any engine on
-    the same socket), or any local socket in "all" mode while the platform has several
-    organisations. False for SSH and TCP+TLS servers (the organisation's own)."""
-    if target is None or target.kind != TargetKind.LOCAL:
-        return False
-    engine = local_engine_of(target)
-    path = engine.socket_path if engine is not None else target.socket_path
-    return len(_organizations_on_socket(path)) > 1
-
-
 def list_containers(target: Target) -> list[dict]:
     """What runs on the target now (for its page): name, image, state, status, ports, and the
     stack it belongs to. A local engine is the platform's (and may be shared with other
@@ -418,43 +249,35 @@ def list_containers(target: Target) -> list[dict]:
     from apps.stacks.models import Stack
 
     stacks = {str(uid): name for uid, name in Stack.objects.values_list("uid", "name")}
-    own_only = target.kind == TargetKind.LOCAL
-    with docker_client_for(target, timeout=5) as client:
+    own_only = transport_for(target).platform_machine
+    with connect(target, timeout=5) as driver:
         try:
-            containers = client.containers.list(
-                all=True, filters={"label": [STACK_LABEL]} if own_only else None
-            )
-        except Exception as exc:  # docker SDK and transport errors alike
-            from windflow.engine.dockerhost import docker_error
-
-            raise ServiceError(
-                engine_message(docker_error(exc, target.name)), code="docker_unavailable"
-            ) from exc
-        out = []
-        for container in containers:
-            labels = (container.attrs.get("Config") or {}).get("Labels") or {}
-            stack = stacks.get(labels.get(STACK_LABEL) or "")
-            if own_only and stack is None:
-                continue  # another organisation's, or the platform's own
-            out.append({**_container_dict(container), "stack": stack or ""})
-        return out
+            containers = driver.containers(label=STACK_LABEL if own_only else None)
+        except EngineError as exc:
+            raise ServiceError(engine_message(exc), code="docker_unavailable") from exc
+    out = []
+    for container in containers:
+        stack = stacks.get(container.labels.get(STACK_LABEL) or "")
+        if own_only and stack is None:
+            continue  # another organisation's, or the platform's own
+        out.append({**_container_dict(container), "stack": stack or ""})
+    return out
 
 
 def _container_dict(container) -> dict:
-    attrs = container.attrs
     ports = sorted(
         {
-            f"{binding['HostIp'] or '*'}:{binding['HostPort']}->{port}"
-            for port, bindings in (attrs.get("NetworkSettings", {}).get("Ports") or {}).items()
-            for binding in bindings or []
+            f"{port['host_ip'] or '*'}:{'' if port['published'] is None else port['published']}"
+            f"->{port['target']}/{port['protocol']}"
+            for port in container.ports
         }
     )
     return {
         "name": container.name,
-        "image": attrs.get("Config", {}).get("Image", ""),
-        "state": attrs.get("State", {}).get("Status", ""),
-        "status": attrs.get("State", {}).get("Health", {}).get("Status", ""),
-        "project": attrs.get("Config", {}).get("Labels", {}).get(PROJECT_LABEL, ""),
+        "image": container.image,
+        "state": container.state,
+        "status": container.health or "",
+        "project": container.project,
         "ports": ports,
     }
 
@@ -469,7 +292,7 @@ def request_check(actor: Membership, target: Target) -> TargetCheck:
 
 def request_prepare(actor: Membership, target: Target) -> PrepareRun:
     permissions.require(actor, "target.prepare")
-    if target.kind != TargetKind.SSH:
+    if not transport_for(target).can_prepare:
         raise ServiceError(_("Only SSH targets can be prepared."))
     if not target.host_key_fingerprint:
         raise ServiceError(_("Confirm the server's host key first."))

@@ -11,9 +11,9 @@ from windflow.engine.errors import EngineError
 from windflow.errors import ServiceError
 from windflow.realtime import current_schema, prepare_group, publish
 
-from .checks import check_target as run_check
 from .choices import RunStatus
-from .connection import endpoint_for
+from .connect import check_target as run_check
+from .connect import transport_for
 from .models import PrepareRun, Target
 
 logger = logging.getLogger(__name__)
@@ -53,9 +53,7 @@ def prepare_target(run_id: int) -> None:
     write = _OutputWriter(run)
     exit_code = 1
     try:
-        from windflow.engine.ssh import pool
-
-        with endpoint_for(run.target) as endpoint, pool.session(endpoint) as session:
+        with transport_for(run.target).session() as session:
             exit_code = bootstrap.run_prepare(session, write)
     except (EngineError, ServiceError) as exc:
         write(f"error: {exc}")

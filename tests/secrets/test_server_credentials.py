@@ -17,7 +17,7 @@ from apps.secrets import services as secrets
 from apps.secrets.models import SecretRef
 from apps.stacks import services as stacks
 from apps.targets import services as targets
-from apps.targets.connection import endpoint_for
+from apps.targets.connect import transport_for
 from tests.base import PERSONAS, api_client, client_for, tls_client_material
 from tests.deploying import add_revision
 from windflow.errors import ServiceError
@@ -47,7 +47,7 @@ def test_it_keeps_a_servers_credential_out_of_the_stack_secrets(membership, tls_
     assert list(SecretRef.server_credentials.values_list("name", flat=True)) == [NAME]
     assert stacks.available_secret_names() == ["DB_PASSWORD"]
     # The target still reads it to connect.
-    with endpoint_for(target) as endpoint:
+    with transport_for(target).endpoint() as endpoint:
         assert endpoint.key_pem == tls_material["key_pem"]
     targets.delete_target(membership, target)
     assert not SecretRef.all_purposes.filter(name=NAME).exists()
@@ -117,7 +117,7 @@ def test_it_keeps_server_credentials_in_their_own_vault_location(vault, membersh
         client.secrets.kv.v2.read_secret_version(
             path=f"windflow/acme/org/{NAME}", mount_point="secret", raise_on_deleted_version=True
         )
-    with endpoint_for(target) as endpoint:
+    with transport_for(target).endpoint() as endpoint:
         assert endpoint.cert_pem == tls_material["cert_pem"]
 
 
@@ -143,7 +143,7 @@ def test_it_moves_the_credentials_of_existing_targets_into_the_server_namespace(
     assert secrets.read_value(credential) == value
     assert list(SecretRef.objects.all()) == [stale]
     target.refresh_from_db()
-    with endpoint_for(target) as endpoint:
+    with transport_for(target).endpoint() as endpoint:
         assert endpoint.key_pem == tls_material["key_pem"]
     if backend == "vault":
         from apps.secrets.backends import SecretBackendError, VaultBackend

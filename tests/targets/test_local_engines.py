@@ -8,8 +8,7 @@ from django_tenants.utils import schema_context, tenant_context
 
 from apps.accounts.models import Membership, User
 from apps.audit.models import AuditEvent
-from apps.targets import checks, services
-from apps.targets.connection import docker_client_for
+from apps.targets import connect, services
 from apps.targets.models import Target
 from apps.tenants.models import LocalEngine, Organization
 from apps.tenants.services import set_local_engine_organizations
@@ -30,14 +29,16 @@ def engine(db):
     return LocalEngine.objects.get(name=TEST_ENGINE)
 
 
-def connect(target):
-    with docker_client_for(target, timeout=5) as client:
-        return client.ping()
+def dial(target) -> bool:
+    """True once the target's engine answered a call."""
+    with connect.connect(target, timeout=5) as driver:
+        driver.status("windflow-test-no-such-project")
+        return True
 
 
 def refusal(target) -> ServiceError:
     with pytest.raises(ServiceError) as caught:
-        connect(target)
+        dial(target)
     return caught.value
 
 
@@ -78,7 +79,7 @@ def test_it_refuses_to_connect_a_local_server_made_before_it_was_turned_off(
     error = refusal(target)
     assert error.code == "local_targets_off"
     assert "WINDFLOW_LOCAL_TARGETS=off" in error.message
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "offline"
     assert "WINDFLOW_LOCAL_TARGETS=off" in check.results[0]["detail"]
 
@@ -94,8 +95,8 @@ def test_it_makes_a_local_server_from_an_engine_assigned_to_the_organisation(
     )
     # The engine's socket, whatever was asked for.
     assert target.engine_id == engine.pk and target.socket_path == engine.socket_path
-    assert connect(target) is True
-    assert checks.check_target(target).status == "online"
+    assert dial(target) is True
+    assert connect.check_target(target).status == "online"
 
 
 def test_it_offers_only_the_engines_assigned_to_the_organisation(
@@ -148,7 +149,7 @@ def test_it_stops_connecting_when_platform_staff_remove_the_assignment(
     owner, viewer, acme, membership, engine, docker_socket
 ):
     target = services.create_target(membership, name="local", kind="local")
-    assert connect(target) is True
+    assert dial(target) is True
     set_local_engine_organizations(engine, [])
     error = refusal(target)
     assert error.code == "engine_not_assigned" and "no longer assigned" in error.message
@@ -217,7 +218,7 @@ def test_it_lets_owners_pick_an_allowed_socket_in_a_single_organisation_install(
         membership, name="local", kind="local", socket_path=docker_socket
     )
     assert target.engine_id is None
-    assert connect(target) is True
+    assert dial(target) is True
 
 
 @pytest.mark.parametrize(
@@ -235,7 +236,7 @@ def test_it_never_dials_a_socket_off_the_allow_list(settings, membership, path):
     error = refusal(target)
     assert error.code == "socket_not_allowed"
     assert "allow-list (WINDFLOW_LOCAL_SOCKETS)" in error.message
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "offline" and "WINDFLOW_LOCAL_SOCKETS" in check.results[0]["detail"]
 
 
@@ -331,6 +332,6 @@ def test_it_gives_the_demo_organisation_a_local_engine_so_its_first_deploy_can_w
         server = Target.objects.get(name="local")
         assert server.engine_id == engine.pk
         assert Stack.objects.get(name="hello").target == server
-        assert connect(server) is True
+        assert dial(server) is True
     call_command("setup_demo", stdout=StringIO())  # again: nothing doubled
     assert LocalEngine.objects.filter(organizations=demo).count() == 1

@@ -3,7 +3,7 @@ import pytest
 from apps.accounts.models import Membership
 from apps.audit.models import AuditEvent
 from apps.secrets.models import SecretRef
-from apps.targets import checks, services
+from apps.targets import connect, services
 from apps.targets.models import Target
 from tests.base import add_ssh_target, create_ssh_target, run_queued_jobs
 from windflow.errors import Conflict, Forbidden, ServiceError
@@ -36,7 +36,7 @@ def test_it_keeps_the_private_key_in_the_secrets_store(admin_membership, sshd, r
 
 def test_it_reports_a_healthy_target_check_by_check(admin_membership, sshd, root_key):
     target = add_ssh_target(admin_membership, sshd, root_key)
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     target.refresh_from_db()
     assert check.status == "online", check.results
     assert all(result["ok"] for result in check.results)
@@ -56,12 +56,12 @@ def test_it_generates_a_key_pair_and_shows_the_public_key(admin_membership, sshd
     )
     assert target.public_key.startswith("ssh-ed25519 ")
     services.confirm_host_key(admin_membership, target, target.pending_host_key_fingerprint)
-    before = checks.check_target(target)
+    before = connect.check_target(target)
     assert before.status == "offline"  # not authorised on the server yet
     failed = [r for r in before.results if not r["ok"]]
     assert failed[0]["name"] == "authenticated" and "authorized_keys" in failed[0]["hint"]
     sshd.authorize("root", target.public_key)
-    assert checks.check_target(target).status == "online"
+    assert connect.check_target(target).status == "online"
 
 
 def test_it_refuses_a_changed_host_key_until_an_admin_confirms(
@@ -70,9 +70,9 @@ def test_it_refuses_a_changed_host_key_until_an_admin_confirms(
     server = sshd_of_its_own  # its host key changes: not the shared server's
     target = add_ssh_target(admin_membership, server, root_key)
     old = server.host_key_fingerprint
-    assert checks.check_target(target).status == "online"
+    assert connect.check_target(target).status == "online"
     server.rotate_host_key()
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "offline"
     failing = next(r for r in check.results if not r["ok"])
     assert failing["name"] == "host key" and old in failing["detail"]
@@ -80,12 +80,12 @@ def test_it_refuses_a_changed_host_key_until_an_admin_confirms(
     target.refresh_from_db()
     assert target.pending_host_key_fingerprint == server.host_key_fingerprint != old
     services.confirm_host_key(admin_membership, target, server.host_key_fingerprint)
-    assert checks.check_target(target).status == "online"
+    assert connect.check_target(target).status == "online"
 
 
 def test_it_marks_a_user_without_docker_access_degraded(admin_membership, sshd, root_key):
     target = add_ssh_target(admin_membership, sshd, root_key, name="nodocker", user="wf-nodocker")
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "degraded"  # reachable, logged in; Docker refused
     failing = next(r for r in check.results if not r["ok"])
     assert "docker" in failing["name"] and "usermod -aG docker" in failing["hint"]
@@ -95,7 +95,7 @@ def test_it_checks_the_local_docker_socket(admin_membership, docker_socket):
     target = services.create_target(
         admin_membership, name="local", kind="local", socket_path=docker_socket
     )
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "online", check.results
 
 
@@ -170,7 +170,7 @@ def test_it_explains_a_deleted_credential(admin_membership, sshd, root_key):
     target = add_ssh_target(admin_membership, sshd, root_key)
     delete_secret(admin_membership, target.credential)
     target.refresh_from_db()
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "offline"
     assert "was deleted" in check.results[0]["detail"]
 
@@ -225,7 +225,7 @@ def test_it_checks_a_docker_engine_over_tcp_and_tls(admin_membership, tls_proxy)
         key_pem=tls_proxy.client_key_pem,
     )
     assert target.credential.name == "TARGET_TLS_1_TLS"
-    check = checks.check_target(target)
+    check = connect.check_target(target)
     assert check.status == "online", check.results
     assert services.list_containers(target) is not None
 
