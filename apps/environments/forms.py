@@ -6,7 +6,7 @@ from windflow.errors import ServiceError
 from windflow.forms import StyledFormMixin
 
 from .models import Environment
-from .validators import format_dotenv, parse_dotenv
+from .validators import format_lines, parse_variables
 
 
 class EnvironmentForm(StyledFormMixin, forms.ModelForm):
@@ -25,7 +25,7 @@ class EnvironmentForm(StyledFormMixin, forms.ModelForm):
     def __init__(self, *args, can_protect: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["variables_text"].initial = format_dotenv(self.instance.variables)
+            self.fields["variables_text"].initial = format_lines(self.instance.variables)
         if not can_protect:
             self.fields["protected"].disabled = True
             self.fields["protected"].help_text = _("Only admins change protection.")
@@ -35,7 +35,7 @@ class EnvironmentForm(StyledFormMixin, forms.ModelForm):
 
     def clean_variables_text(self):
         try:
-            return parse_dotenv(self.cleaned_data["variables_text"])
+            return parse_variables(self.cleaned_data["variables_text"])
         except ValidationError as exc:
             raise ValidationError(exc.messages) from exc
 

@@ -40,31 +40,60 @@ def validate_variables(value) -> None:
             )
 
 
-def parse_dotenv(text: str) -> dict[str, str]:
-    """`NAME=value` lines (blank lines and # comments ignored) into a dict, with line numbers
-    in the errors."""
-    variables: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+# --- NAME=value lines ------------------------------------------------------------------------
+#
+# The one parser for text typed as `NAME=value` lines: environment and stack variables, and
+# server labels (any name). Rules: lines split on LF, CRLF or CR; blank
+# lines and lines starting with # are skipped; name and value are stripped; the value is
+# everything after the first "=" (so it may hold "="). Every bad line is reported, with its
+# number, in one ValidationError: no "=", a name that breaks the rule, a name set twice.
+
+MAX_LINE_ERRORS = 20  # a pasted file of garbage gets a readable answer, not one per line
+
+
+def parse_lines(text: str, *, any_name: bool = False, shape: str = "NAME=value") -> dict:
+    """`NAME=value` lines into a dict. Names follow the variable rule (VARIABLE_NAME) unless
+    `any_name` (labels: any non-empty name); `shape` is how the error for a line without "="
+    shows a good line."""
+    pairs: dict[str, str] = {}
+    errors: list[str] = []
+    text = (text or "").removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, value = line.partition("=")
         name = name.strip()
-        if not sep:
-            raise ValidationError(_("Line %(n)d: expected NAME=value.") % {"n": number})
-        if not VARIABLE_NAME.match(name):
-            raise ValidationError(
-                _("Line %(n)d: “%(name)s” is not a valid variable name.")
+        if not sep or not name:
+            errors.append(_("Line %(n)d: expected %(shape)s.") % {"n": number, "shape": shape})
+        elif not any_name and not VARIABLE_NAME.match(name):
+            errors.append(
+                _(
+                    "Line %(n)d: “%(name)s” is not a valid variable name (letters, digits and _, "
+                    "not starting with a digit)."
+                )
                 % {"n": number, "name": name}
             )
-        if name in variables:
-            raise ValidationError(
-                _("Line %(n)d: %(name)s is set twice.") % {"n": number, "name": name}
-            )
-        variables[name] = value.strip()
+        elif name in pairs:
+            errors.append(_("Line %(n)d: %(name)s is set twice.") % {"n": number, "name": name})
+        else:
+            pairs[name] = value.strip()
+    if len(errors) > MAX_LINE_ERRORS:
+        more = len(errors) - MAX_LINE_ERRORS
+        errors = [*errors[:MAX_LINE_ERRORS], _("… and %(n)d more lines like these.") % {"n": more}]
+    if errors:
+        raise ValidationError(errors)
+    return pairs
+
+
+def parse_variables(text: str) -> dict[str, str]:
+    """Variables typed as `NAME=value` lines, held to the same limits as variables sent as a
+    JSON object (validate_variables)."""
+    variables = parse_lines(text)
     validate_variables(variables)
     return variables
 
 
-def format_dotenv(variables: dict[str, str]) -> str:
-    return "\n".join(f"{name}={value}" for name, value in sorted(variables.items()))
+def format_lines(pairs: dict[str, str] | None) -> str:
+    """The text parse_lines reads back: one `NAME=value` line per entry, sorted by name."""
+    return "\n".join(f"{name}={value}" for name, value in sorted((pairs or {}).items()))

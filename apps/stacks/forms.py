@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from apps.environments.models import Environment
+from apps.environments.validators import parse_variables
 from apps.targets.models import Target
 from windflow.errors import ServiceError
 from windflow.forms import StyledFormMixin
@@ -46,7 +47,7 @@ class RevisionForm(StyledFormMixin, forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "class": "font-monospace", "spellcheck": "false"}),
         help_text=_(
-            "One KEY=value per line; they override the environment's. Values are shown to "
+            "One NAME=value per line; they override the environment's. Values are shown to "
             "every member: put passwords in secrets."
         ),
     )
@@ -114,7 +115,7 @@ class RevisionForm(StyledFormMixin, forms.Form):
         return text
 
     def clean_variables(self):
-        return services.parse_variables(self.cleaned_data.get("variables") or "")
+        return parse_variables(self.cleaned_data.get("variables") or "")
 
     def clean(self):
         cleaned = super().clean()

@@ -15,7 +15,7 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.environments import policy
-from apps.environments.validators import VARIABLE_NAME, format_dotenv, validate_variables
+from apps.environments.validators import validate_variables
 from apps.secrets.models import SecretRef
 from windflow.engine.compose import Problem
 from windflow.engine.compose.analyse import Analysis, analyse
@@ -728,41 +728,3 @@ def succeeded_revision_ids(stack: Stack) -> set[int]:
             "revision_id", flat=True
         )
     )
-
-
-# --- Variables as text ------------------------------------------------------------------
-
-
-def parse_variables(text: str) -> dict[str, str]:
-    """`KEY=value` lines (blank lines and # comments ignored) into a dict. Every bad line is
-    reported, with its number, in one ValidationError."""
-    variables: dict[str, str] = {}
-    errors = []
-    for number, raw in enumerate(normalise_compose(text).split("\n"), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.partition("=")
-        name = name.strip()
-        if not sep:
-            errors.append(_("Line %(n)d: expected KEY=value.") % {"n": number})
-        elif not VARIABLE_NAME.match(name):
-            errors.append(
-                _(
-                    "Line %(n)d: “%(name)s” is not a valid variable name (letters, digits and _, "
-                    "not starting with a digit)."
-                )
-                % {"n": number, "name": name}
-            )
-        elif name in variables:
-            errors.append(_("Line %(n)d: %(name)s is set twice.") % {"n": number, "name": name})
-        else:
-            variables[name] = value.strip()
-    if errors:
-        raise ValidationError(errors)
-    validate_variables(variables)
-    return variables
-
-
-def format_variables(variables: dict | None) -> str:
-    return format_dotenv(variables or {})

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from apps.accounts import permissions
 from apps.deployments.models import Deployment
 from apps.environments.models import Environment
+from apps.environments.validators import format_lines, parse_variables
 from windflow.engine.compose import Problem
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
@@ -207,7 +208,7 @@ class StackReviseView(EditorView):
         if self.latest is not None:
             initial = {
                 "compose": self.latest.compose,
-                "variables": services.format_variables(self.latest.variables),
+                "variables": format_lines(self.latest.variables),
                 "secrets": list(self.latest.secrets),
             }
         return RevisionForm(
@@ -258,7 +259,7 @@ class StackValidateView(OrganizationView):
             project = (data.get("name") or "").strip()
         problems = []
         try:
-            variables = services.parse_variables(data.get("variables", ""))
+            variables = parse_variables(data.get("variables", ""))
         except ValidationError as exc:
             variables = {}
             problems = [

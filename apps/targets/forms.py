@@ -2,6 +2,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from apps.environments.models import Environment
+from apps.environments.validators import parse_lines
 from windflow.forms import StyledFormMixin
 
 from .choices import TargetKind
@@ -138,12 +139,4 @@ class TargetEditForm(StyledFormMixin, forms.Form):
     )
 
     def clean_labels(self):
-        labels = {}
-        for number, line in enumerate(self.cleaned_data["labels"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise forms.ValidationError(_("Line %(n)d: expected key=value.") % {"n": number})
-            labels[key.strip()] = value.strip()
-        return labels
+        return parse_lines(self.cleaned_data["labels"], any_name=True, shape="key=value")

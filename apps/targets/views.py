@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from apps.accounts import permissions
+from apps.environments.validators import format_lines
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
@@ -138,7 +139,7 @@ class TargetEditView(OrganizationView):
         target = _target(self, slug)
         form = form or TargetEditForm(
             initial={
-                "labels": "\n".join(f"{k}={v}" for k, v in sorted(target.labels.items())),
+                "labels": format_lines(target.labels),
                 "environments": target.environments.all(),
             }
         )

@@ -225,20 +225,6 @@ def test_it_diffs_two_revisions(make_stack, membership, secret):
     assert all(line["kind"] in ("header", "hunk", "add") for line in first["lines"])
 
 
-def test_it_parses_and_formats_variables():
-    text = "# comment\nB=2\n\nA = x=y \n"
-    assert services.parse_variables(text) == {"A": "x=y", "B": "2"}
-    assert services.format_variables({"B": "2", "A": "x=y"}) == "A=x=y\nB=2"
-    with pytest.raises(ValidationError) as error:
-        services.parse_variables("1BAD=x\nOK=1\nOK=2\nnothing")
-    assert error.value.messages == [
-        "Line 1: “1BAD” is not a valid variable name (letters, digits and _, not starting with a "
-        "digit).",
-        "Line 3: OK is set twice.",
-        "Line 4: expected KEY=value.",
-    ]
-
-
 @pytest.mark.parametrize(
     ("credentials", "message"),
     [

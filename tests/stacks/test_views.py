@@ -71,7 +71,7 @@ def test_it_reports_bad_variables_lines(owner, acme, staging, local_target):
     )
     body = response.content.decode()
     assert "Line 1: “1X” is not a valid variable name" in body
-    assert "Line 2: expected KEY=value." in body
+    assert "Line 2: expected NAME=value." in body
 
 
 def test_it_checks_the_file_live_with_rule_ids_and_lines(owner, acme, staging):
