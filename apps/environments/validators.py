@@ -51,10 +51,9 @@ def validate_variables(value) -> None:
 MAX_LINE_ERRORS = 20  # a pasted file of garbage gets a readable answer, not one per line
 
 
-def parse_lines(text: str, *, any_name: bool = False, shape: str = "NAME=value") -> dict:
+def parse_lines(text: str, *, any_name: bool = False) -> dict:
     """`NAME=value` lines into a dict. Names follow the variable rule (VARIABLE_NAME) unless
-    `any_name` (labels: any non-empty name); `shape` is how the error for a line without "="
-    shows a good line."""
+    `any_name` (labels: any non-empty name, and errors that say key=value)."""
     pairs: dict[str, str] = {}
     errors: list[str] = []
     text = (text or "").removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
@@ -65,7 +64,12 @@ def parse_lines(text: str, *, any_name: bool = False, shape: str = "NAME=value")
         name, sep, value = line.partition("=")
         name = name.strip()
         if not sep or not name:
-            errors.append(_("Line %(n)d: expected %(shape)s.") % {"n": number, "shape": shape})
+            expected = (
+                _("Line %(n)d: expected key=value.")
+                if any_name
+                else _("Line %(n)d: expected NAME=value.")
+            )
+            errors.append(expected % {"n": number})
         elif not any_name and not VARIABLE_NAME.match(name):
             errors.append(
                 _(

@@ -139,4 +139,4 @@ class TargetEditForm(StyledFormMixin, forms.Form):
     )
 
     def clean_labels(self):
-        return parse_lines(self.cleaned_data["labels"], any_name=True, shape="key=value")
+        return parse_lines(self.cleaned_data["labels"], any_name=True)

@@ -70,13 +70,13 @@ def test_it_holds_typed_variables_to_the_limits_of_json_ones():
     ]
 
 
-def test_it_parses_labels_with_any_name_and_their_own_shape():
+def test_it_parses_labels_with_any_name():
     text = "region = eu-west\nio.example/tier=web\n# comment"
-    assert parse_lines(text, any_name=True, shape="key=value") == {
+    assert parse_lines(text, any_name=True) == {
         "region": "eu-west",
         "io.example/tier": "web",
     }
-    assert messages_of("no equals\ntier=a\ntier=b", any_name=True, shape="key=value") == [
+    assert messages_of("no equals\ntier=a\ntier=b", any_name=True) == [
         "Line 1: expected key=value.",
         "Line 3: tier is set twice.",
     ]
