@@ -2,13 +2,15 @@
 form errors or the 403 page, the API into a 4xx JSON body, commands into a message. Never
 a 500.
 
-`ServiceError` (the request cannot be carried out as asked) and `Forbidden` (the person may
-not do it) are siblings: catching one never catches the other, so a view says which it
-handles. Both carry a message for the user, an optional field and a machine code."""
+`ServiceError` (the request cannot be carried out as asked), `Forbidden` (the person may
+not do it) and `NotFound` (no such object for this person) are siblings: catching one never
+catches another, so a view says which it handles. Each carries a message for the user, an
+optional field and a machine code."""
 
 
 class UserError(Exception):
-    """The common shape of ServiceError and Forbidden; catch one of those, not this."""
+    """The common shape of ServiceError, Forbidden and NotFound; catch one of those, not
+    this."""
 
     status_code = 400
     code = "invalid"
@@ -35,3 +37,16 @@ class Forbidden(UserError):
 
     status_code = 403
     code = "permission_denied"
+
+
+class NotFound(UserError):
+    """No such object for this person: a missing object and another organisation's look the
+    same (the access helpers, e.g. apps.stacks.services.get_stack_for, raise it). Pages
+    answer 404, the API a 404 body ("Not found." unless a message says more), websockets
+    close with 4404."""
+
+    status_code = 404
+    code = "not_found"
+
+    def __init__(self, message: str = "", **kwargs):
+        super().__init__(message, **kwargs)

@@ -1,5 +1,11 @@
-"""Base views every domain app builds on (list with HTMX partial, edit, delete), and the
-health endpoint."""
+"""Base views every domain app builds on, and the health endpoint.
+
+- `OrganizationView`: a page of the organisation; checks membership and the action the
+  request needs (`action`, `method_actions`) before anything else.
+- `ObjectListView`: a page of objects, `get_queryset()` through `permissions.visible()`.
+- `ObjectView`: a page about one object, `get_object()` through the model's access helper.
+- `ObjectFormView`, `ObjectDeleteView`: an object's form (or a new object's) and deletion.
+"""
 
 from django import forms
 from django.contrib import messages
@@ -7,7 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views import View
@@ -16,7 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.accounts import permissions
 from apps.accounts.middleware import membership_of
-from windflow.errors import Forbidden, ServiceError
+from windflow.errors import Forbidden, NotFound, ServiceError
 
 
 def wants_partial(request) -> bool:
@@ -77,6 +83,42 @@ class OrganizationView(View):
             return super().dispatch(request, *args, **kwargs)
         except Forbidden as exc:  # a service's own refusal: the 403 page, with its reason
             raise PermissionDenied(exc.message) from exc
+        except NotFound as exc:  # an access helper's: no such object for this member
+            raise Http404(exc.message) from exc
+
+
+class ObjectView(OrganizationView):
+    """A page about one object of the organisation: its detail, its form, its deletion, an
+    action on it. `get_object()` asks the model's access helper (`get_object_for`, e.g.
+    `staticmethod(services.get_stack_for)`) for the object that the URL argument
+    `lookup_url_kwarg` names, with the action this request needs:
+
+    - a missing object, or another organisation's: 404;
+    - a role below the action: the 403 page, naming the role (permissions.require).
+
+    `queryset`, when set, is how this page wants the objects loaded (select_related...); the
+    helper narrows it to what the member may see. Pages, API viewsets and consumers all find
+    objects through the same helper."""
+
+    queryset = None
+    lookup_url_kwarg = "pk"
+
+    @staticmethod
+    def get_object_for(membership, key, *, action=None, queryset=None):
+        raise NotImplementedError("name the model's access helper in `get_object_for`")
+
+    def get_queryset(self):
+        return None if self.queryset is None else self.queryset.all()
+
+    def get_object(self):
+        options = {}
+        action = self.required_action(self.request)
+        if action not in (None, permissions.NO_ROLE):  # else the helper's own: see the object
+            options["action"] = action
+        queryset = self.get_queryset()
+        if queryset is not None:
+            options["queryset"] = queryset
+        return self.get_object_for(self.membership, self.kwargs[self.lookup_url_kwarg], **options)
 
 
 class ObjectListView(OrganizationView):
@@ -97,14 +139,25 @@ class ObjectListView(OrganizationView):
 
     def get(self, request, *args, **kwargs):
         page = Paginator(self.get_queryset(), self.paginate_by).get_page(request.GET.get("page"))
-        context = {"page": page, "filterset": getattr(self, "filterset", None)}
-        template = self.partial_template_name if wants_partial(request) else self.template_name
-        return render(request, template, context)
+        partial = wants_partial(request)
+        context = {
+            "page": page,
+            "filterset": getattr(self, "filterset", None),
+            **self.get_context_data(partial=partial),
+        }
+        return render(
+            request, self.partial_template_name if partial else self.template_name, context
+        )
+
+    def get_context_data(self, *, partial: bool) -> dict:
+        """What the templates need besides the page of objects (`partial`: the table only)."""
+        return {}
 
 
-class ObjectFormView(OrganizationView):
-    """Shows a form; on a valid POST calls `save(form)` (a service call). Service errors
-    become form errors; success answers with a (client) redirect."""
+class ObjectFormView(ObjectView):
+    """Shows a form, for the object the URL names (`get_object()`) or for a new one when it
+    names none; on a valid POST calls `save(form)` (a service call). Service errors become
+    form errors; success answers with a (client) redirect."""
 
     form_class = None
     template_name = ""
@@ -112,7 +165,9 @@ class ObjectFormView(OrganizationView):
     secret_fields: tuple[str, ...] = ()
 
     def get_object(self):
-        return None
+        if self.lookup_url_kwarg not in self.kwargs:
+            return None  # a new object
+        return super().get_object()
 
     def get_form(self, data=None):
         if issubclass(self.form_class, forms.ModelForm):
@@ -160,15 +215,12 @@ class ObjectFormView(OrganizationView):
         return obj.get_absolute_url()
 
 
-class ObjectDeleteView(OrganizationView):
+class ObjectDeleteView(ObjectView):
     """A confirmation page; POST calls `delete(obj)` (a service call)."""
 
     template_name = "generic/object_delete.html"
     # `delete(obj)` is the service hook, not an HTTP DELETE handler.
     http_method_names = ["get", "post", "head", "options"]
-
-    def get_object(self):
-        raise NotImplementedError
 
     def get(self, request, *args, **kwargs):
         obj = self.get_object()

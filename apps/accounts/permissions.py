@@ -28,12 +28,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from guardian.shortcuts import get_perms
 
 from windflow import hotcache
-from windflow.errors import Forbidden
+from windflow.errors import Forbidden, NotFound
 
 from .choices import ROLE_RANKS, Role
 from .models import Membership
@@ -211,3 +212,17 @@ def visible(membership: Membership | None, queryset, action: str):
     if membership is None or not can(membership, action):
         return queryset.none()
     return queryset
+
+
+def get_visible(membership: Membership | None, queryset, action: str, **lookup):
+    """The one object of `queryset` that `lookup` names, for `action` on it: what every
+    model's access helper (`get_<model>_for`) comes down to. `queryset` is already what the
+    member may see (`visible()`), so a missing object, another organisation's and a
+    malformed key all raise NotFound alike; Forbidden (naming the role) when the member sees
+    the object but may not `action` it."""
+    try:
+        obj = queryset.get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound() from None
+    require(membership, action, obj)
+    return obj

@@ -25,6 +25,66 @@ TOKEN_BODY_LENGTH = 40
 HANDOFF_SALT = "windflow.handoff"
 
 
+# --- Access: how pages and the API reach a member, an invitation, a token --------------------
+
+
+def _of_organization(actor: Membership | None, queryset, action: str):
+    """The part of `queryset` (rows of the public schema) that belongs to `actor`'s
+    organisation and that `actor` may see for `action`."""
+    if actor is None:
+        return queryset.none()
+    return permissions.visible(
+        actor, queryset.filter(organization_id=actor.organization_id), action
+    )
+
+
+def visible_members(actor: Membership | None, queryset=None):
+    """The members of `actor`'s organisation."""
+    if queryset is None:
+        queryset = Membership.objects.select_related("user")
+    return _of_organization(actor, queryset, "member.view")
+
+
+def get_member_for(actor: Membership | None, pk, action="member.view", *, queryset=None):
+    """Membership `pk` in `actor`'s organisation, for `action` on it: NotFound, or Forbidden
+    by the role (finer rules, such as rank and the last owner, are the services')."""
+    return permissions.get_visible(actor, visible_members(actor, queryset), action, pk=pk)
+
+
+def visible_invitations(actor: Membership | None, queryset=None):
+    """The invitations of `actor`'s organisation, for those who may see them."""
+    if queryset is None:
+        queryset = Invitation.objects.select_related("invited_by", "accepted_by")
+    return _of_organization(actor, queryset, "invitation.view")
+
+
+def get_invitation_for(actor: Membership | None, pk, action="invitation.view", *, queryset=None):
+    """Invitation `pk` of `actor`'s organisation: NotFound, or Forbidden by the role."""
+    return permissions.get_visible(actor, visible_invitations(actor, queryset), action, pk=pk)
+
+
+def visible_tokens(actor: Membership | None, queryset=None):
+    """The API tokens of `actor`'s organisation. Which of them `actor` may revoke is
+    `revoke_api_token`'s rule; lists show a member their own (`listed_tokens`)."""
+    if queryset is None:
+        queryset = ApiToken.objects.select_related("user")
+    return _of_organization(actor, queryset, "token.use")
+
+
+def listed_tokens(actor: Membership | None, queryset=None):
+    """The tokens a list shows `actor`: their own; everyone's to those who may see other
+    members' tokens."""
+    tokens = visible_tokens(actor, queryset)
+    if not permissions.can(actor, "token.view"):
+        tokens = tokens.filter(user_id=actor.user_id) if actor else tokens.none()
+    return tokens
+
+
+def get_token_for(actor: Membership | None, pk, action="token.use", *, queryset=None):
+    """API token `pk` of `actor`'s organisation: NotFound, or Forbidden by the role."""
+    return permissions.get_visible(actor, visible_tokens(actor, queryset), action, pk=pk)
+
+
 # --- Members ----------------------------------------------------------------------------------
 
 

@@ -15,11 +15,10 @@ from django.views.decorators.http import require_safe
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Organization
 from windflow.errors import Forbidden, ServiceError
-from windflow.views import OrganizationView, apply_service_error, redirect_after_post
+from windflow.views import ObjectView, OrganizationView, apply_service_error, redirect_after_post
 
 from . import permissions, services
 from .forms import ApiTokenForm, InvitationForm, OrganizationForm, RoleForm
-from .models import ApiToken, Invitation, Membership
 
 SESSION_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 
@@ -126,7 +125,7 @@ class MemberListView(OrganizationView):
     action = "member.view"
 
     def get(self, request):
-        members = request.tenant.memberships.select_related("user").order_by("user__email")
+        members = services.visible_members(self.membership).order_by("user__email")
         rows = [
             (member, permissions.can_change_member(self.membership, member)) for member in members
         ]
@@ -137,12 +136,18 @@ class MemberListView(OrganizationView):
         )
 
 
-class MemberRoleView(OrganizationView):
+class MemberView(ObjectView):
+    """A page about the membership that the URL's `pk` names (services.get_member_for)."""
+
+    get_object_for = staticmethod(services.get_member_for)
+
+
+class MemberRoleView(MemberView):
     action = "member.view"
     method_actions = {"post": "member.change"}  # finer checks (rank, last owner): the service
 
     def post(self, request, pk):
-        member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
+        member = self.get_object()
         form = RoleForm(request.POST)
         try:
             if not form.is_valid():
@@ -154,11 +159,11 @@ class MemberRoleView(OrganizationView):
         return redirect_after_post(request, reverse("accounts:member_list"))
 
 
-class MemberRemoveView(OrganizationView):
+class MemberRemoveView(MemberView):
     action = "member.view"  # every member may leave; removing others: the service decides
 
     def post(self, request, pk):
-        member = get_object_or_404(Membership, pk=pk, organization=request.tenant)
+        member = self.get_object()
         leaving = member.pk == self.membership.pk
         try:
             services.remove_member(self.membership, member)
@@ -180,7 +185,7 @@ class InvitationListView(OrganizationView):
         return InvitationForm(data, roles=permissions.assignable_roles(self.membership))
 
     def render_page(self, form, status=200):
-        invitations = request_invitations(self.request)
+        invitations = services.visible_invitations(self.membership)[:100]
         return render(
             self.request,
             "accounts/invitation_list.html",
@@ -206,15 +211,12 @@ class InvitationListView(OrganizationView):
         return self.render_page(form)
 
 
-def request_invitations(request):
-    return request.tenant.invitations.select_related("invited_by", "accepted_by")[:100]
-
-
-class InvitationRevokeView(OrganizationView):
+class InvitationRevokeView(ObjectView):
     action = "invitation.delete"
+    get_object_for = staticmethod(services.get_invitation_for)
 
     def post(self, request, pk):
-        invitation = get_object_or_404(Invitation, pk=pk, organization=request.tenant)
+        invitation = self.get_object()
         try:
             services.revoke_invitation(self.membership, invitation)
             messages.success(request, _("Invitation revoked."))
@@ -253,10 +255,8 @@ class TokenListView(OrganizationView):
     action = "token.use"
 
     def render_page(self, form, new_token=None, status=200):
-        tokens = ApiToken.objects.filter(organization=self.request.tenant)
-        if not permissions.can(self.membership, "token.view"):
-            tokens = tokens.filter(user=self.request.user)
-        context = {"form": form, "tokens": tokens.select_related("user"), "new_token": new_token}
+        tokens = services.listed_tokens(self.membership)
+        context = {"form": form, "tokens": tokens, "new_token": new_token}
         return render(self.request, "accounts/token_list.html", context, status=status)
 
     def get(self, request):
@@ -275,11 +275,12 @@ class TokenListView(OrganizationView):
         return self.render_page(form)
 
 
-class TokenRevokeView(OrganizationView):
-    action = "token.use"
+class TokenRevokeView(ObjectView):
+    action = "token.use"  # your own tokens; everyone's for admins: the service decides
+    get_object_for = staticmethod(services.get_token_for)
 
     def post(self, request, pk):
-        token = get_object_or_404(ApiToken, pk=pk, organization=request.tenant)
+        token = self.get_object()
         try:
             services.revoke_api_token(self.membership, token)
             messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from apps.accounts import permissions
 from apps.accounts.models import ApiToken, Membership
 from windflow import context
 from windflow.clientaddress import client_address
@@ -320,6 +321,15 @@ def reanchors():
 
 
 # --- Queries and exports ----------------------------------------------------------------------
+
+
+def get_event_for(actor, pk, action="audit.view", *, queryset=None) -> AuditEvent:
+    """Audit event `pk`: NotFound when `actor` may not read the audit log (or there is no
+    such event), Forbidden when their role does not allow `action`."""
+    if queryset is None:
+        queryset = AuditEvent.objects.all()
+    visible = permissions.visible(actor, queryset, "audit.view")
+    return permissions.get_visible(actor, visible, action, pk=pk)
 
 
 def filtered(

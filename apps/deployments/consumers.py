@@ -7,6 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django_tenants.utils import tenant_context
 
 from apps.accounts.revocation import authorize
+from windflow.errors import NotFound
 from windflow.realtime import deployment_group
 
 from . import journal, services
@@ -59,7 +60,10 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):
     # --- Database work, with the organisation's schema active -------------------------------
 
     def _deployment(self):
-        return services.visible_deployments(self.membership).filter(pk=self.deployment_id).first()
+        try:
+            return services.get_deployment_for(self.membership, self.deployment_id)
+        except NotFound:
+            return None
 
     @database_sync_to_async
     def _visible(self) -> bool:
@@ -72,10 +76,7 @@ class DeploymentConsumer(AsyncJsonWebsocketConsumer):
             deployment = self._deployment()
             if deployment is None:
                 return []
-            return [
-                line.as_dict()
-                for line in services.log_page(deployment, after=after, limit=BACKFILL_BATCH)
-            ]
+            return services.log_window(deployment, after=after, limit=BACKFILL_BATCH)["lines"]
 
     @database_sync_to_async
     def _state(self) -> tuple[list[dict], dict]:

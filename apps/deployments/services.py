@@ -43,12 +43,21 @@ def require_deploy(actor: Membership, stack: Stack, deployment: Deployment | Non
         permissions.require_deploy_to(actor, deployment.environment)
 
 
-def visible_deployments(actor: Membership):
-    return permissions.visible(
-        actor,
-        Deployment.objects.select_related("stack", "revision", "target", "environment"),
-        "deployment.view",
-    )
+def visible_deployments(actor: Membership | None, queryset=None):
+    """The organisation's deployments that `actor` may see (`queryset`: loaded as the caller
+    needs them; by default with their stack, revision, target and environment)."""
+    if queryset is None:
+        queryset = Deployment.objects.select_related("stack", "revision", "target", "environment")
+    return permissions.visible(actor, queryset, "deployment.view")
+
+
+def get_deployment_for(
+    actor: Membership | None, pk, action="deployment.view", *, queryset=None
+) -> Deployment:
+    """Deployment `pk`, for `action` on it: NotFound when `actor` cannot see it (missing,
+    another organisation's), Forbidden when their role does not allow `action` (protected
+    environments need more: the services ask `require_deploy`)."""
+    return permissions.get_visible(actor, visible_deployments(actor, queryset), action, pk=pk)
 
 
 # --- Requests -----------------------------------------------------------------------------
@@ -203,3 +212,16 @@ def log_page(deployment: Deployment, *, after: int = 0, limit: int = LOG_PAGE_SI
     """Log lines after sequence number `after`, oldest first."""
     limit = max(1, min(limit, 5000))
     return list(deployment.lines.filter(seq__gt=after).order_by("seq")[:limit])
+
+
+def log_window(deployment: Deployment, *, after: int = 0, limit: int = LOG_PAGE_SIZE) -> dict:
+    """One page of the log for a reader who follows it (the page's JSON, the API, the
+    streamed and websocket logs): the lines after `after` as dicts, where to go on from
+    (`next_after`), and whether the deployment had finished when `deployment` was read
+    (read before the lines, so every line written before the end is in)."""
+    lines = log_page(deployment, after=after, limit=limit)
+    return {
+        "lines": [line.as_dict() for line in lines],
+        "next_after": lines[-1].seq if lines else after,
+        "finished": deployment.is_finished,
+    }

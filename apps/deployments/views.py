@@ -2,18 +2,17 @@
 of one deployment (websocket, with polling as the fallback) and its controls."""
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts import permissions
-from apps.stacks.models import Stack
-from windflow.errors import Forbidden, ServiceError
-from windflow.views import OrganizationView, redirect_after_post, wants_partial
+from apps.stacks import services as stacks
+from windflow.errors import Forbidden, NotFound, ServiceError
+from windflow.views import ObjectListView, ObjectView, OrganizationView, redirect_after_post
 
 from . import journal, services
 from .choices import DeploymentStatus, ServicePhase
@@ -24,8 +23,10 @@ from .models import Deployment
 PAGE_LOG_LINES = 2000
 
 
-def _deployment(view, pk) -> Deployment:
-    return get_object_or_404(services.visible_deployments(view.membership), pk=pk)
+class DeploymentView(ObjectView):
+    """A page about the deployment that the URL's `pk` names (services.get_deployment_for)."""
+
+    get_object_for = staticmethod(services.get_deployment_for)
 
 
 def _stack_url(stack_name: str | None) -> str:
@@ -58,25 +59,25 @@ def live_context(deployment: Deployment, *, after: int = 0, limit: int = PAGE_LO
     }
 
 
-class DeploymentListView(OrganizationView):
+class DeploymentListView(ObjectListView):
     """Every deployment of the organisation, newest first; filter by status and stack."""
 
     action = "deployment.view"
-    paginate_by = 25
+    template_name = "deployments/deployment_list.html"
+    partial_template_name = "deployments/htmx/deployment_table.html"
 
-    def get(self, request):
-        form = DeploymentFilterForm(request.GET or None)
+    def get_queryset(self):
+        self.form = DeploymentFilterForm(self.request.GET or None)
         queryset = services.visible_deployments(self.membership).select_related("triggered_by")
-        if form.is_valid():
-            if form.cleaned_data.get("status"):
-                queryset = queryset.filter(status=form.cleaned_data["status"])
-            if form.cleaned_data.get("stack"):
-                queryset = queryset.filter(stack__name=form.cleaned_data["stack"])
-        page = Paginator(queryset, self.paginate_by).get_page(request.GET.get("page"))
-        context = {"page": page, "form": form}
-        if wants_partial(request):
-            return render(request, "deployments/htmx/deployment_table.html", context)
-        return render(request, "deployments/deployment_list.html", context)
+        if self.form.is_valid():
+            if self.form.cleaned_data.get("status"):
+                queryset = queryset.filter(status=self.form.cleaned_data["status"])
+            if self.form.cleaned_data.get("stack"):
+                queryset = queryset.filter(stack__name=self.form.cleaned_data["stack"])
+        return queryset
+
+    def get_context_data(self, *, partial):
+        return {"form": self.form}
 
 
 @method_decorator(require_POST, name="dispatch")
@@ -88,17 +89,18 @@ class DeploymentCreateView(OrganizationView):
 
     def post(self, request):
         name = request.POST.get("stack", "").strip()
-        stacks = permissions.visible(self.membership, Stack.objects.all(), "stack.view")
-        stack = stacks.filter(name=name).first() if name else None
-        if stack is None:
+        try:
+            stack = stacks.get_stack_for(self.membership, name)
+        except NotFound:
             messages.error(request, _("No stack named “%(name)s”.") % {"name": name})
             return redirect_after_post(request, _stack_url(None))
         revision = None
         raw = request.POST.get("revision", "").strip()
         if raw:
-            number = int(raw) if raw.isdigit() and len(raw) < 10 else None
-            revision = stack.revisions.filter(number=number).first() if number else None
-            if revision is None:
+            number = int(raw) if raw.isdigit() and len(raw) < 10 else 0  # 0: no such revision
+            try:
+                revision = stacks.get_revision(stack, number)
+            except NotFound:
                 messages.error(
                     request,
                     _("%(stack)s has no revision %(n)s.") % {"stack": stack.name, "n": raw},
@@ -117,38 +119,38 @@ class DeploymentCreateView(OrganizationView):
         return redirect_after_post(request, deployment.get_absolute_url())
 
 
-class DeploymentDetailView(OrganizationView):
+class DeploymentDetailView(DeploymentView):
     """The live page: header, failure box, one bar per service and the log."""
 
     action = "deployment.view"
 
     def get(self, request, pk):
-        deployment = _deployment(self, pk)
+        deployment = self.get_object()
         context = live_context(deployment)
         context.update(header_context(self.membership, deployment))
         context["phase_labels"] = {value: str(label) for value, label in ServicePhase.choices}
         return render(request, "deployments/deployment_detail.html", context)
 
 
-class DeploymentStatusView(OrganizationView):
+class DeploymentStatusView(DeploymentView):
     """The header part (status, buttons, failure box): refreshed when the deployment ends."""
 
     action = "deployment.view"
 
     def get(self, request, pk):
-        deployment = _deployment(self, pk)
+        deployment = self.get_object()
         context = {"deployment": deployment, **header_context(self.membership, deployment)}
         return render(request, "deployments/htmx/deployment_header.html", context)
 
 
-class DeploymentLogView(OrganizationView):
+class DeploymentLogView(DeploymentView):
     """Lines after `after` with the service bars and the status: the polling fallback of the
     live page (HTML partial), `?format=json` for scripts, `?format=text` to download."""
 
     action = "deployment.view"
 
     def get(self, request, pk):
-        deployment = _deployment(self, pk)
+        deployment = self.get_object()
         query = LogQueryForm(request.GET)
         if not query.is_valid():
             return JsonResponse(
@@ -169,12 +171,11 @@ class DeploymentLogView(OrganizationView):
             )
             return response
         if fmt == "json":
-            lines = services.log_page(deployment, after=after, limit=query.cleaned_data["limit"])
             return JsonResponse(
                 {
-                    "lines": [line.as_dict() for line in lines],
-                    "next_after": lines[-1].seq if lines else after,
-                    "finished": deployment.is_finished,
+                    **services.log_window(
+                        deployment, after=after, limit=query.cleaned_data["limit"]
+                    ),
                     "services": [row.as_dict() for row in deployment.services.all()],
                     "status": journal.status_event(deployment),
                 }
@@ -183,12 +184,12 @@ class DeploymentLogView(OrganizationView):
         return render(request, "deployments/htmx/log_update.html", context)
 
 
-class _ControlView(OrganizationView):
+class _ControlView(DeploymentView):
     action = "deployment.view"
     method_actions = {"post": "stack.deploy"}
 
     def post(self, request, pk):
-        deployment = _deployment(self, pk)
+        deployment = self.get_object()
         try:
             target = self.control(deployment)
         except ServiceError as exc:

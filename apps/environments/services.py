@@ -17,6 +17,27 @@ EDITABLE_FIELDS = ("name", "kind", "protected", "description", "variables")
 DEPLOY_PERMISSION = "deploy_environment"
 
 
+# --- Access: how pages, the API and consumers reach an environment ------------------------
+
+
+def visible_environments(actor: Membership | None, queryset=None):
+    """The organisation's environments that `actor` may see."""
+    if queryset is None:
+        queryset = Environment.objects.all()
+    return permissions.visible(actor, queryset, "environment.view")
+
+
+def get_environment_for(
+    actor: Membership | None, slug, action="environment.view", *, queryset=None
+) -> Environment:
+    """The environment `slug`, for `action` on it: NotFound when `actor` cannot see it,
+    Forbidden when their role does not allow `action`."""
+    return permissions.get_visible(actor, visible_environments(actor, queryset), action, slug=slug)
+
+
+# --- Changes -------------------------------------------------------------------------------
+
+
 def _check_protection_change(actor: Membership, protected: bool, current: bool = False) -> None:
     if protected != current:
         permissions.require(actor, "environment.protect")

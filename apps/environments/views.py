@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
@@ -10,6 +10,7 @@ from windflow.views import (
     ObjectDeleteView,
     ObjectFormView,
     ObjectListView,
+    ObjectView,
     OrganizationView,
     apply_service_error,
     redirect_after_post,
@@ -22,9 +23,12 @@ from .forms import ComposePolicyForm, EnvironmentForm, EnvironmentPolicyForm, Gr
 from .models import Environment
 
 
-def _environment(view, slug):
-    queryset = permissions.visible(view.membership, Environment.objects.all(), "environment.view")
-    return get_object_or_404(queryset, slug=slug)
+class EnvironmentView(ObjectView):
+    """A page about the environment that the URL's `slug` names
+    (services.get_environment_for)."""
+
+    get_object_for = staticmethod(services.get_environment_for)
+    lookup_url_kwarg = "slug"
 
 
 class EnvironmentListView(ObjectListView):
@@ -35,11 +39,11 @@ class EnvironmentListView(ObjectListView):
     partial_template_name = "environments/htmx/environment_table.html"
 
 
-class EnvironmentDetailView(OrganizationView):
+class EnvironmentDetailView(EnvironmentView):
     action = "environment.view"
 
     def get(self, request, slug):
-        environment = _environment(self, slug)
+        environment = self.get_object()
         return render(
             request,
             "environments/environment_detail.html",
@@ -52,17 +56,13 @@ class EnvironmentDetailView(OrganizationView):
         )
 
 
-class EnvironmentEditView(ObjectFormView):
+class EnvironmentEditView(EnvironmentView, ObjectFormView):
     form_class = EnvironmentForm
     template_name = "environments/environment_edit.html"
 
     def required_action(self, request):
         self.action = "environment.change" if "slug" in self.kwargs else "environment.add"
         return self.action
-
-    def get_object(self):
-        slug = self.kwargs.get("slug")
-        return _environment(self, slug) if slug else None
 
     def get_form(self, data=None):
         return self.form_class(
@@ -77,11 +77,8 @@ class EnvironmentEditView(ObjectFormView):
         return services.update_environment(self.membership, self.object, **form.service_fields())
 
 
-class EnvironmentDeleteView(ObjectDeleteView):
+class EnvironmentDeleteView(EnvironmentView, ObjectDeleteView):
     action = "environment.delete"
-
-    def get_object(self):
-        return _environment(self, self.kwargs["slug"])
 
     def delete(self, obj):
         services.delete_environment(self.membership, obj)
@@ -90,13 +87,13 @@ class EnvironmentDeleteView(ObjectDeleteView):
         return reverse("environments:environment_list")
 
 
-class EnvironmentGrantView(OrganizationView):
+class EnvironmentGrantView(EnvironmentView):
     """Grant or revoke one member's right to deploy to this environment."""
 
     action = "environment.grant"
 
     def post(self, request, slug):
-        environment = _environment(self, slug)
+        environment = self.get_object()
         form = GrantForm(request.POST)
         url = environment.get_absolute_url()
         if not form.is_valid():
@@ -152,8 +149,7 @@ class ComposePolicyView(OrganizationView):
         )
 
     def post(self, request):
-        permissions.require(self.membership, "compose_policy.change")
-        self.can_change = True
+        self.can_change = True  # method_actions: only those who may change it get here
         form = ComposePolicyForm(request.POST, policy=policy.get_policy())
         if form.is_valid():
             try:
@@ -170,7 +166,7 @@ class ComposePolicyView(OrganizationView):
         return self.render_page(form, status=422 if wants_partial(request) else 200)
 
 
-class EnvironmentPolicyView(OrganizationView):
+class EnvironmentPolicyView(EnvironmentView):
     """One environment's overrides of the compose policy."""
 
     action = "compose_policy.view"
@@ -190,7 +186,7 @@ class EnvironmentPolicyView(OrganizationView):
         return render(self.request, self.template_name, context, status=status)
 
     def get(self, request, slug):
-        environment = _environment(self, slug)
+        environment = self.get_object()
         form = EnvironmentPolicyForm(
             environment=environment,
             policy=policy.get_policy(),
@@ -199,8 +195,7 @@ class EnvironmentPolicyView(OrganizationView):
         return self.render_page(environment, form)
 
     def post(self, request, slug):
-        environment = _environment(self, slug)
-        permissions.require(self.membership, "compose_policy.change")
+        environment = self.get_object()  # for compose_policy.change (method_actions)
         form = EnvironmentPolicyForm(
             request.POST, environment=environment, policy=policy.get_policy()
         )

@@ -25,6 +25,27 @@ logger = logging.getLogger(__name__)
 MAX_VALUE_BYTES = 64 * 1024
 
 
+# --- Access: how pages and the API reach a secret --------------------------------------------
+
+
+def visible_secrets(actor: Membership | None, queryset=None):
+    """The organisation's secrets (names, never values) that `actor` may see."""
+    if queryset is None:
+        queryset = SecretRef.objects.select_related("environment")
+    return permissions.visible(actor, queryset, "secret.view")
+
+
+def get_secret_for(
+    actor: Membership | None, pk, action="secret.view", *, queryset=None
+) -> SecretRef:
+    """Secret `pk`, for `action` on it: NotFound when `actor` cannot see it, Forbidden when
+    their role does not allow `action`."""
+    return permissions.get_visible(actor, visible_secrets(actor, queryset), action, pk=pk)
+
+
+# --- Secrets -----------------------------------------------------------------------------------
+
+
 def _check_value(value) -> str:
     if not isinstance(value, str):
         raise ServiceError(_("The value must be text."), field="value")

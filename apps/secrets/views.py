@@ -1,15 +1,14 @@
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from apps.accounts import permissions
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
     ObjectFormView,
     ObjectListView,
-    OrganizationView,
+    ObjectView,
     apply_service_error,
     redirect_after_post,
 )
@@ -19,9 +18,10 @@ from .forms import SecretCreateForm, SecretRotateForm
 from .models import SecretRef
 
 
-def _secret(view, pk) -> SecretRef:
-    queryset = permissions.visible(view.membership, SecretRef.objects.all(), "secret.view")
-    return get_object_or_404(queryset.select_related("environment"), pk=pk)
+class SecretView(ObjectView):
+    """A page about the secret that the URL's `pk` names (services.get_secret_for)."""
+
+    get_object_for = staticmethod(services.get_secret_for)
 
 
 class SecretListView(ObjectListView):
@@ -44,14 +44,14 @@ class SecretCreateView(ObjectFormView):
         return _("Secret %(name)s stored.") % {"name": obj.name}
 
 
-class SecretDetailView(OrganizationView):
+class SecretDetailView(SecretView):
     """Name, scope and version history; the rotate form for those who may change it."""
 
     action = "secret.view"
     method_actions = {"post": "secret.change"}
 
     def get(self, request, pk, form=None):
-        secret = _secret(self, pk)
+        secret = self.get_object()
         context = {
             "object": secret,
             "versions": services.versions(secret)[:50],
@@ -60,8 +60,7 @@ class SecretDetailView(OrganizationView):
         return render(request, "secrets/secret_detail.html", context)
 
     def post(self, request, pk):
-        permissions.require(self.membership, "secret.change")
-        secret = _secret(self, pk)
+        secret = self.get_object()  # for secret.change (method_actions)
         form = SecretRotateForm(request.POST)
         if form.is_valid():
             try:
@@ -78,11 +77,8 @@ class SecretDetailView(OrganizationView):
         return self.get(request, pk, form=SecretRotateForm())
 
 
-class SecretDeleteView(ObjectDeleteView):
+class SecretDeleteView(SecretView, ObjectDeleteView):
     action = "secret.delete"
-
-    def get_object(self):
-        return _secret(self, self.kwargs["pk"])
 
     def delete(self, obj):
         services.delete_secret(self.membership, obj)

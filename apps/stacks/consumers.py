@@ -21,15 +21,13 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import connection
-from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
 
-from apps.accounts import permissions
 from apps.accounts.revocation import authorize
 from windflow.engine.drivers import CancelToken
-from windflow.errors import ServiceError
+from windflow.errors import NotFound, ServiceError
 
-from . import runtime
+from . import runtime, services
 from .models import Stack
 
 logger = logging.getLogger(__name__)
@@ -37,15 +35,11 @@ logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.025
 MAX_BATCH = 500
 MAX_PENDING = 50_000  # lines buffered for a slow reader before the oldest are dropped
-DEFAULT_TAIL = 200
 
 
 def _tail(scope) -> int:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("tail") or []
-    try:
-        return max(0, min(runtime.MAX_TAIL, int(values[0])))
-    except (IndexError, ValueError):
-        return DEFAULT_TAIL
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("tail") or [None]
+    return runtime.clamp_tail(values[0])
 
 
 class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
@@ -62,6 +56,9 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
             found = await sync_to_async(self._find, thread_sensitive=False)(
                 kwargs["name"], kwargs["container"]
             )
+        except NotFound:
+            await self.close(code=4404)
+            return
         except ServiceError as exc:
             await self.close(code=4404 if exc.code == "not_found" else 4503)
             return
@@ -92,15 +89,10 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
 
     def _find(self, name: str, container_id: str) -> tuple[Stack, dict]:
         """The stack (visible to the member, in this organisation) and its container; else
-        ServiceError "not_found"."""
+        NotFound, or ServiceError "not_found" for a container that is not the stack's."""
         try:
             with tenant_context(self.tenant):
-                queryset = permissions.visible(
-                    self.membership, Stack.objects.select_related("target"), "stack.view"
-                )
-                stack = queryset.filter(name=name).first()
-                if stack is None:
-                    raise ServiceError(_("No such stack."), code="not_found")
+                stack = services.get_stack_for(self.membership, name)
                 return stack, runtime.stack_container(stack, container_id)
         finally:
             connection.close()

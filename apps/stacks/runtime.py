@@ -33,6 +33,7 @@ STATUS_TIMEOUT = 5.0  # seconds: the runtime panel must not hang on a slow serve
 CONTROL_TIMEOUT = 60.0  # one Docker API call of stop / start / restart / remove
 LOG_TIMEOUT = 60.0  # a silent log stream is re-opened after this (the driver follows on)
 MAX_TAIL = 5000
+DEFAULT_TAIL = 200
 
 
 # --- Docker access ---------------------------------------------------------------------------
@@ -269,11 +270,14 @@ def log_redactor(stack: Stack):
         ) from exc
 
 
-def _clamp_tail(tail) -> int:
+def clamp_tail(tail, default: int | None = DEFAULT_TAIL) -> int | None:
+    """How many of a container's last log lines a request asks for (`?tail=`, as given):
+    0 to MAX_TAIL; `default` when it is not a number. Pages, the API and the websocket all
+    read `tail` through here."""
     try:
         return max(0, min(MAX_TAIL, int(tail)))
     except (TypeError, ValueError):
-        return 200
+        return default
 
 
 def container_log_tail(stack: Stack, container_id: str, *, tail: int = 200) -> list[str]:
@@ -282,7 +286,7 @@ def container_log_tail(stack: Stack, container_id: str, *, tail: int = 200) -> l
     redactor = log_redactor(stack)
     with stack_driver(stack, timeout=STATUS_TIMEOUT) as driver:
         found = _owned_container(driver, stack, container_id)
-        lines = driver.logs(found["id"], tail=_clamp_tail(tail), timestamps=True)
+        lines = driver.logs(found["id"], tail=clamp_tail(tail), timestamps=True)
         return [redactor.redact(line) for line in lines]
 
 
@@ -298,6 +302,6 @@ def follow_container_logs(
     with stack_driver(stack, timeout=LOG_TIMEOUT) as driver:
         found = _owned_container(driver, stack, container_id)
         for line in driver.logs(
-            found["id"], tail=_clamp_tail(tail), follow=True, timestamps=True, cancel=cancel
+            found["id"], tail=clamp_tail(tail), follow=True, timestamps=True, cancel=cancel
         ):
             yield redactor.redact(line)

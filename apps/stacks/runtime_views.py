@@ -6,18 +6,17 @@ runtime.py; these views only look the stack up, call it and render.
 
 from django.contrib import messages
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 
-from apps.accounts import permissions
-from windflow.errors import Forbidden, ServiceError
-from windflow.views import OrganizationView, redirect_after_post
+from windflow.errors import ServiceError
+from windflow.views import redirect_after_post
 
 from . import control, runtime
-from .models import Stack
+from .views import StackView, may_deploy
 
 CONTROL_LABELS = {
     "stop": gettext_lazy("Stop"),
@@ -27,40 +26,18 @@ CONTROL_LABELS = {
 }
 
 
-def _stack(view, name) -> Stack:
-    queryset = permissions.visible(
-        view.membership,
-        Stack.objects.select_related("environment", "target", "current_revision"),
-        "stack.view",
-    )
-    return get_object_or_404(queryset, name=name)
-
-
-def _may_control(view, stack) -> bool:
-    from apps.deployments.services import require_deploy
-
-    try:
-        require_deploy(view.membership, stack)
-    except Forbidden:
-        return False
-    return True
-
-
 def _tail(request) -> int:
-    try:
-        return max(0, min(runtime.MAX_TAIL, int(request.GET.get("tail", 200))))
-    except ValueError:
-        return 200
+    return runtime.clamp_tail(request.GET.get("tail", runtime.DEFAULT_TAIL))
 
 
-class StackRuntimeView(OrganizationView):
+class StackRuntimeView(StackView):
     """The services panel: state, health, ports, image of each service and its containers;
     control buttons for those who may deploy. Docker errors show in the panel (200)."""
 
     action = "stack.view"
 
     def get(self, request, name):
-        stack = _stack(self, name)
+        stack = self.get_object()
         try:
             services, error = runtime.runtime_status(stack), ""
         except ServiceError as exc:
@@ -69,12 +46,12 @@ class StackRuntimeView(OrganizationView):
             "object": stack,
             "services": services,
             "error": error,
-            "can_control": _may_control(self, stack),
+            "can_control": may_deploy(self.membership, stack),
         }
         return render(request, "stacks/htmx/runtime.html", context)
 
 
-class StackControlView(OrganizationView):
+class StackControlView(StackView):
     """POST action=stop|start|restart|remove [service=...]: queued for the worker; back to
     the stack's page with a message."""
 
@@ -83,7 +60,7 @@ class StackControlView(OrganizationView):
     http_method_names = ["post"]
 
     def post(self, request, name):
-        stack = _stack(self, name)
+        stack = self.get_object()
         action = request.POST.get("action", "")
         service = request.POST.get("service") or None
         try:
@@ -100,14 +77,14 @@ class StackControlView(OrganizationView):
         return redirect_after_post(request, stack.get_absolute_url())
 
 
-class ContainerLogsView(OrganizationView):
+class ContainerLogsView(StackView):
     """One container's log: its tail rendered now, then followed live over the websocket
     (static/js/container-logs.js), or by polling `container_log_tail` when it fails."""
 
     action = "stack.view"
 
     def get(self, request, name, container):
-        stack = _stack(self, name)
+        stack = self.get_object()
         tail = _tail(request)
         lines, error, found = [], "", None
         try:
@@ -138,13 +115,13 @@ def _split(line: str) -> dict:
     return {"time": stamp, "text": text}
 
 
-class ContainerLogTailView(OrganizationView):
+class ContainerLogTailView(StackView):
     """JSON ``{"lines": ["<time> <text>", ...], "error": ""}``: the polling fallback."""
 
     action = "stack.view"
 
     def get(self, request, name, container):
-        stack = _stack(self, name)
+        stack = self.get_object()
         try:
             lines = runtime.container_log_tail(stack, container, tail=_tail(request))
         except ServiceError as exc:

@@ -19,7 +19,7 @@ from apps.environments.validators import validate_variables
 from apps.secrets.models import SecretRef
 from windflow.engine.compose import Problem
 from windflow.engine.compose.analyse import Analysis, analyse
-from windflow.errors import Conflict, ServiceError
+from windflow.errors import Conflict, NotFound, ServiceError
 
 from .models import STACK_NAME_PATTERN, Stack, StackRevision
 
@@ -52,6 +52,35 @@ class ComposeInvalid(ServiceError):
     ):
         super().__init__(message, field=field, code=code)
         self.problems = problems
+
+
+# --- Access: how pages, the API and consumers reach a stack and its revisions ----------------
+
+
+def visible_stacks(actor: Membership | None, queryset=None):
+    """The organisation's stacks that `actor` may see (`queryset`: loaded as the caller
+    needs them; by default with their environment, target and current revision)."""
+    if queryset is None:
+        queryset = Stack.objects.select_related("environment", "target", "current_revision")
+    return permissions.visible(actor, queryset, "stack.view")
+
+
+def get_stack_for(actor: Membership | None, name, action="stack.view", *, queryset=None) -> Stack:
+    """The stack named `name`, for `action` on it: NotFound when `actor` cannot see it
+    (missing, another organisation's, not a stack name), Forbidden when their role does not
+    allow `action`."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise NotFound()
+    return permissions.get_visible(actor, visible_stacks(actor, queryset), action, name=name)
+
+
+def get_revision(stack: Stack, number: int) -> StackRevision:
+    """Revision `number` of `stack` (found through get_stack_for): NotFound, saying so, when
+    the stack has no such revision."""
+    revision = stack.revisions.select_related("stack").filter(number=number).first()
+    if revision is None:
+        raise NotFound(_("%(stack)s has no revision %(n)d.") % {"stack": stack.name, "n": number})
+    return revision
 
 
 # --- Checks -----------------------------------------------------------------------------
@@ -697,14 +726,10 @@ def revision_pair(stack: Stack, from_number=None, to_number=None):
             ) from None
 
     def get(n, field):
-        revision = stack.revisions.filter(number=n).first()
-        if revision is None:
-            raise ServiceError(
-                _("%(stack)s has no revision %(n)d.") % {"stack": stack.name, "n": n},
-                field=field,
-                code="not_found",
-            )
-        return revision
+        try:
+            return get_revision(stack, n)
+        except NotFound as exc:
+            raise ServiceError(exc.message, field=field, code="not_found") from None
 
     if to_number in (None, ""):
         new = stack.latest_revision

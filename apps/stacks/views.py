@@ -1,8 +1,8 @@
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import OuterRef, Subquery
-from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 
@@ -15,6 +15,7 @@ from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
     ObjectListView,
+    ObjectView,
     OrganizationView,
     apply_service_error,
     apply_validation_error,
@@ -30,20 +31,18 @@ from .models import Stack
 MAX_FORM_PROBLEMS = 10
 
 
-def _stacks(view):
-    return permissions.visible(
-        view.membership, Stack.objects.select_related("environment", "target"), "stack.view"
-    )
+class StackView(ObjectView):
+    """A page about the stack that the URL's `name` names (services.get_stack_for)."""
+
+    get_object_for = staticmethod(services.get_stack_for)
+    lookup_url_kwarg = "name"
 
 
-def _stack(view, name) -> Stack:
-    if not services.NAME_RE.match(name or ""):
-        raise Http404(_("No such stack."))
-    return get_object_or_404(_stacks(view), name=name)
+class RevisionView(StackView):
+    """A page about revision `number` of a stack."""
 
-
-def _revision(stack, number):
-    return get_object_or_404(stack.revisions.select_related("stack"), number=number)
+    def get_revision(self, stack):
+        return services.get_revision(stack, self.kwargs["number"])
 
 
 def _secret_names(view, environment=None) -> list[str]:
@@ -60,14 +59,9 @@ def _all_secret_names(view) -> list[str]:
     return sorted(set(SecretRef.objects.order_by().values_list("name", flat=True)))
 
 
-def _can_deploy(view, stack) -> bool:
-    from apps.deployments.services import require_deploy
-
-    try:
-        require_deploy(view.membership, stack)
-    except Forbidden:
-        return False
-    return True
+def may_deploy(membership, stack) -> bool:
+    """Whether the deploy and control buttons of this stack are shown to `membership`."""
+    return permissions.can_deploy_to(membership, stack.environment)
 
 
 def _optional_url(name, *args) -> str:
@@ -108,27 +102,21 @@ class StackListView(ObjectListView):
             last_deployment_id=Subquery(last.values("pk")[:1]),
         )
 
-    def get(self, request, *args, **kwargs):
-        from django.core.paginator import Paginator
-
+    def get_context_data(self, *, partial):
         from apps.targets.models import Target
 
-        page = Paginator(self.get_queryset(), self.paginate_by).get_page(request.GET.get("page"))
-        context = {"page": page, "filterset": self.filterset}
-        if wants_partial(request):
-            return render(request, self.partial_template_name, context)
-        context["environments"] = Environment.objects.all()
-        context["targets"] = Target.objects.all()
-        return render(request, self.template_name, context)
+        if partial:
+            return {}
+        return {"environments": Environment.objects.all(), "targets": Target.objects.all()}
 
 
-class StackDetailView(OrganizationView):
+class StackDetailView(StackView):
     action = "stack.view"
 
     def get(self, request, name):
-        stack = _stack(self, name)
+        stack = self.get_object()
         latest = stack.latest_revision
-        can_deploy = _can_deploy(self, stack) and latest is not None
+        can_deploy = may_deploy(self.membership, stack) and latest is not None
         context = {
             "object": stack,
             "latest": latest,
@@ -141,14 +129,15 @@ class StackDetailView(OrganizationView):
         return render(request, "stacks/stack_detail.html", context)
 
 
-class EditorView(OrganizationView):
-    """The compose editor: a full form, a live problems panel (stack_validate)."""
+class EditorView(StackView):
+    """The compose editor: a full form, a live problems panel (stack_validate). A new stack
+    when the URL names none."""
 
     action = "stack.change"
     template_name = "stacks/stack_form.html"
 
-    def get_stack(self):
-        return None
+    def get_object(self):
+        return super().get_object() if self.lookup_url_kwarg in self.kwargs else None
 
     def make_form(self, data=None, files=None):
         raise NotImplementedError
@@ -158,12 +147,12 @@ class EditorView(OrganizationView):
         return render(self.request, self.template_name, context, status=status)
 
     def get(self, request, *args, **kwargs):
-        self.stack = self.get_stack()
+        self.stack = self.get_object()
         self.latest = self.stack.latest_revision if self.stack else None
         return self.render_form(self.make_form())
 
     def post(self, request, *args, **kwargs):
-        self.stack = self.get_stack()
+        self.stack = self.get_object()
         self.latest = self.stack.latest_revision if self.stack else None
         form = self.make_form(request.POST, request.FILES)
         if form.is_valid():
@@ -199,9 +188,6 @@ class StackCreateView(EditorView):
 
 class StackReviseView(EditorView):
     """A new revision: the editor, prefilled with the latest revision."""
-
-    def get_stack(self):
-        return _stack(self, self.kwargs["name"])
 
     def make_form(self, data=None, files=None):
         initial = {}
@@ -246,7 +232,7 @@ class StackValidateView(OrganizationView):
         stack = None
         stack_name = request.GET.get("stack") or data.get("stack")
         if stack_name:
-            stack = _stack(self, stack_name)
+            stack = services.get_stack_for(self.membership, stack_name, "stack.change")
             environment, project, target = stack.environment, stack.name, stack.target
         else:
             environment = target = None
@@ -290,17 +276,17 @@ class StackValidateView(OrganizationView):
         return render(request, "stacks/htmx/problems.html", context)
 
 
-class StackSettingsView(OrganizationView):
+class StackSettingsView(StackView):
     action = "stack.change"
     template_name = "stacks/stack_settings.html"
 
     def get(self, request, name, form=None):
-        stack = _stack(self, name)
+        stack = self.get_object()
         form = form or StackSettingsForm(instance=stack)
         return render(request, self.template_name, {"form": form, "object": stack})
 
     def post(self, request, name):
-        stack = _stack(self, name)
+        stack = self.get_object()
         form = StackSettingsForm(request.POST, instance=Stack.objects.get(pk=stack.pk))
         if form.is_valid():
             try:
@@ -319,11 +305,8 @@ class StackSettingsView(OrganizationView):
         )
 
 
-class StackDeleteView(ObjectDeleteView):
+class StackDeleteView(StackView, ObjectDeleteView):
     action = "stack.delete"
-
-    def get_object(self):
-        return _stack(self, self.kwargs["name"])
 
     def delete(self, obj):
         services.delete_stack(self.membership, obj)
@@ -332,13 +315,11 @@ class StackDeleteView(ObjectDeleteView):
         return reverse("stacks:stack_list")
 
 
-class RevisionListView(OrganizationView):
+class RevisionListView(StackView):
     action = "stack.view"
 
     def get(self, request, name):
-        from django.core.paginator import Paginator
-
-        stack = _stack(self, name)
+        stack = self.get_object()
         page = Paginator(stack.revisions.order_by("-number"), 25).get_page(request.GET.get("page"))
         return render(
             request,
@@ -354,19 +335,19 @@ class RevisionListView(OrganizationView):
         )
 
 
-class RevisionDetailView(OrganizationView):
+class RevisionDetailView(RevisionView):
     action = "stack.view"
 
     def get(self, request, name, number):
-        stack = _stack(self, name)
-        revision = _revision(stack, number)
+        stack = self.get_object()
+        revision = self.get_revision(stack)
         once_succeeded = revision.pk in services.succeeded_revision_ids(stack)
         context = {
             "object": stack,
             "revision": revision,
             "variables": sorted(revision.variables.items()),
             "once_succeeded": once_succeeded,
-            "can_rollback": once_succeeded and _can_deploy(self, stack),
+            "can_rollback": once_succeeded and may_deploy(self.membership, stack),
             "previous": stack.revisions.filter(number__lt=revision.number)
             .order_by("-number")
             .first(),
@@ -375,12 +356,12 @@ class RevisionDetailView(OrganizationView):
         return render(request, "stacks/revision_detail.html", context)
 
 
-class RevisionDiffView(OrganizationView):
+class RevisionDiffView(RevisionView):
     action = "stack.view"
 
     def get(self, request, name, number):
-        stack = _stack(self, name)
-        revision = _revision(stack, number)
+        stack = self.get_object()
+        revision = self.get_revision(stack)
         error = ""
         try:
             old, new = services.revision_pair(
@@ -401,7 +382,7 @@ class RevisionDiffView(OrganizationView):
         return render(request, "stacks/revision_diff.html", context, status=400 if error else 200)
 
 
-class RevisionRollbackView(OrganizationView):
+class RevisionRollbackView(RevisionView):
     """Deploy an earlier revision that once succeeded, then follow it on its page."""
 
     action = "stack.view"
@@ -410,8 +391,8 @@ class RevisionRollbackView(OrganizationView):
     def post(self, request, name, number):
         from apps.deployments.services import rollback_to
 
-        stack = _stack(self, name)
-        revision = _revision(stack, number)
+        stack = self.get_object()
+        revision = self.get_revision(stack)
         try:
             deployment = rollback_to(self.membership, stack, revision)
         except ServiceError as exc:

@@ -5,6 +5,8 @@ from django_tenants.utils import tenant_context
 from apps.accounts.revocation import authorize
 from windflow.realtime import prepare_group
 
+from .services import visible_targets
+
 
 class PrepareOutputConsumer(AsyncJsonWebsocketConsumer):
     """Live output of "prepare server" for members of the target's organisation."""
@@ -13,18 +15,16 @@ class PrepareOutputConsumer(AsyncJsonWebsocketConsumer):
         if await authorize(self, "target.view") is None:
             return
         target_id = int(self.scope["url_route"]["kwargs"]["target_id"])
-        if not await database_sync_to_async(self._target_exists)(target_id):
+        if not await database_sync_to_async(self._visible)(target_id):
             await self.close(code=4404)  # not a server of this organisation
             return
         self.group = prepare_group(self.tenant.schema_name, target_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
-    def _target_exists(self, target_id: int) -> bool:
-        from .models import Target
-
+    def _visible(self, target_id: int) -> bool:
         with tenant_context(self.tenant):
-            return Target.objects.filter(pk=target_id).exists()
+            return visible_targets(self.membership).filter(pk=target_id).exists()
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

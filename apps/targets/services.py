@@ -43,6 +43,27 @@ from .models import PrepareRun, Target, TargetCheck
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]$|^[a-z0-9]$")
 
 
+# --- Access: how pages, the API and consumers reach a server --------------------------------
+
+
+def visible_targets(actor: Membership | None, queryset=None):
+    """The organisation's servers that `actor` may see."""
+    if queryset is None:
+        queryset = Target.objects.all()
+    return permissions.visible(actor, queryset, "target.view")
+
+
+def get_target_for(
+    actor: Membership | None, slug, action="target.view", *, queryset=None
+) -> Target:
+    """The server `slug`, for `action` on it: NotFound when `actor` cannot see it, Forbidden
+    when their role does not allow `action`."""
+    return permissions.get_visible(actor, visible_targets(actor, queryset), action, slug=slug)
+
+
+# --- Servers -----------------------------------------------------------------------------------
+
+
 def _credential_name(slug: str, suffix: str) -> str:
     return f"TARGET_{slug.upper().replace('-', '_').replace('.', '_')}_{suffix}"
 

@@ -1,16 +1,15 @@
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from apps.accounts import permissions
 from apps.environments.validators import format_lines
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
     ObjectDeleteView,
     ObjectFormView,
     ObjectListView,
-    OrganizationView,
+    ObjectView,
     apply_service_error,
     redirect_after_post,
 )
@@ -20,9 +19,11 @@ from .forms import TargetCreateForm, TargetEditForm
 from .models import Target
 
 
-def _target(view, slug) -> Target:
-    queryset = permissions.visible(view.membership, Target.objects.all(), "target.view")
-    return get_object_or_404(queryset, slug=slug)
+class TargetView(ObjectView):
+    """A page about the server that the URL's `slug` names (services.get_target_for)."""
+
+    get_object_for = staticmethod(services.get_target_for)
+    lookup_url_kwarg = "slug"
 
 
 class TargetListView(ObjectListView):
@@ -47,11 +48,11 @@ class TargetCreateView(ObjectFormView):
         return _("%(name)s added.") % {"name": obj.name}
 
 
-class TargetDetailView(OrganizationView):
+class TargetDetailView(TargetView):
     action = "target.view"
 
     def get(self, request, slug):
-        target = _target(self, slug)
+        target = self.get_object()
         context = {
             "object": target,
             "checks": target.checks.all()[:10],
@@ -64,7 +65,7 @@ class TargetDetailView(OrganizationView):
         return render(request, "targets/target_detail.html", context)
 
 
-class TargetActionView(OrganizationView):
+class TargetActionView(TargetView):
     """POST-only actions on a target: test, confirm or rescan its host key, prepare."""
 
     action = "target.view"
@@ -76,7 +77,7 @@ class TargetActionView(OrganizationView):
         return super().required_action(request)
 
     def post(self, request, slug, verb):
-        target = _target(self, slug)
+        target = self.get_object()
         try:
             if verb == "check":
                 check = services.request_check(self.membership, target)
@@ -102,11 +103,8 @@ class TargetActionView(OrganizationView):
         return redirect_after_post(request, target.get_absolute_url())
 
 
-class TargetDeleteView(ObjectDeleteView):
+class TargetDeleteView(TargetView, ObjectDeleteView):
     action = "target.delete"
-
-    def get_object(self):
-        return _target(self, self.kwargs["slug"])
 
     def delete(self, obj):
         services.delete_target(self.membership, obj)
@@ -115,13 +113,13 @@ class TargetDeleteView(ObjectDeleteView):
         return reverse("targets:target_list")
 
 
-class TargetContainersView(OrganizationView):
+class TargetContainersView(TargetView):
     """The containers on the target (an HTMX partial: the page does not wait for Docker)."""
 
     action = "target.view"
 
     def get(self, request, slug):
-        target = _target(self, slug)
+        target = self.get_object()
         try:
             containers, error = services.list_containers(target), ""
         except (Forbidden, ServiceError) as exc:
@@ -131,12 +129,12 @@ class TargetContainersView(OrganizationView):
         )
 
 
-class TargetEditView(OrganizationView):
+class TargetEditView(TargetView):
     action = "target.change"
     template_name = "targets/target_edit.html"
 
     def get(self, request, slug, form=None):
-        target = _target(self, slug)
+        target = self.get_object()
         form = form or TargetEditForm(
             initial={
                 "labels": format_lines(target.labels),
@@ -146,7 +144,7 @@ class TargetEditView(OrganizationView):
         return render(request, self.template_name, {"form": form, "object": target})
 
     def post(self, request, slug):
-        target = _target(self, slug)
+        target = self.get_object()
         form = TargetEditForm(request.POST)
         if form.is_valid():
             try:
@@ -159,13 +157,13 @@ class TargetEditView(OrganizationView):
         return self.get(request, slug, form=form)
 
 
-class PrepareOutputView(OrganizationView):
+class PrepareOutputView(TargetView):
     """The latest preparation's output (HTMX polling fallback for the live stream)."""
 
     action = "target.view"
 
     def get(self, request, slug):
-        target = _target(self, slug)
+        target = self.get_object()
         return render(
             request,
             "targets/htmx/prepare_output.html",

@@ -12,7 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from windflow.errors import Forbidden, ServiceError
+from windflow.errors import Forbidden, NotFound, ServiceError
 from windflow.redaction import redact
 
 
@@ -27,6 +27,8 @@ def error_body(status_code: int, code: str, message: str, fields: dict | None = 
 def _translate(exc):
     if isinstance(exc, Forbidden):  # a refusal: always 403, whatever field it names
         return exceptions.PermissionDenied(exc.message), exc.code
+    if isinstance(exc, NotFound):  # the access helpers: no such object for this person
+        return exceptions.NotFound(exc.message or None), exc.code
     if isinstance(exc, ServiceError):
         if exc.field:
             return exceptions.ValidationError({exc.field: [exc.message]}), exc.code

@@ -1,10 +1,10 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from windflow.api.viewsets import OrganizationViewSet
+from windflow.api.viewsets import OrganizationModelViewSet
 
 from .. import services
 from ..models import ApiToken, Invitation, Membership
@@ -18,13 +18,7 @@ from .serializers import (
 )
 
 
-class MemberViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    OrganizationViewSet,
-):
+class MemberViewSet(OrganizationModelViewSet):
     """Members of the organisation. Changing a role or removing someone needs admin; owners
     alone change owners; the last owner stays."""
 
@@ -38,10 +32,11 @@ class MemberViewSet(
     }
     serializer_class = MemberSerializer
     queryset = Membership.objects.select_related("user")
-    http_method_names = ["get", "patch", "delete", "head", "options"]
+    get_object_for = staticmethod(services.get_member_for)
+    http_method_names = ["get", "patch", "delete", "head", "options"]  # invitations add members
 
     def get_queryset(self):
-        return super().get_queryset().filter(organization=self.request.tenant)
+        return services.visible_members(self.membership, super().get_queryset())
 
     def perform_update(self, serializer):
         role = serializer.validated_data.get("role", serializer.instance.role)
@@ -51,18 +46,18 @@ class MemberViewSet(
         services.remove_member(self.membership, instance)
 
 
-class InvitationViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, OrganizationViewSet
-):
+class InvitationViewSet(OrganizationModelViewSet):
     """Pending and past invitations. Creating one emails a single-use link; deleting revokes."""
 
     resource = "invitation"
-    action_verbs = {"list": "view", "create": "add", "destroy": "delete"}
+    action_verbs = {"list": "view", "retrieve": "view", "create": "add", "destroy": "delete"}
     serializer_class = InvitationSerializer
     queryset = Invitation.objects.all()
+    get_object_for = staticmethod(services.get_invitation_for)
+    http_method_names = ["get", "post", "delete", "head", "options"]  # never changed: revoked
 
     def get_queryset(self):
-        return super().get_queryset().filter(organization=self.request.tenant)
+        return services.visible_invitations(self.membership, super().get_queryset())
 
     def perform_create(self, serializer):
         invitation, _url = services.invite(self.membership, **serializer.validated_data)
@@ -72,21 +67,21 @@ class InvitationViewSet(
         services.revoke_invitation(self.membership, instance)
 
 
-class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, OrganizationViewSet
-):
+class ApiTokenViewSet(OrganizationModelViewSet):
     """Your personal access tokens in this organisation. The secret is in the create
     response only."""
 
     resource = "token"
     view_verb = "use"
-    action_verbs = {"list": "use", "create": "use", "destroy": "use"}
+    action_verbs = {"list": "use", "retrieve": "use", "create": "use", "destroy": "use"}
     serializer_class = ApiTokenSerializer
     queryset = ApiToken.objects.all()
+    get_object_for = staticmethod(services.get_token_for)
+    http_method_names = ["get", "post", "delete", "head", "options"]  # never changed: revoked
 
-    def get_queryset(self):
-        return (
-            super().get_queryset().filter(organization=self.request.tenant, user=self.request.user)
+    def get_queryset(self):  # your own, whatever your role
+        return services.visible_tokens(self.membership, super().get_queryset()).filter(
+            user=self.request.user
         )
 
     def create(self, request, *args, **kwargs):

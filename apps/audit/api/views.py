@@ -1,7 +1,6 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins
 
-from windflow.api.viewsets import OrganizationViewSet
+from windflow.api.viewsets import OrganizationReadOnlyViewSet
 
 from .. import services
 from ..models import AuditEvent
@@ -9,13 +8,14 @@ from .serializers import AuditEventSerializer, AuditFilterSerializer
 
 
 @extend_schema(parameters=[AuditFilterSerializer])
-class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+class AuditEventViewSet(OrganizationReadOnlyViewSet):
     """The organisation's audit trail, newest first (read-only; owners and admins)."""
 
     resource = "audit"
     action_verbs = {"list": "view", "retrieve": "view"}
     serializer_class = AuditEventSerializer
     queryset = AuditEvent.objects.all()
+    get_object_for = staticmethod(services.get_event_for)
     filter_backends = []
 
     def get_queryset(self):

@@ -10,14 +10,14 @@ from django.utils.translation import gettext as _
 from django_tenants.utils import tenant_context
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from apps.accounts import permissions
-from apps.stacks.models import Stack
-from windflow.api.viewsets import OrganizationViewSet
+from apps.stacks import services as stacks
+from windflow.api.viewsets import OrganizationReadOnlyViewSet
+from windflow.errors import NotFound
 
 from .. import journal, services
 from ..choices import DeploymentStatus
@@ -43,7 +43,7 @@ class DeploymentFilterSet(django_filters.FilterSet):
         fields = ["stack", "status", "kind"]
 
 
-class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+class DeploymentViewSet(OrganizationReadOnlyViewSet):
     """Deployments of the organisation. Creating one deploys a stack; cancel, resume and
     rollback need the right to deploy to the stack's environment."""
 
@@ -59,6 +59,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
         "rollback": "stack.deploy",
     }
     queryset = Deployment.objects.all()
+    get_object_for = staticmethod(services.get_deployment_for)
     filterset_class = DeploymentFilterSet
     ordering_fields = ["created_at", "number", "status"]
     search_fields = []
@@ -80,29 +81,19 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
     def create(self, request, *args, **kwargs):
         body = DeploymentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        stacks = permissions.visible(self.membership, Stack.objects.all(), "stack.view")
-        stack = stacks.filter(name=body.validated_data["stack"]).first()
-        if stack is None:
-            raise ValidationError(
-                {
-                    "stack": [
-                        _("No stack named “%(name)s”.") % {"name": body.validated_data["stack"]}
-                    ]
-                }
-            )
+        name = body.validated_data["stack"]
+        try:
+            stack = stacks.get_stack_for(self.membership, name)
+        except NotFound:
+            message = _("No stack named “%(name)s”.") % {"name": name}
+            raise ValidationError({"stack": [message]}) from None
         revision = None
         number = body.validated_data.get("revision")
         if number is not None:
-            revision = stack.revisions.filter(number=number).first()
-            if revision is None:
-                raise ValidationError(
-                    {
-                        "revision": [
-                            _("%(stack)s has no revision %(n)d.")
-                            % {"stack": stack.name, "n": number}
-                        ]
-                    }
-                )
+            try:
+                revision = stacks.get_revision(stack, number)
+            except NotFound as exc:
+                raise ValidationError({"revision": [exc.message]}) from None
         return self._created(services.request_deployment(self.membership, stack, revision))
 
     @extend_schema(request=None, responses=DeploymentDetailSerializer)
@@ -155,13 +146,8 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organi
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response
-        lines = services.log_page(deployment, after=after, limit=query.validated_data["limit"])
         return Response(
-            {
-                "lines": [line.as_dict() for line in lines],
-                "next_after": lines[-1].seq if lines else after,
-                "finished": deployment.is_finished,
-            }
+            services.log_window(deployment, after=after, limit=query.validated_data["limit"])
         )
 
 
@@ -170,8 +156,8 @@ def _read(tenant, deployment_id: int, after: int):
     streamed response outlives the request's tenant activation)."""
     with tenant_context(tenant):
         deployment = Deployment.objects.select_related("rolled_back_to").get(pk=deployment_id)
-        lines = [line.as_dict() for line in services.log_page(deployment, after=after)]
-        return lines, deployment.is_finished, journal.status_event(deployment)
+        window = services.log_window(deployment, after=after)
+        return window["lines"], window["finished"], journal.status_event(deployment)
 
 
 def _step(tenant, deployment_id: int, after: int, deadline: float):

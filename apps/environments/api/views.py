@@ -42,6 +42,7 @@ class EnvironmentViewSet(OrganizationModelViewSet):
 
     resource = "environment"
     queryset = Environment.objects.all()
+    get_object_for = staticmethod(services.get_environment_for)
     serializer_class = EnvironmentSerializer
     filterset_class = EnvironmentFilterSet
     lookup_field = "slug"

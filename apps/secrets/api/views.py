@@ -1,9 +1,8 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from windflow.api.viewsets import OrganizationViewSet
+from windflow.api.viewsets import OrganizationModelViewSet
 
 from .. import services
 from ..models import SecretRef
@@ -15,14 +14,7 @@ from .serializers import (
 )
 
 
-class SecretViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    OrganizationViewSet,
-):
+class SecretViewSet(OrganizationModelViewSet):
     """Secrets of the organisation. Values are write-only: create and rotate take one, nothing
     returns one. Owners and admins add, change (rotate) and delete
     them; every member sees names."""
@@ -39,6 +31,7 @@ class SecretViewSet(
         "versions": "view",
     }
     queryset = SecretRef.objects.select_related("environment")
+    get_object_for = staticmethod(services.get_secret_for)
     filterset_fields = ["scope", "environment__slug", "backend"]
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "rotated_at"]

@@ -2,13 +2,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status
+from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.environments.validators import validate_variables
-from windflow.api.viewsets import OrganizationViewSet
+from windflow.api.viewsets import OrganizationModelViewSet
 from windflow.engine.compose import Problem
 from windflow.errors import ServiceError
 
@@ -46,13 +46,7 @@ ValidationResult = inline_serializer(
 )
 
 
-class StackViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    OrganizationViewSet,
-):
+class StackViewSet(OrganizationModelViewSet):
     """Compose stacks and their immutable revisions. Every member reads them; developers
     create stacks and revisions; operators delete them. Validation never stores anything."""
 
@@ -80,6 +74,7 @@ class StackViewSet(
         .order_by("name")
     )
     serializer_class = StackSerializer
+    get_object_for = staticmethod(services.get_stack_for)
     filterset_class = StackFilterSet
     lookup_field = "name"
     lookup_value_regex = r"[a-z0-9][a-z0-9_-]{0,62}"
@@ -133,10 +128,7 @@ class StackViewSet(
     @extend_schema(responses=RevisionSerializer)
     @action(detail=True, methods=["get"], url_path=r"revisions/(?P<number>[0-9]{1,9})")
     def revision(self, request, name=None, number=None):
-        stack = self.get_object()
-        revision = stack.revisions.filter(number=int(number)).first()
-        if revision is None:
-            raise NotFound(f"{stack.name} has no revision {number}.")
+        revision = services.get_revision(self.get_object(), int(number))
         return Response(RevisionSerializer(revision).data)
 
     @extend_schema(request=ValidateSerializer, responses=ValidationResult)
@@ -242,10 +234,9 @@ class StackViewSet(
         masked. 404 for a container that is not the stack's, 503 when the server does not
         answer."""
         stack = self.get_object()
-        try:
-            tail = int(request.query_params.get("tail", 200))
-        except ValueError:
-            raise ServiceError(_("tail must be a number of lines."), field="tail") from None
+        tail = runtime.clamp_tail(request.query_params.get("tail", runtime.DEFAULT_TAIL), None)
+        if tail is None:
+            raise ServiceError(_("tail must be a number of lines."), field="tail")
         try:
             found = runtime.stack_container(stack, request.query_params.get("container", ""))
             lines = runtime.container_log_tail(stack, found["id"], tail=tail)

@@ -1,9 +1,9 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from windflow.api.viewsets import OrganizationViewSet
+from windflow.api.viewsets import OrganizationModelViewSet
 
 from .. import services
 from ..models import Target
@@ -17,14 +17,7 @@ from .serializers import (
 )
 
 
-class TargetViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    OrganizationViewSet,
-):
+class TargetViewSet(OrganizationModelViewSet):
     """Servers WindFlow deploys to. Admins add, change and prepare them; operators test
     them; every member sees them. Private keys are write-only."""
 
@@ -42,6 +35,7 @@ class TargetViewSet(
         "checks": "view",
     }
     queryset = Target.objects.prefetch_related("environments")
+    get_object_for = staticmethod(services.get_target_for)
     lookup_field = "slug"
     filterset_fields = ["kind", "status"]
     search_fields = ["name", "host"]
