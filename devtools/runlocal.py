@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 STATE = VAR / "services.json"
 DEFAULT_PORTS = {"postgres": 54329, "redis": 63799}
-PROCESSES = ("web", "worker", "scheduler")
+PROCESSES = ("web", "worker")  # the scheduler runs on a thread of the worker
 DEV_POOL = "10.198.0.0/16"  # the private engine's networks, apart from the tests' (10.199)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,9 +80,10 @@ def database_url_for_tests() -> str:
 
 
 @contextmanager
-def worker_process(threads: int = 4):
+def worker_process(threads: int = 4, scheduler: bool = False):
     """A real worker process (`manage.py rundramatiq`, as in the Procfile) on the test
-    database and Redis; killed (the whole process group) on exit. Yields the Popen."""
+    database and Redis, with the scheduler's thread if `scheduler` (as in production); killed
+    (the whole process group) on exit. Yields the Popen."""
     import os
     import signal
     import subprocess
@@ -92,6 +94,7 @@ def worker_process(threads: int = 4):
         os.environ,
         DJANGO_SETTINGS_MODULE="windflow.settings.test",
         DATABASE_URL=database_url_for_tests(),
+        WINDFLOW_SCHEDULER="worker" if scheduler else "separate",
     )
     process = subprocess.Popen(
         [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", str(threads)],
@@ -206,15 +209,16 @@ def _wait_until_up(server: LiveServer) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"uvicorn did not answer in {STARTUP_SECONDS}s:\n{server.log_tail()}")
+    raise RuntimeError(f"no answer in {STARTUP_SECONDS}s:\n{server.log_tail()}")
 
 
 @contextmanager
 def live_server(log_dir: Path):
-    """uvicorn serving windflow.asgi:application (as the Procfile does) on the test database
-    and Redis: it sees committed data only (use `live_db` and `live_organization`)."""
+    """The Procfile's web process (gunicorn with one uvicorn worker, windflow.gunicorn) on
+    the test database and Redis: it sees committed data only (use `live_db` and
+    `live_organization`)."""
     port = free_port()
-    log_path = log_dir / "uvicorn.log"
+    log_path = log_dir / "web.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "windflow.settings.test",
@@ -222,27 +226,33 @@ def live_server(log_dir: Path):
         "REDIS_URL": os.environ["REDIS_URL"],
         "WINDFLOW_PUBLIC_URL": f"http://localhost:{port}",
         "PYTHONUNBUFFERED": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
     }
-    uvicorn = Path(sys.executable).with_name("uvicorn")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                *(str(uvicorn), "windflow.asgi:application", "--host", "127.0.0.1"),
-                *("--port", str(port), "--log-level", "warning"),
-            ],
+            [sys.executable, "-m", "gunicorn", "-c", "python:windflow.gunicorn"],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # the master and its worker end together
         )
     server = LiveServer(port, process, log_path)
     try:
         _wait_until_up(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        _end_group(process)
+
+
+def _end_group(process: subprocess.Popen) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # a worker still closing websockets
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)

@@ -8,6 +8,7 @@ thing that died.
 """
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from windflow.resilience import Backoff, dependency_of, discard_connection
 logger = logging.getLogger(__name__)
 
 LOCK_KEY = "windflow:scheduler:lock"
+RELEASE_SCRIPT = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 # A deployment silent for STALE_AFTER_SECONDS (apps.deployments.runner) is failed at the
 # next pass: within STALE_AFTER_SECONDS + REAP_EVERY_SECONDS of its last sign of life.
 REAP_EVERY_SECONDS = 5
@@ -117,11 +121,22 @@ def run(
     lock_ttl: int = 15,
     max_ticks=None,
     backoff: Backoff | None = None,
+    stopping: threading.Event | None = None,
 ) -> None:
+    """Hold the lock and run the due jobs every `tick` until `stopping` is set (or for
+    `max_ticks`). Stopped by `stopping` (a worker shutting down), it lets the lock go, so a
+    successor need not wait for it to expire."""
     jobs = periodic_jobs()
     backoff = backoff or Backoff()
+    stopping = stopping or threading.Event()
+    _loop(redis, identity, jobs, tick, lock_ttl, max_ticks, backoff, stopping)
+    if stopping.is_set():
+        _release_lock(redis, identity)
+
+
+def _loop(redis, identity, jobs, tick, lock_ttl, max_ticks, backoff, stopping) -> None:
     ticks = 0
-    while max_ticks is None or ticks < max_ticks:
+    while (max_ticks is None or ticks < max_ticks) and not stopping.is_set():
         ticks += 1
         try:
             held = _hold_lock(redis, identity, lock_ttl)
@@ -132,7 +147,7 @@ def run(
         backoff.succeeded()
         if held:
             run_due(jobs)
-        time.sleep(tick)
+        stopping.wait(tick)
 
 
 def run_due(jobs: list[PeriodicJob]) -> None:
@@ -163,6 +178,14 @@ def _log_failure(what: str, exc: Exception) -> None:
         logger.warning("scheduler: %s failed, %s unavailable (%s)", what, dependency, exc)
     else:
         logger.exception("scheduler: %s failed", what)
+
+
+def _release_lock(redis, identity: str) -> None:
+    """Delete the lock if it is still ours (compare and delete in one step)."""
+    try:
+        redis.eval(RELEASE_SCRIPT, 1, LOCK_KEY, identity)
+    except Exception as exc:  # Redis away: the lock expires by itself
+        _log_failure("releasing the scheduler lock", exc)
 
 
 def _hold_lock(redis, identity: str, ttl: int) -> bool:

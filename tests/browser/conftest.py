@@ -1,9 +1,9 @@
-"""Browser tests: the real ASGI app served by uvicorn in a subprocess, on the pytest-django test
-database, driven by headless Chromium (Playwright).
+"""Browser tests: the real ASGI app served by the Procfile's web process in a subprocess, on
+the pytest-django test database, driven by headless Chromium (Playwright).
 
 Fixtures (reusable by any test under tests/browser/):
 
-- `asgi_server` (session): a running `uvicorn windflow.asgi:application`; `.url` is
+- `asgi_server` (session): a running web process (gunicorn, windflow.gunicorn); `.url` is
   ``http://localhost:<port>`` (the public host), `.org_url(slug, path)` an organisation's URL,
   `.port`, `.log_path`, `.log_tail()`.
 - `live_db` (function, tests/conftest.py): database access for the whole test WITHOUT the
@@ -51,7 +51,7 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 
 @pytest.fixture(scope="session")
 def asgi_server(django_db_setup, tmp_path_factory):
-    """uvicorn serving windflow.asgi:application on the test database (committed data only)."""
+    """The web process on the test database (committed data only)."""
     with live_server(tmp_path_factory.mktemp("asgi-server")) as server:
         yield server
 

@@ -1,6 +1,7 @@
-"""The fault instance: its own PostgreSQL and Redis (so that restarting them touches nothing
-else of the test run), its world, and its web, worker and scheduler processes. Module scope:
-the scenarios of tests/faults/test_faults.py share it; everything it made is removed after."""
+"""The fault instance: its own PostgreSQL and Redis (so that restarting them touches nothing else
+of the test run), its world, and its web and worker processes (the scheduler runs on a thread of
+the worker). Module scope: the scenarios of tests/faults/test_faults.py share it; everything it
+made is removed after."""
 
 import secrets
 import shutil
@@ -58,7 +59,7 @@ def fault_instance(test_images):
         instance = Instance(root=root, postgres=postgres, redis=redis, port=free_port())
         stacks = {project(name): two_services(test_images) for name in SCENARIOS}
         instance.build_world(PREFIX, stacks, tests_engine_socket())
-        for name in ("web", "worker", "scheduler"):
+        for name in ("web", "worker"):
             instance.start(name)
         assert wait_for(instance.serving, timeout=60), instance.tail()
         yield instance

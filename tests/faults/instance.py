@@ -1,7 +1,7 @@
 """A whole WindFlow instance for fault tests: its own PostgreSQL and Redis (started through
-devtools, restartable at will), and the Procfile processes (web, worker, scheduler) as real
-processes on them. Nothing here is shared with the rest of the test run: the test run's own
-PostgreSQL and Redis are never stopped."""
+devtools, restartable at will), and the Procfile processes (web, and the worker with its
+scheduler thread) as real processes on them. Nothing here is shared with the rest of the test
+run: the test run's own PostgreSQL and Redis are never stopped."""
 
 from __future__ import annotations
 
@@ -20,19 +20,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_COMMANDS = {
-    "web": lambda port: [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "windflow.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-    ],
+    "web": lambda port: [sys.executable, "-m", "gunicorn", "-c", "python:windflow.gunicorn"],
     "worker": lambda port: [
         sys.executable,
         "manage.py",
@@ -42,7 +30,6 @@ PROCESS_COMMANDS = {
         "--threads",
         "4",
     ],
-    "scheduler": lambda port: [sys.executable, "manage.py", "run_scheduler"],
 }
 
 
@@ -77,6 +64,10 @@ class Instance:
             DATABASE_URL=self.postgres.url,
             REDIS_URL=self.redis.url,
             PYTHONUNBUFFERED="1",
+            HOST="127.0.0.1",
+            PORT=str(self.port),
+            WEB_CONCURRENCY="1",
+            WINDFLOW_SCHEDULER="worker",  # as the Procfile runs it: on a thread of the worker
         )
 
     def log_of(self, name: str) -> Path:

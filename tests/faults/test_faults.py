@@ -1,6 +1,6 @@
-"""Faults in the middle of a real deployment, on a whole instance (web, worker and scheduler
-processes on their own PostgreSQL and Redis, tests/faults/conftest.py): the worker killed
-outright, Redis restarted, PostgreSQL restarted.
+"""Faults in the middle of a real deployment, on a whole instance (the web process, and the worker
+with its scheduler thread, on their own PostgreSQL and Redis, tests/faults/conftest.py): the
+worker killed outright, Redis restarted, PostgreSQL restarted.
 
 Each asserts what an operator relies on after a bad day: every deployment reaches a final
 state within 60 s; its log has no gap (every line numbered, and lines that say how it ended);
@@ -96,7 +96,7 @@ def assert_nothing_unrecorded(instance, stack: str, last_pk: int) -> None:
 
 
 def assert_processes_alive(instance) -> None:
-    assert instance.alive() == {"web": True, "worker": True, "scheduler": True}, instance.tail()
+    assert instance.alive() == {"web": True, "worker": True}, instance.tail()
 
 
 def test_it_fails_the_deployment_of_a_killed_worker_and_runs_the_next_one(fault_instance):

@@ -1,4 +1,4 @@
-"""schemathesis over the OpenAPI document, against a real server: uvicorn on the test
+"""schemathesis over the OpenAPI document, against a real server: the web process on the test
 database (tests/live.py), authenticated as the owner of a committed
 organisation (a JWT from /api/v1/auth/token/) on that organisation's host. Every operation
 gets a bounded, derandomised set of generated requests; none may answer 5xx.

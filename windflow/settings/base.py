@@ -214,10 +214,18 @@ DRAMATIQ_BROKER = {
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "windflow.workers.TenantMiddleware",
         "windflow.workers.HeartbeatMiddleware",
+        "windflow.workers.SchedulerMiddleware",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 WINDFLOW_WORKER_HEARTBEAT_SECONDS = 10
+# Where the periodic-job scheduler runs: `worker` (a thread of each worker process; the
+# default, one process fewer) or `separate` (only `manage.py run_scheduler` runs it).
+WINDFLOW_SCHEDULER = env_str("WINDFLOW_SCHEDULER", "worker")
+if WINDFLOW_SCHEDULER not in ("worker", "separate"):
+    raise ImproperlyConfigured(
+        f"WINDFLOW_SCHEDULER must be worker or separate, got {WINDFLOW_SCHEDULER!r}"
+    )
 
 # --- Authentication ---------------------------------------------------------------------------
 

@@ -24,3 +24,7 @@ WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")
 _TEST_ENGINE = os.environ.get("DOCKER_HOST", "")
 if _TEST_ENGINE.startswith("unix://"):
     WINDFLOW_LOCAL_SOCKETS = [_TEST_ENGINE.removeprefix("unix://")]
+
+# The live workers of the tests run jobs only: a test that needs the scheduler runs it (the
+# fault suite's instance sets `worker`, as production does).
+WINDFLOW_SCHEDULER = env_str("WINDFLOW_SCHEDULER", "separate")
