@@ -32,9 +32,10 @@ def persona(db):
 
 
 @pytest.fixture
-def victim(acme, owner, in_acme):
+def victim(acme, owner, in_acme, docker_socket):
     """One real object of every kind in acme (the victim), each with a unique marker; see
-    tests/security/world.py. The test runs with acme's schema active."""
+    tests/security/world.py. The test runs with acme's schema active. Its server is the run's
+    Docker engine, running (its runtime pages answer whatever test runs first)."""
     from tests.security.world import build_victim
 
     return build_victim(acme, owner)
