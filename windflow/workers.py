@@ -80,40 +80,6 @@ class HeartbeatMiddleware(Middleware):
             threading.Event().wait(interval)
 
 
-class SchedulerMiddleware(Middleware):
-    """Runs the periodic-job scheduler on a thread of each worker process (unless
-    WINDFLOW_SCHEDULER is `separate`): a process of its own cost about 85 MB for a loop that
-    sleeps. The scheduler's Redis lock keeps one active across processes and machines; when
-    the process holding it dies, another (or the restarted one) takes over once the lock
-    expires."""
-
-    def __init__(self):
-        self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def after_worker_boot(self, broker, worker):
-        from django.conf import settings
-
-        if settings.WINDFLOW_SCHEDULER != "worker":
-            return
-        self.thread = threading.Thread(target=self._run, name="windflow-scheduler", daemon=True)
-        self.thread.start()
-
-    def before_worker_shutdown(self, broker, worker):
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=10)  # it lets the lock go on its way out
-
-    def _run(self):
-        from django_redis import get_redis_connection
-
-        from windflow import scheduler
-
-        identity = f"{socket.gethostname()}:{os.getpid()}:worker"
-        logger.info("scheduler %s started in the worker", identity)
-        scheduler.run(get_redis_connection("default"), identity, stopping=self.stopping)
-
-
 def write_heartbeat(identity: str, ttl: int) -> None:
     from django_redis import get_redis_connection
 

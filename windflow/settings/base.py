@@ -130,9 +130,7 @@ TEMPLATES = [
 # --- Data stores ------------------------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:54329/windflow")
-DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, engine="django_tenants.postgresql_backend")
-}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, engine="windflow.db.postgresql")}
 # A connection pool rather than persistent connections: under ASGI each request may run in a
 # new thread, and per-thread connections pile up until PostgreSQL refuses more clients.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -141,9 +139,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": env_int("DATABASE_POOL_MAX", 8),
     "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
 }
-# With a pool, Django checks each pooled connection (psycopg_pool's check_connection, an
-# empty query) before handing it out: after a PostgreSQL restart the dead ones are replaced
-# instead of failing the next query.
+# With a pool, each pooled connection is checked before it is handed out: after a PostgreSQL
+# restart the dead ones are replaced instead of failing the next query. The check costs no
+# round trip while the connection's socket is quiet (windflow.db.postgresql).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -214,7 +212,7 @@ DRAMATIQ_BROKER = {
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "windflow.workers.TenantMiddleware",
         "windflow.workers.HeartbeatMiddleware",
-        "windflow.workers.SchedulerMiddleware",
+        "windflow.scheduler.SchedulerMiddleware",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]

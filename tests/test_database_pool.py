@@ -1,0 +1,85 @@
+"""Pooled PostgreSQL connections: one the server closed is never handed out, and the check
+that finds it out costs no query while the connection is quiet (windflow.db.postgresql)."""
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+from psycopg_pool import ConnectionPool
+
+from windflow.db.postgresql.base import check_pooled_connection
+
+
+def raw_connection() -> psycopg.Connection:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(autocommit=True, **params)
+
+
+def terminate(pid: int) -> None:
+    with raw_connection() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def wait_until_readable(conn, timeout: float = 10) -> None:
+    import select
+
+    deadline = time.monotonic() + timeout
+    while not select.select([conn.fileno()], [], [], 0.1)[0]:
+        assert time.monotonic() < deadline, "the server never hung up"
+
+
+def last_query_of(pid: int) -> str:
+    with raw_connection() as admin:
+        row = admin.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    return row[0]
+
+
+def test_it_passes_a_live_connection_without_a_query(db):
+    with raw_connection() as conn:
+        conn.execute("SELECT 'the last query'")
+        pid = conn.info.backend_pid
+        check_pooled_connection(conn)
+        check_pooled_connection(conn)
+        assert last_query_of(pid) == "SELECT 'the last query'"
+        # The control: psycopg_pool's own check sends a query, which the server records.
+        ConnectionPool.check_connection(conn)
+        assert last_query_of(pid) == ""
+
+
+def test_it_refuses_a_connection_the_server_closed(db):
+    conn = raw_connection()
+    try:
+        terminate(conn.info.backend_pid)
+        wait_until_readable(conn)
+        with pytest.raises(psycopg.OperationalError):
+            check_pooled_connection(conn)
+    finally:
+        conn.close()
+
+
+def test_it_refuses_a_connection_already_known_closed(db):
+    conn = raw_connection()
+    conn.close()
+    with pytest.raises(psycopg.OperationalError):
+        check_pooled_connection(conn)
+
+
+def test_it_hands_out_a_new_connection_when_the_pooled_one_was_terminated(live_db):
+    assert connection.pool is not None, "the settings pool connections"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        first = cursor.fetchone()[0]
+    pooled = connection.connection
+    connection.close()  # back into the pool, still open
+    assert not pooled.closed
+    terminate(first)
+    wait_until_readable(pooled)
+
+    with connection.cursor() as cursor:  # no OperationalError: the dead one was replaced
+        cursor.execute("SELECT pg_backend_pid()")
+        second = cursor.fetchone()[0]
+    assert second != first
+    connection.close()

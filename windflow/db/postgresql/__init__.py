@@ -1,0 +1,1 @@
+"""django-tenants' PostgreSQL backend with a cheaper health check of pooled connections."""
