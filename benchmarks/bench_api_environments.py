@@ -429,8 +429,8 @@ def run(services: harness.Services) -> int:
     server = None
     errors_in_log: dict[str, int] = {}
     try:
-        server = harness.start_uvicorn(services, port, workers=2)
-        say(f"uvicorn (2 workers, DEBUG off) on {HOST}:{port}")
+        server = harness.start_web(services, port, workers=2)
+        say(f"web process (gunicorn, 2 uvicorn workers, DEBUG off) on {HOST}:{port}")
         background = harness.wait_for_quiet()
         say(f"background load before the runs: {background * 100:.0f}% of all cores")
 
@@ -485,7 +485,7 @@ def run(services: harness.Services) -> int:
     print("=" * 78)
     print(
         f"GET {PATH} (token auth, {ENVIRONMENTS} environments, page of {PAGE_SIZE}), "
-        f"uvicorn --workers 2, {os.cpu_count()} cores"
+        f"gunicorn + 2 uvicorn workers, {os.cpu_count()} cores"
     )
     print(
         f"Open loop {RATE:g} req/s, {CLIENTS} keep-alive clients, {MEASURE_S:g} s measured "
@@ -615,6 +615,7 @@ def profile(services: harness.Services, requests: int = 300) -> int:
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("cumulative").print_stats(45)
     stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats(r"/(apps|windflow)/", 30)  # our own code
     print(out.getvalue())
     return 0
 

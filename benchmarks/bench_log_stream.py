@@ -217,7 +217,7 @@ def run(services: harness.Services) -> int:
         remove_compose_project(PROJECT)
         organization, owner, container, cookie = set_up(services, image)
         port = free_port()
-        server = harness.start_uvicorn(services, port, workers=2)
+        server = harness.start_web(services, port, workers=2)
         background = harness.wait_for_quiet()
 
         def start_producer():

@@ -100,8 +100,8 @@ def run(services: harness.Services) -> int:
     server = worker = None
     try:
         worker = harness.start_worker(services)
-        server = harness.start_uvicorn(services, port, workers=2)
-        say(f"uvicorn (2 workers) on {HOST}:{port}, worker heartbeat present")
+        server = harness.start_web(services, port, workers=2)
+        say(f"web process (2 workers) on {HOST}:{port}, worker heartbeat present")
 
         # Make sure the health check itself is green before timing anything.
         status, body = harness.http_get(port, "localhost", "/healthz")

@@ -381,7 +381,7 @@ def run(services: harness.Services) -> int:
     world = None
     try:
         world = World(port, services)
-        server = harness.start_uvicorn(services, port, workers=2)
+        server = harness.start_web(services, port, workers=2)
         background = harness.wait_for_quiet()
         measurements: list[Measurement] = []
         for kind in KINDS:

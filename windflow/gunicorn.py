@@ -90,7 +90,8 @@ workers = web_workers()
 worker_class = "windflow.gunicorn.WebWorker"
 wsgi_app = "windflow.asgi:application"
 preload_app = True
-accesslog = "-"
+# One line per request on stdout; WINDFLOW_ACCESS_LOG= (empty) turns it off.
+accesslog = os.environ.get("WINDFLOW_ACCESS_LOG", "-") or None
 # Pages that wait on a server over SSH may take a while; websockets are not requests.
 timeout = 60
 graceful_timeout = 20

@@ -33,6 +33,8 @@ class AccessTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 _("Invalid, expired or revoked token, or a token of another organisation.")
             )
+        # The membership the token was checked against is the request's: no second lookup.
+        request._request.membership = token.membership
         return token.user, token
 
     def authenticate_header(self, request):

@@ -3,6 +3,7 @@
 import contextlib
 import secrets
 import string
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -357,14 +358,32 @@ def resolve_api_token(raw: str, organization) -> ApiToken | None:
     membership = permissions.get_membership(token.user, organization)
     if membership is None or token.created_at < membership.created_at:
         return None  # a token of an earlier membership never opens a later one
-    # Writing on every call would cost a row update per request; a minute is precise enough.
-    # The marker is apart from the cached token, which only a forget ever replaces.
-    marker = f"token-used:{token_hash}"
-    if hotcache.mark_once(marker, int(LAST_USED_RESOLUTION.total_seconds())):
+    token.membership = membership  # the request's, already loaded (not stored anywhere)
+    _note_token_used(token, token_hash)
+    return token
+
+
+# token hash -> monotonic time this process last asked Redis whether to record a use
+_uses_noted: dict[str, float] = {}
+_USES_NOTED_MAX = 10_000
+
+
+def _note_token_used(token: ApiToken, token_hash: str) -> None:
+    """Record `last_used_at`, about once a minute per token: writing on every call would cost
+    a row update per request. This process asks Redis (one marker for every process) at most
+    once a minute per token, rather than on every request. The marker is apart from the
+    cached token, which only a forget ever replaces."""
+    now_monotonic = time.monotonic()
+    resolution = LAST_USED_RESOLUTION.total_seconds()
+    if now_monotonic - _uses_noted.get(token_hash, -resolution) < resolution:
+        return
+    if len(_uses_noted) >= _USES_NOTED_MAX:
+        _uses_noted.clear()
+    _uses_noted[token_hash] = now_monotonic
+    if hotcache.mark_once(f"token-used:{token_hash}", int(resolution)):
         now = timezone.now()
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
-    return token
 
 
 # --- Signing in on an organisation's host -----------------------------------------------------

@@ -221,25 +221,25 @@ class Process:
         self._out.close()
 
 
-def start_uvicorn(services: Services, port: int, workers: int = 2) -> Process:
-    cmd = [
-        str(Path(sys.executable).parent / "uvicorn"),
-        os.environ.get("WINDFLOW_BENCH_ASGI_APP", "windflow.asgi:application"),
-        "--workers",
-        str(workers),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    server = Process("uvicorn", cmd, services.env(), services.log_dir() / "uvicorn.log")
+def start_web(services: Services, port: int, workers: int = 2) -> Process:
+    """The Procfile's web process (gunicorn forking `workers` uvicorn workers, see
+    windflow/gunicorn.py), without its access log."""
+    cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:windflow.gunicorn"]
+    if os.environ.get("WINDFLOW_BENCH_ASGI_APP"):  # another application, to try a change
+        cmd.append(os.environ["WINDFLOW_BENCH_ASGI_APP"])
+    env = {
+        **services.env(),
+        "HOST": HOST,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "WINDFLOW_ACCESS_LOG": "",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    server = Process("web", cmd, env, services.log_dir() / "web.log")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not server.alive():
-            raise RuntimeError(f"uvicorn exited during start-up:\n{server.tail()}")
+            raise RuntimeError(f"the web process exited during start-up:\n{server.tail()}")
         try:
             status, _body = http_get(port, "localhost", "/healthz", timeout=2)
             if status in (200, 503):  # 503: up, but no worker heartbeat
@@ -251,7 +251,7 @@ def start_uvicorn(services: Services, port: int, workers: int = 2) -> Process:
             pass
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"uvicorn did not answer on {HOST}:{port} within 60 s:\n{server.tail()}")
+    raise RuntimeError(f"the web process did not answer on {HOST}:{port} in 60 s:\n{server.tail()}")
 
 
 def start_worker(services: Services, threads: int = 1) -> Process:

@@ -74,3 +74,27 @@ def test_it_forgets_a_host_whose_domain_is_deleted_anywhere(owner, acme):
     assert browser.get("/").status_code == 200  # acme's host is now cached
     Domain.objects.filter(tenant=acme).delete()  # as the admin's delete does
     assert browser.get("/").status_code == 404
+
+
+def redis_commands() -> int:
+    """Commands the test run's Redis has processed so far (every database, every client)."""
+    from django_redis import get_redis_connection
+
+    return int(get_redis_connection("default").info("stats")["total_commands_processed"])
+
+
+def test_it_answers_a_warm_token_request_with_four_redis_round_trips(owner, acme):
+    """Host, token and membership from the cache, and the throttle's one pipeline: the
+    membership the token was checked against is the request's (no second lookup), and the
+    token's last use is asked about once a minute per process, not per request."""
+    from tests.base import api_client
+
+    client = api_client(owner, acme, scope="read")
+    assert client.get("/api/v1/environments/").status_code == 200  # warms the cache
+    assert client.get("/api/v1/environments/").status_code == 200
+    before = redis_commands()
+    assert client.get("/api/v1/environments/").status_code == 200
+    # Redis counts each command of a pipeline (MULTI, INCR, EXPIRE, EXEC: one round trip),
+    # and the INFO that reads the count.
+    host_token_membership, throttle_pipeline, info = 3, 4, 1
+    assert redis_commands() - before == host_token_membership + throttle_pipeline + info
