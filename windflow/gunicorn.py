@@ -90,6 +90,9 @@ workers = web_workers()
 worker_class = "windflow.gunicorn.WebWorker"
 wsgi_app = "windflow.asgi:application"
 preload_app = True
+# gunicorn's control socket defaults to one path in $HOME shared by every instance on the
+# machine; nothing of ours uses it.
+control_socket_disable = True
 # One line per request on stdout; WINDFLOW_ACCESS_LOG= (empty) turns it off.
 accesslog = os.environ.get("WINDFLOW_ACCESS_LOG", "-") or None
 # Pages that wait on a server over SSH may take a while; websockets are not requests.
