@@ -138,6 +138,8 @@ def build_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.dev")
     env.setdefault("PORT", "8000")
+    # Links in e-mails, invitations and the demo's banner point at the port served here.
+    env.setdefault("WINDFLOW_PUBLIC_URL", f"http://localhost:{env['PORT']}")
     # Platform staff hand out local Docker engines; setup_demo gives the demo organisation
     # the engine of step 2, so that its first deploy works.
     env.setdefault("WINDFLOW_LOCAL_TARGETS", "staff")
