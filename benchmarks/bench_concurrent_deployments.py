@@ -14,19 +14,16 @@ worker) sets that figure.
 20 stacks of 2 services each (a healthchecked web server, and a second one that waits for it
 to be healthy), on the local engine, images already present. The deployments are requested
 through `request_deployment` (committed, enqueued on Redis), and a real
-`manage.py rundramatiq --processes 1 --threads 24` runs them.
+`manage.py run_worker --threads 24` runs them.
 """
 
 from __future__ import annotations
 
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from support import harness
 from support.harness import say
@@ -68,55 +65,35 @@ def run(services: harness.Services) -> int:
 
     from apps.deployments import services as deployments
     from apps.deployments.models import Deployment
-    from apps.stacks.models import Stack, StackRevision
-    from devtools import (
-        build_test_images,
-        ensure_docker_engine,
-        remove_compose_project,
-        start_registry,
-    )
 
-    ensure_docker_engine()
-    work = Path(tempfile.mkdtemp(prefix="windflow-bench-concurrent-"))
-    registry = start_registry(work / "registry")
-    prefix = f"wfc{secrets.token_hex(2)}-"
+    names = [f"wfc{secrets.token_hex(2)}-{n:02d}" for n in range(STACKS + 1)]
     worker = None
-    try:
-        images = build_test_images(registry)
-        for ref in {images["web:1"], images["web:2"]}:
-            subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True)
-        text = compose_file(images)
-        place = harness.bench_place()
-        membership, environment, target = place.membership, place.environment, place.target
-        stacks = []
-        for n in range(STACKS + 1):
-            stack = Stack.objects.create(
-                name=f"{prefix}{n:02d}", environment=environment, target=target
-            )
-            StackRevision.objects.create(stack=stack, number=1, compose=text)
-            stacks.append(stack)
-        worker = harness.start_worker(services, threads=WORKER_THREADS)
-        harness.wait_for_quiet()
+    with harness.test_images("bench-concurrent") as images:
+        try:
+            for ref in {images["web:1"], images["web:2"]}:
+                subprocess.run(["docker", "pull", "-q", ref], check=True, capture_output=True)
+            place = harness.bench_place()
+            membership = place.membership
+            stacks = harness.create_stacks(place, names, compose_file(images))
+            worker = harness.start_worker(services, threads=WORKER_THREADS)
+            harness.wait_for_quiet()
 
-        say("one deployment alone...")
-        solo = deployments.request_deployment(membership, stacks[0])
-        wait_finished([solo], time.monotonic() + DEADLINE_S)
-        solo.refresh_from_db()
-        if solo.status != "succeeded":
-            raise RuntimeError(f"the solo deployment failed: {solo.reason}")
-        solo_s = (solo.finished_at - solo.started_at).total_seconds()
+            say("one deployment alone...")
+            solo = deployments.request_deployment(membership, stacks[0])
+            wait_finished([solo], time.monotonic() + DEADLINE_S)
+            solo.refresh_from_db()
+            if solo.status != "succeeded":
+                raise RuntimeError(f"the solo deployment failed: {solo.reason}")
+            solo_s = (solo.finished_at - solo.started_at).total_seconds()
 
-        say(f"{STACKS} deployments at once...")
-        batch = [deployments.request_deployment(membership, stack) for stack in stacks[1:]]
-        wait_finished(batch, time.monotonic() + DEADLINE_S)
-        rows = list(Deployment.objects.filter(pk__in=[d.pk for d in batch]))
-    finally:
-        if worker is not None:
-            worker.stop()
-        for n in range(STACKS + 1):
-            remove_compose_project(f"{prefix}{n:02d}")
-        registry.stop()
-        shutil.rmtree(work, ignore_errors=True)
+            say(f"{STACKS} deployments at once...")
+            batch = [deployments.request_deployment(membership, stack) for stack in stacks[1:]]
+            wait_finished(batch, time.monotonic() + DEADLINE_S)
+            rows = list(Deployment.objects.filter(pk__in=[d.pk for d in batch]))
+        finally:
+            if worker is not None:
+                worker.stop()
+            harness.remove_projects(names)
 
     succeeded = sum(row.status == "succeeded" for row in rows)
     delays = [(row.started_at - row.created_at).total_seconds() for row in rows if row.started_at]

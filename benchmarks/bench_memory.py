@@ -34,10 +34,8 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -79,7 +77,6 @@ def start_control_plane(services: harness.Services, port: int) -> dict[str, harn
         "PORT": str(port),
         "HOST": HOST,
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
-        "WINDFLOW_LOCAL_TARGETS": "all",
     }
     processes = {}
     for name, line in procfile_lines().items():
@@ -283,6 +280,27 @@ def page_views(pages: Client, names: list[str], deployment_ids: list[int], targe
         pages.get(paths[n % len(paths)])
 
 
+def an_hour_of_use(port, host, secret, cookie, names, place) -> tuple[int, float]:
+    """Websocket frames received and seconds taken."""
+    api = Client(port, host, {"Authorization": f"Bearer {secret}"})
+    pages = Client(port, host, {"Cookie": cookie})
+    say("an hour of use...")
+    began = time.monotonic()
+    frames = 0
+    for round_number in range(DEPLOY_ROUNDS):
+        followed = WEBSOCKET_FOLLOWS // DEPLOY_ROUNDS + (
+            round_number < WEBSOCKET_FOLLOWS % DEPLOY_ROUNDS
+        )
+        frames += deploy_round(api, names, names[:followed], port, host, cookie)
+        ids = [row["id"] for row in json.loads(api.get("/api/v1/deployments/"))["results"]]
+        api_reads(api, names, ids)
+        page_views(pages, names, ids, place.target.slug)
+        say(f"  round {round_number + 1}/{DEPLOY_ROUNDS} done")
+    api.close()
+    pages.close()
+    return frames, time.monotonic() - began
+
+
 # ---------------------------------------------------------------------------------- run
 
 
@@ -296,79 +314,41 @@ def signed_in_cookie(user) -> str:
 
 
 def run(services: harness.Services) -> int:
-    # One organisation owns the machine's engine here (as on a single-organisation install).
-    os.environ["WINDFLOW_LOCAL_TARGETS"] = "all"
     harness.setup_django(services)
 
     from apps.accounts import services as accounts
-    from apps.stacks.models import Stack, StackRevision
-    from devtools import (
-        build_test_images,
-        ensure_docker_engine,
-        remove_compose_project,
-        start_registry,
-    )
 
-    ensure_docker_engine()
-    work = Path(tempfile.mkdtemp(prefix="windflow-bench-memory-"))
-    registry = start_registry(work / "registry")
-    prefix = f"wfm{secrets.token_hex(2)}-"
+    names = [f"wfm{secrets.token_hex(2)}-{n}" for n in range(STACKS)]
     processes: dict[str, harness.Process] = {}
-    try:
-        images = build_test_images(registry)
-        place = harness.bench_place()
-        text = compose_file(images)
-        names = []
-        for n in range(STACKS):
-            stack = Stack.objects.create(
-                name=f"{prefix}{n}", environment=place.environment, target=place.target
+    with harness.test_images("bench-memory") as images:
+        try:
+            place = harness.bench_place()
+            harness.create_stacks(place, names, compose_file(images))
+            _token, secret = accounts.create_api_token(
+                place.membership, name="bench", scope="write"
             )
-            StackRevision.objects.create(stack=stack, number=1, compose=text)
-            names.append(stack.name)
-        _token, secret = accounts.create_api_token(place.membership, name="bench", scope="write")
-        cookie = signed_in_cookie(place.owner)
-        host = place.organization.domains.first().domain
+            cookie = signed_in_cookie(place.owner)
+            host = place.organization.domains.first().domain
 
-        port = free_port()
-        say(f"starting {', '.join(procfile_lines())} from the Procfile on port {port}...")
-        processes = start_control_plane(services, port)
-        started = measure(processes)
-        api = Client(port, host, {"Authorization": f"Bearer {secret}"})
-        pages = Client(port, host, {"Cookie": cookie})
-
-        say("an hour of use...")
-        began = time.monotonic()
-        frames = 0
-        for round_number in range(DEPLOY_ROUNDS):
-            follow = names[
-                : WEBSOCKET_FOLLOWS // DEPLOY_ROUNDS
-                + (round_number < WEBSOCKET_FOLLOWS % DEPLOY_ROUNDS)
-            ]
-            frames += deploy_round(api, names, follow, port, host, cookie)
-            ids = [row["id"] for row in json.loads(api.get("/api/v1/deployments/"))["results"]]
-            api_reads(api, names, ids)
-            page_views(pages, names, ids, place.target.slug)
-            say(f"  round {round_number + 1}/{DEPLOY_ROUNDS} done")
-        used_s = time.monotonic() - began
-        api.close()
-        pages.close()
-        for process in processes.values():
-            if not process.alive():
-                raise RuntimeError(f"{process.name} died during the hour:\n{process.tail()}")
-        say(f"idle for {IDLE_S:.0f} s...")
-        time.sleep(IDLE_S)
-        idle = measure(processes)
-    except Exception:
-        for process in processes.values():
-            say(f"--- {process.name} log:\n{process.tail(60)}")
-        raise
-    finally:
-        for process in processes.values():
-            process.stop()
-        for name in [f"{prefix}{n}" for n in range(STACKS)]:
-            remove_compose_project(name)
-        registry.stop()
-        shutil.rmtree(work, ignore_errors=True)
+            port = free_port()
+            say(f"starting {', '.join(procfile_lines())} from the Procfile on port {port}...")
+            processes = start_control_plane(services, port)
+            started = measure(processes)
+            frames, used_s = an_hour_of_use(port, host, secret, cookie, names, place)
+            for process in processes.values():
+                if not process.alive():
+                    raise RuntimeError(f"{process.name} died during the hour:\n{process.tail()}")
+            say(f"idle for {IDLE_S:.0f} s...")
+            time.sleep(IDLE_S)
+            idle = measure(processes)
+        except Exception:
+            for process in processes.values():
+                say(f"--- {process.name} log:\n{process.tail(60)}")
+            raise
+        finally:
+            for process in processes.values():
+                process.stop()
+            harness.remove_projects(names)
 
     total_pss = sum(role["pss_mb"] for role in idle.values())
     total_rss = sum(role["rss_mb"] for role in idle.values())

@@ -178,7 +178,7 @@ def run(services: harness.Services) -> int:
             "background_load_share": round(background, 3),
             "setup": {
                 "server": "uvicorn windflow.asgi:application --workers 2 (DEBUG off)",
-                "worker": "manage.py rundramatiq --processes 1 --threads 1",
+                "worker": "manage.py run_worker --threads 1",
                 "database": "external" if services.external_database else "private, fsync off",
             },
         },

@@ -139,7 +139,7 @@ class Supervisor:
         code = process.popen.poll()
         if code is None:
             return
-        # What it left in its group (dramatiq's master under rundramatiq...) goes with it,
+        # What it left in its group (gunicorn's workers under their master...) goes with it,
         # or it would keep consuming beside the new one.
         _end_group(process.popen.pid)
         for reader in process.readers:

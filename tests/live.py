@@ -81,7 +81,7 @@ def database_url_for_tests() -> str:
 
 @contextmanager
 def worker_process(threads: int = 4, scheduler: bool = False):
-    """A real worker process (`manage.py rundramatiq`, as in the Procfile) on the test
+    """A real worker process (`manage.py run_worker`, as in the Procfile) on the test
     database and Redis, with the scheduler's thread if `scheduler` (as in production); killed
     (the whole process group) on exit. Yields the Popen."""
     import os
@@ -97,7 +97,7 @@ def worker_process(threads: int = 4, scheduler: bool = False):
         WINDFLOW_SCHEDULER="worker" if scheduler else "separate",
     )
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "rundramatiq", "--processes", "1", "--threads", str(threads)],
+        [sys.executable, "manage.py", "run_worker", "--threads", str(threads)],
         cwd=Path(__file__).resolve().parents[1],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -99,9 +99,8 @@ def test_it_runs_the_scheduler_on_a_thread_of_the_worker_process(live_db):
         _host, pid, where = redis.get(scheduler.LOCK_KEY).decode().rsplit(":", 2)
         assert where == "worker"
         assert int(pid) in process_tree(worker.pid)
-        # A graceful stop, as `docker stop` or systemd give it: SIGTERM to the main process,
-        # which passes it on to its worker processes.
-        os.kill(worker.pid, signal.SIGTERM)
+        # A graceful stop, as `make run` or systemd give it: SIGTERM to the process group.
+        os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
         assert redis.get(scheduler.LOCK_KEY) is None
 

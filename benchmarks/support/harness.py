@@ -47,6 +47,9 @@ BENCH_ENV = {
     "LOG_LEVEL": "WARNING",
     "EMAIL_URL": "locmem://",
     "PYTHONUNBUFFERED": "1",
+    # The benchmark's organisation deploys to the machine's own engine, as on a
+    # single-organisation install (the default, staff, wants an engine assigned in the admin).
+    "WINDFLOW_LOCAL_TARGETS": "all",
 }
 
 
@@ -173,6 +176,42 @@ def bench_place() -> BenchPlace:
     return BenchPlace(organization, owner, membership, environment, target)
 
 
+@contextlib.contextmanager
+def test_images(name: str):
+    """The machine's Docker engine (started as root when missing), a private registry holding
+    the test images (devtools.build_test_images): yields name -> reference; stops the
+    registry and deletes its data after."""
+    from devtools import build_test_images, ensure_docker_engine, start_registry
+
+    ensure_docker_engine()
+    work = Path(tempfile.mkdtemp(prefix=f"windflow-{name}-"))
+    registry = start_registry(work / "registry")
+    try:
+        yield build_test_images(registry)
+    finally:
+        registry.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def create_stacks(place: BenchPlace, names: list[str], compose: str) -> list:
+    """One stack per name on the place's environment and server, at revision 1 `compose`."""
+    from apps.stacks.models import Stack, StackRevision
+
+    stacks = []
+    for name in names:
+        stack = Stack.objects.create(name=name, environment=place.environment, target=place.target)
+        StackRevision.objects.create(stack=stack, number=1, compose=compose)
+        stacks.append(stack)
+    return stacks
+
+
+def remove_projects(names: list[str]) -> None:
+    from devtools import remove_compose_project
+
+    for name in names:
+        remove_compose_project(name)
+
+
 # ------------------------------------------------------------------------------ processes
 
 
@@ -262,9 +301,7 @@ def start_worker(services: Services, threads: int = 1) -> Process:
     cmd = [
         sys.executable,
         "manage.py",
-        "rundramatiq",
-        "--processes",
-        "1",
+        "run_worker",
         "--threads",
         str(threads),
     ]

@@ -1,4 +1,4 @@
-"""Deployments through the real queue and a real worker process (`manage.py rundramatiq`,
+"""Deployments through the real queue and a real worker process (`manage.py run_worker`,
 as in the Procfile): the happy path, and a worker killed outright mid-deployment, whose
 deployment ends failed and resumable, never stuck "running"."""
 

@@ -24,9 +24,7 @@ PROCESS_COMMANDS = {
     "worker": lambda port: [
         sys.executable,
         "manage.py",
-        "rundramatiq",
-        "--processes",
-        "1",
+        "run_worker",
         "--threads",
         "4",
     ],
