@@ -4,6 +4,9 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import ApiToken, Invitation, Membership, TokenFamily, User
 
+# Organisations that have rows here only: never the platform's own `public` tenant.
+BY_ORGANIZATION = ("organization", admin.RelatedOnlyFieldListFilter)
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -43,7 +46,7 @@ class UserAdmin(BaseUserAdmin):
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "organization", "role", "created_at"]
-    list_filter = ["role", "organization"]
+    list_filter = ["role", BY_ORGANIZATION]
     search_fields = ["user__email", "organization__name", "organization__slug"]
     autocomplete_fields = ["user", "organization"]
 
@@ -51,7 +54,7 @@ class MembershipAdmin(admin.ModelAdmin):
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
     list_display = ["email", "organization", "role", "status", "created_at", "expires_at"]
-    list_filter = ["role", "organization"]
+    list_filter = ["role", BY_ORGANIZATION]
     search_fields = ["email", "organization__name"]
     readonly_fields = ["token_hash"]
 
@@ -59,7 +62,7 @@ class InvitationAdmin(admin.ModelAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "prefix", "user", "organization", "scope", "last_used_at", "revoked_at"]
-    list_filter = ["scope", "organization"]
+    list_filter = ["scope", BY_ORGANIZATION]
     search_fields = ["name", "prefix", "user__email"]
     readonly_fields = ["prefix", "token_hash", "last_used_at"]
 

@@ -1,7 +1,34 @@
 from django.contrib import admin
+from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 
+from windflow.admin import TenantOnlyAdminMixin
+
 from .models import Deployment, DeploymentService
+
+# The fields of windflow.engine.diagnose.Diagnosis, shown each in its place; any other key
+# (e.g. the containers a lost worker left) is listed after them.
+DIAGNOSIS_FIELDS = ("code", "summary", "service", "hint", "detail")
+
+
+def render_diagnosis(deployment) -> str:
+    """Why `deployment` failed, as HTML for people (its reason and diagnosis), not JSON."""
+    diagnosis = deployment.diagnosis if isinstance(deployment.diagnosis, dict) else {}
+    other = [
+        (key.replace("_", " "), _plain(value))
+        for key, value in diagnosis.items()
+        if key not in DIAGNOSIS_FIELDS and value not in (None, "", [], {})
+    ]
+    context = {"diagnosis": diagnosis, "reason": deployment.reason, "other": other}
+    return render_to_string("admin/deployments/diagnosis.html", context)
+
+
+def _plain(value) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_plain(item)}" for key, item in value.items())
+    return str(value)
 
 
 class DeploymentServiceInline(admin.TabularInline):
@@ -16,7 +43,7 @@ class DeploymentServiceInline(admin.TabularInline):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     """The record of what happened: read-only (deployments are asked for from the app)."""
 
     list_display = [
@@ -33,9 +60,15 @@ class DeploymentAdmin(admin.ModelAdmin):
     list_select_related = ["stack", "revision", "target", "environment"]
     date_hierarchy = "created_at"
     inlines = [DeploymentServiceInline]
+    exclude = ["diagnosis"]  # shown for people by diagnosis_display, not as JSON
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        fields = [field.name for field in self.model._meta.fields if field.name != "diagnosis"]
+        return [*fields, "diagnosis_display"]
+
+    @admin.display(description=_("why it failed"))
+    def diagnosis_display(self, obj):
+        return render_diagnosis(obj)
 
     def has_add_permission(self, request):
         return False

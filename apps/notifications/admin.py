@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from windflow.admin import TenantOnlyAdminMixin
+
 from .models import Notification
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["text", "recipient", "verb", "created_at", "read_at"]
     list_filter = ["verb"]
     search_fields = ["text"]

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from windflow.admin import TenantOnlyAdminMixin
+
 from .models import SecretRef, SecretVersion
 
 
@@ -15,7 +17,7 @@ class SecretVersionInline(admin.TabularInline):
 
 
 @admin.register(SecretRef)
-class SecretRefAdmin(admin.ModelAdmin):
+class SecretRefAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     """Names and history only: values are never shown, and are written through the app."""
 
     list_display = ["name", "scope", "environment", "backend", "version", "rotated_at"]

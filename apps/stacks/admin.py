@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from windflow.admin import TenantOnlyAdminMixin
+
 from .models import Stack, StackRevision
 
 
@@ -25,7 +27,7 @@ class StackRevisionInline(admin.TabularInline):
 
 
 @admin.register(Stack)
-class StackAdmin(admin.ModelAdmin):
+class StackAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "environment", "target", "current_revision", "updated_at"]
     list_filter = ["environment", "target", "auto_rollback"]
     search_fields = ["name", "description"]

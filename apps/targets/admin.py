@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from windflow.admin import TenantOnlyAdminMixin
+
 from .models import PrepareRun, Target, TargetCheck
 
 
 @admin.register(Target)
-class TargetAdmin(admin.ModelAdmin):
+class TargetAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "kind", "host", "status", "last_seen"]
     list_filter = ["kind", "status"]
     search_fields = ["name", "host"]
@@ -24,12 +26,12 @@ class TargetAdmin(admin.ModelAdmin):
 
 
 @admin.register(TargetCheck)
-class TargetCheckAdmin(admin.ModelAdmin):
+class TargetCheckAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["target", "status", "started_at", "duration_ms"]
     list_filter = ["status"]
 
 
 @admin.register(PrepareRun)
-class PrepareRunAdmin(admin.ModelAdmin):
+class PrepareRunAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["target", "status", "exit_code", "created_at", "finished_at"]
     list_filter = ["status"]
