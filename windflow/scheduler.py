@@ -54,9 +54,14 @@ def periodic_jobs() -> list[PeriodicJob]:
     from apps.accounts.tasks import purge_expired_invitations
     from apps.deployments.tasks import requeue_forgotten_deployments
     from apps.targets.tasks import sweep_targets
+    from windflow.workers import TRACKED_OPTION
 
     return [
-        PeriodicJob("purge_expired_invitations", 3600, purge_expired_invitations.send),
+        PeriodicJob(
+            "purge_expired_invitations",
+            3600,
+            lambda: purge_expired_invitations.send_with_options(**{TRACKED_OPTION: False}),
+        ),
         PeriodicJob(
             "sweep_targets",
             settings.WINDFLOW_TARGET_SWEEP_SECONDS,
@@ -64,6 +69,7 @@ def periodic_jobs() -> list[PeriodicJob]:
         ),
         PeriodicJob("reap_stale_deployments", REAP_EVERY_SECONDS, reap_in_every_organization),
         PeriodicJob("clear_expired_sessions", 24 * 3600, clear_expired_sessions),
+        PeriodicJob("prune_job_records", 3600, prune_job_records),
         PeriodicJob(
             "requeue_forgotten_deployments",
             30,
@@ -79,6 +85,14 @@ def clear_expired_sessions() -> None:
     from django.conf import settings
 
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+
+
+def prune_job_records() -> None:
+    """The admin's task list keeps WINDFLOW_JOB_HISTORY_DAYS of jobs."""
+    from django.conf import settings
+    from django_dramatiq.models import Task
+
+    Task.tasks.delete_old_tasks(settings.WINDFLOW_JOB_HISTORY_DAYS * 24 * 3600)
 
 
 def reap_in_every_organization() -> None:
@@ -107,17 +121,18 @@ def reap_in_every_organization() -> None:
 
 
 def enqueue_in_every_organization(actor) -> None:
-    """One job per organisation, each running in its own schema."""
+    """One job per organisation, each running in its own schema (housekeeping: not in the
+    admin's task list)."""
     from django.conf import settings
 
     from apps.tenants.models import Organization
-    from windflow.workers import TENANT_OPTION
+    from windflow.workers import TENANT_OPTION, TRACKED_OPTION
 
     schemas = Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
         "schema_name", flat=True
     )
     for schema in schemas:
-        actor.send_with_options(**{TENANT_OPTION: schema})
+        actor.send_with_options(**{TENANT_OPTION: schema, TRACKED_OPTION: False})
 
 
 def run(

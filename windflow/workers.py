@@ -1,5 +1,6 @@
 """Dramatiq plumbing: the organisation travels in each message and is activated around it;
-the worker publishes a heartbeat that /healthz reads."""
+the worker publishes a heartbeat that /healthz reads; each job is recorded for the admin's
+task list."""
 
 import logging
 import os
@@ -12,6 +13,9 @@ from dramatiq.middleware import Middleware, SkipMessage
 logger = logging.getLogger(__name__)
 
 TENANT_OPTION = "tenant_schema"
+# send_with_options(tracked=False): a job the task list does not show (the scheduler's
+# housekeeping, sent every few seconds for every organisation).
+TRACKED_OPTION = "tracked"
 HEARTBEAT_KEY = "windflow:worker:heartbeat"
 
 
@@ -62,6 +66,93 @@ class TenantMiddleware(Middleware):
 
     after_process_message = _reset
     after_skip_message = _reset
+
+
+class JobTrackingMiddleware(Middleware):
+    """The admin's task list (django_dramatiq's Task rows, in the public schema): each job
+    when it is queued, starts and ends, with its organisation, in one statement each.
+
+    Only what names a job is stored: its actor, queue, organisation, status, and the
+    arguments that are numbers (ids); any other argument shows as its type, since one may
+    be a capability (an invitation's link) or carry a value that must not rest in the
+    database. A failure is stored as its exception's type, never its message or traceback
+    (the job's own record, e.g. a deployment's diagnosis, says why, redacted). Recording
+    never fails or delays a job beyond that statement: an error is logged."""
+
+    KEPT_OPTIONS = (TENANT_OPTION, "eta", "retries")
+
+    @property
+    def actor_options(self):
+        return {TRACKED_OPTION}
+
+    def after_enqueue(self, broker, message, delay):
+        self._record(message, "delayed" if delay else "enqueued")
+
+    def before_process_message(self, broker, message):
+        self._record(message, "running")
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is None:
+            self._record(message, "done")
+        else:
+            self._record(message, "failed", error=type(exception).__name__)
+
+    def after_skip_message(self, broker, message):
+        self._record(message, "skipped")
+
+    def _record(self, message, status: str, error: str = "") -> None:
+        if message.options.get(TRACKED_OPTION) is False:
+            return
+        try:
+            record_job(message, status, error, self.KEPT_OPTIONS)
+        except Exception:
+            logger.warning("job %s (%s) not recorded", message.message_id, status, exc_info=True)
+
+
+QUEUED_STATUSES = ("enqueued", "delayed")
+
+
+def _shown(value):
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+def record_job(message, status: str, error: str, kept_options) -> None:
+    """Insert or update the Task row of `message` (one statement)."""
+    from django_dramatiq.models import DATABASE_LABEL, Task
+
+    options = {key: message.options[key] for key in kept_options if key in message.options}
+    if error:
+        options["error"] = error
+    # A new Message: a worker hands middleware a MessageProxy, the sender a Message.
+    stored = dramatiq.Message(
+        queue_name=message.queue_name,
+        actor_name=message.actor_name,
+        args=tuple(_shown(value) for value in message.args),
+        kwargs={key: _shown(value) for key, value in message.kwargs.items()},
+        options=options,
+        message_id=message.message_id,
+        message_timestamp=message.message_timestamp,
+    )
+    task = Task(
+        id=message.message_id,
+        status=status,
+        message_data=stored.encode(),
+        actor_name=message.actor_name,
+        queue_name=message.queue_name,
+    )
+    tasks = Task.tasks.using(DATABASE_LABEL)
+    if status in QUEUED_STATUSES:
+        # A worker quick to start the job may have recorded it already: never undo that.
+        tasks.bulk_create([task], ignore_conflicts=True)
+    else:
+        tasks.bulk_create(
+            [task],
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=["status", "message_data", "updated_at"],
+        )
 
 
 class HeartbeatMiddleware(Middleware):

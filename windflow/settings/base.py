@@ -211,12 +211,16 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
         "windflow.workers.TenantMiddleware",
+        # Each job, as the admin's task list shows it (django_dramatiq's Task rows).
+        "windflow.workers.JobTrackingMiddleware",
         "windflow.workers.HeartbeatMiddleware",
         "windflow.scheduler.SchedulerMiddleware",
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 WINDFLOW_WORKER_HEARTBEAT_SECONDS = 10
+# How long the admin's task list keeps a finished job (windflow.workers.JobTrackingMiddleware).
+WINDFLOW_JOB_HISTORY_DAYS = env_int("WINDFLOW_JOB_HISTORY_DAYS", 7)
 # Where the periodic-job scheduler runs: `worker` (a thread of each worker process; the
 # default, one process fewer) or `separate` (only `manage.py run_scheduler` runs it).
 WINDFLOW_SCHEDULER = env_str("WINDFLOW_SCHEDULER", "worker")
