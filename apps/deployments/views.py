@@ -37,8 +37,13 @@ def _stack_url(stack_name: str | None) -> str:
 
 def header_context(membership, deployment: Deployment) -> dict:
     """What the header (status, buttons, failure box) needs, for the page and its partial."""
+    can_control = permissions.can_deploy_to(membership, deployment.stack.environment)
     return {
-        "can_control": permissions.can_deploy_to(membership, deployment.stack.environment),
+        "can_control": can_control,
+        # "Roll back…" only where there is a good revision to go back to.
+        "can_roll_back": can_control
+        and deployment.is_finished
+        and bool(stacks.rollback_targets(deployment.stack)),
         "stack_url": _stack_url(deployment.stack.name),
         "revisions_url": reverse("stacks:revision_list", args=[deployment.stack.name]),
     }

@@ -8,6 +8,9 @@ the socket cancels the stream (CancelToken), which closes the Docker connection.
 Messages: ``{"type": "lines", "lines": ["<RFC 3339 time> <text>", ...]}``, then
 ``{"type": "end"}`` when the container stops, or ``{"type": "error", "message"}``; and
 ``{"type": "skipped", "count": n}`` if a client reads too slowly and lines were dropped.
+When a redeploy replaces the container (same name), the socket follows the new one from
+its first line, after ``{"type": "replaced", "name", "short_id"}``; a restarted container
+is followed on (runtime.next_container).
 Close codes: 4401 not signed in, 4403 not allowed, 4404 no such stack or container.
 """
 
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.025
 MAX_BATCH = 500
 MAX_PENDING = 50_000  # lines buffered for a slow reader before the oldest are dropped
+MAX_QUIET_RESTARTS = 3  # a stream that keeps ending with no line is not reopened forever
 
 
 def _tail(scope) -> int:
@@ -98,20 +102,34 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
             connection.close()
 
     def _follow(self, tail: int) -> None:
-        """The reader thread: Docker lines into the buffer until cancelled or the end."""
+        """The reader thread: Docker lines into the buffer until cancelled or the end; then
+        the container that took its place, if any (a redeploy), and so on."""
         finished: dict = {"type": "end"}
+        container, quiet_restarts = self.container, 0
         try:
             with tenant_context(self.tenant):
-                lines = runtime.follow_container_logs(
-                    self.stack, self.container["id"], tail=tail, cancel=self.cancel
-                )
-                released = False
-                for line in lines:
-                    self._push(line)
-                    if not released:
-                        # The stream needs no database: give the connection back now.
-                        connection.close()
-                        released = True
+                while not self.cancel.cancelled:
+                    count = self._stream(container, tail)
+                    if self.cancel.cancelled:
+                        break
+                    following = runtime.next_container(self.stack, container, cancel=self.cancel)
+                    if following is None:
+                        break
+                    if following["replaced"]:
+                        self._push(
+                            {
+                                "type": "replaced",
+                                "name": following["name"],
+                                "short_id": following["short_id"],
+                            }
+                        )
+                        tail, quiet_restarts = runtime.MAX_TAIL, 0
+                    else:  # the same container again (restarted): only its new lines
+                        tail = 0
+                        quiet_restarts = quiet_restarts + 1 if count == 0 else 0
+                        if quiet_restarts > MAX_QUIET_RESTARTS:
+                            break
+                    container = following
         except ServiceError as exc:
             finished = {"type": "error", "message": exc.message}
         except Exception as exc:
@@ -123,7 +141,20 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
             if not self.cancel.cancelled:
                 self._wake()
 
-    def _push(self, line: str) -> None:
+    def _stream(self, container: dict, tail: int) -> int:
+        """Push one container's lines until its stream ends; how many there were."""
+        count = 0
+        for line in runtime.follow_container_logs(
+            self.stack, container["id"], tail=tail, cancel=self.cancel
+        ):
+            self._push(line)
+            if not count:
+                # The stream needs no database: give the connection back now.
+                connection.close()
+            count += 1
+        return count
+
+    def _push(self, line: str | dict) -> None:
         with self.lock:
             self.pending.append(line)
             count = len(self.pending)
@@ -149,6 +180,22 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
             skipped, self.skipped = self.skipped, 0
         return batch, skipped
 
+    async def _send_batch(self, batch: list) -> None:
+        """Lines as one message; an event in the batch (a replaced container) in its place."""
+        lines: list[str] = []
+        for item in batch:
+            if isinstance(item, str):
+                lines.append(item)
+                continue
+            if lines:
+                await self.send_json({"type": "lines", "lines": lines})
+                lines = []
+            await self.send_json(
+                {"type": item["type"], "name": item["name"], "short_id": item["short_id"]}
+            )
+        if lines:
+            await self.send_json({"type": "lines", "lines": lines})
+
     async def _send_batches(self) -> None:
         try:
             while True:
@@ -162,7 +209,7 @@ class ContainerLogConsumer(AsyncJsonWebsocketConsumer):
                         await self.send_json({"type": "skipped", "count": skipped})
                     if not batch:
                         break
-                    await self.send_json({"type": "lines", "lines": batch})
+                    await self._send_batch(batch)
                 if self.finished is not None and not self.pending:
                     await self.send_json(self.finished)
                     await self.close(code=1000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -34,6 +35,11 @@ CONTROL_TIMEOUT = 60.0  # one Docker API call of stop / start / restart / remove
 LOG_TIMEOUT = 60.0  # a silent log stream is re-opened after this (the driver follows on)
 MAX_TAIL = 5000
 DEFAULT_TAIL = 200
+# After a container's log ends: how long its page looks for the container that replaces it
+# (same name, a redeploy), while a deployment of the stack is under way; otherwise briefly.
+SUCCESSOR_WAIT_DEPLOYING = 120.0
+SUCCESSOR_WAIT = 3.0
+SUCCESSOR_POLL = 0.5
 
 
 # --- Docker access ---------------------------------------------------------------------------
@@ -98,7 +104,9 @@ def _container(status: ContainerStatus) -> dict:
         "name": status.name,
         "number": status.number,
         "state": status.state,
-        "health": status.health,
+        # Docker keeps the last health check of a stopped container ("unhealthy"): it says
+        # nothing about a container that does not run.
+        "health": status.health if status.state == "running" else None,
         "status": status.status,
         "ports": [_port_text(port) for port in status.ports],
         "image": status.image,
@@ -243,6 +251,49 @@ def _owned_container(driver, stack: Stack, container_id: str) -> dict:
     except ContainerNotFound:
         raise ServiceError(_("This is not a container of this stack."), code="not_found") from None
     return {"id": found.id, "name": found.name, "service": found.service}
+
+
+def _deploying(stack: Stack) -> bool:
+    return stack.deployments.filter(status__in=("queued", "running")).exists()
+
+
+def _look_up(stack: Stack, name: str):
+    """The ContainerStatus of the stack's container `name`, or None (missing, or the server
+    did not answer this time)."""
+    try:
+        with stack_driver(stack, timeout=STATUS_TIMEOUT) as driver:
+            try:
+                return driver.container(name, project=stack.project, owner=owner_labels(stack.uid))
+            except ContainerNotFound:
+                return None
+    except ServiceError:
+        return None
+
+
+def next_container(stack: Stack, container: dict, *, cancel: CancelToken) -> dict | None:
+    """Once the log of `container` (``{"id", "name", ...}``) ended: the container to follow
+    next, as ``{"id", "short_id", "name", "service", "replaced"}``: the one that took its
+    name (a redeploy recreates containers; "replaced" True), or the same one running again
+    (a restart). None when it stays stopped, or nothing took its place: looked for as long
+    as a deployment of the stack is under way, else SUCCESSOR_WAIT seconds."""
+    started = time.monotonic()
+    while not cancel.cancelled:
+        found = _look_up(stack, container["name"])
+        if found is not None and found.state == "running":
+            return {
+                "id": found.id,
+                "short_id": found.id[:12],
+                "name": found.name,
+                "service": found.service,
+                "replaced": found.id != container["id"],
+            }
+        elapsed = time.monotonic() - started
+        if elapsed >= SUCCESSOR_WAIT_DEPLOYING:
+            return None
+        if elapsed >= SUCCESSOR_WAIT and not _deploying(stack):
+            return None
+        time.sleep(SUCCESSOR_POLL)
+    return None
 
 
 def stack_container(stack: Stack, container_id: str) -> dict:

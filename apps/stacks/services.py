@@ -744,6 +744,25 @@ def revision_pair(stack: Stack, from_number=None, to_number=None):
     return old, new
 
 
+def rollback_targets(stack: Stack) -> set[int]:
+    """Revisions that a rollback may go to: those that once deployed with success, except
+    the one that runs now."""
+    return succeeded_revision_ids(stack) - {stack.current_revision_id}
+
+
+def failed_latest(stack: Stack, latest: StackRevision | None):
+    """The last deployment of the latest revision when it failed or was rolled back and that
+    revision does not run: the stack's page then offers to fix it, not to deploy it again."""
+    from apps.deployments.choices import DeploymentStatus
+
+    if latest is None or stack.current_revision_id == latest.pk:
+        return None
+    last = latest.deployments.order_by("-created_at", "-pk").first()
+    if last is not None and last.status in (DeploymentStatus.FAILED, DeploymentStatus.ROLLED_BACK):
+        return last
+    return None
+
+
 def succeeded_revision_ids(stack: Stack) -> set[int]:
     """Revisions of the stack that once deployed with success (rollback targets)."""
     from apps.deployments.choices import DeploymentStatus

@@ -111,21 +111,25 @@ class StackListView(ObjectListView):
 
 
 class StackDetailView(StackView):
+    """The stack's page; its HTMX partial is the part that changes while the page is open
+    (the last deployments, and the running revision out of band)."""
+
     action = "stack.view"
 
     def get(self, request, name):
         stack = self.get_object()
+        deployments = stack.deployments.select_related("revision").order_by("-created_at", "-pk")
+        context = {"object": stack, "deployments": deployments[:10]}
+        if wants_partial(request):
+            return render(request, "stacks/htmx/stack_deployments.html", {**context, "oob": True})
         latest = stack.latest_revision
         can_deploy = may_deploy(self.membership, stack) and latest is not None
-        context = {
-            "object": stack,
-            "latest": latest,
-            "revision_count": stack.revisions.count(),
-            "deployments": stack.deployments.select_related("revision").order_by(
-                "-created_at", "-pk"
-            )[:10],
-            "deploy_url": _optional_url("deployments:deployment_create") if can_deploy else "",
-        }
+        context.update(
+            latest=latest,
+            failed_latest=services.failed_latest(stack, latest),
+            revision_count=stack.revisions.count(),
+            deploy_url=_optional_url("deployments:deployment_create") if can_deploy else "",
+        )
         return render(request, "stacks/stack_detail.html", context)
 
 
@@ -328,6 +332,9 @@ class RevisionListView(StackView):
                 "object": stack,
                 "page": page,
                 "succeeded": services.succeeded_revision_ids(stack),
+                "rollback_targets": services.rollback_targets(stack)
+                if may_deploy(self.membership, stack)
+                else set(),
                 "latest_number": stack.revisions.order_by("-number")
                 .values_list("number", flat=True)
                 .first(),

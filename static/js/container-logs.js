@@ -79,6 +79,11 @@
         if (data.type === "lines") {
           show(data.lines, replaceNext);
           replaceNext = false;
+        } else if (data.type === "replaced") {
+          // A redeploy replaced the container: its successor is followed from its first line.
+          show([(root.dataset.replaced || "New container:") + " " + data.name + " (" + data.short_id + ")"], false);
+          log.lastChild.classList.add("text-info");
+          log.lastChild.dataset.role = "replaced";
         } else if (data.type === "skipped") {
           show(["[" + data.count + " lines skipped: the page could not keep up]"], false);
         } else if (data.type === "end") {

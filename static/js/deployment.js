@@ -22,6 +22,9 @@
     var phaseLabels = labelsNode ? JSON.parse(labelsNode.textContent) : {};
     var lastSeq = parseInt(root.dataset.lastSeq || "0", 10) || 0;
     var finished = root.dataset.finished === "true";
+    var header = document.getElementById("deployment-header");
+    var status = header ? header.dataset.status : root.dataset.status;
+    var headerRequests = 0;
     var socket = null;
     var pollTimer = null;
     var retry = 1000;
@@ -121,7 +124,43 @@
       item.querySelector("[data-role=message]").textContent = data.message || "";
     }
 
+    // The header (status, started, duration, buttons, failure box) comes back from the server
+    // at each change of status; only the answer to the newest request is shown.
+    function refreshHeader() {
+      var mine = ++headerRequests;
+      fetch(root.dataset.statusUrl, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          var header = document.getElementById("deployment-header");
+          if (mine !== headerRequests || !header) { return; }
+          var template = document.createElement("template");
+          template.innerHTML = html.trim();
+          var fresh = template.content.querySelector("#deployment-header");
+          if (!fresh) { return; }
+          header.replaceWith(fresh);
+          if (window.htmx) { window.htmx.process(fresh); }
+          tickDuration();
+        })
+        .catch(function () {
+          if (mine === headerRequests) { window.setTimeout(refreshHeader, 2000); }
+        });
+    }
+
+    // While it runs, the duration counts up from its start (rendered in data-started).
+    function tickDuration() {
+      var node = document.querySelector("#deployment-header [data-role=duration][data-started]");
+      if (!node || finished) { return; }
+      var seconds = Math.max(0, Math.floor((Date.now() - Date.parse(node.dataset.started)) / 1000));
+      if (isNaN(seconds)) { return; }
+      node.textContent = seconds < 60 ? seconds + " s" : Math.round(seconds / 60) + " min";
+    }
+
     function updateStatus(data) {
+      var changed = data.status !== status;
+      status = data.status;
       root.dataset.status = data.status;
       document.querySelectorAll("[data-role=status-badge]").forEach(function (badge) {
         badge.className = "badge " + (STATUS_CLASSES[data.status] || "text-bg-secondary");
@@ -131,8 +170,12 @@
         finished = true;
         stop();
         setLive("");
-        // The header (buttons, failure box, duration) comes back from the server.
         document.body.dispatchEvent(new CustomEvent("wf:deployment-finished", { detail: data }));
+      }
+      if (changed) {
+        // What the flash messages said ("queued", "cancelling") no longer holds.
+        document.querySelectorAll("#messages .alert").forEach(function (alert) { alert.remove(); });
+        refreshHeader();
       }
     }
 
@@ -203,6 +246,7 @@
       };
     }
 
+    window.setInterval(tickDuration, 1000);
     setLive("poll");
     schedulePoll();  // until the socket opens
     connect();

@@ -14,7 +14,7 @@ Fixtures (reusable by any test under tests/browser/):
 - `chromium` (module): a headless Playwright Chromium browser (module-scoped on purpose: see
   its docstring).
 - `open_page` (function): `open_page(device="desktop"|"phone")` gives a page in a fresh
-  context (no cookies) sized 1280x800 or 390x844; contexts close at teardown.
+  context (no cookies) sized 1366x800 or 390x844; contexts close at teardown.
 - `login_as` (function): `login_as(page, user, organization=None)` signs `user` in on the
   organisation's host (public host when None) with a real session in Redis, without a page
   visit or a database write, and returns that host's base URL. Redis is flushed before each
@@ -46,7 +46,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+VIEWPORTS = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="session")

@@ -127,6 +127,9 @@ def test_it_stops_then_starts_the_stack(deployed, membership):
     rows = runtime.runtime_status(stack)
     assert {row["state"] for row in rows} == {"exited"}
     assert all(c["exit_code"] is not None for row in rows for c in row["containers"])
+    # Docker keeps the last health check of a stopped container: not shown as "unhealthy".
+    assert [row["health"] for row in rows] == [None, None]
+    assert all(c["health"] is None for row in rows for c in row["containers"])
     assert control(membership, stack, "start")["ok"]
     assert set(states(stack.project).values()) == {"running"}
     assert stack.current_revision is not None
@@ -226,6 +229,10 @@ def test_it_renders_the_panel_with_controls_for_deployers_only(deployed, acme, o
     assert f"127.0.0.1:{port}-&gt;8080/tcp" in page
     assert 'data-health="healthy"' in page
     assert 'data-testid="restart-web"' in page and 'data-testid="stack-remove"' in page
+    assert 'hx-confirm="Stop rt-shop on' in page  # Stop asks first, as Remove does
+    # Each container's log is one link away, at every screen size (no d-none column).
+    assert 'href="/stacks/rt-shop/runtime/containers/rt-shop-web-1/logs/"' in page
+    assert "d-sm-table-cell" not in page
     assert 'hx-trigger="every 5s"' in page
     seen = client_for(viewer, acme).get(url).content.decode()
     assert "rt-shop-web-1" in seen
