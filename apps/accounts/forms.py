@@ -25,6 +25,8 @@ class OrganizationForm(StyledFormMixin, forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["slug"]
         field.help_text = field.help_text % {"domain": settings.WINDFLOW_BASE_DOMAIN}
+        # Suggested from the name as it is typed (static/js/windflow.js), until edited.
+        field.widget.attrs["data-slug-from"] = self["name"].auto_id
 
     def clean_slug(self):
         # No silent lower-casing: "Acme" is refused with the rule rather than changed.

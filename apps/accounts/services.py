@@ -11,6 +11,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record_in
@@ -201,15 +202,17 @@ def invite(actor: Membership, *, email: str, role: str) -> tuple[Invitation, str
             % {"email": email},
             field="email",
         )
-    raw = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         organization=organization,
         email=email,
         role=role,
-        token_hash=hash_secret(raw),
+        token_hash=hash_secret(secrets.token_urlsafe(32)),  # replaced below, never given out
         invited_by=actor.user,
         expires_at=timezone.now() + timedelta(days=settings.WINDFLOW_INVITATION_DAYS),
     )
+    raw = _invitation_token(invitation)
+    invitation.token_hash = hash_secret(raw)
+    invitation.save(update_fields=["token_hash"])
     accept_url = organization.url(f"/invitations/{raw}/")
     record_in(
         organization,
@@ -224,6 +227,28 @@ def invite(actor: Membership, *, email: str, role: str) -> tuple[Invitation, str
 
     send_on_commit(send_invitation_email, invitation.pk, accept_url, organization=organization)
     return invitation, accept_url
+
+
+def _invitation_token(invitation: Invitation) -> str:
+    """The secret of an invitation's link: derived from the invitation with the server's
+    key, so that the invitations page can give the link again (invitation_url); only its
+    hash is stored, as for any token."""
+    value = f"{invitation.organization_id}:{invitation.pk}:{invitation.created_at.isoformat()}"
+    return salted_hmac("windflow.accounts.invitation", value, algorithm="sha256").hexdigest()
+
+
+def invitation_url(actor: Membership, invitation: Invitation) -> str:
+    """The accept link of a pending invitation, for a member who may invite (to copy from the
+    page); "" for anyone else, for a used, revoked or expired invitation, and for a link that
+    cannot be derived again (made with another server key)."""
+    if invitation.status != "pending" or not permissions.can(actor, "invitation.add"):
+        return ""
+    if invitation.organization_id != actor.organization.pk:
+        return ""
+    raw = _invitation_token(invitation)
+    if hash_secret(raw) != invitation.token_hash:
+        return ""
+    return actor.organization.url(f"/invitations/{raw}/")
 
 
 def find_invitation(raw_token: str, organization) -> Invitation:

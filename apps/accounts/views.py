@@ -185,7 +185,9 @@ class InvitationListView(OrganizationView):
         return InvitationForm(data, roles=permissions.assignable_roles(self.membership))
 
     def render_page(self, form, status=200):
-        invitations = services.visible_invitations(self.membership)[:100]
+        invitations = list(services.visible_invitations(self.membership)[:100])
+        for invitation in invitations:
+            invitation.link = services.invitation_url(self.membership, invitation)
         return render(
             self.request,
             "accounts/invitation_list.html",

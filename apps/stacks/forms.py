@@ -74,8 +74,9 @@ class RevisionForm(StyledFormMixin, forms.Form):
         """The editor checks the file as it is typed: each field posts the whole form to the
         validation partial, which replaces the problems panel."""
         triggers = {
-            "compose": "load, keyup changed delay:400ms, change",
-            "variables": "keyup changed delay:600ms, change",
+            # `input`, not `keyup`: a pasted or dropped file is checked at once too.
+            "compose": "load, input changed delay:400ms, change",
+            "variables": "input changed delay:600ms, change",
             "secrets": "change",
             "environment": "change",
             "target": "change",

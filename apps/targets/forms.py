@@ -86,10 +86,28 @@ class TargetCreateForm(StyledFormMixin, forms.Form):
         widget=forms.SelectMultiple(attrs={"size": 4}),
     )
 
+    # The connections each field is for: the page shows only those of the chosen one
+    # (data-kinds, static/js/windflow.js).
+    FIELD_KINDS = {
+        "host": (TargetKind.SSH, TargetKind.TCP_TLS),
+        "port": (TargetKind.SSH, TargetKind.TCP_TLS),
+        "user": (TargetKind.SSH,),
+        "generate_key": (TargetKind.SSH,),
+        "private_key": (TargetKind.SSH,),
+        "passphrase": (TargetKind.SSH,),
+        "ca_pem": (TargetKind.TCP_TLS,),
+        "cert_pem": (TargetKind.TCP_TLS,),
+        "key_pem": (TargetKind.TCP_TLS,),
+        "engine": (TargetKind.LOCAL,),
+        "socket_path": (TargetKind.LOCAL,),
+    }
+
     def __init__(self, *args, **kwargs):
         from . import services
 
         super().__init__(*args, **kwargs)
+        for name, kinds in self.FIELD_KINDS.items():
+            self.fields[name].kinds = " ".join(kinds)
         # The operator's WINDFLOW_LOCAL_TARGETS decides how (and whether) a local Docker socket
         # is offered: never as free text. A `local` kind posted anyway gets the service's error
         # naming the setting.

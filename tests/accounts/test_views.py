@@ -155,3 +155,26 @@ def test_it_lets_a_member_revoke_their_token(developer, acme):
     client.post(f"/settings/tokens/{token.pk}/revoke/")
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+def test_it_gives_the_invitation_link_again_on_the_page_until_it_is_used(
+    owner, acme, django_capture_on_commit_callbacks
+):
+    client = client_for(owner, acme)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/settings/invitations/", {"email": "kim@example.com", "role": "viewer"})
+    run_queued_jobs()
+    emailed = re.search(r"(http://acme\.localhost:8000/invitations/\S+/)", mail.outbox[0].body)[1]
+    page = client.get("/settings/invitations/").content.decode()
+    assert f'value="{emailed}"' in page
+    assert 'data-copy="invitation-link-' in page
+    # The invited address is filled in on the sign-up form the link leads to.
+    path = emailed.removeprefix("http://acme.localhost:8000")
+    accept = client_for(None, acme).get(path).content.decode()
+    assert "/accounts/signup/?email=kim%40example.com&amp;next=" in accept
+    signup = client_for(None, acme).get("/accounts/signup/?email=kim%40example.com")
+    assert 'value="kim@example.com"' in signup.content.decode()
+    # Revoked: no link any more.
+    invitation = Invitation.objects.get(email="kim@example.com")
+    client.post(f"/settings/invitations/{invitation.pk}/revoke/")
+    assert emailed not in client.get("/settings/invitations/").content.decode()

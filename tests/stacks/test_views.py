@@ -26,7 +26,7 @@ def test_it_creates_a_stack_from_the_editor(owner, developer, acme, staging, loc
     for user, name in ((owner, "shop"), (developer, "blog")):
         client = client_for(user, acme)
         page = client.get("/stacks/add/").content.decode()
-        assert 'hx-post="/stacks/validate/"' in page and "keyup changed delay:400ms" in page
+        assert 'hx-post="/stacks/validate/"' in page and "input changed delay:400ms" in page
         response = client.post("/stacks/add/", _editor_post(staging, local_target, name=name))
         assert response.status_code == 302, response.content.decode()[:2000]
         assert response["Location"] == f"/stacks/{name}/"

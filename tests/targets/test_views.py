@@ -181,3 +181,24 @@ def test_it_lists_the_stacks_that_use_a_server_on_its_page(viewer, owner, acme, 
     page = client_for(viewer, acme).get("/servers/local/").content.decode()
     assert 'href="/stacks/shop/"' in page and "running r1" in page
     assert 'href="/stacks/blog/"' in page and "not deployed" in page
+
+
+def test_it_shows_byte_sizes_in_binary_units_everywhere(owner, acme, in_acme):
+    """One unit system (GiB, as the checks' messages) and one filter (windflow `bytes`)."""
+    from pathlib import Path
+
+    from windflow.engine.checks import _disk_check
+    from windflow.engine.units import GiB, MiB
+
+    membership = Membership.objects.get(user=owner, organization=acme)
+    target = services.create_target(membership, name="local", kind="local")
+    Target.objects.filter(pk=target.pk).update(
+        facts={"memory_bytes": 8 * GiB, "disk_free_bytes": 512 * MiB, "cpus": 2}
+    )
+    page = client_for(owner, acme).get("/servers/local/").content.decode()
+    assert "8.0 GiB" in page and "512 MiB" in page
+    assert " GB" not in page and " MB" not in page
+    assert "2.0 GiB free" in _disk_check(2 * GiB, None, "/", "local").detail
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    users = [p.name for p in templates.rglob("*.html") if "filesizeformat" in p.read_text()]
+    assert users == [], "byte sizes go through the `bytes` filter"

@@ -29,6 +29,7 @@ from .errors import (
     EngineError,
     PermissionDeniedDocker,
 )
+from .units import GiB, MiB, format_bytes
 
 __all__ = [
     "DISK_WARN_BYTES",
@@ -39,8 +40,6 @@ __all__ = [
     "check_ssh_target",
 ]
 
-GiB = 1024**3
-MiB = 1024**2
 DISK_WARN_BYTES = 5 * GiB
 MEMORY_WARN_BYTES = 256 * MiB  # available memory below this: warn
 FACTS_TIMEOUT = 20  # seconds for the remote facts command (docker calls inside: 8 s each)
@@ -93,11 +92,7 @@ def _failed(name: str, error: EngineError, started: float | None = None, ms: flo
 
 
 def _size(value: int | None) -> str:
-    if value is None:
-        return "unknown"
-    if value >= GiB:
-        return f"{value / GiB:.1f} GiB"
-    return f"{value / MiB:.0f} MiB"
+    return format_bytes(value)
 
 
 # ----------------------------------------------------------------------- SSH target

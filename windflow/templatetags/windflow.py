@@ -1,6 +1,9 @@
 from django import template
+from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import permissions
+from windflow.engine.units import split_bytes
 
 register = template.Library()
 
@@ -34,3 +37,18 @@ def image_name(reference: str) -> str:
     """`registry.example:5000/team/web:1.4` -> `web:1.4`: the part people recognise (the
     whole reference goes in a title)."""
     return (reference or "").rsplit("/", 1)[-1]
+
+
+BYTE_UNITS = {"B": _("B"), "KiB": _("KiB"), "MiB": _("MiB"), "GiB": _("GiB"), "TiB": _("TiB")}
+
+
+@register.filter(name="bytes")
+def bytes_filter(value) -> str:
+    """{{ facts.memory_bytes|bytes }} — "7.6 GiB": binary units, as the checks' messages
+    (windflow.engine.units); "—" when unknown."""
+    try:
+        number, unit = split_bytes(int(value))
+    except (TypeError, ValueError):
+        return "—"
+    decimals = len(number.partition(".")[2])
+    return f"{number_format(float(number), decimals)} {BYTE_UNITS[unit]}"
