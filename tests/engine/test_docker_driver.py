@@ -274,6 +274,49 @@ def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, test
     assert took < 30, f"deploy ended {took:.1f} s after the cancel"
 
 
+def test_it_creates_and_starts_nothing_once_the_probe_says_a_cancel_was_asked(
+    driver, client, test_images, project
+):
+    """The news has not reached cancel() yet (a worker hears of it a moment later), but it is
+    on record: the driver reads it before each step that changes the server."""
+    asked = threading.Event()
+    asked.set()  # on record before the deploy reaches the server
+    cancel = CancelToken(probe=asked.is_set)
+    text = f"services:\n  web:\n    image: {test_images['busybox:1']}\n"
+    client.images.pull(test_images["busybox:1"])  # present: nothing slows the create down
+    since = int(time.time()) - 1
+    events, error = run(driver, plan_of(text, project), cancel=cancel)
+    assert isinstance(error, Cancelled)
+    assert cancel.cancelled
+    assert not [e for e in events if e.phase in ("create", "start", "network")], events
+    seen = client.api.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"label": f"{PROJECT_LABEL}={project}"},
+        decode=True,
+    )
+    assert list(seen) == []  # not even created and removed again
+
+
+def test_it_says_a_registry_that_never_answers_is_unreachable(driver, client, project):
+    """A registry (or proxy) that takes the connection and says nothing: the engine gives up
+    by itself after a while, and the diagnosis names the registry, with the hint."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the kernel; nothing ever answers
+    host = f"127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        text = f"services:\n  web:\n    image: {host}/windflow-test/silent:1\n"
+        _events, error = run(driver, plan_of(text, project))
+    finally:
+        silent.close()
+    assert isinstance(error, DeployFailed)
+    diagnosis = error.diagnosis
+    assert diagnosis.code == "registry_unreachable", diagnosis
+    assert host in diagnosis.summary and "no answer" in diagnosis.summary
+    assert "cannot reach the image registry" in diagnosis.hint
+
+
 def cancel_after(seconds, deploy):
     """Run deploy(cancel) and cancel it after `seconds`; (its error, how long it went on
     after the cancel)."""

@@ -173,6 +173,15 @@ _REGISTRY_NETWORK = (
     "tls handshake timeout",
     "request canceled while waiting for connection",
 )
+# ... or reached it, and it did not answer: the daemon gave up waiting (a registry, proxy or
+# firewall that holds the connection open without a word).
+_REGISTRY_SILENT = (
+    "client.timeout exceeded",
+    "awaiting headers",
+    "context deadline exceeded",
+    "tls handshake timeout",
+    "i/o timeout",
+)
 _REGISTRY_URL = re.compile(r"https?://([A-Za-z0-9.-]+(?::\d+)?)/v2/")
 
 
@@ -234,9 +243,11 @@ def diagnose_error(
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
     about_pull = image is not None or "pull" in low or "manifest" in low
-    if about_pull and any(marker in low for marker in _REGISTRY_NETWORK):
+    if about_pull and any(marker in low for marker in (*_REGISTRY_NETWORK, *_REGISTRY_SILENT)):
         host = _registry_host_in(text) or (_registry_of(image) if image else None) or "?"
         why = " (DNS lookup failed)" if "no such host" in low else ""
+        if any(marker in low for marker in _REGISTRY_SILENT):
+            why = " (no answer in time)"
         return make(
             "registry_unreachable",
             f"registry unreachable: {host}{why}",

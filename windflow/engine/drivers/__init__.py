@@ -130,12 +130,18 @@ class DeployFailed(EngineError):
 class CancelToken:
     """Thread-safe cancellation: ``cancel()`` from any thread; workers check
     ``cancelled``, sleep with ``wait(seconds)`` (True as soon as cancelled) or call
-    ``raise_if_cancelled()``."""
+    ``raise_if_cancelled()``.
 
-    def __init__(self) -> None:
+    ``probe``: where a cancel request is on record (the caller's database, say), asked by
+    ``poll()`` from any thread. A driver polls before each step that changes the server
+    (create, start, remove a container; create a network or volume), so that nothing new
+    happens once a cancel was asked, even before the news reached ``cancel()``."""
+
+    def __init__(self, probe: Callable[[], bool] | None = None) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
+        self._probe = probe
 
     def cancel(self) -> None:
         with self._lock:
@@ -151,6 +157,19 @@ class CancelToken:
 
     @property
     def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def poll(self) -> bool:
+        """Ask the probe whether a cancel was asked, and cancel when it was. True when
+        cancelled. A probe that fails counts as "not asked" (it is for the caller to log
+        why): the cancel then comes through ``cancel()``."""
+        if not self._event.is_set() and self._probe is not None:
+            try:
+                asked = self._probe()
+            except Exception:  # the deploy goes on; cancel() still works
+                asked = False
+            if asked:
+                self.cancel()
         return self._event.is_set()
 
     def wait(self, seconds: float | None) -> bool:

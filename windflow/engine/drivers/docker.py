@@ -243,7 +243,12 @@ class _Deploy:
         with self.cond:
             self.cond.notify_all()
 
-    def check(self) -> None:
+    def check(self, *, fresh: bool = False) -> None:
+        """Stop here when the deploy was cancelled or aborted. `fresh`: ask the cancel
+        token's probe first, before a step that changes the server (nothing new is created,
+        started or removed once a cancel was asked)."""
+        if fresh:
+            self.user_cancel.poll()
         if self.user_cancel.cancelled:
             raise Cancelled("The deployment was cancelled.")
         if self.stop.cancelled:
@@ -307,7 +312,7 @@ class _Deploy:
 
     def deploy(self) -> None:
         plan = self.plan
-        self.check()
+        self.check(fresh=True)
         self.existing = self.api.containers(all=True, filters=_project_filter(self.project))
         pulls = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, min(len(plan.images), self.driver.pull_threads)),
@@ -403,6 +408,7 @@ class _Deploy:
                             f"{network.name}",
                         )
                     ) from None
+            self.check(fresh=True)
             ipam = None
             if network.ipam:
                 pools = [
@@ -467,6 +473,7 @@ class _Deploy:
                             f"{volume.name}",
                         )
                     ) from None
+            self.check(fresh=True)
             self.api.create_volume(
                 volume.name,
                 driver=volume.driver,
@@ -659,7 +666,7 @@ class _Deploy:
             else:
                 extra.append(summary)
         for summary in extra:
-            self.check()
+            self.check(fresh=True)
             self.remove_container(spec.name, summary["Id"], RECREATE_STOP_TIMEOUT)
         boxes: list[_Box] = []
         for number in range(1, spec.replicas + 1):
@@ -675,10 +682,12 @@ class _Deploy:
                         boxes.append(_Box(old["Id"], name, number, created=False))
                         continue
                     if old.get("State") in ("exited", "created"):
+                        self.check(fresh=True)
                         self.api.start(old["Id"])
                         self.phase(spec.name, "start", f"{spec.name}: {name} started", 70)
                         boxes.append(_Box(old["Id"], name, number, created=False))
                         continue
+                self.check(fresh=True)
                 self.phase(
                     spec.name,
                     "stop",
@@ -694,6 +703,7 @@ class _Deploy:
         args, extra_networks = self.driver.container_args(
             spec, number, name, self.project, self.options.labels
         )
+        self.check(fresh=True)
         created = self.api.create_container(**args)
         cid = created["Id"]
         with self.cond:
@@ -704,7 +714,7 @@ class _Deploy:
         for network, endpoint in extra_networks:
             self.check()
             self.api.connect_container_to_network(cid, network, **endpoint)
-        self.check()
+        self.check(fresh=True)
         self.api.start(cid)
         self.phase(spec.name, "start", f"{spec.name}: started {name}", 70)
         return _Box(cid, name, number, created=True)
