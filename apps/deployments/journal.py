@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from apps.audit import services as audit
 from apps.stacks.models import Stack
 from windflow.realtime import deployment_group, publish
-from windflow.resilience import retry
+from windflow.resilience import discard_connection, retry
 
 from .choices import ACTIVE_STATUSES, DeploymentStatus, LogLevel
 from .models import Deployment, DeploymentLogLine, DeploymentService
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 # Sent on commit once a deployment's outcome is recorded: stack_id, target_id, budget (how
 # long waking the next deployment may wait for the broker).
 finished = Signal()
+# Cancel requests go out on this Redis channel as "<schema>:<deployment id>", so that the
+# worker running the deployment hears of them at once (apps.deployments.runner).
+CANCEL_CHANNEL = "windflow:deployments:cancel"
 
 
 def lock_stack(stack_id: int) -> None:
@@ -253,3 +256,45 @@ def claim(deployment_id: int) -> Deployment | None:
             return None  # another deployment of this stack runs there: wait for it
         publish_status(deployment)
     return deployment
+
+
+# --- Cancel requests ----------------------------------------------------------------------------
+
+
+def cancel_key(schema: str, deployment_id: int) -> str:
+    return f"{schema}:{deployment_id}"
+
+
+def announce_cancel(deployment: Deployment) -> None:
+    """Once the cancel request commits, tell the worker that runs `deployment` (Redis
+    publish, best-effort: the worker also reads the request from the database every second,
+    and before each step that changes the server)."""
+    key = cancel_key(connection.schema_name, deployment.pk)
+
+    def send() -> None:
+        from django_redis import get_redis_connection
+
+        try:
+            get_redis_connection("default").publish(CANCEL_CHANNEL, key)
+        except Exception as exc:  # Redis away: the database holds the request
+            logger.warning("cancel of deployment %s not announced: %s", key, exc)
+
+    transaction.on_commit(send, robust=True)
+
+
+def cancel_requested(schema: str, deployment_id: int) -> bool:
+    """Whether a cancel of the deployment is on record. Safe from any thread (a driver's
+    worker threads ask before each step that changes the server); its connection goes back
+    to the pool at once. A database that does not answer counts as "not asked"."""
+    from django_tenants.utils import schema_context
+
+    try:
+        with schema_context(schema):
+            return Deployment.objects.filter(
+                pk=deployment_id, cancel_requested_at__isnull=False
+            ).exists()
+    except Exception as exc:  # the heartbeat and the Redis announcement still carry it
+        logger.warning("cancel of deployment %s not checked: %s", deployment_id, exc)
+        return False
+    finally:
+        discard_connection()

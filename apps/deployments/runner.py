@@ -39,7 +39,7 @@ from windflow.engine.drivers import (
 from windflow.engine.errors import EngineError
 from windflow.engine.labels import owner_labels
 from windflow.errors import ServiceError
-from windflow.resilience import retry
+from windflow.resilience import Backoff, retry
 
 from . import journal
 from .choices import DeploymentStatus, LogLevel, ServicePhase
@@ -178,6 +178,72 @@ def hold_connection() -> None:
 # --- Heartbeat and cancellation ---------------------------------------------------------------
 
 
+class _CancelWatch:
+    """Follows, in each worker process, the cancel requests announced on Redis
+    (journal.announce_cancel) and cancels at once the token of a deployment that this process
+    runs. Its thread listens while the process runs deployments, and stops a moment after the
+    last one ended. Redis may be away or a message lost: the heartbeat's read of the database
+    every second, and the driver's before each step that changes the server, stay the
+    guarantee."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, CancelToken] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def watching(self, key: str, token: CancelToken):
+        with self.lock:
+            self.tokens[key] = token
+            if self.thread is None or not self.thread.is_alive():  # idle, or a forked child
+                self.thread = threading.Thread(
+                    target=self.listen, name="deployment-cancels", daemon=True
+                )
+                self.thread.start()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.tokens.pop(key, None)
+
+    def idle(self) -> bool:
+        """True (and the thread is let go) when no deployment is watched any more."""
+        with self.lock:
+            if self.tokens:
+                return False
+            self.thread = None
+            return True
+
+    def deliver(self, key: bytes | str) -> None:
+        key = key.decode() if isinstance(key, bytes) else str(key)
+        with self.lock:
+            token = self.tokens.get(key)
+        if token is not None:
+            token.cancel()
+
+    def listen(self) -> None:
+        from django_redis import get_redis_connection
+
+        backoff = Backoff(ceiling=5.0)
+        while not self.idle():
+            pubsub = get_redis_connection("default").pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(journal.CANCEL_CHANNEL)
+                backoff.succeeded()
+                while not self.idle():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.deliver(message["data"])
+            except Exception as exc:  # Redis away: the heartbeat carries cancels meanwhile
+                logger.warning("cancel requests not followed on Redis (%s); retrying", exc)
+                backoff.failed()
+            finally:
+                pubsub.close()
+
+
+_cancels = _CancelWatch()
+
+
 class _Heartbeat(threading.Thread):
     """Beats for the deployment every second and turns a cancel request stored in the
     database (by the web process) into the engine's cancel token."""
@@ -237,12 +303,22 @@ class _Outcome:
     restored: StackRevision | None = None
 
 
+# Event phases that change the server: a cancel that comes before any of them has nothing to undo.
+CHANGES = frozenset({"network", "volume", "create", "start", "stop", "remove"})
+
+
 class DeploymentRun:
     def __init__(self, deployment: Deployment):
         self.deployment = deployment
         self.stack = deployment.stack
-        self.token = CancelToken()
+        self.schema = connection.schema_name
+        # Cancelled by the heartbeat, by the Redis announcement, or when the driver polls the
+        # database before a step that changes the server.
+        self.token = CancelToken(
+            probe=lambda: journal.cancel_requested(self.schema, self.deployment.pk)
+        )
         self.progress_at: dict[str, float] = {}
+        self.changed = False  # the server was changed by this deployment (see CHANGES)
 
     # -- the whole run
 
@@ -257,7 +333,8 @@ class DeploymentRun:
         heartbeat.start()
         outcome = _Outcome(DeploymentStatus.FAILED, _("internal error"))
         try:
-            outcome = self.deploy()
+            with _cancels.watching(journal.cancel_key(self.schema, self.deployment.pk), self.token):
+                outcome = self.deploy()
         except Exception as exc:  # never leave it running: record and move on
             logger.exception("deployment %s crashed", self.deployment.pk)
             outcome = self.crashed(exc)
@@ -447,6 +524,9 @@ class DeploymentRun:
             return _Outcome(status, diagnosis.summary, diagnosis, restored)
         except Cancelled:
             self.log(_("Cancelled."), level=LogLevel.WARNING)
+            if not self.changed:
+                self.log(_("Nothing had changed on the server yet: nothing to undo."))
+                return _Outcome(DeploymentStatus.CANCELLED, _("Cancelled by a member."))
             restored = self.restore(driver, revision, automatic=False)
             return _Outcome(DeploymentStatus.CANCELLED, _("Cancelled by a member."), None, restored)
         self.log(_("Every service is up and healthy."))
@@ -461,17 +541,31 @@ class DeploymentRun:
     def restore(self, driver: Driver, revision: StackRevision, *, automatic: bool):
         """Put back the last good revision (automatic rollback, when the stack allows it, or
         after a cancel); with none, take down what this deployment left behind. Returns the
-        restored revision, or None."""
+        restored revision, or None. Whenever the stack is left otherwise than restored or
+        removed, the log says which of its containers are on the server (docs/deployments.md,
+        "What a failure leaves")."""
         previous = self.previous_good(revision)
         restore_token = CancelToken()  # the restore itself is not cancellable
         if previous is None:
             if self.stack.current_revision_id is None:
                 # Nothing ran before: leave nothing half-deployed.
                 self.log(_("No earlier good revision: removing what this deployment started."))
-                self.consume(driver.remove(self.stack.project, cancel=restore_token))
+                try:
+                    self.consume(driver.remove(self.stack.project, cancel=restore_token))
+                except EngineError as exc:
+                    self.log(
+                        _("What this deployment started could not be removed: %(error)s")
+                        % {"error": diagnose_error(exc).summary},
+                        level=LogLevel.ERROR,
+                    )
+                    self.say_what_is_left(driver)
+            else:
+                self.log(_("This revision was already running: leaving the stack as it is."))
+                self.say_what_is_left(driver)
             return None
         if automatic and not self.stack.auto_rollback:
             self.log(_("Automatic rollback is off for this stack: leaving it as it is."))
+            self.say_what_is_left(driver)
             return None
         self.log(
             _("Rolling back to revision %(n)d.") % {"n": previous.number},
@@ -480,16 +574,30 @@ class DeploymentRun:
         try:
             with self.inputs(previous, self.restorer_of(previous)) as (plan, options):
                 self.consume(driver.deploy(plan, options, restore_token))
-        except (DeployFailed, Abort, ServiceError) as exc:
+        except (EngineError, Abort, ServiceError) as exc:
             summary = getattr(getattr(exc, "diagnosis", None), "summary", None) or str(exc)
             self.log(
                 _("The rollback to revision %(n)d failed too: %(summary)s")
                 % {"n": previous.number, "summary": summary},
                 level=LogLevel.ERROR,
             )
+            self.say_what_is_left(driver)
             return None
         self.log(_("Revision %(n)d restored.") % {"n": previous.number})
         return previous
+
+    def say_what_is_left(self, driver: Driver) -> None:
+        """Log the stack's containers on the server now (name, state, health), for a stack
+        that is left neither restored nor removed."""
+        try:
+            found = [
+                {"name": c.name, "service": c.service, "state": c.state, "health": c.health}
+                for c in driver.status(self.stack.project)
+            ]
+        except EngineError as exc:
+            logger.warning("deployment %s: leftovers not listed (%s)", self.deployment.pk, exc)
+            found = None
+        self.log(describe_leftovers(self.deployment, found), level=LogLevel.WARNING)
 
     # -- recording
 
@@ -500,6 +608,8 @@ class DeploymentRun:
             release_connection()
 
     def record(self, event: Event) -> None:
+        if event.phase in CHANGES:
+            self.changed = True
         if event.kind == "progress" and event.service:
             now = time.monotonic()
             if now - self.progress_at.get(event.service, 0.0) < PROGRESS_EVERY:

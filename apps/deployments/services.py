@@ -24,7 +24,7 @@ from apps.stacks.services import check_compose
 from windflow.errors import Conflict, ServiceError
 
 from .choices import ACTIVE_STATUSES, DeploymentKind, DeploymentStatus, LogLevel
-from .journal import append_log, finish, lock_stack
+from .journal import announce_cancel, append_log, finish, lock_stack
 from .models import Deployment
 
 LOG_PAGE_SIZE = 500
@@ -184,8 +184,9 @@ def resume_deployment(actor: Membership, deployment: Deployment) -> Deployment:
 
 
 def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deployment:
-    """A queued deployment is cancelled at once; a running one stops at its next step
-    (within about a second) and cleans up after itself."""
+    """A queued deployment is cancelled at once; a running one hears of it at once (and
+    reads it before each step that changes the server, so that nothing new starts), stops
+    at its next step and cleans up after itself."""
     if actor is not None:
         require_deploy(actor, deployment.stack, deployment)
     with transaction.atomic():
@@ -205,6 +206,7 @@ def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deplo
             finish(deployment, DeploymentStatus.CANCELLED, _("Cancelled before it started."))
         else:
             append_log(deployment, _("Cancellation requested."), level=LogLevel.WARNING)
+            announce_cancel(deployment)
     return deployment
 
 

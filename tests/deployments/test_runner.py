@@ -176,6 +176,29 @@ def test_it_removes_a_failed_first_deployment(membership, make_stack, test_image
     assert stack.current_revision is None
 
 
+def test_it_says_what_it_left_when_the_rollback_fails_too(membership, make_stack, test_images):
+    """Revision 1's image can no longer be had (its only name pointed at a registry that is
+    gone): the rollback fails, and the log lists the stack's containers left on the server."""
+    gone = f"127.0.0.1:{free_port()}/windflow-test/gone:1"  # nothing listens there
+    client = docker.from_env()
+    try:
+        client.images.pull(test_images["web:1"]).tag(gone)
+        port = free_port()
+        stack = make_stack(web_stack(gone, port), health_timeout=20)
+        assert deploy(membership, stack).status == DeploymentStatus.SUCCEEDED
+        client.images.remove(gone)  # the running container keeps the image, not the name
+        bad = add_revision(stack, web_stack(test_images["web:2"], port, extra=FAILING_HEALTHCHECK))
+        deployment = deploy(membership, stack, bad)
+    finally:
+        client.close()
+    assert deployment.status == DeploymentStatus.FAILED
+    assert deployment.rolled_back_to is None
+    assert deployment.diagnosis["code"] == "healthcheck_failing"  # the deployment's own failure
+    text = log_text(deployment)
+    assert "The rollback to revision 1 failed too" in text
+    assert "Containers of this stack on web-1 now: shop-web-1 (running, unhealthy)" in text, text
+
+
 def test_it_queues_a_second_deployment_while_one_runs(membership, make_stack, test_images):
     stack = make_stack(f"services:\n  app:\n    image: {test_images['busybox:1']}\n")
     first = services.request_deployment(membership, stack)
