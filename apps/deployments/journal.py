@@ -212,7 +212,7 @@ def notify_outcome(deployment: Deployment) -> None:
         return
     text = _("%(stack)s #%(n)d: %(status)s") % {
         "stack": deployment.stack.name,
-        "n": deployment.number,
+        "n": deployment.pk,
         "status": deployment.get_status_display().lower(),
     }
     if deployment.reason:

@@ -20,6 +20,8 @@ class Deployment(models.Model):
     PostgreSQL first (so a page opened later sees everything), then go out live."""
 
     stack = models.ForeignKey("stacks.Stack", on_delete=models.CASCADE, related_name="deployments")
+    # Pages, URLs, notifications and the audit trail name a deployment by its id ("shop #9"
+    # is /deployments/9/); `number` counts the stack's deployments (the API keeps it).
     number = models.PositiveIntegerField(help_text=_("Sequence number within the stack."))
     revision = models.ForeignKey(
         "stacks.StackRevision", on_delete=models.CASCADE, related_name="deployments"
@@ -84,7 +86,7 @@ class Deployment(models.Model):
         indexes = [models.Index(fields=["stack", "status"])]
 
     def __str__(self):
-        return f"{self.stack.name} #{self.number}"
+        return f"{self.stack.name} #{self.pk}"
 
     def get_absolute_url(self):
         return reverse("deployments:deployment_detail", args=[self.pk])

@@ -118,8 +118,7 @@ class DeploymentCreateView(OrganizationView):
             return redirect_after_post(request, _stack_url(stack.name))
         messages.success(
             request,
-            _("Deployment #%(n)d of %(stack)s queued.")
-            % {"n": deployment.number, "stack": stack.name},
+            _("Deployment #%(n)d of %(stack)s queued.") % {"n": deployment.pk, "stack": stack.name},
         )
         return redirect_after_post(request, deployment.get_absolute_url())
 
@@ -172,7 +171,7 @@ class DeploymentLogView(DeploymentView):
             )
             response = HttpResponse(body, content_type="text/plain; charset=utf-8")
             response["Content-Disposition"] = (
-                f'attachment; filename="{deployment.stack.name}-{deployment.number}.log"'
+                f'attachment; filename="{deployment.stack.name}-{deployment.pk}.log"'
             )
             return response
         if fmt == "json":
@@ -218,6 +217,6 @@ class DeploymentResumeView(_ControlView):
         resumed = services.resume_deployment(self.membership, deployment)
         messages.success(
             self.request,
-            _("Resuming as deployment #%(n)d.") % {"n": resumed.number},
+            _("Resuming as deployment #%(n)d.") % {"n": resumed.pk},
         )
         return resumed

@@ -96,3 +96,40 @@ def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_a
     expect(page.get_by_test_id("resume")).to_be_visible()
     expect(log).to_have_count(3)  # nothing twice
     assert [e for e in errors if "favicon" not in e] == []
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_it_names_a_deployment_by_the_number_of_its_url(live_db, open_page, login_as, device):
+    """The second stack's first deployment is "blog #<id>" where its URL says <id>, on its
+    page and in the list, at both sizes (not "blog #1")."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from apps.accounts.models import Membership
+    from apps.stacks.models import Stack, StackRevision
+    from tests.deploying import BUSYBOX_COMPOSE
+
+    organization, owner, first = _live_page_world(live_db)
+    made = []
+
+    def second_stack():
+        blog = Stack.objects.create(
+            name="blog", environment=first.stack.environment, target=first.target
+        )
+        StackRevision.objects.create(stack=blog, number=1, compose=BUSYBOX_COMPOSE)
+        membership = Membership.objects.get(user=owner, organization=organization)
+        made.append(services.request_deployment(membership, blog))
+
+    _in_thread(organization, second_stack)
+    deployment = made[0]
+    assert deployment.number == 1 and deployment.pk > 1
+    page = open_page(device)
+    base = login_as(page, owner, organization)
+    page.goto(f"{base}/deployments/{deployment.pk}/")
+    expect(page.locator("h1")).to_contain_text(f"blog #{deployment.pk}")
+    expect(page.locator("h1")).not_to_contain_text("blog #1 ")
+    expect(page).to_have_title(re.compile(rf"^blog #{deployment.pk} "))
+    page.goto(f"{base}/deployments/")
+    expect(page.get_by_role("link", name=f"blog #{deployment.pk}")).to_be_visible()

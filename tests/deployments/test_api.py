@@ -8,6 +8,7 @@ from django.db import connection
 from guardian.shortcuts import assign_perm
 
 from apps.deployments import journal, services
+from apps.deployments.api import views as deployments_api
 from apps.deployments.choices import DeploymentStatus, ServicePhase
 from apps.deployments.models import Deployment
 from tests.base import APIViewTestMixin, api_client, error_of
@@ -169,6 +170,22 @@ def test_it_streams_the_log_and_ends_with_the_status_when_finished(world, acme, 
     assert [row["seq"] for row in rows[:-1]] == [2, 3]
     assert rows[-1]["status"]["status"] == "failed"
     assert rows[-1]["status"]["reason"] == "healthcheck failing"
+
+
+def test_it_sends_keepalive_rows_while_the_log_is_quiet(world, acme, viewer, monkeypatch):
+    """A deployment waiting in its health gate writes nothing for a while: the stream still
+    sends a row every few seconds, so that a client's read timeout does not fire."""
+    monkeypatch.setattr(deployments_api, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(deployments_api, "FOLLOW_MAX_SECONDS", 1.5)  # ends the stream here
+    deployment = services.request_deployment(world.membership, world.stack)
+    journal.append_log(deployment, "waiting for the health gate")
+    response = api_client(viewer, acme).get(
+        f"/api/v1/deployments/{deployment.pk}/logs/", {"follow": "true"}
+    )
+    rows = [json.loads(row) for row in response.getvalue().decode().splitlines()]
+    assert rows[0]["message"] == "waiting for the health gate"
+    assert rows[1:-1] and all(row == {"keepalive": True} for row in rows[1:-1]), rows
+    assert rows[-1]["timeout"] is True
 
 
 def test_it_keeps_deployments_inside_their_organisation(world, acme, globex, outsider):

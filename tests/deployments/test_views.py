@@ -2,6 +2,8 @@
 fallback, cancel and resume, and isolation between organisations. No worker runs: progress is
 written with the services the runner uses."""
 
+import re
+
 from django.db import connection
 
 from apps.accounts.models import Membership
@@ -134,12 +136,13 @@ def test_it_refuses_cancel_to_a_viewer(world, acme, viewer):
 def test_it_lists_and_filters_deployments(world, acme, viewer):
     first = services.request_deployment(world.membership, world.stack)
     services.cancel_deployment(world.membership, first)
-    services.request_deployment(world.membership, world.stack)
+    second = services.request_deployment(world.membership, world.stack)
+    one, two = f"shop #{first.pk}", f"shop #{second.pk}"  # deployments are named by their id
     client = client_for(viewer, acme)
     html = client.get("/deployments/").content.decode()
-    assert "shop #1" in html and "shop #2" in html
+    assert one in html and two in html
     partial = client.get("/deployments/?status=cancelled", HTTP_HX_REQUEST="true")
-    assert "shop #1" in partial.content.decode() and "shop #2" not in partial.content.decode()
+    assert one in partial.content.decode() and two not in partial.content.decode()
     assert "<html" not in partial.content.decode()
     none = client.get("/deployments/?stack=other", HTTP_HX_REQUEST="true").content.decode()
     assert "No deployment matches" in none
@@ -187,6 +190,34 @@ def test_it_shows_recent_deployments_on_the_overview(owner, viewer, acme, globex
     connection.set_schema_to_public()
 
     page = client_for(viewer, acme).get("/").content.decode()
-    assert "shop #1" in page
+    assert f"shop #{deployment.pk}" in page  # deployments are named by their id
     assert "port 8080 already allocated" in page
-    assert "shop #1" not in client_for(outsider, globex).get("/").content.decode()
+    assert f"shop #{deployment.pk}" not in client_for(outsider, globex).get("/").content.decode()
+
+
+def test_it_names_a_deployment_by_the_number_of_its_url(world, acme, viewer):
+    """One number per deployment: "blog #9" is /deployments/9/ on every page, although it is
+    the first deployment of blog (the API keeps that count as `number`)."""
+    from apps.notifications.models import Notification
+
+    services.request_deployment(world.membership, world.stack)  # shop's takes an id first
+    blog = Stack.objects.create(name="blog", environment=world.environment, target=world.target)
+    StackRevision.objects.create(stack=blog, number=1, compose="services: {}\n")
+    deployment = services.request_deployment(world.membership, blog)
+    assert deployment.number == 1 and deployment.pk > 1
+    url, name = f"/deployments/{deployment.pk}/", f"blog #{deployment.pk}"
+    assert deployment.get_absolute_url() == url and str(deployment) == name
+    journal.finish(deployment, DeploymentStatus.FAILED, "port 8080 already allocated")
+    client = client_for(viewer, acme)
+    page = client.get(url).content.decode()
+    assert f"<title>{name}" in page
+    assert f'<span class="text-secondary">#{deployment.pk}</span>' in page  # the heading
+    assert not re.search(r"blog #1\b", page) and ">#1<" not in page
+    assert name in client.get("/deployments/").content.decode()
+    stack_page = client.get("/stacks/blog/").content.decode()
+    assert f'<a href="{url}">#{deployment.pk}</a>' in stack_page
+    connection.set_schema_to_public()
+    assert name in client.get("/").content.decode()  # the overview's recent deployments
+    connection.set_tenant(acme)
+    told = Notification.objects.filter(url=url).get()
+    assert told.text.startswith(f"{name}: failed")

@@ -32,6 +32,9 @@ from .serializers import (
 
 FOLLOW_POLL_SECONDS = 0.25
 FOLLOW_MAX_SECONDS = 60 * 60
+# A quiet log sends this row every few seconds (documented in docs/deployments.md).
+KEEPALIVE_SECONDS = 5.0
+KEEPALIVE_ROW = json.dumps({"keepalive": True}) + "\n"
 
 
 class DeploymentFilterSet(django_filters.FilterSet):
@@ -125,7 +128,8 @@ class DeploymentViewSet(OrganizationReadOnlyViewSet):
                 "follow",
                 OpenApiTypes.BOOL,
                 description="Stream NDJSON: the lines, then new ones until the deployment "
-                'finishes, then one {"status": ...} object.',
+                'finishes, then one {"status": ...} object; while the log is quiet, a '
+                '{"keepalive": true} row every 5 s.',
             ),
         ],
         responses=LogPageSerializer,
@@ -160,29 +164,49 @@ def _read(tenant, deployment_id: int, after: int):
         return window["lines"], window["finished"], journal.status_event(deployment)
 
 
-def _step(tenant, deployment_id: int, after: int, deadline: float):
-    """One read: (NDJSON rows, the new `after`, whether the stream ends, whether to pause)."""
-    lines, finished, state = _read(tenant, deployment_id, after)
-    rows = [json.dumps(line) + "\n" for line in lines]
-    if lines:
-        after = lines[-1]["seq"]
-        if len(lines) >= services.LOG_PAGE_SIZE:
-            return rows, after, False, False  # more stored lines: no pause
-    if finished:
-        # The status was read before the lines: every line written before the end is in.
-        return [*rows, json.dumps({"status": state}) + "\n"], after, True, False
-    if time.monotonic() > deadline:
-        return [*rows, json.dumps({"status": state, "timeout": True}) + "\n"], after, True, False
-    return rows, after, False, True
+class _Follower:
+    """Where one follow stream stands: the last line sent, when it must end, and when it last
+    sent anything (a quiet log gets a keep-alive row every KEEPALIVE_SECONDS, so that a
+    client's read timeout does not fire while the deployment waits, in a health gate say)."""
+
+    def __init__(self, tenant, deployment_id: int, after: int):
+        self.tenant, self.deployment_id, self.after = tenant, deployment_id, after
+        self.deadline = time.monotonic() + FOLLOW_MAX_SECONDS
+        self.sent_at = time.monotonic()
+
+    def step(self):
+        """One read: (NDJSON rows, whether the stream ends, whether to pause)."""
+        rows, done, pause = self._read()
+        now = time.monotonic()
+        if rows:
+            self.sent_at = now
+        elif now - self.sent_at >= KEEPALIVE_SECONDS:
+            rows, self.sent_at = [KEEPALIVE_ROW], now
+        return rows, done, pause
+
+    def _read(self):
+        lines, finished, state = _read(self.tenant, self.deployment_id, self.after)
+        rows = [json.dumps(line) + "\n" for line in lines]
+        if lines:
+            self.after = lines[-1]["seq"]
+            if len(lines) >= services.LOG_PAGE_SIZE:
+                return rows, False, False  # more stored lines: no pause
+        if finished:
+            # The status was read before the lines: every line written before the end is in.
+            return [*rows, json.dumps({"status": state}) + "\n"], True, False
+        if time.monotonic() > self.deadline:
+            return [*rows, json.dumps({"status": state, "timeout": True}) + "\n"], True, False
+        return rows, False, True
 
 
 async def follow_log(tenant, deployment_id: int, after: int):
     """NDJSON: the stored lines after `after`, then new ones (polled every 0.25 s) until the
-    deployment finishes; last, one {"status": {...}} object. Bounded to an hour."""
-    step = sync_to_async(_step)
-    deadline = time.monotonic() + FOLLOW_MAX_SECONDS
+    deployment finishes; last, one {"status": {...}} object. A quiet log gets a
+    {"keepalive": true} row every KEEPALIVE_SECONDS. Bounded to an hour."""
+    follower = _Follower(tenant, deployment_id, after)
+    step = sync_to_async(follower.step)
     while True:
-        rows, after, done, pause = await step(tenant, deployment_id, after, deadline)
+        rows, done, pause = await step()
         for row in rows:
             yield row
         if done:
@@ -193,9 +217,9 @@ async def follow_log(tenant, deployment_id: int, after: int):
 
 def follow_log_sync(tenant, deployment_id: int, after: int):
     """The same stream for a WSGI server (and the test client)."""
-    deadline = time.monotonic() + FOLLOW_MAX_SECONDS
+    follower = _Follower(tenant, deployment_id, after)
     while True:
-        rows, after, done, pause = _step(tenant, deployment_id, after, deadline)
+        rows, done, pause = follower.step()
         yield from rows
         if done:
             return
