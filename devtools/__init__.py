@@ -35,9 +35,11 @@ from .dockerd import (
 )
 from .images import (
     BASE_IMAGE,
+    DEMO_IMAGE,
     TEST_IMAGE_LABEL,
     TEST_IMAGE_NAMESPACE,
     TEST_IMAGES,
+    build_demo_image,
     build_test_images,
     ensure_compose_plugin,
     registry_image_ref,
@@ -51,6 +53,7 @@ from .tlsproxy import TlsProxy, start_tls_docker_proxy, tls_pem_pair
 
 __all__ = [
     "BASE_IMAGE",
+    "DEMO_IMAGE",
     "HOST",
     "SYSTEM_SOCKET",
     "TEST_IMAGES",
@@ -65,6 +68,7 @@ __all__ = [
     "ServiceStack",
     "Sshd",
     "TlsProxy",
+    "build_demo_image",
     "build_test_images",
     "docker_ping",
     "ensure_compose_plugin",

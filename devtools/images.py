@@ -1,5 +1,6 @@
-"""The busybox test images, built without internet and pushed to a private registry, the
-compose v2 plugin, and the clean-up of a compose project on the test engine."""
+"""The busybox test images, built without internet and pushed to a private registry; the
+demo's image, built the same way on the engine of `make run`; the compose v2 plugin, and the
+clean-up of a compose project on the test engine."""
 
 from __future__ import annotations
 
@@ -100,10 +101,15 @@ def _in_registry(registry: Registry, name: str) -> bool:
     return registry_get(registry.port, path, method="HEAD") == 200
 
 
-def _docker(args: list[str], *, log: Path, timeout: float, what: str) -> None:
-    """Run the docker CLI (legacy builder: no BuildKit here), output appended to `log`."""
+def _docker(
+    args: list[str], *, log: Path, timeout: float, what: str, docker_host: str | None = None
+) -> None:
+    """Run the docker CLI (legacy builder: no BuildKit here), output appended to `log`;
+    `docker_host` (``unix:///path``) names the engine, else DOCKER_HOST does."""
     cmd = [_docker_cli_or_explain(), *args]
     env = dict(os.environ, DOCKER_BUILDKIT="0")
+    if docker_host:
+        env["DOCKER_HOST"] = docker_host
     with log.open("ab") as out:
         out.write(f"\n$ docker {' '.join(args)}\n".encode())
         out.flush()
@@ -192,6 +198,59 @@ def build_test_images(registry: Registry) -> dict[str, str]:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return refs
+
+
+# ------------------------------------------------------------------ the demo's image
+
+# The image of the demo's `hello` stack (windflow/management/commands/setup_demo.py names the
+# same): built by `make run` on the demo's engine from this machine's static busybox, so that
+# a newcomer's first deploy needs no registry and no internet. Local only, never pushed.
+DEMO_IMAGE = "windflow-demo/hello:1"
+DEMO_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Hello from WindFlow</title></head>
+<body><h1>Hello from WindFlow</h1>
+<p>This page is served by the demo stack <code>hello</code>, deployed by WindFlow.</p></body>
+</html>
+"""
+_DEMO_DOCKERFILE = """\
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN ["/bin/busybox", "sh", "-c", "mkdir -p /tmp && chmod 1777 /tmp"]
+COPY www /www
+ENV PATH=/bin
+LABEL io.windflow.demo=1
+EXPOSE 8080
+HEALTHCHECK --interval=2s --timeout=3s --retries=10 CMD ["wget", "-q", "-O-", "http://127.0.0.1:8080/"]
+# Busybox as PID 1 ignores SIGTERM: without this every `docker stop` waits 10 s.
+STOPSIGNAL SIGKILL
+CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+def build_demo_image(work: Path, *, docker_host: str | None = None) -> str:
+    """Build DEMO_IMAGE on the engine `docker_host` names (else DOCKER_HOST's): busybox's
+    httpd serving a page on 8080, healthy once it answers. No registry, no internet
+    (``FROM scratch`` + this machine's static busybox). Returns the image's name. Log:
+    ``work/demo-image.log``; raises DevServiceError when it cannot be built."""
+    if not BUSYBOX.is_file():
+        raise DevServiceError(
+            f"{BUSYBOX} was not found: install it with `apt-get install -y busybox-static`"
+        )
+    context = work / "demo-image"
+    shutil.rmtree(context, ignore_errors=True)
+    (context / "www").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, context / "busybox")
+    (context / "www" / "index.html").write_text(DEMO_PAGE)
+    (context / "Dockerfile").write_text(_DEMO_DOCKERFILE)
+    _docker(
+        ["build", "-q", "-t", DEMO_IMAGE, str(context)],
+        log=work / "demo-image.log",
+        timeout=IMAGE_BUILD_TIMEOUT,
+        what=f"docker build of the demo image {DEMO_IMAGE}",
+        docker_host=docker_host,
+    )
+    return DEMO_IMAGE
 
 
 # ------------------------------------------------------------- compose v2 plugin

@@ -11,6 +11,8 @@
    the only one on the WINDFLOW_LOCAL_SOCKETS allow-list given to the processes (unless
    WINDFLOW_LOCAL_SOCKETS is set). WINDFLOW_DEV_DOCKER=private asks for the private engine
    even when the machine has one; WINDFLOW_DEV_DOCKER=off for none.
+   The demo's image (devtools.images.DEMO_IMAGE) is built on that engine from this
+   machine's static busybox, so that the demo's `hello` stack deploys with no registry.
 3. `manage.py migrate_all`, then `manage.py setup_demo` (the demo organisation gets that
    engine as a local engine: WINDFLOW_LOCAL_TARGETS=staff).
 4. The Procfile's web, worker and scheduler, kept running by devtools.supervisor: a process
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from devtools.base import DevServiceError, ServiceStack, is_root, port_is_free
 from devtools.dockerd import SYSTEM_SOCKET, docker_ping, find_dockerd, start_dockerd
+from devtools.images import build_demo_image
 from devtools.postgres import start_postgres
 from devtools.redis_server import start_redis
 from devtools.supervisor import Supervisor
@@ -134,6 +137,22 @@ def start_docker_engine(env: dict[str, str], stack: ServiceStack) -> None:
     env["WINDFLOW_LOCAL_SOCKETS"] = engine.socket_path
 
 
+def prepare_demo_image(env: dict[str, str]) -> None:
+    """Build the demo's image on the first allowed engine that answers (the one of step 2).
+    Without it the demo's `hello` stack cannot deploy: say so, and go on."""
+    for path in env.get("WINDFLOW_LOCAL_SOCKETS", "").split(","):
+        path = path.strip()
+        if not path or not os.path.exists(path):
+            continue
+        try:
+            image = build_demo_image(VAR / "demo", docker_host=f"unix://{path}")
+        except DevServiceError as exc:
+            say(f"the demo's image was not built ({exc}): the `hello` stack cannot deploy")
+            return
+        say(f"demo image {image} built on {path} (the `hello` stack needs no registry)")
+        return
+
+
 def build_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.dev")
@@ -184,6 +203,7 @@ def main() -> int:
         with stack.starting():
             start_services(env, stack)
             start_docker_engine(env, stack)
+        prepare_demo_image(env)
         manage(env, "migrate_all")
         manage(env, "setup_demo")
         banner(env)

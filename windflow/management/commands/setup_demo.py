@@ -9,12 +9,33 @@ from apps.tenants import services
 from apps.tenants.models import Organization
 
 DEMO_EMAIL = "admin@demo.localhost"
-SAMPLE_STACK = """\
+# Built on the demo's engine by `make run` (devtools.images.DEMO_IMAGE, the same name): busybox's
+# httpd on 8080. Never pulled, so the first deploy works offline.
+DEMO_IMAGE = "windflow-demo/hello:1"
+SAMPLE_STACK = f"""\
 # A sample stack: deploy it to see progress, the health gate and the log live.
+# Its image is built on this machine by `make run`: no registry, no internet needed.
+services:
+  web:
+    image: {DEMO_IMAGE}
+    pull_policy: never
+    ports: ["127.0.0.1:${{WEB_PORT:-8081}}:8080"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
+      interval: 2s
+      retries: 10
+    restart: unless-stopped
+    deploy:
+      resources:
+        limits: {{memory: 64M, cpus: "0.5"}}
+"""
+# The same from Docker Hub, beside it and not deployed: it needs the server to reach the internet.
+HUB_STACK = """\
+# The sample stack with an image from Docker Hub: the server must reach the internet to pull it.
 services:
   web:
     image: nginx:1.27-alpine
-    ports: ["127.0.0.1:${WEB_PORT:-8081}:80"]
+    ports: ["127.0.0.1:${HUB_WEB_PORT:-8082}:80"]
     healthcheck:
       test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1/"]
       interval: 2s
@@ -107,7 +128,22 @@ def furnish_demo(owner: Membership, engine=None) -> None:
         target=server,
         compose=SAMPLE_STACK,
         message="sample stack",
-        description="nginx with a healthcheck, published on 127.0.0.1:8081",
+        description=(
+            "A web page with a healthcheck, published on 127.0.0.1:8081; its image is built "
+            "on this machine by make run (no registry needed)."
+        ),
+    )
+    stacks.create_stack(
+        owner,
+        name="hello-hub",
+        environment=staging,
+        target=server,
+        compose=HUB_STACK,
+        message="sample stack from Docker Hub",
+        description=(
+            "nginx from Docker Hub with a healthcheck, published on 127.0.0.1:8082: deploy it "
+            "when the server can reach the internet."
+        ),
     )
 
 
