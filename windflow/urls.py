@@ -34,6 +34,7 @@ urlpatterns = [
         name="invitation_accept",
     ),
     path("accounts/handoff/", account_views.handoff, name="account_handoff"),
+    path("accounts/language/", account_views.set_language, name="set_language"),
     path("accounts/", include("allauth.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("organizations/<slug:slug>/go/", account_views.go_to_organization, name="organization_go"),

@@ -20,6 +20,7 @@ urlpatterns = [
         name="organization_create",
     ),
     path("organizations/<slug:slug>/go/", account_views.go_to_organization, name="organization_go"),
+    path("accounts/language/", account_views.set_language, name="set_language"),
     path("accounts/", include("allauth.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("admin/", admin.site.urls),

@@ -58,3 +58,16 @@ class ApiTokenForm(StyledFormMixin, forms.Form):
         initial=90,
         help_text=_("Leave empty for a token that does not expire."),
     )
+
+
+class LanguageForm(forms.Form):
+    """The pages' language, from the user menu; `next` is where to go back to."""
+
+    language = forms.ChoiceField(label=_("Language"))
+    next = forms.CharField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        from django.conf import settings
+
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = settings.LANGUAGES

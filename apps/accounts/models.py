@@ -1,6 +1,7 @@
 import hashlib
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
@@ -50,6 +51,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     # In every JWT and in the session hash: raising it ends every sign-in at once (a new
     # password, a deactivation). Personal access tokens are credentials of their own.
     token_version = models.PositiveIntegerField(_("sign-in generation"), default=0, editable=False)
+    # The pages' language for this person, wherever they sign in (empty: the browser's).
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, blank=True, default=""
+    )
 
     objects = UserManager()
 

@@ -184,6 +184,15 @@ def deactivate_user(actor: User, user: User) -> None:
     record_in(None, "user.deactivate", obj=user, actor=actor)
 
 
+def set_language(user: User, language: str) -> None:
+    """Remember the pages' language of a person ("" = their browser's), for every host."""
+    if language not in {"", *dict(settings.LANGUAGES)}:
+        raise ServiceError(_("This language is not available."), code="unknown_language")
+    if user.language != language:
+        user.language = language
+        user.save(update_fields=["language"])
+
+
 # --- Invitations ------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """Pages of the public site (home, new organisation) and of an organisation's settings
 (members, invitations, tokens), plus invitation acceptance and the sign-in handoff."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -8,9 +9,10 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Organization
@@ -18,7 +20,7 @@ from windflow.errors import Forbidden, ServiceError
 from windflow.views import ObjectView, OrganizationView, apply_service_error, redirect_after_post
 
 from . import permissions, services
-from .forms import ApiTokenForm, InvitationForm, OrganizationForm, RoleForm
+from .forms import ApiTokenForm, InvitationForm, LanguageForm, OrganizationForm, RoleForm
 
 SESSION_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 
@@ -94,6 +96,38 @@ def handoff(request):
     if welcome:
         messages.success(request, _("Welcome to %(org)s!") % {"org": request.tenant.name})
     return redirect(next_path)
+
+
+@require_POST
+def set_language(request):
+    """The language switch of the user menu, on every host: remembered on the person when
+    signed in (User.language), and in the language cookie for the pages before a sign-in."""
+    form = LanguageForm(request.POST)
+    if not form.is_valid():
+        return render(request, "400.html", status=400)
+    language = form.cleaned_data["language"]
+    if request.user.is_authenticated:
+        services.set_language(request.user, language)
+    next_url = form.cleaned_data["next"]
+    if next_url == request.path or not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = "/"
+    response = redirect(next_url)
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        path=settings.LANGUAGE_COOKIE_PATH,
+        domain=settings.LANGUAGE_COOKIE_DOMAIN,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+    )
+    return response
+
+
+set_language.action = permissions.NO_ROLE  # the person's own preference, in any organisation
 
 
 # --- Organisation: dashboard and settings -----------------------------------------------------

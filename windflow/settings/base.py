@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "apps.accounts.middleware.UserLanguageMiddleware",
     "windflow.context.ActorContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -180,6 +181,8 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
 # Set to ".example.com" in production so one session covers every organisation's subdomain.
 SESSION_COOKIE_DOMAIN = env_str("SESSION_COOKIE_DOMAIN")
 CSRF_COOKIE_DOMAIN = SESSION_COOKIE_DOMAIN
+# The language chosen while signed out follows the person to every organisation's host.
+LANGUAGE_COOKIE_DOMAIN = SESSION_COOKIE_DOMAIN
 
 CHANNEL_LAYERS = {
     "default": {

@@ -132,6 +132,9 @@ class MeSerializer(serializers.Serializer):
     organization = serializers.CharField()
     role = serializers.CharField()
     auth = serializers.ChoiceField(choices=["token", "session_or_jwt"])
+    language = serializers.CharField(
+        help_text="The pages' language the person chose (en, fr), or empty for the browser's."
+    )
 
 
 class MeView(APIView):
@@ -149,6 +152,7 @@ class MeView(APIView):
                 "organization": request.tenant.slug,
                 "role": membership.role,
                 "auth": "token" if isinstance(request.auth, ApiToken) else "session_or_jwt",
+                "language": request.user.language,
             }
         )
 
