@@ -210,13 +210,17 @@ def notify_outcome(deployment: Deployment) -> None:
 
     if deployment.triggered_by_id is None:
         return
-    text = _("%(stack)s #%(n)d: %(status)s") % {
-        "stack": deployment.stack.name,
-        "n": deployment.pk,
-        "status": deployment.get_status_display().lower(),
-    }
-    if deployment.reason:
-        text += f" ({deployment.reason})"
+
+    def text() -> str:  # in the recipient's language
+        written = _("%(stack)s #%(n)d: %(status)s") % {
+            "stack": deployment.stack.name,
+            "n": deployment.pk,
+            "status": deployment.get_status_display().lower(),
+        }
+        if deployment.reason:
+            written += f" ({deployment.reason})"
+        return written
+
     notify(
         [deployment.triggered_by],
         verb=f"deployment.{deployment.status}",

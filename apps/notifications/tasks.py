@@ -27,7 +27,9 @@ def notify_invitation_accepted(invitation_id: int) -> None:
     services.notify(
         recipients.distinct(),
         verb="invitation.accepted",
-        text=_("%(email)s accepted the invitation and joined as %(role)s.")
-        % {"email": invitation.accepted_by.email, "role": invitation.get_role_display()},
+        text=lambda: (
+            _("%(email)s accepted the invitation and joined as %(role)s.")
+            % {"email": invitation.accepted_by.email, "role": invitation.get_role_display()}
+        ),
         url="/settings/members/",
     )

@@ -7,6 +7,23 @@ from windflow.engine.units import split_bytes
 
 register = template.Library()
 
+# Docker's words for a container's state and health, and WindFlow's for a service's
+# (apps.stacks.runtime), as people read them; an unknown word is shown as Docker says it.
+CONTAINER_STATES = {
+    "created": _("created"),
+    "restarting": _("restarting"),
+    "running": _("running"),
+    "removing": _("removing"),
+    "paused": _("paused"),
+    "exited": _("exited"),
+    "dead": _("dead"),
+    "partial": _("partly running"),
+    "missing": _("missing"),
+    "starting": _("starting"),
+    "healthy": _("healthy"),
+    "unhealthy": _("unhealthy"),
+}
+
 
 @register.filter
 def can(membership, action: str) -> bool:
@@ -52,3 +69,9 @@ def bytes_filter(value) -> str:
         return "—"
     decimals = len(number.partition(".")[2])
     return f"{number_format(float(number), decimals)} {BYTE_UNITS[unit]}"
+
+
+@register.filter
+def container_state(state: str) -> str:
+    """A container's (or service's) state or health, in the reader's language."""
+    return CONTAINER_STATES.get(state or "", state)

@@ -1,6 +1,8 @@
 from django import template
 from django.urls import NoReverseMatch, reverse
 
+from apps.deployments.choices import DeploymentStatus
+
 register = template.Library()
 
 STATUS_CLASSES = {
@@ -26,6 +28,12 @@ def optional_url(name: str, *args) -> str:
 @register.filter
 def status_class(status: str) -> str:
     return STATUS_CLASSES.get(status or "", "text-bg-light")
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """A deployment status in the reader's language ("rolled_back" -> "Rolled back")."""
+    return DeploymentStatus(status).label if status in DeploymentStatus.values else status
 
 
 @register.filter
