@@ -13,8 +13,9 @@ Fixtures (reusable by any test under tests/browser/):
   teardown, even when the test fails.
 - `chromium` (module): a headless Playwright Chromium browser (module-scoped on purpose: see
   its docstring).
-- `open_page` (function): `open_page(device="desktop"|"phone")` gives a page in a fresh
-  context (no cookies) sized 1366x800 or 390x844; contexts close at teardown.
+- `open_page` (function): `open_page(device="desktop"|"phone", locale="en-GB")` gives a page
+  in a fresh context (no cookies) sized 1366x800 or 390x844, whose browser asks for `locale`
+  (Accept-Language); contexts close at teardown.
 - `login_as` (function): `login_as(page, user, organization=None)` signs `user` in on the
   organisation's host (public host when None) with a real session in Redis, without a page
   visit or a database write, and returns that host's base URL. Redis is flushed before each
@@ -46,6 +47,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# A laptop (1366 px, the width the issue 11 tour was run at) and a phone.
 VIEWPORTS = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
@@ -91,8 +93,8 @@ def chromium():
 def open_page(chromium):
     contexts = []
 
-    def _open(device: str = "desktop"):
-        context = chromium.new_context(viewport=VIEWPORTS[device], locale="en-GB")
+    def _open(device: str = "desktop", locale: str = "en-GB"):
+        context = chromium.new_context(viewport=VIEWPORTS[device], locale=locale)
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context.new_page()
