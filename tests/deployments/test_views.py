@@ -5,6 +5,7 @@ written with the services the runner uses."""
 import re
 
 from django.db import connection
+from docker.errors import APIError
 
 from apps.accounts.models import Membership
 from apps.deployments import journal, services
@@ -13,8 +14,9 @@ from apps.deployments.models import Deployment
 from apps.environments.models import Environment
 from apps.stacks.models import Stack, StackRevision
 from apps.targets.models import Target
-from tests.base import client_for
+from tests.base import api_client, client_for
 from tests.deploying import progress
+from windflow.engine.diagnose import diagnose_error
 
 
 def test_it_deploys_a_stack_from_its_page_and_redirects_to_the_live_page(world, acme, owner):
@@ -76,6 +78,33 @@ def test_it_renders_the_live_page_with_bars_lines_and_failure(world, acme, viewe
     assert "Rolled back to revision 1." in html
     assert f'data-ws="/ws/deployments/{deployment.pk}/"' in html and 'data-last-seq="4"' in html
     assert 'data-testid="cancel"' not in html and 'data-testid="resume"' not in html
+
+
+def test_it_says_why_a_deployment_failed_in_the_readers_language(world, acme, viewer):
+    error = APIError(
+        "400 Client Error",
+        explanation='OCI runtime create failed: exec: "gunicorn": executable file not found '
+        "in $PATH: unknown",
+    )
+    diagnosis = diagnose_error(error, service="web")
+    deployment = services.request_deployment(world.membership, world.stack)
+    journal.finish(deployment, DeploymentStatus.FAILED, diagnosis.summary, diagnosis.as_dict())
+    client = client_for(viewer, acme)
+    english = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "command not found in the image: gunicorn" in english
+    assert "The image has no program of that name" in english
+    french = client.get(f"/deployments/{deployment.pk}/", HTTP_ACCEPT_LANGUAGE="fr")
+    html = french.content.decode()
+    assert "commande introuvable dans l\u2019image : gunicorn" in html
+    assert "L\u2019image n\u2019a aucun programme de ce nom" in html
+    assert "command not found in the image" not in html  # the reason is the same summary
+    api = api_client(viewer, acme)
+    stored = api.get(f"/api/v1/deployments/{deployment.pk}/").json()["diagnosis"]
+    assert stored["code"] == "command_not_found"
+    assert stored["text"] == {
+        "template": "command not found in the image: %(command)s",
+        "args": {"command": "gunicorn"},
+    }
 
 
 def test_it_serves_only_newer_lines_to_the_polling_fallback(world, acme, viewer):

@@ -6,6 +6,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from windflow.engine.diagnose import (
     DETAIL_LIMIT,
     Diagnosis,
+    Exit,
     diagnose_container,
     diagnose_error,
     diagnose_timeout,
@@ -158,6 +159,41 @@ def test_exited_gives_the_code_and_the_last_log_line():
     assert diagnose_container(attrs(restarting), service="x").summary == (
         "restarting: exited with code 2"
     )
+
+
+def test_a_restarted_container_is_diagnosed_with_the_code_of_its_last_exit():
+    running_again = {"Status": "running", "Running": True, "ExitCode": 0}
+    assert diagnose_container(attrs(running_again), service="x") is None
+    diagnosis = diagnose_container(
+        attrs(running_again), service="x", restarted=True, last_exit=Exit(3), log_tail=["boom"]
+    )
+    assert (diagnosis.code, diagnosis.summary) == ("exited", "restarted: exited with code 3: boom")
+    killed = diagnose_container(
+        attrs(running_again), service="x", restarted=True, last_exit=Exit(137, oom_killed=True)
+    )
+    assert killed.code == "oom_killed"
+
+
+def test_it_names_a_command_missing_from_the_image():
+    for text, name in (
+        (
+            "failed to create task for container: failed to create shim task: OCI runtime "
+            'create failed: runc create failed: unable to start container process: exec: "nope":'
+            " executable file not found in $PATH: unknown",
+            "nope",
+        ),
+        (
+            "OCI runtime create failed: runc create failed: unable to start container process: "
+            'exec: "/app/run": stat /app/run: no such file or directory: unknown',
+            "/app/run",
+        ),
+    ):
+        diagnosis = diagnose_error(api_error(text, 400), service="app")
+        assert diagnosis.code == "command_not_found"
+        assert diagnosis.summary == f"command not found in the image: {name}"
+        assert diagnosis.hint and diagnosis.detail == text
+    state = {"Status": "created", "Running": False, "ExitCode": 127, "Error": text}
+    assert diagnose_container(attrs(state), service="app").code == "command_not_found"
 
 
 def test_a_start_error_in_the_state_is_diagnosed():

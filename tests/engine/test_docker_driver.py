@@ -27,6 +27,7 @@ from devtools import (
 from windflow.engine import ssh
 from windflow.engine.compose.load import load_compose
 from windflow.engine.compose.plan import build_plan
+from windflow.engine.diagnose import Exit
 from windflow.engine.dockerhost import docker_client_local, docker_client_ssh
 from windflow.engine.drivers import (
     Cancelled,
@@ -257,6 +258,53 @@ def test_it_diagnoses_a_crash_with_its_last_log_line(driver, test_images, projec
     job = driver.status(project)[0]
     assert (job.state, job.exit_code) == ("exited", 1)
     assert "windflow test crash" in list(driver.logs(job.id, timestamps=False))
+
+
+def wait_for_state(client, cid, ready):
+    """Inspect container `cid` until `ready(state, attrs)` holds (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        attrs = client.api.inspect_container(cid)
+        if ready(attrs["State"], attrs):
+            return attrs
+        assert time.monotonic() < deadline, attrs["State"]
+        time.sleep(0.05)
+
+
+def test_it_reads_the_exit_code_of_a_crash_loop_from_the_engines_events(
+    driver, client, test_images, project
+):
+    text = (
+        f"services:\n  job:\n    image: {test_images['busybox:1']}\n    restart: always\n"
+        "    command: [sh, -c, 'echo crashing >&2; sleep 1; exit 3']\n"
+    )
+    patient = DeployOptions(health_timeout=60, grace_period=30, step_timeout=30)
+    _, error = run(driver, plan_of(text, project), patient)
+    assert isinstance(error, DeployFailed)
+    assert error.diagnosis.code == "exited"
+    assert "exited with code 3: crashing" in error.diagnosis.summary
+    # Once Docker has started it again, its state says 0: the code is the last die event's.
+    job = driver.status(project)[0]
+    attrs = wait_for_state(
+        client,
+        job.id,
+        lambda state, attrs: state["Status"] == "running" and attrs["RestartCount"] >= 1,
+    )
+    assert attrs["State"]["ExitCode"] == 0
+    assert driver.last_exit(job.id) == Exit(3)
+
+
+def test_it_diagnoses_a_command_missing_from_the_image(driver, test_images, project):
+    text = (
+        f"services:\n  app:\n    image: {test_images['busybox:1']}\n"
+        "    command: [windflow-no-such-program, --serve]\n"
+    )
+    _, error = run(driver, plan_of(text, project))
+    assert isinstance(error, DeployFailed)
+    diagnosis = error.diagnosis
+    assert (diagnosis.code, diagnosis.service) == ("command_not_found", "app")
+    assert diagnosis.summary == "command not found in the image: windflow-no-such-program"
+    assert "command:" in diagnosis.hint and "executable file not found" in diagnosis.detail
 
 
 def test_cancel_stops_a_long_health_wait_and_leaves_nothing(driver, client, test_images, project):

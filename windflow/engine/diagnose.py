@@ -20,11 +20,13 @@ from docker.errors import ImageNotFound
 from urllib3.exceptions import ReadTimeoutError
 
 from windflow.engine.errors import EngineError, Unreachable
+from windflow.engine.text import Text, gettext_noop
 
 __all__ = [
     "CODES",
     "DETAIL_LIMIT",
     "Diagnosis",
+    "Exit",
     "diagnose_container",
     "diagnose_error",
 ]
@@ -35,6 +37,7 @@ CODES = (
     "image_not_found",
     "oom_killed",
     "exited",
+    "command_not_found",
     "disk_full",
     "unreachable",
     "timeout",
@@ -71,6 +74,11 @@ HINTS = {
         "(deploy.resources.limits.memory) or reduce what it uses."
     ),
     "exited": "The container stopped by itself: its last log lines usually say why.",
+    "command_not_found": gettext_noop(
+        "The image has no program of that name: check the service's command: and "
+        "entrypoint: (a typo, or a program of another image) and that the program is on "
+        "the image's PATH, or use an image that has it."
+    ),
     "disk_full": (
         "The server's disk is full: remove unused images and volumes (docker system prune) "
         "or grow the disk."
@@ -90,6 +98,15 @@ HINTS = {
 
 
 @dataclass(frozen=True)
+class Exit:
+    """How a container's last run ended: its exit code, and whether the kernel killed it
+    for lack of memory."""
+
+    code: int | None
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
 class Diagnosis:
     """Why a deployment failed. ``code`` is one of :data:`CODES`; ``summary`` one line
     for people; ``detail`` more text (bounded to ~4 KB); ``hint`` how to fix."""
@@ -101,7 +118,12 @@ class Diagnosis:
     hint: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields; and ``text`` (``template``, ``args``) when the summary is a
+        translatable :class:`~windflow.engine.text.Text`."""
+        data = asdict(self)
+        if isinstance(self.summary, Text):
+            data["text"] = {"template": self.summary.template, "args": dict(self.summary.args)}
+        return data
 
 
 def make(
@@ -109,9 +131,11 @@ def make(
 ) -> Diagnosis:
     """A Diagnosis with the summary on one bounded line, the detail bounded, and the
     default hint of the code when none is given."""
-    summary = " ".join(str(summary).split())
-    if len(summary) > SUMMARY_LIMIT:
-        summary = summary[: SUMMARY_LIMIT - 1] + "…"
+    line = " ".join(str(summary).split())
+    if len(line) > SUMMARY_LIMIT:
+        line = line[: SUMMARY_LIMIT - 1] + "…"
+    if not (isinstance(summary, Text) and line == summary):
+        summary = line  # a Text keeps its template only while it reads the same
     return Diagnosis(
         code=code,
         summary=summary,
@@ -144,6 +168,10 @@ _IMAGE_NOT_FOUND = (
     "no such image",
     "name unknown",
     "failed to resolve reference",
+)
+# The runtime could not start the command: no such program in the image.
+_MISSING_COMMAND = re.compile(
+    r'exec: "([^"]*)": (?:executable file not found|stat [^:]*: no such file or directory)'
 )
 _AUTH = (
     "unauthorized: authentication required",
@@ -241,6 +269,18 @@ def diagnose_error(
         summary = f"port {port} already allocated" if port else "a published port is in use"
         return make("port_allocated", summary, service=service, detail=text)
 
+    missing = _MISSING_COMMAND.search(text)
+    if missing:
+        return make(
+            "command_not_found",
+            Text(
+                gettext_noop("command not found in the image: %(command)s"),
+                command=missing.group(1),
+            ),
+            service=service,
+            detail=text,
+        )
+
     status = getattr(getattr(exc, "response", None), "status_code", None)
     about_pull = image is not None or "pull" in low or "manifest" in low
     if about_pull and any(marker in low for marker in (*_REGISTRY_NETWORK, *_REGISTRY_SILENT)):
@@ -325,34 +365,46 @@ def last_health_output(attrs: dict[str, Any]) -> str:
 
 
 def diagnose_container(
-    attrs: dict[str, Any], *, service: str, log_tail: Sequence[str] = ()
+    attrs: dict[str, Any],
+    *,
+    service: str,
+    log_tail: Sequence[str] = (),
+    restarted: bool = False,
+    last_exit: Exit | None = None,
 ) -> Diagnosis | None:
     """Why the container described by ``attrs`` (``container.attrs`` / inspect) fails,
-    or None when it runs and is not unhealthy. ``log_tail``: its last log lines."""
+    or None when it runs and is not unhealthy. ``log_tail``: its last log lines;
+    ``restarted``: Docker restarted it since it was started (it crashed, even if it runs
+    now); ``last_exit``: how its last run ended when the state no longer says it (a
+    container that Docker restarted reads exit code 0 while it runs again)."""
     state = attrs.get("State") or {}
     health = state.get("Health") or {}
     lines = [line for line in log_tail if line.strip()]
     logs = "\n".join(lines)
     last_line = lines[-1].strip() if lines else ""
+    if last_exit is None:
+        last_exit = Exit(state.get("ExitCode"), bool(state.get("OOMKilled")))
 
-    if state.get("OOMKilled"):
+    if last_exit.oom_killed:
         detail = "\n".join(["last log lines:", logs]) if logs else ""
         return make("oom_killed", "OOM killed", service=service, detail=detail)
 
     status = state.get("Status") or ("running" if state.get("Running") else "")
+    restarting = bool(state.get("Restarting")) or status == "restarting"
     stopped = status in ("exited", "dead", "created") or (
         not state.get("Running") and status not in ("running", "restarting", "paused")
     )
-    if state.get("Restarting") or status == "restarting" or stopped:
-        code = state.get("ExitCode")
+    if restarting or stopped or restarted:
         error = (state.get("Error") or "").strip()
         if error:
             diagnosis = diagnose_error(RuntimeError(error), service=service)
             if diagnosis.code != "docker_error":
                 return diagnosis
-        summary = f"exited with code {code}"
-        if state.get("Restarting") or status == "restarting":
-            summary = f"restarting: exited with code {code}"
+        summary = f"exited with code {last_exit.code}"
+        if restarting:
+            summary = f"restarting: {summary}"
+        elif restarted and not stopped:
+            summary = f"restarted: {summary}"
         tail = error or last_line
         if tail:
             summary += f": {tail}"

@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import permissions
 from windflow.engine.units import split_bytes
+from windflow.i18n import translated_diagnosis
 
 register = template.Library()
 
@@ -75,3 +76,10 @@ def bytes_filter(value) -> str:
 def container_state(state: str) -> str:
     """A container's (or service's) state or health, in the reader's language."""
     return CONTAINER_STATES.get(state or "", state)
+
+
+@register.filter
+def in_language(diagnosis: dict) -> dict:
+    """{% with diagnosis=deployment.diagnosis|in_language %}: a stored diagnosis with its
+    summary and hint in the reader's language."""
+    return translated_diagnosis(diagnosis)

@@ -49,6 +49,7 @@ from windflow.engine.compose.plan import (
 )
 from windflow.engine.diagnose import (
     Diagnosis,
+    Exit,
     diagnose_container,
     diagnose_error,
     diagnose_timeout,
@@ -754,25 +755,17 @@ class _Deploy:
                     )
                     pending.remove(box)
                     continue
-                diagnosis = diagnose_container(attrs, service=spec.name)
-                if diagnosis is None and restarts > box.restart_count:
-                    diagnosis = make(
-                        "exited",
-                        f"restarted: exited with code {state.get('ExitCode')}",
-                        service=spec.name,
-                    )
-                if diagnosis is not None:
-                    tail = self.log_tail(box.id)
-                    if tail:
-                        diagnosis = diagnose_container(
-                            attrs, service=spec.name, log_tail=tail
-                        ) or make(
-                            diagnosis.code,
-                            diagnosis.summary,
+                restarted = restarts > box.restart_count
+                if diagnose_container(attrs, service=spec.name, restarted=restarted):
+                    raise DeployFailed(
+                        diagnose_container(
+                            attrs,
                             service=spec.name,
-                            detail="last log lines:\n" + "\n".join(tail),
+                            restarted=restarted,
+                            last_exit=_last_exit(self.api, attrs) if restarted else None,
+                            log_tail=self.log_tail(box.id),
                         )
-                    raise DeployFailed(diagnosis)
+                    )
                 if wants_exit:
                     pass  # wait until it exits
                 elif health == "healthy":
@@ -1128,6 +1121,12 @@ class DockerDriver:
         return sorted(out, key=lambda s: (s.service, s.number, s.name))
 
     @_engine_errors
+    def last_exit(self, ref: str) -> Exit | None:
+        """How the last run of container `ref` ended (its exit code, even once Docker has
+        restarted it); None when it runs and never exited before."""
+        return _last_exit(self.api, self.api.inspect_container(ref))
+
+    @_engine_errors
     def project_labels(self, project: str) -> dict[str, str] | None:
         found = self.api.containers(all=True, filters=_project_filter(project), limit=1)
         if not found:
@@ -1270,7 +1269,36 @@ def _remove_shared(
         yield Event("phase", f"{kind} {name} removed", None, "remove")
 
 
-def _stamp_key(stamp: str) -> tuple[int, int] | None:
+def _last_exit(api, attrs: dict) -> Exit | None:
+    """How the last run of the container that ``attrs`` (inspect) describes ended. A
+    container that Docker restarted after a crash runs again and its state reads exit
+    code 0, so the code comes from its last ``die`` event before its current start (and
+    an ``oom`` event just before it); None when it runs and never exited before."""
+    state = attrs.get("State") or {}
+    if state.get("Status") != "running":
+        return Exit(state.get("ExitCode"), bool(state.get("OOMKilled")))
+    since, until = _stamp_key(attrs.get("Created") or ""), _stamp_key(state.get("StartedAt"))
+    if since is None or until is None:
+        return None
+    events = api.events(
+        since="{}.{:09d}".format(*since),
+        until="{}.{:09d}".format(*until),
+        filters={"container": attrs["Id"], "event": ["die", "oom"]},
+        decode=True,
+    )
+    found: Exit | None = None
+    oom = False
+    for event in events:
+        if event.get("Action") == "oom" or event.get("status") == "oom":
+            oom = True
+            continue
+        code = ((event.get("Actor") or {}).get("Attributes") or {}).get("exitCode")
+        found = Exit(int(code) if str(code or "").lstrip("-").isdigit() else None, oom)
+        oom = False
+    return found
+
+
+def _stamp_key(stamp: str | None) -> tuple[int, int] | None:
     if not stamp or stamp[:1] != "2" or "T" not in stamp:
         return None
     main, _, fraction = stamp.rstrip("Z").partition(".")
