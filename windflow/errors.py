@@ -22,6 +22,12 @@ class UserError(Exception):
         if code:
             self.code = code
 
+    @property
+    def field_messages(self) -> dict[str, list[str]]:
+        """Each field named -> its messages, for a form or the API's ``fields`` (the one
+        message on `field`, unless a subclass has several)."""
+        return {self.field: [self.message]} if self.field else {}
+
 
 class ServiceError(UserError):
     """The request cannot be carried out as asked; the message says why, for the user."""

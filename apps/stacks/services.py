@@ -10,6 +10,7 @@ from dataclasses import replace
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from apps.accounts import permissions
 from apps.accounts.models import Membership
@@ -20,6 +21,7 @@ from apps.secrets.models import SecretRef
 from windflow.engine.compose import Problem
 from windflow.engine.compose.analyse import Analysis, analyse
 from windflow.errors import Conflict, NotFound, ServiceError
+from windflow.i18n import translated_problem
 
 from .models import STACK_NAME_PATTERN, Stack, StackRevision
 
@@ -36,6 +38,7 @@ SETTINGS_FIELDS = (
     "registry_credentials",
 )
 MAX_SECRETS = 200
+MAX_REPORTED_PROBLEMS = 50  # errors of a refused file, on the form and in the API
 MAX_REGISTRIES = 20
 REGISTRY_RE = re.compile(r"^[A-Za-z0-9.-]+(:\d{1,5})?$")
 _MISSING_VARIABLE = re.compile(r'variable "([^"]+)"')
@@ -43,7 +46,8 @@ _MISSING_VARIABLE = re.compile(r'variable "([^"]+)"')
 
 class ComposeInvalid(ServiceError):
     """The compose file (or its variables and secrets) does not pass the checks: `message`
-    names the first error with its line; `problems` holds every error."""
+    names the first error with its line; `problems` holds every error, and
+    `field_messages` each of them (with its line and fix) on its field."""
 
     code = "compose_invalid"
 
@@ -52,6 +56,34 @@ class ComposeInvalid(ServiceError):
     ):
         super().__init__(message, field=field, code=code)
         self.problems = problems
+
+    @property
+    def field_messages(self) -> dict[str, list[str]]:
+        fields: dict[str, list[str]] = {}
+        for problem in self.problems[:MAX_REPORTED_PROBLEMS]:
+            fields.setdefault(problem_field(problem, self.field), []).append(explained(problem))
+        more = len(self.problems) - MAX_REPORTED_PROBLEMS
+        if more > 0:
+            fields.setdefault(self.field, []).append(
+                ngettext(
+                    "And %(n)d more problem: the live check lists them all.",
+                    "And %(n)d more problems: the live check lists them all.",
+                    more,
+                )
+                % {"n": more}
+            )
+        return fields
+
+
+def problem_field(problem: Problem, default: str = "compose") -> str:
+    """The form field (and API field) a refused file's problem belongs to."""
+    return "secrets" if problem.code == "secret-missing" else default
+
+
+def explained(problem: Problem) -> str:
+    """A problem for a form or an API field: its line, its message and its fix."""
+    message = _located(problem)
+    return f"{message} {problem.hint}" if problem.hint else message
 
 
 # --- Access: how pages, the API and consumers reach a stack and its revisions ----------------
@@ -274,7 +306,7 @@ def check_compose(
         problems.extend(
             policy.refusals(actor, analysis.host_features, environment=environment, target=target)
         )
-    analysis.problems = problems
+    analysis.problems = [translated_problem(problem) for problem in problems]
     if not analysis.ok:
         analysis.plan = None
     return analysis
@@ -299,10 +331,8 @@ def _require_valid(compose, *, variables, secrets, environment, project, actor, 
     if analysis.ok:
         return
     first = analysis.first_error()
-    field = "secrets" if first.code == "secret-missing" else "compose"
-    message = _located(first)
-    if first.hint:
-        message = f"{message} {first.hint}"
+    field = problem_field(first)
+    message = explained(first)
     code = "policy_refused" if first.code == policy.CODE else None
     raise ComposeInvalid(message, field=field, problems=analysis.errors, code=code)
 

@@ -28,8 +28,6 @@ from .filtersets import StackFilterSet
 from .forms import RevisionForm, StackForm, StackSettingsForm
 from .models import Stack
 
-MAX_FORM_PROBLEMS = 10
-
 
 class StackView(ObjectView):
     """A page about the stack that the URL's `name` names (services.get_stack_for)."""
@@ -74,10 +72,9 @@ def _optional_url(name, *args) -> str:
 def _save_errors(form, exc) -> None:
     """A service refusal as form errors: every compose error on its field, with its line."""
     if isinstance(exc, services.ComposeInvalid):
-        for problem in exc.problems[:MAX_FORM_PROBLEMS]:
-            field = "secrets" if problem.code == "secret-missing" else exc.field
-            message = services._located(problem)
-            form.add_error(field if field in form.fields else None, message)
+        for field, messages in exc.field_messages.items():
+            for message in messages:
+                form.add_error(field if field in form.fields else None, message)
         return
     if isinstance(exc, ValidationError):
         apply_validation_error(form, exc)

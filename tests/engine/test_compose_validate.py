@@ -44,7 +44,7 @@ def test_it_names_the_path_of_a_wrong_type_in_plain_words():
     problems = validate(doc(ports=[["80"]]))
     assert [p.path for p in problems] == ["services.web.ports[0]"]
     p = problems[0]
-    assert p.rule == "WF001" and p.severity == "error"
+    assert p.rule == "compose-schema" and p.severity == "error"
     assert p.message == "services.web.ports[0] must be a number, a string or a mapping, not a list"
 
 
@@ -80,7 +80,7 @@ def test_it_refuses_build_clearly():
     problems = validate(d)
     assert len(problems) == 1  # no schema noise about build, no "missing image" on top
     p = problems[0]
-    assert (p.rule, p.severity, p.path) == ("WF002", "error", "services.web.build")
+    assert (p.rule, p.severity, p.path) == ("compose-unsupported", "error", "services.web.build")
     assert "build is not supported yet: build the image in CI and reference it with image:" in (
         p.message
     )
@@ -96,40 +96,40 @@ def test_it_refuses_build_clearly():
 )
 def test_it_refuses_other_unsupported_service_keys(key, value, path):
     problems = validate(doc(**{key: value}))
-    assert [(p.rule, p.path) for p in problems] == [("WF002", path)]
+    assert [(p.rule, p.path) for p in problems] == [("compose-unsupported", path)]
     assert "not supported" in problems[0].message and problems[0].hint
 
 
 def test_it_refuses_include():
     d = copy.deepcopy(CLEAN)
     d["include"] = ["other.yml"]
-    assert [(p.rule, p.path) for p in validate(d)] == [("WF002", "include")]
+    assert [(p.rule, p.path) for p in validate(d)] == [("compose-unsupported", "include")]
 
 
 def test_it_requires_an_image():
     d = copy.deepcopy(CLEAN)
     del d["services"]["db"]["image"]
     problems = validate(d)
-    assert [(p.rule, p.path) for p in problems] == [("WF003", "services.db.image")]
+    assert [(p.rule, p.path) for p in problems] == [("service-no-image", "services.db.image")]
     assert problems[0].message == "services.db has no image: say which image to run"
 
 
 def test_it_requires_services():
-    assert [p.rule for p in validate({"volumes": {}})] == ["WF004"]
-    assert [p.rule for p in validate({"services": {}})] == ["WF004"]
+    assert [p.rule for p in validate({"volumes": {}})] == ["compose-no-services"]
+    assert [p.rule for p in validate({"services": {}})] == ["compose-no-services"]
 
 
 def test_it_refuses_a_document_that_is_not_a_mapping():
     (p,) = validate(["services"])
-    assert p.rule == "WF001" and "must be a mapping" in p.message
+    assert p.rule == "compose-schema" and "must be a mapping" in p.message
 
 
 def test_it_keeps_rules_documented_and_problems_serialisable():
     for rule in {p.rule for p in validate(doc(build=".", imagee=1, ports={}))}:
         assert rule in RULES
-    p = finding("WF001", "error", "m", "services.web")
+    p = finding("compose-schema", "error", "m", "services.web")
     assert p.as_dict() == {
-        "rule": "WF001",
+        "rule": "compose-schema",
         "severity": "error",
         "message": "m",
         "path": "services.web",

@@ -84,7 +84,9 @@ def test_it_validates_without_storing(owner, acme, staging, local_target):
     body = response.json()
     assert body["ok"] is False and body["services"] == []
     rules = {p["rule"]: p for p in body["problems"]}
-    assert rules["WF002"]["line"] == 3 and rules["secret-missing"]["severity"] == "error"
+    assert (
+        rules["compose-unsupported"]["line"] == 3 and rules["secret-missing"]["severity"] == "error"
+    )
     good = client.post("/api/v1/stacks/shop/validate/", {"compose": COMPOSE}, format="json")
     assert good.json()["ok"] is True and good.json()["services"] == ["web"]
     assert Stack.objects.get().revisions.count() == 1
@@ -176,3 +178,57 @@ def test_it_validates_before_the_stack_exists(owner, acme, staging):
         "/api/v1/stacks/validate/", {"compose": COMPOSE, "environment": "nope"}, format="json"
     )
     assert unknown.status_code == 400 and "environment" in error_of(unknown)["fields"]
+
+
+FIVE_MISSING = (
+    "services:\n  web:\n    image: nginx:1.27\n    environment:\n"
+    "      A: ${ONE}\n      B: ${TWO}\n      C: ${THREE}\n      D: ${FOUR}\n      E: ${FIVE}\n"
+)
+
+
+def test_it_lists_every_missing_variable_when_it_refuses_a_stack(
+    owner, acme, staging, local_target
+):
+    client = api_client(owner, acme)
+    checked = client.post(
+        "/api/v1/stacks/validate/",
+        {"compose": FIVE_MISSING, "environment": "staging"},
+        format="json",
+    ).json()
+    assert [p["rule"] for p in checked["problems"] if p["severity"] == "error"] == [
+        "variable-missing"
+    ] * 5
+    refused = client.post("/api/v1/stacks/", payload(compose=FIVE_MISSING), format="json")
+    assert refused.status_code == 400
+    messages = error_of(refused)["fields"]["compose"]
+    assert len(messages) == 5
+    for line, name in enumerate(("ONE", "TWO", "THREE", "FOUR", "FIVE"), start=5):
+        (message,) = [m for m in messages if f'"{name}"' in m]
+        assert message.startswith(f'variable "{name}" is not set') and f"(line {line})" in message
+        assert f"Add {name}=value to the stack's variables" in message
+    assert not Stack.objects.exists()
+
+
+def test_it_reports_every_kind_of_problem_in_one_validation(owner, acme, staging):
+    compose = (
+        "services:\n  web:\n    build: .\n    image: shop/web:${TAG}\n    secrets: [db]\n"
+        "    volumes: [cache:/cache]\n"
+    )
+    body = (
+        api_client(owner, acme)
+        .post(
+            "/api/v1/stacks/validate/",
+            {"compose": compose, "environment": "staging"},
+            format="json",
+        )
+        .json()
+    )
+    errors = [
+        (p["rule"], p["path"], p["line"]) for p in body["problems"] if p["severity"] == "error"
+    ]
+    assert errors == [
+        ("compose-unsupported", "services.web.build", 3),
+        ("variable-missing", "services.web.image", 4),
+        ("compose-unsupported", "services.web.secrets", 5),
+        ("compose-undeclared-volume", "services.web.volumes[0]", 6),
+    ]

@@ -46,6 +46,22 @@ def test_it_shows_compose_errors_on_the_field_with_their_line(owner, acme, stagi
     assert not Stack.objects.exists()
 
 
+def test_it_lists_every_missing_variable_on_the_form(owner, acme, staging, local_target):
+    compose = (
+        "services:\n  web:\n    image: nginx:1.27\n    environment:\n"
+        "      A: ${ONE}\n      B: ${TWO}\n      C: ${THREE}\n      D: ${FOUR}\n      E: ${FIVE}\n"
+    )
+    response = client_for(owner, acme).post(
+        "/stacks/add/", _editor_post(staging, local_target, compose=compose)
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    for line, name in enumerate(("ONE", "TWO", "THREE", "FOUR", "FIVE"), start=5):
+        assert f"variable &quot;{name}&quot; is not set, in services.web.environment" in body
+        assert f"(line {line}) Add {name}=value" in body
+    assert not Stack.objects.exists()
+
+
 def test_it_takes_the_uploaded_file_over_the_textarea(owner, acme, staging, local_target):
     upload = SimpleUploadedFile("docker-compose.yml", b"services:\n  api:\n    image: redis:7\n")
     response = client_for(owner, acme).post(
@@ -84,8 +100,8 @@ def test_it_checks_the_file_live_with_rule_ids_and_lines(owner, acme, staging):
     )
     body = response.content.decode()
     assert response.status_code == 200 and "<html" not in body
-    assert 'data-rule="WF101"' in body and 'data-goto-line="4"' in body
-    assert 'data-rule="WF105"' in body and "web" in body
+    assert 'data-rule="privileged"' in body and 'data-goto-line="4"' in body
+    assert 'data-rule="image-not-pinned"' in body and "web" in body
     clean = client.post(
         "/stacks/validate/",
         {"compose": COMPOSE, "environment": staging.pk},
@@ -96,6 +112,42 @@ def test_it_checks_the_file_live_with_rule_ids_and_lines(owner, acme, staging):
         "/stacks/validate/", {"compose": COMPOSE, "secrets": ["NOPE"]}
     ).content.decode()
     assert 'data-rule="variable-missing"' in missing and 'data-rule="secret-missing"' in missing
+
+
+def test_it_notes_a_fixed_container_name_and_an_ignored_name_in_the_readers_language(
+    owner, acme, staging
+):
+    compose = "name: shop\nservices:\n  web:\n    image: nginx:1.27\n    container_name: web\n"
+    client = client_for(owner, acme)
+    data = {"compose": compose, "environment": staging.pk, "name": "shop"}
+    english = client.post("/stacks/validate/", data, HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-rule="container-name"' in english and 'data-rule="project-name-ignored"' in english
+    assert "services.web.container_name: a fixed container name stops a redeploy" in english
+    assert "WindFlow ignores the project name of the file" in english
+    assert "Remove container_name: WindFlow names each container" in english
+    french = client.post(
+        "/stacks/validate/", data, HTTP_HX_REQUEST="true", HTTP_ACCEPT_LANGUAGE="fr"
+    ).content.decode()
+    assert "services.web.container_name : un nom de conteneur fixe empêche" in french
+    assert "WindFlow ignore le nom de projet du fichier" in french
+    assert "Retirez container_name: WindFlow nomme chaque conteneur" in french
+    assert "Retirez name: le nom du stack est le nom du projet compose" in french
+
+
+def test_it_shows_every_kind_of_error_at_once(owner, acme, staging):
+    compose = "services:\n  web:\n    build: .\n    image: shop/web:1\n    secrets: [db]\n"
+    body = (
+        client_for(owner, acme)
+        .post(
+            "/stacks/validate/",
+            {"compose": compose, "environment": staging.pk, "name": "shop"},
+            HTTP_HX_REQUEST="true",
+        )
+        .content.decode()
+    )
+    assert 'data-rule="compose-unsupported"' in body
+    assert "services.web.build: build is not supported" in body
+    assert "services.web.secrets: secrets is not supported" in body
 
 
 def test_it_refuses_viewers_the_editor_and_hides_the_buttons(make_stack, viewer, acme):

@@ -31,7 +31,7 @@ def _translate(exc):
         return exceptions.NotFound(exc.message or None), exc.code
     if isinstance(exc, ServiceError):
         if exc.field:
-            return exceptions.ValidationError({exc.field: [exc.message]}), exc.code
+            return exceptions.ValidationError(exc.field_messages), exc.code
         api_exc = exceptions.APIException(exc.message)
         api_exc.status_code = exc.status_code
         return api_exc, exc.code

@@ -39,7 +39,8 @@ class Problem:
 
     @property
     def rule(self) -> str:
-        """The rule id (WF001...) of validation and lint findings."""
+        """The finding's id (``compose-schema``, ``no-healthcheck``...): every id is listed
+        in :mod:`windflow.engine.compose.rules`."""
         return self.code
 
     def as_dict(self) -> dict:

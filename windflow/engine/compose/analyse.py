@@ -4,7 +4,10 @@ The steps run in the order that gives the best messages: load (safe YAML with li
 lint the file as written (so a finding points at the line the author typed), interpolate
 ``${VAR}`` from variables and secrets, validate the result against the Compose
 Specification, list its host-level features (``hostaccess``: what the compose policy
-judges), then plan. Every finding carries a line number when the file has one.
+judges), then plan. Each step runs whatever the earlier ones found (only unreadable YAML
+stops them), so every kind of finding shows at once; a value that could not be
+interpolated is left to its interpolation error. Every finding carries a line number when
+the file has one.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from dataclasses import dataclass, field, replace
 
 from . import ComposeError, Problem, format_path
 from .hostaccess import HostFeature, host_features
-from .interpolate import interpolate, referenced_variables
+from .interpolate import interpolate_checked, referenced_variables
 from .lint import lint
 from .load import load_compose_with_positions
-from .plan import Plan, build_plan
-from .validate import validate
+from .plan import Plan, build_plan, unsupported_keys
+from .validate import SCHEMA_RULE, validate
 
 # What a secret stands for while a file is edited: its value is never needed to check it.
 PLACEHOLDER = "placeholder-value"
@@ -69,39 +72,74 @@ def analyse(
 ) -> Analysis:
     """Check `text` and plan it as compose project `project`. `variables` give
     ``${NAME}`` its value; names in `placeholders` (secrets, while editing) count as set
-    without a value. Never raises for a bad file: the problems say what is wrong."""
+    without a value. Never raises for a bad file: the problems say what is wrong, every
+    kind at once (a missing variable does not hide an unsupported key, nor an unsupported
+    key an undeclared volume). Only a file that cannot be read as YAML stops the checks."""
     try:
         document, positions = load_compose_with_positions(text)
     except ComposeError as error:
         return Analysis(problems=list(error.problems))
     where = _locator(positions)
     problems = [where(p) for p in lint(document)]
-    referenced = frozenset(referenced_variables(document))
     values = {name: PLACEHOLDER for name in placeholders}
     values.update(variables)
-    try:
-        resolved = interpolate(document, values, positions=positions)
-    except ComposeError as error:
+    resolved, error = interpolate_checked(document, values, positions=positions)
+    unresolved = [p.path or "" for p in error.problems] if error else []
+    if error is not None:
         problems.extend(error.problems)
-        return Analysis(
-            problems=_sorted(problems),
-            referenced=referenced,
-            missing=error.missing_variables,
-        )
-    problems.extend(where(p) for p in validate(resolved))
+
+    def fresh(found: Iterable[Problem]) -> list[Problem]:
+        """The findings not about a value that could not be interpolated, nor already
+        reported at the same place."""
+        known = {(p.path, p.code) for p in problems}
+        out = []
+        for problem in found:
+            if _under(problem.path, unresolved) or (problem.path, problem.code) in known:
+                continue
+            out.append(where(problem))
+        return out
+
+    checked = validate(resolved)
+    problems.extend(fresh(checked))
+    services = resolved.get("services") if isinstance(resolved, dict) else None
+    if isinstance(services, dict):
+        for name, config in services.items():
+            problems.extend(fresh(unsupported_keys(str(name), config)))
+    plan = None
+    if not any(p.code == SCHEMA_RULE for p in checked):
+        # The planner sees what the schema cannot (keys the driver does not apply,
+        # undeclared volumes...); it needs a file of the right shape.
+        try:
+            plan = build_plan(resolved, project)
+        except ComposeError as refused:
+            wrong = {p.path for p in problems if p.severity == "error" and p.path}
+            problems.extend(p for p in fresh(refused.problems) if p.path not in wrong)
     analysis = Analysis(
-        problems=problems,
+        problems=_sorted(problems),
         document=resolved,
-        referenced=referenced,
-        host_features=host_features(resolved, project=project, positions=positions),
+        referenced=frozenset(referenced_variables(document)),
+        missing=error.missing_variables if error is not None else (),
+        host_features=[
+            feature
+            for feature in host_features(resolved, project=project, positions=positions)
+            if not _under(feature.path, unresolved)
+        ],
     )
     if analysis.ok:
-        try:
-            analysis.plan = build_plan(resolved, project)
-        except ComposeError as error:
-            problems.extend(where(p) for p in error.problems)
-    analysis.problems = _sorted(problems)
+        analysis.plan = plan
     return analysis
+
+
+def _under(path: str | None, prefixes: list[str]) -> bool:
+    """Whether `path` is one of `prefixes` or inside one (``services.web.ports[0]`` is
+    inside ``services.web.ports``)."""
+    if not path:
+        return False
+    return any(
+        path == prefix or path.startswith((prefix + ".", prefix + "["))
+        for prefix in prefixes
+        if prefix
+    )
 
 
 def _locator(positions):

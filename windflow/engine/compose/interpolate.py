@@ -248,11 +248,25 @@ def interpolate(
     every problem: variables not set without a default (unless ``strict=False``, which
     substitutes "" like ``docker compose``), ``:?`` failures and malformed ``${...}``.
     ``positions`` (from ``load_compose_with_positions``) adds line numbers."""
+    result, error = interpolate_checked(document, variables, strict=strict, positions=positions)
+    if error is not None:
+        raise error
+    return result
+
+
+def interpolate_checked(
+    document: dict,
+    variables: Mapping[str, str | None],
+    *,
+    strict: bool = True,
+    positions: Mapping[Path, tuple[int, int]] | None = None,
+) -> tuple[dict, ComposeError | None]:
+    """As :func:`interpolate`, but the error is returned beside the result instead of
+    raised, so that the rest of the file can still be checked: each value in error is
+    left as it could be made (a missing variable reads "")."""
     context = _Context(variables, strict, positions)
     result = _walk(document, context, ())
-    if context.problems:
-        raise _error(context)
-    return result
+    return result, (_error(context) if context.problems else None)
 
 
 def _error(context: _Context) -> ComposeError:

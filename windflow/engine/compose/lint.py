@@ -18,66 +18,80 @@ from typing import Any
 
 from windflow.engine.compose import Problem, finding, hostaccess
 from windflow.engine.compose.validate import Rule, format_path
+from windflow.engine.text import Text, gettext_noop
 
 RULES: dict[str, Rule] = {
-    "WF101": Rule(
+    "privileged": Rule(
         "Privileged container",
         "warning",
         "Remove privileged: true and grant only what the service needs with cap_add: or devices:.",
     ),
-    "WF102": Rule(
+    "host-namespace": Rule(
         "Host network, PID, IPC, UTS or user namespace",
         "warning",
         "Remove network_mode/pid/ipc/uts/userns_mode: host (and container: namespaces of "
         "other stacks); publish the ports the service needs with ports:.",
     ),
-    "WF103": Rule(
+    "docker-socket": Rule(
         "Docker socket mounted",
         "warning",
         "Whoever controls this container controls the server. Put a socket proxy that allows "
         "only the API calls needed (e.g. tecnativa/docker-socket-proxy) in front of it.",
     ),
-    "WF104": Rule(
+    "host-path": Rule(
         "Sensitive host path mounted",
         "warning",
         "Mount a named volume or a dedicated directory instead (e.g. /srv/<app>), read-only "
         "(:ro) where possible.",
     ),
-    "WF105": Rule(
+    "image-not-pinned": Rule(
         "Image not pinned to a version",
         "warning",
         "Pin a version tag (nginx:1.27) or a digest (nginx@sha256:...) so a redeploy or a "
         "rollback runs the same image.",
     ),
-    "WF106": Rule(
+    "no-healthcheck": Rule(
         "No healthcheck",
         "warning",
         "Add a healthcheck: (test, interval, retries) so the deployment is called good only "
         "when the service really answers, unless the image already defines one.",
     ),
-    "WF107": Rule(
+    "no-limits": Rule(
         "No memory or CPU limit",
         "info",
         "Set deploy.resources.limits (memory: 512M, cpus: '1') so one service cannot starve "
         "the server.",
     ),
-    "WF108": Rule(
+    "secret-in-clear": Rule(
         "Secret written in clear in environment",
         "warning",
         "Write ${NAME} instead and store the value as a WindFlow secret; it is then resolved "
         "at deploy time and never shown.",
     ),
-    "WF109": Rule(
+    "database-port-public": Rule(
         "Database port published on all interfaces",
         "warning",
         "Drop the ports: entry (services on the same network reach it by name), or bind it "
         "to loopback: 127.0.0.1:5432:5432.",
     ),
-    "WF110": Rule(
+    "no-restart-policy": Rule(
         "No restart policy",
         "info",
         "Add restart: unless-stopped (or always) so the service comes back after a crash or "
         "a reboot.",
+    ),
+    "container-name": Rule(
+        gettext_noop("Fixed container name"),
+        "warning",
+        gettext_noop(
+            "Remove container_name: WindFlow names each container after the stack, the "
+            "service and its number, and the other services reach it by its service name."
+        ),
+    ),
+    "project-name-ignored": Rule(
+        gettext_noop("Top-level name ignored"),
+        "warning",
+        gettext_noop("Remove name: the stack's name is the compose project's name on the server."),
     ),
 }
 
@@ -123,15 +137,15 @@ def _interpolated(value: Any) -> bool:
 # --- host-level features (windflow.engine.compose.hostaccess decides what they are) ------
 
 _HOST_RULES = {
-    hostaccess.PRIVILEGED: "WF101",
-    hostaccess.HOST_NAMESPACES: "WF102",
-    hostaccess.DOCKER_SOCKET: "WF103",
-    hostaccess.HOST_PATH: "WF104",
+    hostaccess.PRIVILEGED: "privileged",
+    hostaccess.HOST_NAMESPACES: "host-namespace",
+    hostaccess.DOCKER_SOCKET: "docker-socket",
+    hostaccess.HOST_PATH: "host-path",
 }
 
 
 def _host_problems(features: list[hostaccess.HostFeature]) -> list[Problem]:
-    """WF101-WF104 from the host-level features: privileged, host namespaces, the Docker
+    """privileged-host-path from the host-level features: privileged, host namespaces, the Docker
     socket, and sensitive host paths (a bind of an ordinary directory is the compose
     policy's business, not a warning)."""
     bind_paths = {f.path for f in features if f.feature == hostaccess.HOST_PATH}
@@ -164,9 +178,9 @@ def _image_problem(name: str, service: dict[str, Any]) -> Problem | None:
     tag = last.split(":", 1)[1] if ":" in last else ""
     at = format_path(["services", name, "image"])
     if not tag:
-        return _problem("WF105", f"{at}: {image} has no tag, so it means :latest", at)
+        return _problem("image-not-pinned", f"{at}: {image} has no tag, so it means :latest", at)
     if tag == "latest":
-        return _problem("WF105", f"{at}: {image} uses the moving tag :latest", at)
+        return _problem("image-not-pinned", f"{at}: {image} uses the moving tag :latest", at)
     return None
 
 
@@ -232,7 +246,9 @@ def _secret_problems(name: str, service: dict[str, Any]) -> list[Problem]:
         base = format_path(["services", name, "environment"])
         at = base + suffix if suffix.startswith("[") else f"{base}.{suffix}"
         problems.append(
-            _problem("WF108", f"{at}: {key} holds a secret written in clear in the file", at)
+            _problem(
+                "secret-in-clear", f"{at}: {key} holds a secret written in clear in the file", at
+            )
         )
     return problems
 
@@ -284,7 +300,7 @@ def _port_problems(name: str, service: dict[str, Any]) -> list[Problem]:
             at = format_path(["services", name, "ports", index])
             problems.append(
                 _problem(
-                    "WF109",
+                    "database-port-public",
                     f"{at} publishes the {found[0]} port {target} on every network interface "
                     "of the server",
                     at,
@@ -311,25 +327,60 @@ def lint_service(
         problems.append(image)
     if not _has_healthcheck(service):
         at = f"{base}.healthcheck"
-        problems.append(_problem("WF106", f"{base} has no healthcheck", at))
+        problems.append(_problem("no-healthcheck", f"{base} has no healthcheck", at))
     memory, cpu = _limits(service)
     if not (memory and cpu):
         missing = " or ".join(what for what, ok in (("memory", memory), ("CPU", cpu)) if not ok)
         at = f"{base}.deploy.resources.limits"
-        problems.append(_problem("WF107", f"{base} has no {missing} limit", at))
+        problems.append(_problem("no-limits", f"{base} has no {missing} limit", at))
     problems.extend(_secret_problems(name, service))
     problems.extend(_port_problems(name, service))
     if not _has_restart_policy(service):
         at = f"{base}.restart"
-        problems.append(_problem("WF110", f"{base} has no restart policy", at))
+        problems.append(_problem("no-restart-policy", f"{base} has no restart policy", at))
+    if service.get("container_name") is not None:
+        at = f"{base}.container_name"
+        problems.append(
+            _problem(
+                "container-name",
+                Text(
+                    gettext_noop(
+                        "%(path)s: a fixed container name stops a redeploy from starting the "
+                        "new container beside the old one, and the service from running more "
+                        "than one replica"
+                    ),
+                    path=at,
+                ),
+                at,
+            )
+        )
     return problems
 
 
-def lint(document: Any) -> list[Problem]:
-    """Lint every service of a loaded compose document."""
-    if not isinstance(document, dict) or not isinstance(document.get("services"), dict):
+def _top_level_problems(document: dict[str, Any]) -> list[Problem]:
+    if document.get("name") is None:
         return []
-    problems: list[Problem] = []
+    return [
+        _problem(
+            "project-name-ignored",
+            Text(
+                gettext_noop(
+                    "name: WindFlow ignores the project name of the file and deploys it "
+                    "under the stack's name"
+                )
+            ),
+            "name",
+        )
+    ]
+
+
+def lint(document: Any) -> list[Problem]:
+    """Lint a loaded compose document: its top level, then every service."""
+    if not isinstance(document, dict):
+        return []
+    problems = _top_level_problems(document)
+    if not isinstance(document.get("services"), dict):
+        return problems
     host = hostaccess.host_features(document)
     for name, service in document["services"].items():
         if isinstance(service, dict):

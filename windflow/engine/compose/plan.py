@@ -457,23 +457,9 @@ class _Planner:
             for key, value in config.items()
             if key not in _HANDLED and not str(key).startswith("x-")
         }
-        for key in sorted({*values["extra"], "volumes_from"} & set(config)):
-            if key not in APPLIED_EXTRA:
-                self.unsupported(key, (*base, key))
-        if any(":" in str(link) for link in config.get("links") or ()):
-            # A plain link only orders start-up (the service name resolves anyway).
-            self.unsupported("links", (*base, "links"))
+        self.problems.extend(unsupported_keys(name, config))
         spec = ServiceSpec(**values)
         return ServiceSpec(**{**values, "config_hash": config_hash(spec.hashed_config())})
-
-    def unsupported(self, key: str, path: tuple) -> None:
-        instead = _INSTEAD.get(key, "remove it, or ask for it to be supported")
-        self.problem(
-            f"{format_path(path)}: {key} is not supported by WindFlow yet",
-            path,
-            "compose-unsupported",
-            f"Instead, {instead}.",
-        )
 
     def argv(self, value: Any, path: tuple) -> list[str] | None:
         if value is None:
@@ -691,6 +677,37 @@ class _Planner:
             "compose-unknown-service",
             f"Services of this file: {services}.",
         )
+
+
+def unsupported_keys(name: str, config: Any) -> list[Problem]:
+    """The keys of service `name` that the Docker driver would not apply (compose
+    ``secrets:``, ``configs:``, ``profiles``, link aliases...): refused, never dropped.
+    Only the names of the keys are read, so a file with other errors is checked too."""
+    if not isinstance(config, dict):
+        return []
+    base = ("services", name)
+    keys = {str(key) for key in config if not str(key).startswith("x-")}
+    refused = sorted(key for key in keys - _HANDLED if key not in APPLIED_EXTRA)
+    if "volumes_from" in keys:
+        refused.append("volumes_from")
+    links = config.get("links")
+    if isinstance(links, list) and any(":" in str(link) for link in links):
+        # A plain link only orders start-up (the service name resolves anyway).
+        refused.append("links")
+    problems = []
+    for key in sorted(refused):
+        path = (*base, key)
+        instead = _INSTEAD.get(key, "remove it, or ask for it to be supported")
+        problems.append(
+            Problem(
+                "error",
+                f"{format_path(path)}: {key} is not supported by WindFlow yet",
+                path=format_path(path),
+                code="compose-unsupported",
+                hint=f"Instead, {instead}.",
+            )
+        )
+    return problems
 
 
 def _whole(value: Any) -> int:
@@ -949,5 +966,6 @@ __all__ = [
     "container_name",
     "parse_duration",
     "parse_memory",
+    "unsupported_keys",
     "waves",
 ]

@@ -35,6 +35,11 @@ Severity = Literal["error", "warning", "info"]
 SCHEMA_PATH = Path(__file__).parent / "schema" / "compose-spec.json"
 
 
+# The id of a finding about the shape of the file (a key or a value the Compose
+# Specification does not allow): the other checks need a file of the right shape.
+SCHEMA_RULE = "compose-schema"
+
+
 class Rule(NamedTuple):
     title: str
     severity: Severity
@@ -42,22 +47,22 @@ class Rule(NamedTuple):
 
 
 RULES: dict[str, Rule] = {
-    "WF001": Rule(
+    "compose-schema": Rule(
         "The file does not follow the Compose Specification",
         "error",
         "Fix the key or value at the path shown; the Compose Specification lists every key.",
     ),
-    "WF002": Rule(
+    "compose-unsupported": Rule(
         "A Compose feature WindFlow does not support yet",
         "error",
         "Remove the key; the message says what to use instead.",
     ),
-    "WF003": Rule(
+    "service-no-image": Rule(
         "A service has no image",
         "error",
         "Add image: with the image to run, e.g. image: nginx:1.27.",
     ),
-    "WF004": Rule(
+    "compose-no-services": Rule(
         "The file defines no services",
         "error",
         "Add a services: section with at least one service.",
@@ -195,7 +200,7 @@ def _problems_from_error(error: ValidationError) -> list[Problem]:
     kind = error.validator
 
     def problem(message: str, at: str = path, hint: str = "") -> Problem:
-        return finding("WF001", "error", message, at, hint or RULES["WF001"].hint)
+        return finding(SCHEMA_RULE, "error", message, at, hint or RULES[SCHEMA_RULE].hint)
 
     if kind == "additionalProperties" and isinstance(error.instance, dict):
         problems = []
@@ -278,7 +283,7 @@ def _strip_unsupported(document: dict[str, Any]) -> tuple[dict[str, Any], list[P
     doc = copy.copy(document)
     for key, (message, hint) in UNSUPPORTED_TOP_KEYS.items():
         if key in doc:
-            problems.append(finding("WF002", "error", message, key, hint))
+            problems.append(finding("compose-unsupported", "error", message, key, hint))
             del doc[key]
     services = doc.get("services")
     if isinstance(services, dict):
@@ -290,7 +295,9 @@ def _strip_unsupported(document: dict[str, Any]) -> tuple[dict[str, Any], list[P
             for key, (message, hint) in UNSUPPORTED_SERVICE_KEYS.items():
                 if key in trimmed:
                     at = format_path(["services", name, key])
-                    problems.append(finding("WF002", "error", f"{at}: {message}", at, hint))
+                    problems.append(
+                        finding("compose-unsupported", "error", f"{at}: {message}", at, hint)
+                    )
                     del trimmed[key]
             services[name] = trimmed
         doc["services"] = services
@@ -302,7 +309,11 @@ def _image_problems(document: dict[str, Any]) -> list[Problem]:
     if services is None or (isinstance(services, dict) and not services):
         return [
             finding(
-                "WF004", "error", "The file defines no services.", "services", RULES["WF004"].hint
+                "compose-no-services",
+                "error",
+                "The file defines no services.",
+                "services",
+                RULES["compose-no-services"].hint,
             )
         ]
     if not isinstance(services, dict):
@@ -318,11 +329,11 @@ def _image_problems(document: dict[str, Any]) -> list[Problem]:
             at = format_path(["services", name])
             problems.append(
                 finding(
-                    "WF003",
+                    "service-no-image",
                     "error",
                     f"{at} has no image: say which image to run",
                     format_path(["services", name, "image"]),
-                    RULES["WF003"].hint,
+                    RULES["service-no-image"].hint,
                 )
             )
     return problems
@@ -333,7 +344,7 @@ def validate(document: Any) -> list[Problem]:
     if not isinstance(document, dict):
         return [
             finding(
-                "WF001",
+                "compose-schema",
                 "error",
                 f"A compose file must be a mapping of keys (services:, volumes:...), "
                 f"not {_instance_words(document)}.",
