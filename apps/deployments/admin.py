@@ -6,9 +6,10 @@ from windflow.admin import TenantOnlyAdminMixin
 
 from .models import Deployment, DeploymentService
 
-# The fields of windflow.engine.diagnose.Diagnosis, shown each in its place; any other key
-# (e.g. the containers a lost worker left) is listed after them.
-DIAGNOSIS_FIELDS = ("code", "summary", "service", "hint", "detail")
+# The fields of windflow.engine.diagnose.Diagnosis, shown each in its place (``text`` is the
+# summary's template and arguments, for a translation); any other key (e.g. the containers
+# a lost worker left) is listed after them.
+DIAGNOSIS_FIELDS = ("code", "summary", "service", "hint", "detail", "text")
 
 
 def render_diagnosis(deployment) -> str:
