@@ -138,6 +138,34 @@ def test_it_shows_every_page_in_french_with_no_english_left(french_world, owner,
     assert not english, english
 
 
+def test_it_shows_the_diagnosis_of_a_failed_deployment_in_french(french_world, owner, acme):
+    victim, _membership = french_world
+
+    page = client_for(owner, acme).get(f"/deployments/{victim.deployment.pk}/").content.decode()
+
+    assert "arrêté avec le code 3\u00a0: boom" in page
+    assert "Le conteneur s\u2019est arrêté de lui-même" in page
+    assert "exited with code" not in page
+
+
+def test_it_shows_lint_findings_in_french(french_world, owner, acme):
+    victim, _membership = french_world
+    compose = "services:\n  web:\n    image: nginx\n"
+
+    panel = client_for(owner, acme).post(
+        "/stacks/validate/",
+        {"compose": compose, "environment": victim.environment.pk, "name": "lint-fr"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    text = panel.content.decode()
+    assert panel.status_code == 200, text
+    assert "services.web n\u2019a pas de healthcheck" in text
+    assert "nginx n\u2019a pas de tag, ce qui veut dire :latest" in text
+    assert "Pin a version tag" not in text
+    assert english_left(html_texts(text)) == []
+
+
 # --- states, times, notifications ----------------------------------------------------------
 
 
@@ -187,11 +215,10 @@ def test_it_writes_a_notification_in_its_recipients_language(owner, acme, in_acm
     owner.save(update_fields=["language"])
     world = make_world(acme, owner)
     deployment = deployments.request_deployment(world.membership, world.stack)
-    deployment.status = "failed"
-    deployment.save(update_fields=["status"])
+    fail_with_a_diagnosis(deployment)
 
     journal.notify_outcome(deployment)
 
     text = Notification.objects.filter(recipient=owner).latest("pk").text
-    assert text == f"shop n°{deployment.pk} : échec"
+    assert text == f"shop n°{deployment.pk} : échec (arrêté avec le code 3\u00a0: boom)"
     assert connection.schema_name == acme.schema_name

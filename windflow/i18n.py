@@ -46,4 +46,12 @@ def translated_diagnosis(diagnosis: dict) -> dict:
     return out
 
 
-__all__ = ["translated", "translated_diagnosis", "translated_problem"]
+def translated_reason(reason: str, diagnosis: dict) -> str:
+    """A deployment's reason in the active language when it is its diagnosis's summary (as
+    the runner writes it); another reason as it was written."""
+    if reason and diagnosis and reason == diagnosis.get("summary"):
+        return translated_diagnosis(diagnosis)["summary"]
+    return reason
+
+
+__all__ = ["translated", "translated_diagnosis", "translated_problem", "translated_reason"]

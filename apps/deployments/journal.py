@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from apps.audit import services as audit
 from apps.stacks.models import Stack
+from windflow.i18n import translated_reason
 from windflow.realtime import deployment_group, publish
 from windflow.resilience import discard_connection, retry
 
@@ -218,7 +219,7 @@ def notify_outcome(deployment: Deployment) -> None:
             "status": deployment.get_status_display().lower(),
         }
         if deployment.reason:
-            written += f" ({deployment.reason})"
+            written += f" ({translated_reason(deployment.reason, deployment.diagnosis)})"
         return written
 
     notify(

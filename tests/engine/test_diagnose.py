@@ -223,7 +223,8 @@ def test_timeout_and_bounds():
     )
     assert len(long.detail) <= DETAIL_LIMIT
     assert long.as_dict()["code"] == "exited"
-    assert set(long.as_dict()) == {"code", "summary", "service", "detail", "hint"}
+    # "text": the summary's template and arguments, for its translation
+    assert set(long.as_dict()) == {"code", "summary", "service", "detail", "hint", "text"}
 
 
 def test_it_says_when_the_server_cannot_reach_the_registry():

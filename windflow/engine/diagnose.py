@@ -51,45 +51,45 @@ DETAIL_LIMIT = 4096
 SUMMARY_LIMIT = 300
 
 HINTS = {
-    "healthcheck_failing": (
+    "healthcheck_failing": gettext_noop(
         "The service's healthcheck keeps failing: read its last output and the container "
         "logs; check the command the healthcheck runs, the port it probes and the start "
         "time the service needs (healthcheck start_period)."
     ),
-    "port_allocated": (
+    "port_allocated": gettext_noop(
         "Another container or program already listens on this port of the server: stop "
         "it, or publish the service on another port."
     ),
-    "image_not_found": (
+    "image_not_found": gettext_noop(
         "Check the image name and tag, and that the registry holds it (docker pull on the "
         "server shows the same error)."
     ),
-    "registry_auth": "Add or correct the registry credentials for this registry.",
-    "registry_unreachable": (
+    "registry_auth": gettext_noop("Add or correct the registry credentials for this registry."),
+    "registry_unreachable": gettext_noop(
         "The server cannot reach the image registry: check its DNS, its outbound network "
         "and proxy, or use a registry (a mirror) that it can reach."
     ),
-    "oom_killed": (
+    "oom_killed": gettext_noop(
         "The container used more memory than allowed: raise its memory limit "
         "(deploy.resources.limits.memory) or reduce what it uses."
     ),
-    "exited": "The container stopped by itself: its last log lines usually say why.",
+    "exited": gettext_noop("The container stopped by itself: its last log lines usually say why."),
     "command_not_found": gettext_noop(
         "The image has no program of that name: check the service's command: and "
         "entrypoint: (a typo, or a program of another image) and that the program is on "
         "the image's PATH, or use an image that has it."
     ),
-    "disk_full": (
+    "disk_full": gettext_noop(
         "The server's disk is full: remove unused images and volumes (docker system prune) "
         "or grow the disk."
     ),
-    "unreachable": "Check that the server is up and that Docker runs on it.",
-    "timeout": (
+    "unreachable": gettext_noop("Check that the server is up and that Docker runs on it."),
+    "timeout": gettext_noop(
         "The service did not become healthy in time: check its logs, or allow a longer "
         "health timeout if it is only slow to start."
     ),
-    "dependency_failed": "Fix the service it depends on first.",
-    "external_missing": (
+    "dependency_failed": gettext_noop("Fix the service it depends on first."),
+    "external_missing": gettext_noop(
         "The compose file uses an external network or volume that does not exist on the "
         "server: create it first (docker network create / docker volume create)."
     ),
@@ -260,13 +260,18 @@ def diagnose_error(
         return diagnosis
     text = _text_of(exc)
     low = text.lower()
-    where = f"{service}: " if service else ""
 
     if "no space left on device" in low:
-        return make("disk_full", "no space left on device", service=service, detail=text)
+        return make(
+            "disk_full", Text(gettext_noop("no space left on device")), service=service, detail=text
+        )
     if "port is already allocated" in low or "address already in use" in low:
         port = port_of(text)
-        summary = f"port {port} already allocated" if port else "a published port is in use"
+        summary = (
+            Text(gettext_noop("port %(port)s already allocated"), port=port)
+            if port
+            else Text(gettext_noop("a published port is in use"))
+        )
         return make("port_allocated", summary, service=service, detail=text)
 
     missing = _MISSING_COMMAND.search(text)
@@ -285,12 +290,14 @@ def diagnose_error(
     about_pull = image is not None or "pull" in low or "manifest" in low
     if about_pull and any(marker in low for marker in (*_REGISTRY_NETWORK, *_REGISTRY_SILENT)):
         host = _registry_host_in(text) or (_registry_of(image) if image else None) or "?"
-        why = " (DNS lookup failed)" if "no such host" in low else ""
+        template = gettext_noop("registry unreachable: %(host)s")
+        if "no such host" in low:
+            template = gettext_noop("registry unreachable: %(host)s (DNS lookup failed)")
         if any(marker in low for marker in _REGISTRY_SILENT):
-            why = " (no answer in time)"
+            template = gettext_noop("registry unreachable: %(host)s (no answer in time)")
         return make(
             "registry_unreachable",
-            f"registry unreachable: {host}{why}",
+            Text(template, host=host),
             service=service,
             detail=text,
         )
@@ -298,9 +305,18 @@ def diagnose_error(
         "pull access denied" in low and "repository does not exist" in low
     ):
         registry = _registry_of(image) if image else None
-        summary = "registry refused the credentials" + (f" ({registry})" if registry else "")
-        if image:
-            summary += f" for {image}"
+        if registry and image:
+            summary = Text(
+                gettext_noop("registry refused the credentials (%(registry)s) for %(image)s"),
+                registry=registry,
+                image=image,
+            )
+        elif image:
+            summary = Text(
+                gettext_noop("registry refused the credentials for %(image)s"), image=image
+            )
+        else:
+            summary = Text(gettext_noop("registry refused the credentials"))
         return make("registry_auth", summary, service=service, detail=text)
     if (
         (isinstance(exc, ImageNotFound) and about_pull)
@@ -308,18 +324,27 @@ def diagnose_error(
         or (image is not None and status == 404)
     ):
         name = image or _image_in(text) or "?"
-        return make("image_not_found", f"image not found: {name}", service=service, detail=text)
+        summary = Text(gettext_noop("image not found: %(image)s"), image=name)
+        return make("image_not_found", summary, service=service, detail=text)
 
     if _is_timeout(exc) or "timed out" in low or "did not answer in time" in low:
         return make(
             "timeout",
-            f"{where}the Docker engine did not answer in time",
+            Text(
+                gettext_noop("%(service)s: the Docker engine did not answer in time"),
+                service=service,
+            )
+            if service
+            else Text(gettext_noop("the Docker engine did not answer in time")),
             service=service,
             detail=text,
         )
     if _is_connection(exc) or any(marker in low for marker in _UNREACHABLE):
         return make(
-            "unreachable", "the Docker engine cannot be reached", service=service, detail=text
+            "unreachable",
+            Text(gettext_noop("the Docker engine cannot be reached")),
+            service=service,
+            detail=text,
         )
     if isinstance(exc, EngineError) and exc.hint:
         return make("docker_error", text, service=service, hint=exc.hint, detail=text)
@@ -387,7 +412,7 @@ def diagnose_container(
 
     if last_exit.oom_killed:
         detail = "\n".join(["last log lines:", logs]) if logs else ""
-        return make("oom_killed", "OOM killed", service=service, detail=detail)
+        return make("oom_killed", Text(gettext_noop("OOM killed")), service=service, detail=detail)
 
     status = state.get("Status") or ("running" if state.get("Running") else "")
     restarting = bool(state.get("Restarting")) or status == "restarting"
@@ -400,28 +425,44 @@ def diagnose_container(
             diagnosis = diagnose_error(RuntimeError(error), service=service)
             if diagnosis.code != "docker_error":
                 return diagnosis
-        summary = f"exited with code {last_exit.code}"
-        if restarting:
-            summary = f"restarting: {summary}"
-        elif restarted and not stopped:
-            summary = f"restarted: {summary}"
         tail = error or last_line
-        if tail:
-            summary += f": {tail}"
+        summary = _exited_summary(
+            last_exit.code,
+            "restarting" if restarting else "restarted" if restarted and not stopped else "",
+            tail,
+        )
         detail = "\n".join(part for part in (error, logs) if part)
         return make("exited", summary, service=service, detail=detail)
 
     if health.get("Status") == "unhealthy":
         output = last_health_output(attrs)
-        summary = "healthcheck failing"
+        summary = Text(gettext_noop("healthcheck failing"))
         if output:
-            summary += f": last output: {output}"
+            summary = Text(
+                gettext_noop("healthcheck failing: last output: %(output)s"), output=output
+            )
         outputs = _health_outputs(health)
         detail = "last health checks:\n" + "\n".join(outputs) if outputs else ""
         if logs:
             detail += "\nlast log lines:\n" + logs
         return make("healthcheck_failing", summary, service=service, detail=detail)
     return None
+
+
+_EXITED = {
+    ("", False): gettext_noop("exited with code %(code)s"),
+    ("", True): gettext_noop("exited with code %(code)s: %(tail)s"),
+    ("restarting", False): gettext_noop("restarting: exited with code %(code)s"),
+    ("restarting", True): gettext_noop("restarting: exited with code %(code)s: %(tail)s"),
+    ("restarted", False): gettext_noop("restarted: exited with code %(code)s"),
+    ("restarted", True): gettext_noop("restarted: exited with code %(code)s: %(tail)s"),
+}
+
+
+def _exited_summary(code: Any, how: str, tail: str) -> Text:
+    """ "exited with code 3", "restarting: ..." or "restarted: ...", with the last line."""
+    template = _EXITED[(how, bool(tail))]
+    return Text(template, code=code, tail=tail) if tail else Text(template, code=code)
 
 
 def diagnose_timeout(
@@ -431,11 +472,34 @@ def diagnose_timeout(
     passing (health "starting", or not yet through its grace period)."""
     state = attrs.get("State") or {}
     health = state.get("Health") or {}
-    what = f"health {health.get('Status')}" if health else f"state {state.get('Status')}"
-    summary = f"not healthy after {seconds:g}s ({what})"
     output = last_health_output(attrs)
-    if output:
-        summary += f": last health output: {output}"
+    args = {"seconds": f"{seconds:g}", "output": output}
+    if health:
+        args["status"] = health.get("Status")
+        summary = (
+            Text(
+                gettext_noop(
+                    "not healthy after %(seconds)ss (health %(status)s): last health output: "
+                    "%(output)s"
+                ),
+                **args,
+            )
+            if output
+            else Text(gettext_noop("not healthy after %(seconds)ss (health %(status)s)"), **args)
+        )
+    else:
+        args["status"] = state.get("Status")
+        summary = (
+            Text(
+                gettext_noop(
+                    "not healthy after %(seconds)ss (state %(status)s): last health output: "
+                    "%(output)s"
+                ),
+                **args,
+            )
+            if output
+            else Text(gettext_noop("not healthy after %(seconds)ss (state %(status)s)"), **args)
+        )
     outputs = _health_outputs(health)
     detail = "last health checks:\n" + "\n".join(outputs) if outputs else ""
     lines = [line for line in log_tail if line.strip()]

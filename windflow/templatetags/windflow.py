@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts import permissions
 from windflow.engine.units import split_bytes
-from windflow.i18n import translated_diagnosis
+from windflow.i18n import translated_diagnosis, translated_reason
 
 register = template.Library()
 
@@ -83,3 +83,10 @@ def in_language(diagnosis: dict) -> dict:
     """{% with diagnosis=deployment.diagnosis|in_language %}: a stored diagnosis with its
     summary and hint in the reader's language."""
     return translated_diagnosis(diagnosis)
+
+
+@register.filter
+def reason_in_language(deployment) -> str:
+    """{{ deployment|reason_in_language }}: its reason in the reader's language when the
+    reason is its diagnosis's summary (the usual case), else as it was written."""
+    return translated_reason(deployment.reason, deployment.diagnosis)

@@ -22,63 +22,84 @@ from windflow.engine.text import Text, gettext_noop
 
 RULES: dict[str, Rule] = {
     "privileged": Rule(
-        "Privileged container",
+        gettext_noop("Privileged container"),
         "warning",
-        "Remove privileged: true and grant only what the service needs with cap_add: or devices:.",
+        gettext_noop(
+            "Remove privileged: true and grant only what the service needs with cap_add: or "
+            "devices:."
+        ),
     ),
     "host-namespace": Rule(
-        "Host network, PID, IPC, UTS or user namespace",
+        gettext_noop("Host network, PID, IPC, UTS or user namespace"),
         "warning",
-        "Remove network_mode/pid/ipc/uts/userns_mode: host (and container: namespaces of "
-        "other stacks); publish the ports the service needs with ports:.",
+        gettext_noop(
+            "Remove network_mode/pid/ipc/uts/userns_mode: host (and container: namespaces of "
+            "other stacks); publish the ports the service needs with ports:."
+        ),
     ),
     "docker-socket": Rule(
-        "Docker socket mounted",
+        gettext_noop("Docker socket mounted"),
         "warning",
-        "Whoever controls this container controls the server. Put a socket proxy that allows "
-        "only the API calls needed (e.g. tecnativa/docker-socket-proxy) in front of it.",
+        gettext_noop(
+            "Whoever controls this container controls the server. Put a socket proxy that allows "
+            "only the API calls needed (e.g. tecnativa/docker-socket-proxy) in front of it."
+        ),
     ),
     "host-path": Rule(
-        "Sensitive host path mounted",
+        gettext_noop("Sensitive host path mounted"),
         "warning",
-        "Mount a named volume or a dedicated directory instead (e.g. /srv/<app>), read-only "
-        "(:ro) where possible.",
+        gettext_noop(
+            "Mount a named volume or a dedicated directory instead (e.g. /srv/<app>), read-only "
+            "(:ro) where possible."
+        ),
     ),
     "image-not-pinned": Rule(
-        "Image not pinned to a version",
+        gettext_noop("Image not pinned to a version"),
         "warning",
-        "Pin a version tag (nginx:1.27) or a digest (nginx@sha256:...) so a redeploy or a "
-        "rollback runs the same image.",
+        gettext_noop(
+            "Pin a version tag (nginx:1.27) or a digest (nginx@sha256:...) so a redeploy or a "
+            "rollback runs the same image."
+        ),
     ),
     "no-healthcheck": Rule(
-        "No healthcheck",
+        gettext_noop("No healthcheck"),
         "warning",
-        "Add a healthcheck: (test, interval, retries) so the deployment is called good only "
-        "when the service really answers, unless the image already defines one.",
+        gettext_noop(
+            "Add a healthcheck: (test, interval, retries) so the deployment is called good only "
+            "when the service really answers, unless the image already defines one."
+        ),
     ),
     "no-limits": Rule(
-        "No memory or CPU limit",
+        gettext_noop("No memory or CPU limit"),
         "info",
-        "Set deploy.resources.limits (memory: 512M, cpus: '1') so one service cannot starve "
-        "the server.",
+        gettext_noop(
+            "Set deploy.resources.limits (memory: 512M, cpus: '1') so one service cannot starve "
+            "the server."
+        ),
     ),
     "secret-in-clear": Rule(
-        "Secret written in clear in environment",
+        gettext_noop("Secret written in clear in environment"),
         "warning",
-        "Write ${NAME} instead and store the value as a WindFlow secret; it is then resolved "
-        "at deploy time and never shown.",
+        gettext_noop(
+            "Write ${NAME} instead and store the value as a WindFlow secret; it is then resolved "
+            "at deploy time and never shown."
+        ),
     ),
     "database-port-public": Rule(
-        "Database port published on all interfaces",
+        gettext_noop("Database port published on all interfaces"),
         "warning",
-        "Drop the ports: entry (services on the same network reach it by name), or bind it "
-        "to loopback: 127.0.0.1:5432:5432.",
+        gettext_noop(
+            "Drop the ports: entry (services on the same network reach it by name), or bind it "
+            "to loopback: 127.0.0.1:5432:5432."
+        ),
     ),
     "no-restart-policy": Rule(
-        "No restart policy",
+        gettext_noop("No restart policy"),
         "info",
-        "Add restart: unless-stopped (or always) so the service comes back after a crash or "
-        "a reboot.",
+        gettext_noop(
+            "Add restart: unless-stopped (or always) so the service comes back after a crash or "
+            "a reboot."
+        ),
     ),
     "container-name": Rule(
         gettext_noop("Fixed container name"),
@@ -160,7 +181,11 @@ def _host_problems(features: list[hostaccess.HostFeature]) -> list[Problem]:
             continue  # "/" holds the socket too: one warning for the mount is enough
         message = found.detail
         if found.feature == hostaccess.PRIVILEGED:
-            message = f"{found.path}: {found.service} runs as a privileged container"
+            message = Text(
+                gettext_noop("%(path)s: %(service)s runs as a privileged container"),
+                path=found.path,
+                service=found.service,
+            )
         problems.append(_problem(rule, message, found.path))
     return problems
 
@@ -178,9 +203,15 @@ def _image_problem(name: str, service: dict[str, Any]) -> Problem | None:
     tag = last.split(":", 1)[1] if ":" in last else ""
     at = format_path(["services", name, "image"])
     if not tag:
-        return _problem("image-not-pinned", f"{at}: {image} has no tag, so it means :latest", at)
+        message = Text(
+            gettext_noop("%(at)s: %(image)s has no tag, so it means :latest"), at=at, image=image
+        )
+        return _problem("image-not-pinned", message, at)
     if tag == "latest":
-        return _problem("image-not-pinned", f"{at}: {image} uses the moving tag :latest", at)
+        message = Text(
+            gettext_noop("%(at)s: %(image)s uses the moving tag :latest"), at=at, image=image
+        )
+        return _problem("image-not-pinned", message, at)
     return None
 
 
@@ -247,7 +278,13 @@ def _secret_problems(name: str, service: dict[str, Any]) -> list[Problem]:
         at = base + suffix if suffix.startswith("[") else f"{base}.{suffix}"
         problems.append(
             _problem(
-                "secret-in-clear", f"{at}: {key} holds a secret written in clear in the file", at
+                "secret-in-clear",
+                Text(
+                    gettext_noop("%(at)s: %(key)s holds a secret written in clear in the file"),
+                    at=at,
+                    key=key,
+                ),
+                at,
             )
         )
     return problems
@@ -301,8 +338,15 @@ def _port_problems(name: str, service: dict[str, Any]) -> list[Problem]:
             problems.append(
                 _problem(
                     "database-port-public",
-                    f"{at} publishes the {found[0]} port {target} on every network interface "
-                    "of the server",
+                    Text(
+                        gettext_noop(
+                            "%(at)s publishes the %(database)s port %(port)s on every network "
+                            "interface of the server"
+                        ),
+                        at=at,
+                        database=found[0],
+                        port=target,
+                    ),
                     at,
                 )
             )
@@ -327,17 +371,24 @@ def lint_service(
         problems.append(image)
     if not _has_healthcheck(service):
         at = f"{base}.healthcheck"
-        problems.append(_problem("no-healthcheck", f"{base} has no healthcheck", at))
+        message = Text(gettext_noop("%(at)s has no healthcheck"), at=base)
+        problems.append(_problem("no-healthcheck", message, at))
     memory, cpu = _limits(service)
     if not (memory and cpu):
-        missing = " or ".join(what for what, ok in (("memory", memory), ("CPU", cpu)) if not ok)
         at = f"{base}.deploy.resources.limits"
-        problems.append(_problem("no-limits", f"{base} has no {missing} limit", at))
+        if not (memory or cpu):
+            template = gettext_noop("%(at)s has no memory or CPU limit")
+        elif memory:
+            template = gettext_noop("%(at)s has no CPU limit")
+        else:
+            template = gettext_noop("%(at)s has no memory limit")
+        problems.append(_problem("no-limits", Text(template, at=base), at))
     problems.extend(_secret_problems(name, service))
     problems.extend(_port_problems(name, service))
     if not _has_restart_policy(service):
         at = f"{base}.restart"
-        problems.append(_problem("no-restart-policy", f"{base} has no restart policy", at))
+        message = Text(gettext_noop("%(at)s has no restart policy"), at=base)
+        problems.append(_problem("no-restart-policy", message, at))
     if service.get("container_name") is not None:
         at = f"{base}.container_name"
         problems.append(
