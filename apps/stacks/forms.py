@@ -90,7 +90,9 @@ class RevisionForm(StyledFormMixin, forms.Form):
                         "hx-target": "#problems",
                         "hx-include": "closest form",
                         "hx-swap": "innerHTML",
-                        "hx-sync": "closest form:replace",
+                        # A check already on its way finishes (aborting it would log an error
+                        # in the console); only the newest of those waiting runs after it.
+                        "hx-sync": "closest form:queue last",
                     }
                 )
 
