@@ -38,12 +38,18 @@ def django_db_setup(django_db_setup, django_db_blocker):
 @pytest.fixture(autouse=True)
 def _clean_state():
     """Each test starts on the public schema with empty Redis (cache, sessions, lockout
-    counters, queues, channel groups)."""
+    counters, queues, channel groups), in the site's language (a request leaves its
+    language active in the thread: a French one must not make the next test French)."""
+    from django.conf import settings
+    from django.utils import translation
+
     flush_redis()
+    translation.activate(settings.LANGUAGE_CODE)
     yield
     from django.db import connection
 
     connection.set_schema_to_public()
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture

@@ -150,7 +150,10 @@ def test_it_shows_the_diagnosis_of_a_failed_deployment_in_french(french_world, o
 
 def test_it_shows_lint_findings_in_french(french_world, owner, acme):
     victim, _membership = french_world
-    compose = "services:\n  web:\n    image: nginx\n"
+    compose = (
+        "services:\n  web:\n    image: nginx\n"
+        "    volumes: [/var/run/docker.sock:/var/run/docker.sock]\n"
+    )
 
     panel = client_for(owner, acme).post(
         "/stacks/validate/",
@@ -162,6 +165,7 @@ def test_it_shows_lint_findings_in_french(french_world, owner, acme):
     assert panel.status_code == 200, text
     assert "services.web n\u2019a pas de healthcheck" in text
     assert "nginx n\u2019a pas de tag, ce qui veut dire :latest" in text
+    assert "services.web.volumes[0] monte le socket Docker /var/run/docker.sock" in text
     assert "Pin a version tag" not in text
     assert english_left(html_texts(text)) == []
 

@@ -17,8 +17,12 @@ def translated(text: str) -> str:
     a fixed text (a hint) as it is. A text the catalogue does not hold stays English."""
     if isinstance(text, Text):
         template = gettext(text.template)
+        args = {  # a text inside a text (a path's wording) is translated too
+            key: translated(value) if isinstance(value, Text) else value
+            for key, value in text.args.items()
+        }
         try:
-            return template % text.args if text.args else template
+            return template % args if args else template
         except (KeyError, TypeError, ValueError):
             return str(text)  # a translation whose placeholders do not fit: English
     return gettext(text) if text else text

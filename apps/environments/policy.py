@@ -41,6 +41,7 @@ from windflow.engine.compose.hostaccess import (
     valid_allow_list_entry,
 )
 from windflow.errors import ServiceError
+from windflow.i18n import translated
 
 from .models import ComposePolicy, Environment
 
@@ -361,7 +362,7 @@ def refusals(
                 "%(detail)s: %(target)s is a Docker engine shared with other organisations, "
                 "where nobody may deploy %(label)s (compose policy: %(feature)s)."
             ) % {
-                "detail": found.detail,
+                "detail": translated(found.detail),
                 "target": target.name,
                 "label": label,
                 "feature": found.feature,
@@ -372,7 +373,7 @@ def refusals(
                 "%(detail)s: the compose policy (%(feature)s, %(source)s rule) lets %(who)s "
                 "deploy %(label)s in %(where)s; your role is %(role)s."
             ) % {
-                "detail": found.detail,
+                "detail": translated(found.detail),
                 "feature": found.feature,
                 "source": _("environment") if source == "environment" else _("organisation"),
                 "who": _who(level),

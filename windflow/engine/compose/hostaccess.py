@@ -32,6 +32,7 @@ from typing import Any
 
 from windflow.engine.compose import Path, format_path
 from windflow.engine.compose.plan import _mount, container_name
+from windflow.engine.text import Text, gettext_noop
 
 PRIVILEGED = "privileged"
 HOST_NAMESPACES = "host_namespaces"
@@ -91,11 +92,11 @@ SOCKET_NAMES = frozenset({"docker.sock", "containerd.sock", "podman.sock", "dock
 SOCKET_DIRECTORIES = frozenset({"/run", "/var/run", "/run/docker", "/var/run/docker"})
 # Namespace keys and the value that shares the host's.
 NAMESPACE_KEYS = {
-    "network_mode": "network",
+    "network_mode": Text(gettext_noop("network")),
     "pid": "PID",
     "ipc": "IPC",
     "uts": "UTS",
-    "userns_mode": "user",
+    "userns_mode": Text(gettext_noop("user")),
     "cgroup": "cgroup",
 }
 SAFE_SECURITY_OPTS = ("no-new-privileges",)
@@ -254,7 +255,12 @@ class _Scan:
         base: Path = ("services", name)
         at = format_path(base)
         if config.get("privileged") is not None and bool(config.get("privileged")):
-            self.add(PRIVILEGED, name, (*base, "privileged"), f"{at} runs privileged")
+            self.add(
+                PRIVILEGED,
+                name,
+                (*base, "privileged"),
+                Text(gettext_noop("%(at)s runs privileged"), at=at),
+            )
         self.namespaces(name, config, base)
         self.networks(name, config, base)
         self.volumes(name, config, base)
@@ -265,7 +271,12 @@ class _Scan:
         if sysctls:
             keys = list(sysctls) if isinstance(sysctls, dict) else [str(s) for s in sysctls]
             names = ", ".join(str(k).partition("=")[0] for k in keys)
-            self.add(SYSCTLS, name, (*base, "sysctls"), f"{at} sets kernel parameters: {names}")
+            self.add(
+                SYSCTLS,
+                name,
+                (*base, "sysctls"),
+                Text(gettext_noop("%(at)s sets kernel parameters: %(names)s"), at=at, names=names),
+            )
 
     def namespaces(self, name: str, config: dict, base: Path) -> None:
         at = format_path(base)
@@ -279,7 +290,11 @@ class _Scan:
                     HOST_NAMESPACES,
                     name,
                     (*base, key),
-                    f"{at}.{key}: shares the server's {what} namespace",
+                    Text(
+                        gettext_noop("%(at)s: shares the server's %(what)s namespace"),
+                        at=f"{at}.{key}",
+                        what=what,
+                    ),
                 )
             elif mode.lower().startswith("container:"):
                 other = mode.split(":", 1)[1]
@@ -288,8 +303,15 @@ class _Scan:
                         HOST_NAMESPACES,
                         name,
                         (*base, key),
-                        f"{at}.{key}: joins the {what} namespace of the container {other}, "
-                        "which is not part of this stack",
+                        Text(
+                            gettext_noop(
+                                "%(at)s: joins the %(what)s namespace of the container "
+                                "%(other)s, which is not part of this stack"
+                            ),
+                            at=f"{at}.{key}",
+                            what=what,
+                            other=other,
+                        ),
                     )
             elif mode.lower().startswith("service:"):
                 other = mode.split(":", 1)[1]
@@ -298,8 +320,15 @@ class _Scan:
                         HOST_NAMESPACES,
                         name,
                         (*base, key),
-                        f"{at}.{key}: joins the {what} namespace of {other}, which is not a "
-                        "service of this stack",
+                        Text(
+                            gettext_noop(
+                                "%(at)s: joins the %(what)s namespace of %(other)s, which is "
+                                "not a service of this stack"
+                            ),
+                            at=f"{at}.{key}",
+                            what=what,
+                            other=other,
+                        ),
                     )
 
     def networks(self, name: str, config: dict, base: Path) -> None:
@@ -332,15 +361,26 @@ class _Scan:
                     HOST_NAMESPACES,
                     name,
                     (*base, "networks", key),
-                    f"{format_path(base)}.networks: {key} is the server's host network",
+                    Text(
+                        gettext_noop("%(at)s.networks: %(key)s is the server's host network"),
+                        at=format_path(base),
+                        key=key,
+                    ),
                 )
             elif docker_name:
                 self.add(
                     FOREIGN_RESOURCE,
                     name,
                     (*base, "networks", key),
-                    f"{format_path(base)}.networks: {key} is the network {docker_name}, which "
-                    "this stack does not own",
+                    Text(
+                        gettext_noop(
+                            "%(at)s.networks: %(key)s is the network %(network)s, which this "
+                            "stack does not own"
+                        ),
+                        at=format_path(base),
+                        key=key,
+                        network=docker_name,
+                    ),
                 )
 
     def volumes(self, name: str, config: dict, base: Path) -> None:
@@ -360,7 +400,13 @@ class _Scan:
             if not isinstance(source, str) or not source.strip():
                 continue
             if mount["type"] == "bind":
-                self.bind(name, path, source, bool(mount.get("read_only")), f"{at} mounts")
+                self.bind(
+                    name,
+                    path,
+                    source,
+                    bool(mount.get("read_only")),
+                    Text(gettext_noop("%(at)s mounts"), at=at),
+                )
             elif mount["type"] == "volume":
                 spec = declared.get(source)
                 foreign = _foreign_volume(source, spec)
@@ -369,7 +415,13 @@ class _Scan:
                         FOREIGN_RESOURCE,
                         name,
                         path,
-                        f"{at} mounts the volume {foreign}, which this stack does not own",
+                        Text(
+                            gettext_noop(
+                                "%(at)s mounts the volume %(volume)s, which this stack does not own"
+                            ),
+                            at=at,
+                            volume=foreign,
+                        ),
                     )
                 device = _volume_device(spec)
                 if device is not None:
@@ -378,7 +430,11 @@ class _Scan:
                         path,
                         device,
                         bool(mount.get("read_only")),
-                        f"{at} mounts the volume {source}, a bind of",
+                        Text(
+                            gettext_noop("%(at)s mounts the volume %(volume)s, a bind of"),
+                            at=at,
+                            volume=source,
+                        ),
                     )
 
     def bind(self, name: str, path: Path, source: str, read_only: bool, what: str) -> None:
@@ -388,7 +444,9 @@ class _Scan:
                 HOST_PATH,
                 name,
                 path,
-                f"{what} the home directory path {raw}",
+                Text(
+                    gettext_noop("%(what)s the home directory path %(path)s"), what=what, path=raw
+                ),
                 host_path=raw,
                 sensitive=True,
             )
@@ -401,7 +459,11 @@ class _Scan:
                     HOST_PATH,
                     name,
                     path,
-                    f"{what} {raw}, which leaves the project's directory",
+                    Text(
+                        gettext_noop("%(what)s %(path)s, which leaves the project's directory"),
+                        what=what,
+                        path=raw,
+                    ),
                     host_path=relative,
                     sensitive=True,
                 )
@@ -410,15 +472,25 @@ class _Scan:
         if host in HARMLESS_READ_ONLY and read_only:
             return
         dotted = ".." in raw.split("/")
-        shown = raw if host == raw else f"{raw} (that is {host})"
+        shown = (
+            raw
+            if host == raw
+            else Text(gettext_noop("%(path)s (that is %(host)s)"), path=raw, host=host)
+        )
         if is_docker_socket(host):
-            self.add(DOCKER_SOCKET, name, path, f"{what} the Docker socket {shown}", host_path=host)
+            self.add(
+                DOCKER_SOCKET,
+                name,
+                path,
+                Text(gettext_noop("%(what)s the Docker socket %(path)s"), what=what, path=shown),
+                host_path=host,
+            )
             return
         self.add(
             HOST_PATH,
             name,
             path,
-            f"{what} the host path {shown}",
+            Text(gettext_noop("%(what)s the host path %(path)s"), what=what, path=shown),
             host_path=host,
             sensitive=dotted or is_sensitive(host) or host in HARMLESS_READ_ONLY,
         )
@@ -427,7 +499,11 @@ class _Scan:
                 DOCKER_SOCKET,
                 name,
                 path,
-                f"{what} {shown}, which holds the Docker socket",
+                Text(
+                    gettext_noop("%(what)s %(path)s, which holds the Docker socket"),
+                    what=what,
+                    path=shown,
+                ),
                 host_path=host,
             )
 
@@ -444,16 +520,28 @@ class _Scan:
                         HOST_PATH,
                         name,
                         (*base, "volumes_from", index),
-                        f"{format_path(base)}.volumes_from: mounts the volumes of the "
-                        f"container {other}, which is not part of this stack",
+                        Text(
+                            gettext_noop(
+                                "%(at)s.volumes_from: mounts the volumes of the container "
+                                "%(other)s, which is not part of this stack"
+                            ),
+                            at=format_path(base),
+                            other=other,
+                        ),
                     )
             elif text.split(":", 1)[0] not in self.services:
                 self.add(
                     HOST_PATH,
                     name,
                     (*base, "volumes_from", index),
-                    f"{format_path(base)}.volumes_from: mounts the volumes of "
-                    f"{text.split(':', 1)[0]}, which is not a service of this stack",
+                    Text(
+                        gettext_noop(
+                            "%(at)s.volumes_from: mounts the volumes of %(other)s, which is not "
+                            "a service of this stack"
+                        ),
+                        at=format_path(base),
+                        other=text.split(":", 1)[0],
+                    ),
                 )
 
     def lists(self, name: str, config: dict, base: Path) -> None:
@@ -462,7 +550,14 @@ class _Scan:
         if caps:
             items = [caps] if isinstance(caps, str) else [str(c) for c in caps]
             self.add(
-                CAP_ADD, name, (*base, "cap_add"), f"{at} adds capabilities: {', '.join(items)}"
+                CAP_ADD,
+                name,
+                (*base, "cap_add"),
+                Text(
+                    gettext_noop("%(at)s adds capabilities: %(items)s"),
+                    at=at,
+                    items=", ".join(items),
+                ),
             )
         devices = config.get("devices")
         if devices:
@@ -471,7 +566,11 @@ class _Scan:
                 DEVICES,
                 name,
                 (*base, "devices"),
-                f"{at} gets host devices: {', '.join(items)}",
+                Text(
+                    gettext_noop("%(at)s gets host devices: %(items)s"),
+                    at=at,
+                    items=", ".join(items),
+                ),
             )
 
     def security_opt(self, name: str, config: dict, base: Path) -> None:
@@ -487,7 +586,13 @@ class _Scan:
                 SECURITY_OPT,
                 name,
                 (*base, "security_opt", index),
-                f"{format_path(base)}.security_opt: {text} loosens the container's confinement",
+                Text(
+                    gettext_noop(
+                        "%(at)s.security_opt: %(option)s loosens the container's confinement"
+                    ),
+                    at=format_path(base),
+                    option=text,
+                ),
             )
 
 
