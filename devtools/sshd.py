@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import (
@@ -104,6 +104,7 @@ class Sshd(Service):
     host: str = HOST
     started: bool = True  # False when an already running server was reused
     docker_host: str | None = None
+    options: dict = field(default_factory=dict)  # sshd_config lines beyond the stock ones
 
     @property
     def config_file(self) -> Path:
@@ -163,6 +164,12 @@ def _let_user_read(path: Path, user: str) -> None:
 
 
 def _write_sshd_config(server: Sshd) -> None:
+    """A stock sshd_config: OpenSSH's defaults (MaxSessions 10, MaxStartups 10:30:100...), so
+    that the tests meet the limits of a server as installed. Only what a test server on
+    loopback needs is set: its port and address, its host key, pidfile and authorized keys
+    (in a temporary directory, hence StrictModes off), SFTP (which distributions turn on),
+    the test engine as DOCKER_HOST, and `options` (a test that needs another setting, e.g.
+    {"MaxSessions": "3"})."""
     keys_pattern = str(server.authorized_keys_dir).replace("%", "%%") + "/%u"
     lines = [
         "# WindFlow private sshd: rewritten at every start by devtools.sshd",
@@ -171,24 +178,17 @@ def _write_sshd_config(server: Sshd) -> None:
         f"HostKey {_sshd_quote(str(server.host_key_file))}",
         f"PidFile {_sshd_quote(str(server.pidfile))}",
         f"AuthorizedKeysFile {_sshd_quote(keys_pattern)}",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "UsePAM no",
         "StrictModes no",
-        "PermitRootLogin prohibit-password",
-        "MaxStartups 200:30:400",
-        "MaxSessions 100",
-        "LoginGraceTime 10",
-        "UseDNS no",
-        "PrintMotd no",
-        "X11Forwarding no",
-        "Subsystem sftp internal-sftp",
+        "Subsystem sftp internal-sftp",  # as in every distribution's sshd_config
     ]
     if server.docker_host:
         lines.append(f"SetEnv {_sshd_quote('DOCKER_HOST=' + server.docker_host)}")
-    if _sshd_knows("PerSourcePenalties"):  # OpenSSH >= 9.8 would throttle a benchmark
+    if _sshd_knows("PerSourcePenalties"):  # OpenSSH >= 9.8 would lock out the test client
         lines.append("PerSourcePenalties no")
+    for option, value in server.options.items():
+        if not option.isalnum() or "\n" in str(value):
+            raise DevServiceError(f"not an sshd option: {option!r} {value!r}")
+        lines.append(f"{option} {value}")
     server.config_file.write_text("\n".join(lines) + "\n")
 
 
@@ -244,16 +244,22 @@ def _launch_sshd(server: Sshd) -> None:
     _wait_sshd_ready(server)
 
 
-def start_sshd(data_dir: Path, port: int | None = None, *, docker_host: str | None = None) -> Sshd:
+def start_sshd(
+    data_dir: Path,
+    port: int | None = None,
+    *,
+    docker_host: str | None = None,
+    options: dict | None = None,
+) -> Sshd:
     """Start (or reuse) a private OpenSSH server on 127.0.0.1 with its files in `data_dir`.
 
-    Key-only logins (PasswordAuthentication, keyboard-interactive and PAM off; root by
-    key only), an ed25519 host key generated in `data_dir` on first start and kept,
-    authorized keys in ``data_dir/authorized_keys/<user>`` (see ``Sshd.authorize``),
-    sized for many parallel sessions (MaxStartups 200:30:400, MaxSessions 100).
-    `port=None` takes the port used last time when it is free, else a free one.
-    `docker_host` (``unix:///...``) becomes DOCKER_HOST in every session.
-    Returns once the server sends its SSH banner (10 s at most)."""
+    A stock configuration (OpenSSH's defaults: MaxSessions 10 per connection, MaxStartups
+    10:30:100, root by key only), an ed25519 host key generated in `data_dir` on first start
+    and kept, authorized keys in ``data_dir/authorized_keys/<user>`` (see
+    ``Sshd.authorize``). `options` adds sshd_config lines ({"MaxSessions": "3"}); a server
+    started with options is never reused. `port=None` takes the port used last time when it
+    is free, else a free one. `docker_host` (``unix:///...``) becomes DOCKER_HOST in every
+    session. Returns once the server sends its SSH banner (10 s at most)."""
     if not os.access(SSHD, os.X_OK):
         raise DevServiceError(
             f"{SSHD} was not found: install it with `apt-get install -y openssh-server`"
@@ -267,7 +273,8 @@ def start_sshd(data_dir: Path, port: int | None = None, *, docker_host: str | No
     same_engine = docker_host in (None, configured)  # None: whatever it was started with
     previous.docker_host = configured
     if (
-        previous.is_running()
+        not options
+        and previous.is_running()
         and same_engine
         and port in (None, previous.port)
         and ssh_banner(previous.port)
@@ -279,6 +286,7 @@ def start_sshd(data_dir: Path, port: int | None = None, *, docker_host: str | No
         port or previous_port(previous.port or None),
         started=True,
         docker_host=docker_host,
+        options=dict(options or {}),
     )
     _launch_sshd(server)
     return server

@@ -11,7 +11,8 @@ the server, and whether the engine there is the organisation's own:
         driver.status(project)
     check_target(target)                          # tests the server, records a TargetCheck
 
-A server that cannot be reached raises ServiceError saying why (code ``docker_unavailable``);
+A server that cannot be reached or used raises ServerUnavailable (a ServiceError) saying why,
+with the engine error's code (``host_key_changed``, ``ssh_auth_failed``... docs/targets.md);
 inside the block the driver raises engine errors (windflow.engine.errors) only, for the caller
 to tell as it sees fit. Imports neither the services nor the tasks of the app, so both (and
 the running jobs of other apps) can use it.
@@ -20,6 +21,7 @@ the running jobs of other apps) can use it.
 from __future__ import annotations
 
 import json
+import logging
 import os.path
 import re
 import time
@@ -30,6 +32,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import connection
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -49,6 +52,12 @@ from windflow.redaction import secrets_in_scope
 from .choices import TargetKind, TargetStatus
 from .models import Target, TargetCheck
 
+logger = logging.getLogger(__name__)
+
+# Sent (target=) after a connection test reached the server: WindFlow's next contact with
+# it, when what a lost deployment left there is removed (apps.deployments.tasks).
+server_answered = Signal()
+
 HOST_PATTERN = re.compile(r"^[A-Za-z0-9.-]{1,253}$|^\[?[0-9A-Fa-f:]+\]?$")
 USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
@@ -57,6 +66,18 @@ def engine_message(exc: EngineError) -> str:
     """An engine error as one text for people: what went wrong, then how to fix it."""
     hint = getattr(exc, "hint", "")
     return f"{exc} {hint}".strip()
+
+
+class ServerUnavailable(ServiceError):
+    """The server could not be reached or used. ``code`` names the kind of failure (the
+    engine error's ``error_code``: ``host_key_changed``, ``ssh_auth_failed``,
+    ``docker_permission_denied``...), ``summary`` says what went wrong, ``hint`` how to fix
+    it; the message says both, for people."""
+
+    def __init__(self, error: EngineError):
+        super().__init__(engine_message(error), code=error.error_code)
+        self.summary = str(error)
+        self.hint = error.hint or ""
 
 
 # --- Local engines: the platform's own Docker sockets -----------------------------------------
@@ -196,7 +217,7 @@ class Transport:
         try:
             client = self.docker_client(timeout=timeout)
         except EngineError as exc:
-            raise ServiceError(engine_message(exc), code="docker_unavailable") from exc
+            raise ServerUnavailable(exc) from exc
         try:
             yield DockerDriver(client, where=self.target.name)
         finally:
@@ -550,8 +571,8 @@ def transport_for(target: Target) -> Transport:
 @contextmanager
 def connect(target: Target, *, timeout: float = 10) -> Iterator[Driver]:
     """The driver of `target`'s engine for the block, closed (with its SSH session) after it.
-    A server that cannot be reached raises ServiceError (code ``docker_unavailable``) with the
-    reason and its fix."""
+    A server that cannot be reached or used raises ServerUnavailable, whose code names why
+    (docs/targets.md), with the reason and its fix."""
     with transport_for(target).driver(timeout=timeout) as driver:
         yield driver
 
@@ -603,6 +624,10 @@ def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
         target.facts = asdict(facts) if is_dataclass(facts) else dict(facts)
         fields.append("facts")
     target.save(update_fields=fields)
+    if status != TargetStatus.OFFLINE:
+        for receiver, result in server_answered.send_robust(sender=Target, target=target):
+            if isinstance(result, Exception):
+                logger.warning("%s after the check of %s failed: %s", receiver, target, result)
     return check
 
 

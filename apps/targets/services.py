@@ -24,11 +24,11 @@ from windflow.errors import Conflict, ServiceError
 
 from .choices import RunStatus
 from .connect import (
+    ServerUnavailable,
     SSHTransport,
     assigned_engines,
     check_target,
     connect,
-    engine_message,
     transport_class,
     transport_for,
 )
@@ -194,9 +194,21 @@ def rescan_host_key(actor: Membership, target: Target) -> Target:
     """After a server was reinstalled: read its new key, to be confirmed like the first."""
     permissions.require(actor, "target.change")
     host_key = SSHTransport.scan_host_key(target.host, target.port)
+    before = target.pending_host_key_fingerprint
     target.pending_host_key_fingerprint = host_key.fingerprint
     target.host_key_type = host_key.key_type
-    target.save(update_fields=["pending_host_key_fingerprint", "host_key_type"])
+    with transaction.atomic():
+        target.save(update_fields=["pending_host_key_fingerprint", "host_key_type"])
+        audit.record(
+            "target.rescan_host_key",
+            obj=target,
+            changes={
+                "pending_host_key": [before, host_key.fingerprint],
+                "pinned_host_key": target.host_key_fingerprint,
+                "key_type": host_key.key_type,
+            },
+            actor=actor,
+        )
     return target
 
 
@@ -275,7 +287,7 @@ def list_containers(target: Target) -> list[dict]:
         try:
             containers = driver.containers(label=STACK_LABEL if own_only else None)
         except EngineError as exc:
-            raise ServiceError(engine_message(exc), code="docker_unavailable") from exc
+            raise ServerUnavailable(exc) from exc
     out = []
     for container in containers:
         stack = stacks.get(container.labels.get(STACK_LABEL) or "")

@@ -23,6 +23,7 @@ SSH_CHECKS = [
     "ssh reachable",
     "host key",
     "authenticated",
+    "ssh sessions",
     "docker engine",
     "docker permission",
     "disk",

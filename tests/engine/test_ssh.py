@@ -4,6 +4,7 @@ sshd of tests/conftest.py) in front of the real Docker engine. No mocks, no data
 Key handling and the failures that need no server run as any user; the tests that log in
 need the sshd, which needs root (they skip, saying so, otherwise)."""
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -12,17 +13,19 @@ import threading
 import time
 import uuid
 
+import docker
 import paramiko
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from devtools import free_port
+from devtools import free_port, start_sshd
 from tests.base import NODOCKER_USER
 from windflow.engine import dockerhost, ssh
 from windflow.engine.errors import (
     AuthenticationFailed,
+    ChannelLimit,
     CommandFailed,
     CommandTimeout,
     ConnectTimeout,
@@ -464,6 +467,65 @@ def test_it_times_out_docker_calls_over_ssh(session):
         assert client.ping()
     finally:
         client.close()
+
+
+def test_it_stays_within_sshds_default_sessions_per_connection(endpoint):
+    """The stock sshd allows 10 sessions on one connection. The Docker SDK keeps a pool of
+    connections per URL (each container's, each image's): over SSH each idle one held a
+    channel, and the 11th was refused. Many URLs from many threads now share a bounded pool."""
+    client = dockerhost.docker_client_ssh(endpoint)
+    session = client.api._custom_adapter.holder.session
+    peak = [0]
+
+    def call(number: int) -> None:
+        with pytest.raises(docker.errors.NotFound):
+            client.api.inspect_container(f"wf-no-such-container-{number}")
+        peak[0] = max(peak[0], session.open_channels)
+        assert session.run("true").ok  # commands find a channel beside the API's
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=12) as threads:
+            for future in [threads.submit(call, number) for number in range(40)]:
+                future.result()
+        assert client.ping()
+    finally:
+        client.close()
+    assert 0 < peak[0] <= ssh.MAX_CHANNELS
+
+
+def test_it_waits_for_a_free_channel_on_a_server_with_a_lower_session_limit(tmp_path, root_key):
+    """A server with MaxSessions below WindFlow's 8: the channels it refuses are asked for
+    again as others close, so commands wait instead of failing."""
+    with start_sshd(tmp_path / "sshd", options={"MaxSessions": "3"}) as server:
+        server.authorize("root", root_key[1])
+        endpoint = ssh.SSHEndpoint(
+            server.host,
+            server.port,
+            "root",
+            root_key[0],
+            pinned_fingerprint=server.host_key_fingerprint,
+        )
+        with ssh.connect(endpoint) as session:
+            assert session.probe_channels() == 3
+            with concurrent.futures.ThreadPoolExecutor(max_workers=6) as threads:
+                results = list(threads.map(lambda n: session.run(f"sleep 0.3; echo {n}"), range(6)))
+            assert [r.stdout.strip() for r in results] == [str(n) for n in range(6)]
+
+
+def test_it_says_when_the_server_allows_no_session(tmp_path, root_key):
+    with start_sshd(tmp_path / "sshd", options={"MaxSessions": "0"}) as server:
+        server.authorize("root", root_key[1])
+        endpoint = ssh.SSHEndpoint(
+            server.host,
+            server.port,
+            "root",
+            root_key[0],
+            pinned_fingerprint=server.host_key_fingerprint,
+        )
+        with ssh.connect(endpoint) as session, pytest.raises(ChannelLimit) as caught:
+            session.run("true")
+    assert caught.value.error_code == "ssh_session_limit"
+    assert "MaxSessions" in caught.value.hint
 
 
 def test_it_says_when_the_ssh_user_may_not_use_docker(nodocker_endpoint):

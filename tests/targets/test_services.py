@@ -5,6 +5,7 @@ from apps.audit.models import AuditEvent
 from apps.secrets.models import SecretRef
 from apps.targets import connect, services
 from apps.targets.models import Target
+from devtools import start_sshd
 from tests.base import add_ssh_target, create_ssh_target, run_queued_jobs
 from windflow.errors import Conflict, Forbidden, ServiceError
 
@@ -81,6 +82,45 @@ def test_it_refuses_a_changed_host_key_until_an_admin_confirms(
     assert target.pending_host_key_fingerprint == server.host_key_fingerprint != old
     services.confirm_host_key(admin_membership, target, server.host_key_fingerprint)
     assert connect.check_target(target).status == "online"
+
+
+def test_it_audits_a_re_read_host_key(admin_membership, sshd_of_its_own, root_key):
+    server = sshd_of_its_own
+    target = add_ssh_target(admin_membership, server, root_key)
+    old = server.host_key_fingerprint
+    server.rotate_host_key()
+    services.rescan_host_key(admin_membership, target)
+    event = AuditEvent.objects.get(action="target.rescan_host_key")
+    assert event.object_id == str(target.pk)
+    assert event.changes["pending_host_key"] == ["", server.host_key_fingerprint]
+    assert event.changes["pinned_host_key"] == old
+    assert event.actor_id == str(admin_membership.user.pk)
+
+
+def test_it_tells_when_the_server_allows_too_few_sessions_per_connection(
+    admin_membership, root_key, docker_socket, tmp_path
+):
+    """Test connection opens as many sessions as a deployment uses: a server whose sshd allows
+    fewer (MaxSessions) is degraded, not Online, and the hint says what to change."""
+    with start_sshd(
+        tmp_path / "sshd", docker_host=f"unix://{docker_socket}", options={"MaxSessions": "4"}
+    ) as server:
+        server.authorize("root", root_key[1])
+        target = add_ssh_target(admin_membership, server, root_key, name="few-sessions")
+        check = connect.check_target(target)
+    assert check.status == "degraded"
+    failing = [r for r in check.results if not r["ok"]]
+    assert [r["name"] for r in failing] == ["ssh sessions"]
+    assert "only 4 session(s)" in failing[0]["detail"]
+    assert "MaxSessions" in failing[0]["hint"]
+
+
+def test_it_finds_a_stock_server_online(admin_membership, sshd, root_key):
+    target = add_ssh_target(admin_membership, sshd, root_key, name="stock")
+    check = connect.check_target(target)
+    assert check.status == "online", check.results
+    sessions = next(r for r in check.results if r["name"] == "ssh sessions")
+    assert sessions["ok"] and "8 sessions" in sessions["detail"]
 
 
 def test_it_marks_a_user_without_docker_access_degraded(admin_membership, sshd, root_key):

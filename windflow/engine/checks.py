@@ -6,7 +6,8 @@ Pure Python (no Django).
     checks, facts = check_local_socket("/var/run/docker.sock")
 
 Over SSH the checks run in order on one connection: "ssh reachable" (TCP and SSH
-handshake), "host key" (matches the pin), "authenticated", then one remote command
+handshake), "host key" (matches the pin), "authenticated", "ssh sessions" (the server
+lets one connection open as many sessions as WindFlow uses), then one remote command
 gathers everything else: "docker engine", "docker permission", "disk", "memory".
 They stop at the first blocking failure (SSH-level, and no "docker permission" check
 without an engine). A failed check with ``warning=True`` (low disk or memory) leaves
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass
 from . import dockerhost
 from . import ssh as sshmod
 from .errors import (
+    ChannelLimit,
     DockerUnavailable,
     EngineError,
     PermissionDeniedDocker,
@@ -47,6 +49,7 @@ FACTS_TIMEOUT = 20  # seconds for the remote facts command (docker calls inside:
 SSH_REACHABLE = "ssh reachable"
 HOST_KEY = "host key"
 AUTHENTICATED = "authenticated"
+SSH_SESSIONS = "ssh sessions"
 DOCKER_SOCKET = "docker socket"
 DOCKER_ENGINE = "docker engine"
 DOCKER_PERMISSION = "docker permission"
@@ -249,6 +252,29 @@ def _docker_checks(
     return [_failed(DOCKER_ENGINE, error, ms=duration_ms)], None
 
 
+def _sessions_check(session: sshmod.SSHSession) -> Check:
+    """Whether one connection may hold the channels that a deployment opens at once."""
+    started = time.monotonic()
+    wanted = sshmod.MAX_CHANNELS
+    try:
+        allowed = session.probe_channels(wanted)
+    except EngineError as error:
+        return _failed(SSH_SESSIONS, error, started)
+    if allowed < wanted:
+        error = ChannelLimit(
+            f"{session.endpoint.address} lets one SSH connection open only {allowed} "
+            f"session(s) at once (sshd MaxSessions); WindFlow uses up to {wanted}, so "
+            'deployments will be slow or fail with "refused a new channel".'
+        )
+        return _failed(SSH_SESSIONS, error, started)
+    return Check(
+        SSH_SESSIONS,
+        True,
+        f"{wanted} sessions at once on one connection",
+        duration_ms=_ms(started),
+    )
+
+
 def check_ssh_target(
     endpoint: sshmod.SSHEndpoint,
     timeout: float = sshmod.CONNECT_TIMEOUT,
@@ -315,7 +341,9 @@ def check_ssh_target(
             )
         )
         session = sshmod.SSHSession(endpoint, transport, host_key)
-        # 4-7: one remote command for everything else.
+        # 4. ssh sessions (not blocking: the rest is still worth knowing)
+        checks.append(_sessions_check(session))
+        # 5-8: one remote command for everything else.
         step = time.monotonic()
         try:
             result = session.run(f"sh -c {shlex.quote(FACTS_SCRIPT)}", timeout=FACTS_TIMEOUT)

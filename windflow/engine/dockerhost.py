@@ -49,6 +49,9 @@ __all__ = [
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 DIAL_STDIO = "docker system dial-stdio"
+# HTTP connections to the engine over one SSH session, each a channel: two of the session's
+# channels stay free for commands (ssh.MAX_CHANNELS in all).
+API_CHANNELS = sshmod.MAX_CHANNELS - 2
 _PLACEHOLDER_API = "1.24"  # replaced by the negotiated version before the client is returned
 
 
@@ -221,27 +224,39 @@ class _ChannelConnection(SSHConnection):
 
 
 class _ChannelConnectionPool(SSHConnectionPool):
+    """At most `maxsize` connections (channels) at once: a request beyond them waits for one
+    to come back (ssh.CHANNEL_WAIT at most), never opens another channel."""
+
     def __init__(self, holder: _SessionHolder, timeout: float, maxsize: int):
         super().__init__(ssh_client=None, timeout=timeout, maxsize=maxsize, host=None)
         self.holder = holder
+        self.block = True
 
     def _new_conn(self):
         return _ChannelConnection(self.holder, self.timeout)
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(sshmod.CHANNEL_WAIT if timeout is None else timeout)
+        channel = getattr(conn, "sock", None)
+        if channel is not None and (channel.closed or channel.eof_received):
+            conn.close()  # its dial-stdio ended (the engine closed an idle connection)
+        return conn
+
+
+# Every URL of the engine goes through one pool: the SDK's adapters keep a pool per URL
+# (each container's, each image's...), whose idle connections would each hold a channel.
+_ONE_POOL = "engine"
 
 
 class _PinnedSSHAdapter(BaseHTTPAdapter):
     __attrs__ = [*requests.adapters.HTTPAdapter.__attrs__, "pools", "timeout", "max_pool_size"]
 
-    # sshd allows 10 channels per connection by default (MaxSessions): leave room for
-    # commands next to the API connections.
-    def __init__(self, holder: _SessionHolder, timeout: float, max_pool_size: int = 4):
+    def __init__(self, holder: _SessionHolder, timeout: float, max_pool_size: int = API_CHANNELS):
         self.holder = holder
         self.timeout = timeout
         self.max_pool_size = max_pool_size
         self._generation = holder.generation
-        self.pools = urllib3._collections.RecentlyUsedContainer(
-            10, dispose_func=lambda p: p.close()
-        )
+        self.pools = urllib3._collections.RecentlyUsedContainer(1, dispose_func=lambda p: p.close())
         super().__init__()
 
     def get_connection(self, url, proxies=None):
@@ -251,11 +266,11 @@ class _PinnedSSHAdapter(BaseHTTPAdapter):
                 # The session was replaced: connections on the old one are dead.
                 self.pools.clear()
                 self._generation = self.holder.generation
-            pool = self.pools.get(url)
+            pool = self.pools.get(_ONE_POOL)
             if pool:
                 return pool
             pool = _ChannelConnectionPool(self.holder, self.timeout, self.max_pool_size)
-            self.pools[url] = pool
+            self.pools[_ONE_POOL] = pool
         return pool
 
     def close(self):

@@ -18,6 +18,9 @@ class EngineError(Exception):
 
     default_hint = ""
     diagnosis = None
+    # The code that services, deployments and the API report for this kind of error (one
+    # per kind, documented in docs/targets.md); ``code`` is the class name.
+    error_code = "engine_error"
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -37,6 +40,7 @@ class Unreachable(EngineError):
     """The host refused the connection, does not resolve, or the connection was lost."""
 
     default_hint = "Check the host name and port, that the SSH server runs, and the firewalls."
+    error_code = "server_unreachable"
 
 
 class ConnectTimeout(Unreachable):
@@ -46,12 +50,14 @@ class ConnectTimeout(Unreachable):
         "Check that the host is up, that the port is the SSH port and that no firewall "
         "silently drops the traffic."
     )
+    error_code = "server_timeout"
 
 
 class AuthenticationFailed(EngineError):
     """The server refused the key for this user."""
 
     default_hint = "Add the public key to ~/.ssh/authorized_keys of the user on the server."
+    error_code = "ssh_auth_failed"
 
 
 class HostKeyError(EngineError):
@@ -67,6 +73,7 @@ class HostKeyUnknown(HostKeyError):
         "Compare the fingerprint with the server's (ssh-keygen -lf "
         "/etc/ssh/ssh_host_ed25519_key.pub on the server) and confirm it to pin it."
     )
+    error_code = "host_key_unconfirmed"
 
     def __init__(
         self,
@@ -92,6 +99,7 @@ class HostKeyMismatch(HostKeyError):
         "someone intercepts the connection. Check the new fingerprint on the server "
         "itself, then re-confirm the host key."
     )
+    error_code = "host_key_changed"
 
     def __init__(
         self, message: str, hint: str | None = None, *, expected: str = "", actual: str = ""
@@ -109,16 +117,20 @@ class KeyFormatError(EngineError):
         "Paste the whole private key, from the -----BEGIN line to the -----END line "
         "(OpenSSH or PEM; ed25519, RSA or ECDSA), or let WindFlow generate a key pair."
     )
+    error_code = "ssh_key_invalid"
 
 
 class DockerUnavailable(EngineError):
     """Docker is not installed, not running, or does not answer."""
 
     default_hint = "Run Prepare server to install Docker, or start it: sudo systemctl start docker"
+    error_code = "docker_unavailable"
 
 
 class NotFound(EngineError):
     """The engine has no such object (container, network, volume, image)."""
+
+    error_code = "not_found"
 
 
 class ContainerNotFound(NotFound):
@@ -130,6 +142,7 @@ class PermissionDeniedDocker(EngineError):
     """The user may not use the Docker socket."""
 
     default_hint = "Add the user to the docker group: sudo usermod -aG docker USER"
+    error_code = "docker_permission_denied"
 
 
 class CommandFailed(EngineError):
@@ -137,9 +150,23 @@ class CommandFailed(EngineError):
     code are results, not errors: see ``SSHSession.run``)."""
 
     default_hint = ""
+    error_code = "ssh_command_failed"
 
 
 class CommandTimeout(CommandFailed):
     """A remote command did not finish within its timeout; its channel was closed."""
 
     default_hint = "The server may be overloaded, or the command waits for input."
+    error_code = "ssh_command_timeout"
+
+
+class ChannelLimit(CommandFailed):
+    """The server refused another channel (session) on the connection: its sshd allows fewer
+    than WindFlow needs (MaxSessions), or every channel stayed busy."""
+
+    default_hint = (
+        "WindFlow opens up to 8 sessions on one SSH connection: keep MaxSessions at its "
+        "default (10) or above in /etc/ssh/sshd_config on the server (and in any Match block "
+        "for this user), then reload sshd: sudo systemctl reload ssh"
+    )
+    error_code = "ssh_session_limit"

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from .errors import (
     AuthenticationFailed,
+    ChannelLimit,
     CommandFailed,
     CommandTimeout,
     ConnectTimeout,
@@ -76,6 +77,12 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 CONNECT_TIMEOUT = 5.0  # seconds: the most any connect may take, all stages together
 CHANNEL_TIMEOUT = 5.0  # opening a channel and starting a command on it
+# sshd allows MaxSessions (10 by default) channels open at once on one connection, and
+# frees a closed one only once its command has exited: a session opens at most this many.
+MAX_CHANNELS = 8
+CHANNEL_WAIT = 60.0  # seconds a new command waits for one of its session's channels
+CHANNEL_REFUSED_RETRY = 2.0  # seconds to retry a channel refused while none is open
+_CHANNEL_POLL = 0.05
 KEEPALIVE_INTERVAL = 15  # seconds between keepalives on live sessions
 KEY_COMMENT = "windflow"
 _READ_CHUNK = 32768
@@ -568,14 +575,29 @@ def connect(endpoint: SSHEndpoint, timeout: float = CONNECT_TIMEOUT) -> SSHSessi
 
 class SSHSession:
     """One authenticated SSH connection. Commands run on channels of it; it is safe to
-    use from several threads at once (each call opens its own channel)."""
+    use from several threads at once (each call opens its own channel).
 
-    def __init__(self, endpoint: SSHEndpoint, transport: paramiko.Transport, host_key: HostKey):
+    At most `max_channels` channels are open at once (below sshd's default MaxSessions of
+    10): a command beyond them waits for one to close. A channel that the server refuses
+    while others are open (a lower MaxSessions) is asked for again as they close."""
+
+    def __init__(
+        self,
+        endpoint: SSHEndpoint,
+        transport: paramiko.Transport,
+        host_key: HostKey,
+        *,
+        max_channels: int = MAX_CHANNELS,
+    ):
         self.endpoint = endpoint
         self.transport = transport
         self.host_key = host_key
         self.created_at = time.monotonic()
         self.last_used = self.created_at
+        self.max_channels = max(1, max_channels)
+        self._channels: dict[int, paramiko.Channel] = {}  # open ones, by channel id
+        self._opening = 0  # channels being opened now
+        self._channels_changed = threading.Condition()
         self._client: paramiko.SSHClient | None = None
         self._fabric = None
         transport.set_keepalive(KEEPALIVE_INTERVAL)
@@ -644,20 +666,91 @@ class SSHSession:
             hint="The server closed the connection or the network dropped it; try again.",
         )
 
+    @property
+    def open_channels(self) -> int:
+        """How many channels of this session are open now."""
+        with self._channels_changed:
+            return self._count_open()
+
+    def _count_open(self) -> int:
+        # Called with the condition held. A channel closed by either side frees its place.
+        for chanid in [key for key, channel in self._channels.items() if channel.closed]:
+            del self._channels[chanid]
+        return len(self._channels)
+
+    def _release(self, channel: paramiko.Channel) -> None:
+        with self._channels_changed:
+            self._channels.pop(channel.get_id(), None)
+            self._channels_changed.notify_all()
+
+    def _open_channel(self) -> paramiko.Channel:
+        """A new session channel, once fewer than `max_channels` are open. The server may
+        refuse it while others are open (its MaxSessions is lower, or it has not yet freed
+        channels that just closed): it is asked again as they close, up to CHANNEL_WAIT. A
+        refusal with none open is retried briefly, then is an error."""
+        deadline = time.monotonic() + CHANNEL_WAIT
+        refused_until = None
+        while True:
+            self._reserve(deadline)
+            try:
+                channel = self.transport.open_session(timeout=CHANNEL_TIMEOUT)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                with self._channels_changed:
+                    self._opening -= 1
+                    others = self._count_open() + self._opening
+                if not self.transport.is_active():
+                    raise self._lost(exc) from None
+                if "timeout" in str(exc).lower():  # no answer at all
+                    raise Unreachable(
+                        f"{self.endpoint}: the server did not open a channel within "
+                        f"{CHANNEL_TIMEOUT:g} s.",
+                        hint="The server may be frozen or overloaded: check that it is up "
+                        "and that it answers, then try again.",
+                    ) from None
+                # Refused (paramiko hands the refusal to one of the threads asking: the others
+                # read "Unable to open channel").
+                now = time.monotonic()
+                if not others:
+                    refused_until = refused_until or now + CHANNEL_REFUSED_RETRY
+                    if now >= refused_until:
+                        raise self._refused(exc) from None
+                elif now >= deadline:
+                    raise self._refused(exc) from None
+                with self._channels_changed:
+                    self._channels_changed.wait(_CHANNEL_POLL)
+                continue
+            with self._channels_changed:
+                self._opening -= 1
+                self._channels[channel.get_id()] = channel
+            return channel
+
+    def _reserve(self, deadline: float) -> None:
+        """Wait until a channel may be opened, and count it as opening."""
+        with self._channels_changed:
+            while True:
+                if not self.transport.is_active():
+                    raise self._lost()
+                if self._count_open() + self._opening < self.max_channels:
+                    self._opening += 1
+                    return
+                if time.monotonic() >= deadline:
+                    raise ChannelLimit(
+                        f"{self.endpoint}: no SSH channel was free for {CHANNEL_WAIT:g} s "
+                        f"({self.max_channels} open on one connection, all busy).",
+                    )
+                self._channels_changed.wait(_CHANNEL_POLL)
+
+    def _refused(self, exc: BaseException) -> ChannelLimit:
+        open_now = self.open_channels
+        return ChannelLimit(
+            f"{self.endpoint}: the server refused a new channel ({exc}) with {open_now} "
+            "open on the connection."
+        )
+
     def _exec(self, command: str, *, combine: bool = False) -> paramiko.Channel:
         """A channel running `command`; opening and starting it are bounded by a watchdog."""
         self.last_used = time.monotonic()
-        if not self.transport.is_active():
-            raise self._lost()
-        try:
-            channel = self.transport.open_session(timeout=CHANNEL_TIMEOUT)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            if not self.transport.is_active():
-                raise self._lost(exc) from None
-            raise CommandFailed(
-                f"{self.endpoint}: the server refused a new channel ({exc}).",
-                hint="The server may limit sessions per connection (sshd MaxSessions).",
-            ) from None
+        channel = self._open_channel()
         if combine:
             channel.set_combine_stderr(True)
         watchdog = threading.Timer(CHANNEL_TIMEOUT, channel.close)
@@ -667,6 +760,7 @@ class SSHSession:
             channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             channel.close()
+            self._release(channel)
             if not self.transport.is_active():
                 raise self._lost(exc) from None
             raise CommandFailed(
@@ -718,6 +812,7 @@ class SSHSession:
             return channel.recv_exit_status()
         finally:
             channel.close()
+            self._release(channel)
             self.last_used = time.monotonic()
 
     # -- public commands
@@ -797,6 +892,23 @@ class SSHSession:
                 f"{self.endpoint}: cannot write {remote_path}: {reason}",
                 hint="Check that the directory exists and that the user may write to it.",
             )
+
+    def probe_channels(self, wanted: int = MAX_CHANNELS) -> int:
+        """How many channels the server lets this connection open at once, up to `wanted`
+        (sshd's MaxSessions, when lower). Opens them side by side, then closes them all."""
+        opened: list[paramiko.Channel] = []
+        try:
+            while len(opened) < wanted:
+                try:
+                    opened.append(self.transport.open_session(timeout=CHANNEL_TIMEOUT))
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    if not self.transport.is_active():
+                        raise self._lost(exc) from None
+                    break
+        finally:
+            for channel in opened:
+                channel.close()
+        return len(opened)
 
     def open_channel_command(self, command: str, timeout: float = 60) -> paramiko.Channel:
         """A raw channel running `command` (for protocols over stdio, such as

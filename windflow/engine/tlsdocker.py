@@ -89,6 +89,7 @@ class ServerCertificateUntrusted(EngineError):
     """The server's TLS certificate does not verify against the CA (or the host name)."""
 
     default_hint = SERVER_UNTRUSTED_HINT
+    error_code = "tls_untrusted"
 
 
 @dataclass(frozen=True)
