@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -25,7 +26,7 @@ from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
 from apps.stacks.models import StackRevision
-from apps.targets.connect import connect, is_platform_engine
+from apps.targets.connect import ServerUnavailable, connect, is_platform_engine
 from windflow.engine.compose.analyse import analyse
 from windflow.engine.diagnose import Diagnosis, diagnose_error, make
 from windflow.engine.drivers import (
@@ -54,7 +55,10 @@ HEARTBEAT_SECONDS = 1.0
 STALE_AFTER_SECONDS = 20
 # How long the reaper waits for a server to list what a lost deployment left.
 LEFTOVERS_TIMEOUT = 5.0
-STEP_TIMEOUT = 60.0
+STEP_TIMEOUT = 60.0  # one Docker API call (WINDFLOW_DEPLOY_STEP_TIMEOUT overrides it)
+# After a failure, how long the server may take to answer before it counts as lost (then
+# nothing is rolled back or removed: each try would wait a step timeout for it again).
+ANSWER_TIMEOUT = 5.0
 PROGRESS_EVERY = 0.5  # seconds between stored progress updates of one service
 
 
@@ -173,6 +177,68 @@ def hold_connection() -> None:
     connection, or PostgreSQL restarting, is retried with backoff."""
     if not connection.in_atomic_block:
         retry(lambda: connection.cursor().close(), what="database connection", budget=45.0)
+
+
+def step_timeout() -> float:
+    """How long one Docker API call of a deployment may take (a frozen server fails after
+    this)."""
+    return float(getattr(settings, "WINDFLOW_DEPLOY_STEP_TIMEOUT", STEP_TIMEOUT))
+
+
+def describe_made(target_name: str, made: dict) -> str:
+    """What a deployment created on a server that stopped answering, for its log."""
+    names = [container["name"] for container in made.get("containers") or []]
+    networks = list(made.get("networks") or [])
+    if not names and not networks:
+        return _("It left nothing of its own on %(server)s.") % {"server": target_name}
+    parts = []
+    if names:
+        parts.append(_("containers %(names)s") % {"names": ", ".join(names)})
+    if networks:
+        parts.append(_("networks %(names)s") % {"names": ", ".join(networks)})
+    return _("Left on %(server)s, which could not be reached to remove them: %(what)s.") % {
+        "server": target_name,
+        "what": "; ".join(parts),
+    }
+
+
+def clean_leftovers(target) -> int:
+    """At WindFlow's next contact with `target` (a connection test that reached it): remove
+    what deployments left there when it stopped answering in the middle of a first deploy
+    (their diagnosis's ``left``, still ``pending``), and say so in their log. Nothing is
+    removed when the stack was deployed since (the later deployment took the project over).
+    Returns how many deployments were settled."""
+    pending = Deployment.objects.filter(target=target, diagnosis__left__pending=True)
+    settled = 0
+    for deployment in pending.select_related("stack"):
+        stack = deployment.stack
+        left = dict(deployment.diagnosis["left"])
+        superseded = (
+            stack.current_revision_id is not None
+            or Deployment.objects.filter(stack=stack, pk__gt=deployment.pk).exists()
+        )
+        if not superseded:
+            try:
+                with connect(target, timeout=LEFTOVERS_TIMEOUT) as driver:
+                    removed = driver.discard(
+                        containers=[c["id"] for c in left.get("containers") or []],
+                        networks=list(left.get("networks") or []),
+                    )
+            except (ServiceError, EngineError) as exc:  # not reachable after all: next time
+                logger.warning("deployment %s: leftovers kept (%s)", deployment.pk, exc)
+                continue
+            left["removed"] = removed
+            journal.append_log(
+                deployment,
+                _("%(server)s answers again: removed what this deployment left there: %(list)s.")
+                % {"server": target.name, "list": ", ".join(removed) or "-"},
+            )
+        left["pending"] = False
+        Deployment.objects.filter(pk=deployment.pk).update(
+            diagnosis={**deployment.diagnosis, "left": left}
+        )
+        settled += 1
+    return settled
 
 
 # --- Heartbeat and cancellation ---------------------------------------------------------------
@@ -301,6 +367,7 @@ class _Outcome:
     reason: str = ""
     diagnosis: Diagnosis | None = None
     restored: StackRevision | None = None
+    extra: dict = field(default_factory=dict)  # stored beside the diagnosis ("left")
 
 
 # Event phases that change the server: a cancel that comes before any of them has nothing to undo.
@@ -383,12 +450,17 @@ class DeploymentRun:
                     )
                 if deployment.target is None:
                     raise Abort(make("unreachable", _("the server of this stack was deleted")))
-                with connect(deployment.target, timeout=STEP_TIMEOUT) as driver:
+                with connect(deployment.target, timeout=step_timeout()) as driver:
                     self.check_ownership(driver)
                     return self.converge(driver, plan, options, revision)
         except Abort as abort:
             self.log(abort.diagnosis.summary, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, abort.diagnosis.summary, abort.diagnosis)
+        except ServerUnavailable as exc:
+            # Not reached at all: the code says why (host key, key, Docker permission...).
+            diagnosis = make(exc.code, exc.summary, hint=exc.hint)
+            self.log(exc.message, level=LogLevel.ERROR)
+            return _Outcome(DeploymentStatus.FAILED, exc.summary, diagnosis)
         except ServiceError as exc:
             diagnosis = make(exc.code, exc.message)
             self.log(exc.message, level=LogLevel.ERROR)
@@ -500,7 +572,7 @@ class DeploymentRun:
             registry_auth=registry_auth,
             health_timeout=float(self.stack.health_timeout),
             grace_period=float(self.stack.grace_period),
-            step_timeout=STEP_TIMEOUT,
+            step_timeout=step_timeout(),
             labels=owner_labels(self.stack.uid),
             own_resources_only=is_platform_engine(self.deployment.target),
         )
@@ -519,6 +591,8 @@ class DeploymentRun:
             )
             if diagnosis.detail:
                 self.log(diagnosis.detail, level=LogLevel.ERROR, service=diagnosis.service or "")
+            if not driver.responsive(ANSWER_TIMEOUT):
+                return self.server_lost(diagnosis, failure.made)
             restored = self.restore(driver, revision, automatic=True)
             status = DeploymentStatus.ROLLED_BACK if restored else DeploymentStatus.FAILED
             return _Outcome(status, diagnosis.summary, diagnosis, restored)
@@ -531,6 +605,47 @@ class DeploymentRun:
             return _Outcome(DeploymentStatus.CANCELLED, _("Cancelled by a member."), None, restored)
         self.log(_("Every service is up and healthy."))
         return _Outcome(DeploymentStatus.SUCCEEDED)
+
+    def server_lost(self, first: Diagnosis, made: dict) -> _Outcome:
+        """The server stopped answering during the deploy: nothing is rolled back or removed
+        (each try would wait for it again). The log says what this deployment left there;
+        after a first deploy, WindFlow removes it at its next contact with the server."""
+        server = self.deployment.target.name
+        pending = bool(made["containers"] or made["networks"]) and (
+            self.stack.current_revision_id is None
+        )
+        self.log(
+            _("%(server)s stopped answering: nothing was rolled back or removed.")
+            % {"server": server},
+            level=LogLevel.ERROR,
+        )
+        self.log(describe_made(server, made), level=LogLevel.ERROR)
+        if pending:
+            self.log(
+                _(
+                    "WindFlow removes them at its next contact with %(server)s (its next "
+                    "connection test), unless the stack is deployed again first."
+                )
+                % {"server": server},
+                level=LogLevel.WARNING,
+            )
+        diagnosis = make(
+            "server_lost",
+            _("%(server)s stopped answering during the deployment") % {"server": server},
+            service=first.service,
+            detail=_("What failed first: %(summary)s") % {"summary": first.summary},
+            hint=_(
+                "Check that %(server)s is up and reachable (frozen, overloaded, or cut off "
+                "from the network), then resume the deployment: what is in place is kept."
+            )
+            % {"server": server},
+        )
+        return _Outcome(
+            DeploymentStatus.FAILED,
+            diagnosis.summary,
+            diagnosis,
+            extra={"left": {**made, "pending": pending}},
+        )
 
     def previous_good(self, revision: StackRevision) -> StackRevision | None:
         current = self.stack.current_revision
@@ -653,6 +768,8 @@ class DeploymentRun:
                 budget=journal.WRITE_RETRY_SECONDS,
             )
         diagnosis = outcome.diagnosis.as_dict() if outcome.diagnosis else None
+        if diagnosis is not None and outcome.extra:
+            diagnosis.update(outcome.extra)
         finished = journal.finish(
             deployment,
             outcome.status,

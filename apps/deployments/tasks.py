@@ -8,6 +8,7 @@ import dramatiq
 from django.dispatch import receiver
 from django.utils import timezone
 
+from apps.targets.connect import server_answered
 from windflow.resilience import retry
 
 from . import journal, runner
@@ -81,3 +82,9 @@ def requeue_forgotten(older_than_seconds: int = 60) -> None:
         ).exists()
         if not running:
             start_next(stack_id, target_id)
+
+
+@receiver(server_answered, dispatch_uid="deployments.clean_leftovers")
+def clean_leftovers(sender, target, **kwargs) -> None:
+    """A server that a deployment lost answers again: remove what that deployment left."""
+    runner.clean_leftovers(target)

@@ -1,6 +1,7 @@
-"""Asking for a stack to be stopped, started, restarted or removed: the request side. The
-worker side (acting through the driver, publishing the outcome) is
-:func:`apps.stacks.runtime.run_control`, called by :func:`apps.stacks.tasks.control_stack`."""
+"""Asking for a stack to be stopped, started, restarted or removed: the request side. Each
+request is a StackAction, queued here; the worker side (acting through the driver, recording
+the outcome on the StackAction and publishing it) is :func:`apps.stacks.runtime.run_control`,
+called by :func:`apps.stacks.tasks.control_stack`."""
 
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.deployments.services import require_deploy
 from apps.stacks.services import active_deployments
-from windflow.errors import Conflict, ServiceError
+from windflow.errors import Conflict, NotFound, ServiceError
 
 from . import runtime
-from .models import Stack
+from .models import Stack, StackAction
 from .tasks import control_stack
+
+RECENT_ACTIONS = 5  # what the stack's page shows
 
 
 def request_control(
     actor: Membership | None, stack: Stack, action: str, service: str | None = None
-) -> None:
+) -> StackAction:
     """Ask the worker to stop / start / restart the stack (or one `service` of it), or to
     remove it from its server (containers and networks; volumes are kept). Needs the right
-    to deploy the stack; refused while a deployment of it is queued or running."""
+    to deploy the stack; refused while a deployment of it is queued or running. Returns the
+    queued StackAction, on which the worker records the outcome."""
     if actor is not None:
         require_deploy(actor, stack)
     if action not in runtime.ACTIONS:
@@ -58,12 +62,37 @@ def request_control(
                 % {"stack": stack.name},
                 code="deployment_active",
             )
+        requested = StackAction.objects.create(
+            stack=stack,
+            action=action,
+            service=service or "",
+            requested_by=actor.user if actor is not None else None,
+        )
         audit.record(
             f"stack.{action}",
             obj=stack,
-            changes={"service": service, "server": stack.target.name},
+            changes={"service": service, "server": stack.target.name, "request": requested.pk},
             actor=actor,
         )
         from windflow.workers import send_on_commit
 
-        send_on_commit(control_stack, stack.pk, action, service)
+        send_on_commit(control_stack, requested.pk)
+    return requested
+
+
+def recent_actions(stack: Stack, limit: int = RECENT_ACTIONS):
+    """The stack's latest stop / start / restart / remove requests, newest first."""
+    return stack.actions.all()[:limit]
+
+
+def get_action(stack: Stack, action_id) -> StackAction:
+    """One of `stack`'s actions (the stack was reached through its access helper); NotFound
+    for any other id."""
+    found = (
+        StackAction.objects.filter(stack=stack, pk=action_id).first()
+        if str(action_id).isascii() and str(action_id).isdigit()
+        else None
+    )
+    if found is None:
+        raise NotFound()
+    return found

@@ -9,6 +9,8 @@ from django.utils.translation import gettext_lazy as _
 
 from windflow.models import public_user_reference
 
+from .choices import ControlAction, ControlStatus
+
 # A compose project name: what `docker compose ls` shows on the server.
 STACK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -144,3 +146,35 @@ class StackRevision(models.Model):
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.compose.encode()).hexdigest()[:12]
+
+
+class StackAction(models.Model):
+    """A stop, start, restart or removal of a stack (or of one service) that a member asked
+    for, and how it ended: queued when asked, then recorded by the worker (succeeded, or
+    failed with the reason, its code and a hint). The stack's page and the API show it."""
+
+    stack = models.ForeignKey(Stack, on_delete=models.CASCADE, related_name="actions")
+    action = models.CharField(_("action"), max_length=10, choices=ControlAction.choices)
+    service = models.CharField(_("service"), max_length=63, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=ControlStatus.choices, default=ControlStatus.QUEUED
+    )
+    message = models.TextField(_("message"), blank=True)
+    # Why it failed: a code of docs/targets.md (host_key_changed...) or of the action.
+    code = models.CharField(_("code"), max_length=64, blank=True)
+    hint = models.TextField(_("hint"), blank=True)
+    requested_by = public_user_reference(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("stack action")
+
+    def __str__(self):
+        what = f"{self.stack.name}/{self.service}" if self.service else self.stack.name
+        return f"{self.action} {what} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ControlStatus.SUCCEEDED, ControlStatus.FAILED)

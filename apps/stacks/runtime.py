@@ -15,17 +15,19 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from apps.targets.connect import connect, engine_message
+from apps.targets.connect import ServerUnavailable, connect
 from windflow.engine.drivers import CancelToken, ContainerStatus
 from windflow.engine.errors import ContainerNotFound, EngineError
 from windflow.engine.labels import owner_labels
 from windflow.errors import ServiceError
 from windflow.realtime import publish, stack_group
 
-from .models import Stack
+from .choices import ControlStatus
+from .models import Stack, StackAction
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ def stack_driver(stack: Stack, *, timeout: float = STATUS_TIMEOUT):
         try:
             yield driver
         except EngineError as exc:
-            raise ServiceError(engine_message(exc), code="docker_unavailable") from exc
+            raise ServerUnavailable(exc) from exc
 
 
 def _require_owned_project(driver, stack: Stack) -> None:
@@ -185,16 +187,21 @@ def known_services(stack: Stack) -> set[str]:
     return set(services) if isinstance(services, dict) else set()
 
 
-def run_control(stack_id: int, action: str, service: str | None = None) -> dict:
-    """The worker side of `request_control`: act through the driver, then publish
-    ``{"type": "stack.control", "action", "service", "ok", "message"}`` to the stack's
-    group. Returns that event. Failures are logged, never raised (nothing to retry: the
-    person asks again)."""
-    stack = Stack.objects.select_related("target").filter(pk=stack_id).first()
-    event = {"type": "stack.control", "action": action, "service": service}
-    if stack is None:
-        return {**event, "ok": False, "message": _("The stack was deleted.")}
+def run_control(action_id: int) -> dict:
+    """The worker side of `request_control`: act through the driver, record the outcome on
+    the StackAction (succeeded, or failed with the reason, its code and a hint), then publish
+    ``{"type": "stack.control", "id", "action", "service", "status", "ok", "message",
+    "code", "hint"}`` to the stack's group. Returns that event. Failures are recorded, never
+    raised (nothing to retry: the person asks again)."""
+    requested = StackAction.objects.select_related("stack__target").filter(pk=action_id).first()
+    if requested is None:
+        return {"type": "stack.control", "id": action_id, "ok": False, "message": ""}
+    if requested.finished:
+        return _control_event(requested)  # a redelivered message: it ran already
+    stack, action, service = requested.stack, requested.action, requested.service or None
+    StackAction.objects.filter(pk=requested.pk).update(status=ControlStatus.RUNNING)
     what = f"{stack.name}/{service}" if service else stack.name
+    code = hint = ""
     try:
         if action not in ACTIONS:
             raise ServiceError(_("Unknown action %(action)s.") % {"action": action})
@@ -221,20 +228,46 @@ def run_control(stack_id: int, action: str, service: str | None = None) -> dict:
                 "action": action,
                 "n": len([e for e in events if e.kind == "phase"]),
             }
-        event.update(ok=True, message=message)
+        status = ControlStatus.SUCCEEDED
     except Exception as exc:  # recorded and published, never re-raised
-        reason = exc.message if isinstance(exc, ServiceError) else str(exc) or type(exc).__name__
+        status = ControlStatus.FAILED
+        if isinstance(exc, ServerUnavailable):
+            reason, code, hint = exc.summary, exc.code, exc.hint
+        elif isinstance(exc, ServiceError):
+            reason, code = exc.message, exc.code
+        else:
+            reason, code = str(exc) or type(exc).__name__, "internal_error"
         logger.warning("stack %s: %s failed: %s", what, action, reason, exc_info=True)
-        event.update(
-            ok=False,
-            message=_("%(what)s: %(action)s failed: %(reason)s")
-            % {"what": what, "action": action, "reason": reason},
-        )
+        message = _("%(what)s: %(action)s failed: %(reason)s") % {
+            "what": what,
+            "action": action,
+            "reason": reason,
+        }
     from apps.secrets.redaction import redact_for_stack
 
-    event["message"] = redact_for_stack(stack, event["message"])
+    requested.status = status
+    requested.message = redact_for_stack(stack, message)
+    requested.code = code
+    requested.hint = redact_for_stack(stack, hint)
+    requested.finished_at = timezone.now()
+    requested.save(update_fields=["status", "message", "code", "hint", "finished_at"])
+    event = _control_event(requested)
     publish(stack_group(stack.pk), event)
     return event
+
+
+def _control_event(requested: StackAction) -> dict:
+    return {
+        "type": "stack.control",
+        "id": requested.pk,
+        "action": requested.action,
+        "service": requested.service or None,
+        "status": requested.status,
+        "ok": requested.status == ControlStatus.SUCCEEDED,
+        "message": requested.message,
+        "code": requested.code,
+        "hint": requested.hint,
+    }
 
 
 # --- Logs ------------------------------------------------------------------------------------

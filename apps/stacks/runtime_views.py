@@ -47,6 +47,7 @@ class StackRuntimeView(StackView):
             "services": services,
             "error": error,
             "can_control": may_deploy(self.membership, stack),
+            "actions": control.recent_actions(stack),
         }
         return render(request, "stacks/htmx/runtime.html", context)
 

@@ -8,7 +8,8 @@ CONTROL_TIME_LIMIT_MS = 15 * 60 * 1000
 
 
 @dramatiq.actor(queue_name="deployments", max_retries=0, time_limit=CONTROL_TIME_LIMIT_MS)
-def control_stack(stack_id: int, action: str, service: str | None = None) -> None:
-    """Stop / start / restart / remove a stack on its server (see control.request_control).
-    No retry: a failure is logged and published, and the person asks again."""
-    runtime.run_control(stack_id, action, service)
+def control_stack(action_id: int) -> None:
+    """Stop / start / restart / remove a stack on its server (the StackAction asked by
+    control.request_control). No retry: the outcome is recorded and published, and the
+    person asks again."""
+    runtime.run_control(action_id)

@@ -22,6 +22,7 @@ class Victim:
     stack: object
     revision: object
     deployment: object
+    stack_action: object
     audit_event: object
     token: object
     token_secret: str
@@ -48,6 +49,7 @@ class Victim:
             self.stack,
             self.revision,
             self.deployment,
+            self.stack_action,
             self.notification,
         ]
         return {type(obj): obj for obj in objects if obj is not None}
@@ -59,6 +61,7 @@ class Victim:
             "number": self.revision.number,
             "container": f"{self.stack.name}-web-1",
             "deployment_id": self.deployment.pk,
+            "action_id": self.stack_action.pk,
             "target_id": self.target.pk,
             # the stored hash of the invitation, as if it had leaked: never an accept link
             "token": self.invitation.token_hash,
@@ -101,6 +104,7 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
     from apps.notifications import services as notifications
     from apps.secrets import services as secrets
     from apps.stacks import services as stacks
+    from apps.stacks.models import StackAction
     from apps.targets import services as targets
 
     assert connection.schema_name == organization.schema_name
@@ -146,6 +150,14 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
     journal.append_log(deployment, f"{marker}-log-line")
     deployment.reason = f"{marker}-reason"
     deployment.save(update_fields=["reason"])
+    # A restart that failed, as the worker records it (a deployment is queued: no new request).
+    stack_action = StackAction.objects.create(
+        stack=stack,
+        action="restart",
+        status="failed",
+        message=f"{marker}-control-message",
+        hint=f"{marker}-control-hint",
+    )
     audit_event = audit.record(
         "security.victim", object_type="stack", object_label=f"{marker}-audit-label", actor=owner
     )
@@ -169,6 +181,8 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         f"{marker}-stack-description",
         f"{marker}-log-line",
         f"{marker}-reason",
+        f"{marker}-control-message",
+        f"{marker}-control-hint",
         f"{marker}-audit-label",
         token.name,
         invitation.email,
@@ -188,6 +202,7 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         stack=stack,
         revision=revision,
         deployment=deployment,
+        stack_action=stack_action,
         audit_event=audit_event,
         token=token,
         token_secret=token_secret,

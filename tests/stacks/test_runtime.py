@@ -58,8 +58,8 @@ def states(project: str) -> dict[str, str]:
 
 def control(membership, stack, action, service=None):
     """What a page does, then what the worker does."""
-    stack_control.request_control(membership, stack, action, service)
-    event = runtime.run_control(stack.pk, action, service)
+    requested = stack_control.request_control(membership, stack, action, service)
+    event = runtime.run_control(requested.pk)
     stack.refresh_from_db()
     return event
 
@@ -187,7 +187,7 @@ def test_it_publishes_a_failure_when_the_project_is_not_the_stacks(
     Stack.objects.filter(pk=ours.pk).update(uid=ours.uid)
     with pytest.raises(ServiceError, match="not this stack's"):
         runtime.runtime_status(ours)
-    event = runtime.run_control(ours.pk, "stop")
+    event = runtime.run_control(stack_control.request_control(membership, ours, "stop").pk)
     assert not event["ok"] and "not this stack's" in event["message"]
     assert set(states(ours.project).values()) == {"running"}
 
@@ -202,13 +202,14 @@ def unreachable(membership, staging):
     return stack
 
 
-def test_it_says_why_when_the_server_does_not_answer(unreachable):
+def test_it_says_why_when_the_server_does_not_answer(unreachable, membership):
     with pytest.raises(ServiceError) as caught:
         runtime.runtime_status(unreachable)
     assert caught.value.message
     with pytest.raises(ServiceError):
         runtime.container_log_tail(unreachable, "abc")
-    event = runtime.run_control(unreachable.pk, "restart")
+    requested = stack_control.request_control(membership, unreachable, "restart")
+    event = runtime.run_control(requested.pk)
     assert event["ok"] is False and event["message"]
 
 

@@ -14,7 +14,7 @@ from apps.deployments import runner
 from apps.deployments import services as deployments
 from apps.deployments.choices import DeploymentStatus
 from apps.environments.models import Environment
-from apps.stacks import runtime
+from apps.stacks import control, runtime
 from apps.stacks.models import Stack, StackRevision
 from apps.targets import services as targets
 from apps.tenants.models import LocalEngine
@@ -120,7 +120,7 @@ def test_it_shows_and_controls_only_your_own_containers_on_a_shared_engine(
     StackRevision.objects.create(stack=lookalike, number=1, compose=compose("busybox"))
     with pytest.raises(ServiceError, match="not this stack's"):
         runtime.runtime_status(lookalike)
-    event = runtime.run_control(lookalike.pk, "stop")
+    event = runtime.run_control(control.request_control(None, lookalike, "stop").pk)
     assert event["ok"] is False and "not this stack's" in event["message"]
     engine_client = docker.from_env()
     try:

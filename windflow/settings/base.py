@@ -405,6 +405,8 @@ WINDFLOW_SECRETS_BACKEND = env_str("WINDFLOW_SECRETS_BACKEND", "vault" if VAULT_
 WINDFLOW_MASTER_KEY = env_str("WINDFLOW_MASTER_KEY", "ZGV2ZWxvcG1lbnQtb25seS1tYXN0ZXIta2V5LTMyYnk=")
 WINDFLOW_MASTER_KEY_PREVIOUS = env_str("WINDFLOW_MASTER_KEY_PREVIOUS")
 WINDFLOW_TARGET_SWEEP_SECONDS = env_int("WINDFLOW_TARGET_SWEEP_SECONDS", 300)
+# Seconds one Docker API call of a deployment may take: a server that freezes fails after it.
+WINDFLOW_DEPLOY_STEP_TIMEOUT = env_int("WINDFLOW_DEPLOY_STEP_TIMEOUT", 60)
 WINDFLOW_AUDIT_ARCHIVE_DIR = env_str("WINDFLOW_AUDIT_ARCHIVE_DIR", str(BASE_DIR / "var" / "audit"))
 # Local Docker engines (a unix socket on the machine WindFlow runs on) belong to the platform
 # operator. off: no organisation may use one; staff: platform staff create engines in the admin

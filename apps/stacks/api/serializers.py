@@ -8,7 +8,7 @@ from apps.environments.models import Environment
 from apps.environments.validators import validate_variables
 from apps.targets.models import Target
 
-from ..models import Stack, StackRevision
+from ..models import Stack, StackAction, StackRevision
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -177,3 +177,28 @@ class ValidateNewSerializer(ValidateSerializer):
         slug_field="slug", queryset=Environment.objects.all(), required=False, allow_null=True
     )
     name = serializers.CharField(required=False, allow_blank=True, max_length=63)
+
+
+class StackActionSerializer(serializers.ModelSerializer):
+    """A stop / start / restart / remove request and its outcome (``status`` queued, running,
+    succeeded or failed; ``code`` and ``hint`` say why it failed)."""
+
+    service = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StackAction
+        fields = [
+            "id",
+            "action",
+            "service",
+            "status",
+            "message",
+            "code",
+            "hint",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_service(self, obj) -> str | None:
+        return obj.service or None

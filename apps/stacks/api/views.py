@@ -19,6 +19,7 @@ from .serializers import (
     RevisionCreateSerializer,
     RevisionSerializer,
     RevisionSummarySerializer,
+    StackActionSerializer,
     StackCreateSerializer,
     StackSerializer,
     StackSettingsSerializer,
@@ -64,6 +65,8 @@ class StackViewSet(OrganizationModelViewSet):
         "validate_new": "add",
         "runtime": "view",
         "logs": "view",
+        "actions": "view",
+        "action_detail": "view",
         "revisions": {"get": "view", "post": "change"},
         # Protected environments need more: the service asks for the right to deploy there.
         "control": "deploy",
@@ -203,16 +206,33 @@ class StackViewSet(OrganizationModelViewSet):
             raise
         return Response({"services": services_running})
 
-    @extend_schema(request=ControlSerializer, responses={202: ControlSerializer})
+    @extend_schema(request=ControlSerializer, responses={202: StackActionSerializer})
     @action(detail=True, methods=["post"])
     def control(self, request, name=None):
         """Stop, start or restart the stack (or one service: `service`), or remove it from
-        its server (volumes are kept). Runs in the worker: 202 once queued."""
+        its server (volumes are kept). Runs in the worker: 202 once queued, with the request
+        (`id`, `status` queued); its outcome is at `actions/{id}/`."""
         stack = self.get_object()
         body = ControlSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        control.request_control(self.membership, stack, **body.validated_data)
-        return Response(body.validated_data, status=status.HTTP_202_ACCEPTED)
+        requested = control.request_control(self.membership, stack, **body.validated_data)
+        return Response(StackActionSerializer(requested).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=StackActionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def actions(self, request, name=None):
+        """The stack's stop / start / restart / remove requests, newest first, with their
+        outcome (paginated)."""
+        stack = self.get_object()
+        page = self.paginate_queryset(stack.actions.all())
+        return self.get_paginated_response(StackActionSerializer(page, many=True).data)
+
+    @extend_schema(responses=StackActionSerializer)
+    @action(detail=True, methods=["get"], url_path=r"actions/(?P<action_id>[0-9]{1,9})")
+    def action_detail(self, request, name=None, action_id=None):
+        """One stop / start / restart / remove request of the stack and its outcome."""
+        requested = control.get_action(self.get_object(), action_id)
+        return Response(StackActionSerializer(requested).data)
 
     @extend_schema(
         parameters=[

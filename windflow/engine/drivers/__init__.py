@@ -110,9 +110,13 @@ class Cancelled(EngineError):
 
 
 class DeployFailed(EngineError):
-    """A deployment failed; ``.diagnosis`` says why, ``.code`` is the diagnosis code."""
+    """A deployment failed; ``.diagnosis`` says why, ``.code`` is the diagnosis code.
+    ``.made`` is what the deploy had created on the server (``{"containers": [{"id",
+    "name"}], "networks": [name]}``), when the driver knows."""
 
-    def __init__(self, diagnosis: Diagnosis, message: str | None = None):
+    def __init__(
+        self, diagnosis: Diagnosis, message: str | None = None, *, made: dict | None = None
+    ):
         if message is None:
             message = (
                 f"{diagnosis.service}: {diagnosis.summary}"
@@ -121,6 +125,7 @@ class DeployFailed(EngineError):
             )
         super().__init__(message, diagnosis.hint)
         self.diagnosis = diagnosis
+        self.made = made or {"containers": [], "networks": []}
 
     @property
     def code(self) -> str:
@@ -236,6 +241,15 @@ class Driver(Protocol):
     def restart(self, project: str, service: str | None = None) -> Iterator[Event]: ...
 
     def status(self, project: str) -> list[ContainerStatus]: ...
+
+    def responsive(self, timeout: float = 5.0) -> bool:
+        """True when the engine answers within `timeout` seconds."""
+        ...
+
+    def discard(self, *, containers: list[str], networks: list[str]) -> list[str]:
+        """Remove these containers (ids) and networks (names) if still there; the names of
+        what was removed."""
+        ...
 
     def project_labels(self, project: str) -> dict[str, str] | None: ...
 

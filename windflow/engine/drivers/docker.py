@@ -222,6 +222,9 @@ class _Deploy:
         self.error: BaseException | None = None
         self.images: dict[str, concurrent.futures.Future] = {}
         self.existing: list[dict] = []
+        # What this deploy made on the server: container id -> name, network names.
+        self.made_containers: dict[str, str] = {}
+        self.made_networks: list[str] = []
         self.started_at = time.monotonic()
         self.completion_wanted = {
             dependency
@@ -351,11 +354,18 @@ class _Deploy:
             self.cleanup_cancelled()
             raise Cancelled("The deployment was cancelled.")
         if self.failure is not None:
-            raise DeployFailed(self.failure)
+            raise DeployFailed(self.failure, made=self.made())
         if self.options.remove_orphans:
             self.remove_orphans()
         seconds = time.monotonic() - self.started_at
         self.emit("log", f"{self.project}: every service passed the health gate in {seconds:.1f}s")
+
+    def made(self) -> dict[str, list[str]]:
+        """What this deploy created on the server: ``{"containers": [{"id", "name"}],
+        "networks": [name]}`` (for a caller that must say what a lost server kept)."""
+        with self.cond:
+            containers = [{"id": cid, "name": name} for cid, name in self.made_containers.items()]
+        return {"containers": containers, "networks": list(self.made_networks)}
 
     def cleanup_cancelled(self) -> None:
         doomed = [
@@ -374,6 +384,8 @@ class _Deploy:
                 self.api.stop(cid, timeout=int(stop_timeout))
         with contextlib.suppress(NotFound):
             self.api.remove_container(cid, force=True, v=False)
+        with self.cond:
+            self.made_containers.pop(cid, None)
         short = cid[:12]
         self.phase(service, "remove", f"{service or short}: removed container {short}")
 
@@ -440,6 +452,8 @@ class _Deploy:
             except APIError as exc:
                 if exc.status_code != 409:  # 409: created meanwhile
                     raise
+            else:
+                self.made_networks.append(network.name)
             self.phase(None, "network", f"network {network.name} created")
 
     def claim(self, kind: str, resource, found: dict) -> None:
@@ -709,6 +723,7 @@ class _Deploy:
         cid = created["Id"]
         with self.cond:
             self.states[spec.name].created.append(cid)
+            self.made_containers[cid] = name
         for warning in created.get("Warnings") or []:
             self.emit("log", f"{spec.name}: {warning}", service=spec.name, level="warning")
         self.phase(spec.name, "create", f"{spec.name}: created {name}", 50)
@@ -1032,6 +1047,31 @@ class DockerDriver:
             raise DeployFailed(diagnose_error(error)) from error
 
     # --- operations ---------------------------------------------------------------------
+
+    def responsive(self, timeout: float = 5.0) -> bool:
+        """True when the engine answers a ping within `timeout` seconds (after a failure:
+        is the server still there?)."""
+        try:
+            response = self.api._get(self.api._url("/_ping"), timeout=timeout)
+            return response.status_code == 200
+        except Exception:  # any failure to answer is the answer
+            return False
+
+    @_engine_errors
+    def discard(self, *, containers: list[str], networks: list[str]) -> list[str]:
+        """Remove these containers (ids, forced) and then these networks (names), those that
+        are still there; returns the names of what was removed."""
+        removed = []
+        for cid in containers:
+            with contextlib.suppress(NotFound):
+                name = (self.api.inspect_container(cid).get("Name") or cid[:12]).lstrip("/")
+                self.api.remove_container(cid, force=True, v=False)
+                removed.append(name)
+        for network in networks:
+            with contextlib.suppress(APIError):  # gone (404), or in use by others (409)
+                self.api.remove_network(network)
+                removed.append(network)
+        return removed
 
     @_engine_errors
     def remove(
