@@ -36,7 +36,7 @@ from .base import (
 )
 
 SSHD = "/usr/sbin/sshd"
-SSHD_TIMEOUT = 10
+SSHD_TIMEOUT = 20
 SSHD_PRIVSEP_DIR = Path("/run/sshd")
 
 
@@ -216,7 +216,10 @@ def _ensure_host_key(server: Sshd) -> None:
 def _wait_sshd_ready(server: Sshd, timeout: float = SSHD_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.is_running() and ssh_banner(server.port):
+        # A patient wait for each banner: on a loaded machine an impatient client leaves
+        # half-open logins behind, which the stock MaxStartups (10) then starts dropping.
+        left = max(0.5, deadline - time.monotonic())
+        if server.is_running() and ssh_banner(server.port, timeout=min(5.0, left)):
             return
         if server.pidfile.exists() and not server.is_running():
             break  # died after writing its pidfile
