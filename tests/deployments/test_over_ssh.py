@@ -9,12 +9,21 @@ import threading
 from pathlib import Path
 
 import docker
+import pytest
+from django.utils import translation
 
 from apps.deployments.choices import DeploymentStatus
 from apps.targets import connect
 from tests.base import NODOCKER_USER, add_ssh_target
 from tests.deploying import NEVER_HEALTHY, deploy, log_text, project_containers, wait_for
 from windflow.engine import ssh
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The texts checked here are the English ones, whatever a test before left active."""
+    with translation.override("en"):
+        yield
 
 
 def _compose(images: dict, count: int) -> str:

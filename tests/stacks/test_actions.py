@@ -2,13 +2,22 @@
 answers 202 with the queued action, the worker records how it ended (with the reason's code
 and a hint when it failed), and the API and the stack's page show it."""
 
+import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from apps.deployments.choices import DeploymentStatus
 from apps.stacks import control, runtime
 from apps.stacks.models import StackAction
 from tests.base import add_ssh_target, api_client, client_for, run_queued_jobs
 from tests.deploying import deploy
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The texts checked here are the English ones, whatever a test before left active."""
+    with translation.override("en"):
+        yield
 
 
 def test_it_records_a_refused_host_key_and_shows_it_in_the_api_and_the_page(
