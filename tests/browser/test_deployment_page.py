@@ -2,33 +2,11 @@
 or by polling when the browser has no websockets."""
 
 import pytest
-from django.db import connection
 
 from apps.deployments import journal, services
 from apps.deployments.choices import DeploymentStatus, ServicePhase
+from tests.browser.worlds import in_thread
 from tests.deploying import make_world, progress
-
-
-def _in_thread(organization, work):
-    """Write like a worker: in another thread (Playwright's loop runs in this one, and
-    publishing needs async_to_sync), with the organisation active."""
-    import threading
-
-    failures = []
-
-    def run():
-        connection.set_tenant(organization)
-        try:
-            work()
-        except Exception as exc:  # reported to the test below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(30)
-    assert not failures, failures
 
 
 def _live_page_world(live_db):
@@ -47,7 +25,7 @@ def _live_page_world(live_db):
         made.append(services.request_deployment(world.membership, world.stack))
         progress(made[0], lines=2)
 
-    _in_thread(organization, setup)
+    in_thread(organization, setup)
     return organization, owner, made[0]
 
 
@@ -74,14 +52,14 @@ def test_it_follows_a_deployment_live_in_the_browser(live_db, open_page, login_a
         journal.set_service(deployment, "web", phase=ServicePhase.START, progress=70, message="")
         journal.set_service(deployment, "db", phase=ServicePhase.PULL, progress=10, message="")
 
-    _in_thread(organization, advance)
+    in_thread(organization, advance)
     expect(log).to_have_count(3)
     expect(log.nth(2)).to_contain_text("web | pulling busybox")
     expect(page.locator('[data-service="web"] progress')).to_have_js_property("value", 70)
     expect(page.locator('[data-service="db"] [data-role=phase]')).to_have_text("Pulling")
     expect(page.get_by_test_id("cancel")).to_be_visible()
 
-    _in_thread(
+    in_thread(
         organization,
         lambda: journal.finish(
             deployment,
@@ -122,7 +100,7 @@ def test_it_names_a_deployment_by_the_number_of_its_url(live_db, open_page, logi
         membership = Membership.objects.get(user=owner, organization=organization)
         made.append(services.request_deployment(membership, blog))
 
-    _in_thread(organization, second_stack)
+    in_thread(organization, second_stack)
     deployment = made[0]
     assert deployment.number == 1 and deployment.pk > 1
     page = open_page(device)

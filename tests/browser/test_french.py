@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 
 import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
 from tests.browser.errors import real_errors, watch_errors
+from tests.browser.worlds import in_thread
 from tests.untranslated import (
     BROWSER_TEXTS,
     english_left,
@@ -46,26 +46,6 @@ CUT_OFF = """() => [...document.querySelectorAll('nav.navbar .nav-link, nav.navb
   .map(a => a.textContent.trim())"""
 
 
-def _in_thread(organization, work):
-    """Write like a worker, in another thread (publishing needs async_to_sync, which
-    Playwright's loop in this thread refuses), with the organisation active."""
-    failures = []
-
-    def run():
-        connection.set_tenant(organization)
-        try:
-            work()
-        except Exception as exc:  # reported to the test below
-            failures.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    assert not failures, failures
-
-
 def _world(live_db, language: str):
     """An organisation with one object of every kind (tests/security/world.py), a failed
     deployment with a diagnosis, and its owner, who chose `language` ("" for none)."""
@@ -87,7 +67,7 @@ def _world(live_db, language: str):
         made["victim"] = build_victim(organization, owner, tag=suffix)
         fail_with_a_diagnosis(made["victim"].deployment)
 
-    _in_thread(organization, build)
+    in_thread(organization, build)
     connection.set_schema_to_public()
     membership = Membership.objects.get(user=owner, organization=organization)
     return organization, owner, made["victim"], membership
