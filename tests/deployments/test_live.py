@@ -4,6 +4,7 @@ through an SSH target."""
 
 import secrets
 import time
+from contextlib import contextmanager
 
 import docker
 from django.db import connection
@@ -18,37 +19,52 @@ from tests.deploying import live_stack, log_text, project_containers, run_in_wor
 from tests.live import live_organization
 
 
-def test_it_cancels_during_a_long_health_wait_and_leaves_no_container(live_db, test_images):
-    project = f"wf-cancel-{secrets.token_hex(3)}"
-    compose = f"""
+def never_healthy(test_images) -> str:
+    """A service that never passes its healthcheck: its deployment waits until cancelled."""
+    return f"""
 services:
   slow:
     image: {test_images["busybox:1"]}
     healthcheck: {{test: ["CMD", "sh", "-c", "exit 1"], interval: 1s, retries: 10000}}
 """
-    with live_organization() as world:
-        connection.set_tenant(world.organization)
-        try:
-            stack = live_stack(world, compose, name=project, health_timeout=600)
-            membership = Membership.objects.get(user=world.owner, organization=world.organization)
-            deployment = services.request_deployment(membership, stack)
-            worker = run_in_worker_thread(world.organization.schema_name, deployment.pk)
-            assert wait_for(
-                lambda: (
-                    deployment.services.filter(phase__in=["start", "create"]).exists()
-                    or deployment.lines.filter(message__icontains="health").exists()
-                )
+
+
+@contextmanager
+def deploying_in_a_worker_thread(world, project: str, compose: str):
+    """The owner's deployment of `project`, run by the runner in a thread as in a worker:
+    yields (membership, deployment, thread); the project is removed after."""
+    connection.set_tenant(world.organization)
+    try:
+        stack = live_stack(world, compose, name=project, health_timeout=600)
+        membership = Membership.objects.get(user=world.owner, organization=world.organization)
+        deployment = services.request_deployment(membership, stack)
+        worker = run_in_worker_thread(world.organization.schema_name, deployment.pk)
+        yield membership, deployment, worker
+    finally:
+        remove_compose_project(project)
+
+
+def test_it_cancels_during_a_long_health_wait_and_leaves_no_container(live_db, test_images):
+    project = f"wf-cancel-{secrets.token_hex(3)}"
+    with (
+        live_organization() as world,
+        deploying_in_a_worker_thread(world, project, never_healthy(test_images)) as running,
+    ):
+        membership, deployment, worker = running
+        assert wait_for(
+            lambda: (
+                deployment.services.filter(phase__in=["start", "create"]).exists()
+                or deployment.lines.filter(message__icontains="health").exists()
             )
-            services.cancel_deployment(membership, deployment)
-            # Uncancelled, it would wait 600 s for health: the worker ends long before.
-            worker.join(timeout=120)
-            assert not worker.is_alive()
-            deployment.refresh_from_db()
-            assert deployment.status == DeploymentStatus.CANCELLED
-            assert "Cancelled." in log_text(deployment)
-            assert project_containers(project) == []
-        finally:
-            remove_compose_project(project)
+        )
+        services.cancel_deployment(membership, deployment)
+        # Uncancelled, it would wait 600 s for health: the worker ends long before.
+        worker.join(timeout=120)
+        assert not worker.is_alive()
+        deployment.refresh_from_db()
+        assert deployment.status == DeploymentStatus.CANCELLED
+        assert "Cancelled." in log_text(deployment)
+        assert project_containers(project) == []
 
 
 def test_it_hears_of_a_cancel_at_once_without_waiting_for_the_heartbeat(
@@ -58,30 +74,20 @@ def test_it_hears_of_a_cancel_at_once_without_waiting_for_the_heartbeat(
     that would read the database only in an hour, the cancel still ends the health wait."""
     monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 3600.0)
     project = f"wf-cancel-now-{secrets.token_hex(3)}"
-    compose = f"""
-services:
-  slow:
-    image: {test_images["busybox:1"]}
-    healthcheck: {{test: ["CMD", "sh", "-c", "exit 1"], interval: 1s, retries: 10000}}
-"""
-    with live_organization() as world:
-        connection.set_tenant(world.organization)
-        try:
-            stack = live_stack(world, compose, name=project, health_timeout=600)
-            membership = Membership.objects.get(user=world.owner, organization=world.organization)
-            deployment = services.request_deployment(membership, stack)
-            worker = run_in_worker_thread(world.organization.schema_name, deployment.pk)
-            assert wait_for(
-                lambda: deployment.lines.filter(message__startswith="started ").exists(), 120
-            ), log_text(deployment)
-            services.cancel_deployment(membership, deployment)
-            worker.join(timeout=60)  # a bound on the wait, the heartbeat would take an hour
-            assert not worker.is_alive()
-            deployment.refresh_from_db()
-            assert deployment.status == DeploymentStatus.CANCELLED
-            assert project_containers(project) == []
-        finally:
-            remove_compose_project(project)
+    with (
+        live_organization() as world,
+        deploying_in_a_worker_thread(world, project, never_healthy(test_images)) as running,
+    ):
+        membership, deployment, worker = running
+        assert wait_for(
+            lambda: deployment.lines.filter(message__startswith="started ").exists(), 120
+        ), log_text(deployment)
+        services.cancel_deployment(membership, deployment)
+        worker.join(timeout=60)  # a bound on the wait, the heartbeat would take an hour
+        assert not worker.is_alive()
+        deployment.refresh_from_db()
+        assert deployment.status == DeploymentStatus.CANCELLED
+        assert project_containers(project) == []
 
 
 def test_it_starts_nothing_once_a_cancel_is_on_record(live_db, test_images):
