@@ -271,14 +271,12 @@ def test_it_keeps_system_users_idempotent_and_unlocked():
     assert shadow[name] == "*"  # not "!" (locked): sshd would refuse key logins
 
 
-def test_it_runs_a_stock_sshd_that_allows_ten_sessions_per_connection(sshd, client_key):
-    """The test server keeps OpenSSH's defaults (MaxSessions 10): what SSH servers as
-    installed allow is what the tests meet."""
-    assert "MaxSessions" not in sshd.config_file.read_text()
-    client = connect(sshd, "root", client_key)
+def assert_sessions_per_connection(server, client_key, limit: int) -> None:
+    """`limit` sessions open side by side on one connection, and the next is refused."""
+    client = connect(server, "root", client_key)
     try:
         transport = client.get_transport()
-        channels = [transport.open_session(timeout=5) for _ in range(10)]
+        channels = [transport.open_session(timeout=5) for _ in range(limit)]
         with pytest.raises(paramiko.ChannelException):
             transport.open_session(timeout=5)
         for channel in channels:
@@ -287,17 +285,15 @@ def test_it_runs_a_stock_sshd_that_allows_ten_sessions_per_connection(sshd, clie
         client.close()
 
 
+def test_it_runs_a_stock_sshd_that_allows_ten_sessions_per_connection(sshd, client_key):
+    """The test server keeps OpenSSH's defaults (MaxSessions 10): what SSH servers as
+    installed allow is what the tests meet."""
+    assert "MaxSessions" not in sshd.config_file.read_text()
+    assert_sessions_per_connection(sshd, client_key, 10)
+
+
 def test_it_adds_the_options_a_test_asks_for(tmp_path, client_key):
     with start_sshd(tmp_path / "sshd", options={"MaxSessions": "3"}) as server:
         server.authorize("root", client_key.public_line)
         assert "MaxSessions 3" in server.config_file.read_text()
-        client = connect(server, "root", client_key)
-        try:
-            transport = client.get_transport()
-            channels = [transport.open_session(timeout=5) for _ in range(3)]
-            with pytest.raises(paramiko.ChannelException):
-                transport.open_session(timeout=5)
-            for channel in channels:
-                channel.close()
-        finally:
-            client.close()
+        assert_sessions_per_connection(server, client_key, 3)
