@@ -6,13 +6,13 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, transaction
-from django_tenants.utils import schema_exists
 
 from apps.accounts.choices import Role
 from apps.accounts.models import Membership, User
 from apps.audit.services import record_in
 from windflow import hotcache
 
+from . import migrating
 from .models import Domain, Organization
 from .validators import schema_name_for, validate_slug
 
@@ -78,21 +78,23 @@ def ensure_public_tenant() -> Organization:
     return organization
 
 
-def migrate_everything(verbosity: int = 1) -> None:
+def migrate_everything(
+    verbosity: int = 1, *, processes: int | None = None, write=None, every: float = 10.0
+) -> migrating.MigrationReport:
     """Public schema, then the template schema new organisations are cloned from, then every
-    organisation. Run at each release (Procfile `release`)."""
+    organisation (and spare) that is behind, `processes` at a time (default: one per core).
+    Run at each release (Procfile `release`). Progress goes to `write` (a line at a time).
+    The report names the schemas that failed and those still behind; a failure of the
+    template stops the run before the organisations (they would be cloned from it)."""
+    write = write or (lambda line: None)
     call_command("migrate_schemas", shared=True, interactive=False, verbosity=verbosity)
     ensure_public_tenant()
-    template = settings.TENANT_BASE_SCHEMA
-    if not schema_exists(template):
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE SCHEMA "{template}"')
-    call_command(
-        "migrate_schemas", tenant=True, schema_name=template, interactive=False, verbosity=verbosity
-    )
-    if Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).exists():
-        call_command("migrate_schemas", tenant=True, interactive=False, verbosity=verbosity)
+    template = migrating.migrate_template(write)
+    if template is not None and template.failed:
+        return migrating.MigrationReport(outcomes=[template], still_behind=[template.schema])
+    report = migrating.migrate_tenants(processes=processes, write=write, every=every)
     connection.set_schema_to_public()
+    return report
 
 
 def set_local_engine_organizations(engine, organizations, *, actor=None) -> None:

@@ -232,6 +232,9 @@ if WINDFLOW_SCHEDULER not in ("worker", "separate"):
         f"WINDFLOW_SCHEDULER must be worker or separate, got {WINDFLOW_SCHEDULER!r}"
     )
 
+# `manage.py migrate_all`: organisation schemas migrated at once (0: one per core).
+WINDFLOW_MIGRATE_PROCESSES = env_int("WINDFLOW_MIGRATE_PROCESSES", 0)
+
 # --- Authentication ---------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"

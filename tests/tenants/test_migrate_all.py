@@ -1,0 +1,149 @@
+"""`manage.py migrate_all` (the release step) on real schemas, with committed data: the
+organisations behind are migrated by processes of their own, a failing schema is reported by
+name while the others finish, and a re-run resumes."""
+
+import io
+from contextlib import ExitStack
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from apps.tenants import migrating
+from tests.live import live_organization
+
+
+def _has_column(schema: str, table: str, column: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+            [schema, table, column],
+        )
+        return cursor.fetchone() is not None
+
+
+def _history(schema: str) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT app, name, applied FROM "{schema}".django_migrations ORDER BY id')  # noqa: S608
+        return cursor.fetchall()
+
+
+def _roll_back_stacks(schema: str) -> None:
+    """Put `schema` behind: stacks back to 0001 (0002 adds a column, 0003 a table)."""
+    call_command(
+        "migrate_schemas", "stacks", "0001", schema_name=schema, interactive=False, verbosity=0
+    )
+    connection.set_schema_to_public()
+    assert not _has_column(schema, "stacks_stack", "registry_credentials")
+
+
+def _migrate_all(*args) -> str:
+    out = io.StringIO()
+    try:
+        call_command("migrate_all", *args, "--processes=2", "--progress-every=0", stdout=out)
+    finally:
+        connection.set_schema_to_public()
+    return out.getvalue()
+
+
+@pytest.fixture
+def organizations(live_db):
+    """Three committed organisations, deleted with their schemas after the test."""
+    with ExitStack() as stack:
+        worlds = [stack.enter_context(live_organization()) for _ in range(3)]
+        yield [world.organization.schema_name for world in worlds]
+
+
+def test_it_migrates_nothing_when_every_schema_is_up_to_date(organizations):
+    before = {schema: _history(schema) for schema in organizations}
+
+    output = _migrate_all()
+
+    assert " 0 behind" in output
+    assert "0 migrated by this run" in output
+    assert output.strip().endswith("All schemas are up to date.")
+    assert {schema: _history(schema) for schema in organizations} == before
+
+
+def test_it_reads_which_schemas_are_behind_in_one_query_per_chunk(
+    organizations, django_assert_max_num_queries
+):
+    late = organizations[1]
+    _roll_back_stacks(late)
+    schemas = migrating.tenant_schemas()
+    with django_assert_max_num_queries(2):
+        behind, missing = migrating.schemas_behind(schemas)
+    assert behind == [late]
+    assert missing == []
+
+
+def test_it_migrates_a_schema_behind_and_leaves_the_others(organizations):
+    late, *others = organizations
+    _roll_back_stacks(late)
+    before = {schema: _history(schema) for schema in others}
+
+    output = _migrate_all()
+
+    assert " 1 behind" in output
+    assert "1/1 (100%)" in output
+    assert _has_column(late, "stacks_stack", "registry_credentials")
+    assert {schema: _history(schema) for schema in others} == before
+    assert migrating.schemas_behind(migrating.tenant_schemas()) == ([], [])
+
+
+def test_it_reports_a_failing_schema_by_name_while_the_others_finish_and_resumes(
+    organizations,
+):
+    failing, late, _current = organizations
+    _roll_back_stacks(failing)
+    _roll_back_stacks(late)
+    history = _history(failing)
+    # The table stacks 0003 creates is there already: 0002 applies, then 0003 fails.
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE TABLE "{failing}".stacks_stackaction (id int)')
+
+    with pytest.raises(CommandError) as refused:
+        _migrate_all()
+
+    message = str(refused.value)
+    assert f"{failing}: ProgrammingError" in message
+    assert "stacks_stackaction" in message
+    assert "stacks.0003_stack_action" in message
+    assert f"{late}:" not in message
+    assert _has_column(late, "stacks_stack", "registry_credentials")
+    # All or nothing for the failing schema: 0002's column went with 0003's failure.
+    assert not _has_column(failing, "stacks_stack", "registry_credentials")
+    assert _history(failing) == history
+
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE "{failing}".stacks_stackaction')
+    output = _migrate_all()
+
+    assert " 1 behind" in output
+    assert _has_column(failing, "stacks_stack", "registry_credentials")
+    assert migrating.schemas_behind(migrating.tenant_schemas()) == ([], [])
+
+
+def test_it_names_an_organisation_whose_schema_is_missing(organizations):
+    gone = organizations[0]
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA "{gone}" CASCADE')
+
+    with pytest.raises(CommandError) as refused:
+        _migrate_all()
+
+    assert f"{gone}: the schema does not exist" in str(refused.value)
+
+
+def test_it_migrates_the_template_first(live_db):
+    template = settings.TENANT_BASE_SCHEMA
+    _roll_back_stacks(template)
+
+    output = _migrate_all()
+
+    assert f"template {template}: " in output
+    assert "migration(s) applied" in output
+    assert _has_column(template, "stacks_stack", "registry_credentials")
