@@ -1,14 +1,17 @@
 """API latency: `GET /api/v1/environments/` with a personal access token.
 
-Target (on this 2-core machine, load generator included): p95 at or under 50 ms at a steady
-100 requests per second from 20 concurrent clients (open loop); the saturation throughput
-is reported beside it.
+Targets (on this 2-core machine, load generator included): p95 at or under 50 ms at a steady
+100 requests per second from 20 concurrent clients (open loop); and a saturation throughput
+of at least 60 % of the floor's: a bare DRF view (benchmarks/support/floor: no middleware,
+authentication or tenancy) returning the same 25 rows under the same server, measured side
+by side in the same run.
 
     .venv/bin/python benchmarks/bench_api_environments.py
 
 Set-up through the real services: an organisation, its owner, 50 environments and a
-read-only API token; uvicorn (`--workers 2`, DEBUG off, throttling out of the way) as a
-subprocess; throwaway PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set.
+read-only API token; the web process (gunicorn, 2 uvicorn workers, DEBUG off, throttling
+out of the way) and the floor project as subprocesses; throwaway PostgreSQL and Redis unless
+DATABASE_URL / REDIS_URL are set.
 
 Load generator: one asyncio loop, 20 persistent HTTP/1.1 keep-alive connections over raw
 asyncio streams (cheap: its own CPU use is measured and reported).
@@ -18,7 +21,8 @@ asyncio streams (cheap: its own CPU use is measured and reported).
    all are busy), and its latency runs from its *due* time to the last byte of the response,
    so queueing counts (no coordinated omission). 3 s warm-up, then 20 s measured.
 2. Saturation, closed loop: 20 connections, each sends its next request as soon as the
-   previous one is answered, for 10 s; throughput and p95 (from send) reported.
+   previous one is answered; 3 rounds of 10 s on each server (the floor and WindFlow),
+   alternating; throughput, p95 (from send) and CPU per request of each, and the ratio.
 
 Every response must be 200 with 25 results (count 50); the body is checked in full once and
 by length afterwards. Prints the figures (with the CPU used by the server, PostgreSQL+Redis,
@@ -40,6 +44,7 @@ import re
 import secrets
 import sys
 import time
+from dataclasses import dataclass
 
 from support import harness
 from support.harness import HOST, percentile, say
@@ -52,7 +57,9 @@ CLIENTS = 20
 RATE = 100.0  # requests per second, open loop
 WARMUP_S = 3.0
 MEASURE_S = 20.0
-SATURATION_S = 10.0
+SATURATION_S = 10.0  # per round and endpoint
+SATURATION_ROUNDS = 3  # alternating: floor, API / API, floor / floor, API
+TARGET_RATIO = 0.60  # the API's saturation throughput / the floor's
 SATURATION_MAX_REQUESTS = 200_000
 CONNECT_SPACING = 0.025  # seconds between opening two client connections
 REQUEST_TIMEOUT = 5.0  # seconds for one response
@@ -284,15 +291,18 @@ async def open_loop(port: int, request: bytes, checker: Checker, server_pids: li
     }
 
 
-async def closed_loop(port: int, request: bytes, checker: Checker, server_pids: list[int]) -> dict:
-    """CLIENTS connections, each as fast as it can, for SATURATION_S."""
+async def closed_loop(
+    port: int, request: bytes, checker: Checker, server_pids: list[int], seconds: float
+) -> dict:
+    """CLIENTS connections, each as fast as it can, for `seconds`. The result keeps the raw
+    latencies (`ms`) so that alternating rounds can be pooled."""
     clock = time.perf_counter
     connections = await open_connections(port, request)
     spread = spread_over(server_pids, port)
     latencies: list[float] = []
     problems: list[str] = []
     start = clock()
-    end = start + SATURATION_S
+    end = start + seconds
 
     async def client(conn: Connection) -> None:
         while clock() < end and len(latencies) + len(problems) < SATURATION_MAX_REQUESTS:
@@ -308,25 +318,110 @@ async def closed_loop(port: int, request: bytes, checker: Checker, server_pids: 
                 problems.append(problem)
 
     tasks = [asyncio.create_task(client(conn)) for conn in connections]
-    _done, pending = await asyncio.wait(tasks, timeout=SATURATION_S + REQUEST_TIMEOUT + 2)
+    _done, pending = await asyncio.wait(tasks, timeout=seconds + REQUEST_TIMEOUT + 2)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     elapsed = clock() - start
     for conn in connections:
         conn.close()
-    ms = [value * 1000 for value in latencies]
     return {
-        "clients": CLIENTS,
         "connections_per_server_process": spread,
-        "duration_s": round(elapsed, 3),
-        "requests": len(ms) + len(problems),
-        "ok": len(ms),
-        "errors": len(problems),
-        "error_kinds": count_kinds(problems),
-        "throughput_rps": len(ms) / elapsed,
-        "latency_ms": summary(ms),
+        "duration_s": elapsed,
+        "ms": [value * 1000 for value in latencies],
+        "problems": problems,
     }
+
+
+@dataclass
+class Endpoint:
+    """One server under test: WindFlow's web process, or the floor project."""
+
+    label: str
+    server: harness.Process
+    port: int
+    request: bytes
+    checker: Checker
+
+    def worker_pids(self) -> list[int]:
+        return [pid for pid in harness.process_tree(self.server.pid) if pid != self.server.pid]
+
+
+def saturation_rounds(endpoints: list[Endpoint], service_pids: list[int]) -> dict[str, dict]:
+    """SATURATION_ROUNDS closed-loop rounds of SATURATION_S per endpoint, alternating (A B,
+    B A, A B...) so that drift in the machine's load falls on both alike. Pooled per
+    endpoint: throughput (all good responses / all measured time), latency percentiles
+    (from send), errors, CPU per request."""
+    pooled = {
+        e.label: {"ms": [], "problems": [], "duration_s": 0.0, "rounds_rps": [], "cpu": []}
+        for e in endpoints
+    }
+    for round_index in range(SATURATION_ROUNDS):
+        order = endpoints if round_index % 2 == 0 else list(reversed(endpoints))
+        for endpoint in order:
+            say(
+                f"saturation round {round_index + 1}/{SATURATION_ROUNDS}: {endpoint.label}, "
+                f"closed loop, {CLIENTS} connections, {SATURATION_S:g} s"
+            )
+            with harness.CpuMeter(endpoint.server.pid, service_pids) as cpu:
+                result = run_async(
+                    closed_loop(
+                        endpoint.port,
+                        endpoint.request,
+                        endpoint.checker,
+                        endpoint.worker_pids(),
+                        SATURATION_S,
+                    )
+                )
+            into = pooled[endpoint.label]
+            into["ms"] += result["ms"]
+            into["problems"] += result["problems"]
+            into["duration_s"] += result["duration_s"]
+            into["rounds_rps"].append(round(len(result["ms"]) / result["duration_s"], 1))
+            into["cpu"].append(cpu)
+            into["connections_per_server_process"] = result["connections_per_server_process"]
+    return {label: pooled_summary(data) for label, data in pooled.items()}
+
+
+def pooled_summary(data: dict) -> dict:
+    ok = len(data["ms"])
+    meters = data["cpu"]
+    wall = sum(m.wall_s for m in meters) or 1.0
+    server_cpu = sum(m.server_cpu_s for m in meters)
+    services_cpu = sum(m.services_cpu_s for m in meters)
+    generator_cpu = sum(m.generator_cpu_s for m in meters)
+    machine = sum(m.machine_cores * m.wall_s for m in meters)
+    result = {
+        "clients": CLIENTS,
+        "rounds": len(meters),
+        "connections_per_server_process": data.get("connections_per_server_process", []),
+        "duration_s": round(data["duration_s"], 3),
+        "requests": ok + len(data["problems"]),
+        "ok": ok,
+        "errors": len(data["problems"]),
+        "error_kinds": count_kinds(data["problems"]),
+        "throughput_rps": ok / data["duration_s"] if data["duration_s"] else 0.0,
+        "rounds_rps": data["rounds_rps"],
+        "latency_ms": summary(data["ms"]),
+        "cpu_cores": {
+            "wall_s": round(wall, 3),
+            "generator_cores": round(generator_cpu / wall, 3),
+            "server_cores": round(server_cpu / wall, 3),
+            "postgres_redis_cores": round(services_cpu / wall, 3),
+            "machine_cores": round(machine / wall, 3),
+            "other_cores": round(
+                max(0.0, (machine - server_cpu - services_cpu - generator_cpu) / wall), 3
+            ),
+            "machine_busy_share": round(machine / wall / (os.cpu_count() or 1), 3),
+        },
+    }
+    if ok:
+        result["cpu_ms_per_request"] = {
+            "server": round(server_cpu / ok * 1e3, 2),
+            "postgres_redis": round(services_cpu / ok * 1e3, 2),
+            "generator": round(generator_cpu / ok * 1e3, 3),
+        }
+    return result
 
 
 def summary(ms: list[float]) -> dict:
@@ -402,6 +497,41 @@ def cpu_line(cpu: dict) -> str:
     )
 
 
+def start_floor(services: harness.Services, port: int, schema: str) -> harness.Process:
+    """The floor project (benchmarks/support/floor) under the same server: gunicorn forking
+    2 uvicorn workers (windflow.gunicorn.WebWorker), reading `schema`'s environments."""
+    return harness.start_web(
+        services,
+        port,
+        workers=2,
+        config="python:support.floor.gunicorn",
+        extra_env={
+            "DJANGO_SETTINGS_MODULE": "support.floor.settings",
+            "WINDFLOW_FLOOR_SCHEMA": schema,
+            "PYTHONPATH": os.pathsep.join([str(harness.ROOT / "benchmarks"), str(harness.ROOT)]),
+        },
+        name="floor",
+    )
+
+
+def first_body(port: int, host: str, token: str, label: str) -> bytes:
+    status, body = harness.http_get(
+        port, host, PATH, {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    )
+    if status != 200:
+        raise RuntimeError(f"{label}: GET {PATH} answered {status}: {body[:300]!r}")
+    verify_body(body)
+    return body
+
+
+def same_page(body: bytes, floor_body: bytes) -> bool:
+    """The floor's page is the API's, but for the port in its `url`s (another server)."""
+    ours, theirs = json.loads(body), json.loads(floor_body)
+    for row in ours["results"] + theirs["results"]:
+        row["url"] = row["url"].split("/api/", 1)[1]
+    return ours == theirs
+
+
 def run(services: harness.Services) -> int:
     harness.setup_django(services)
 
@@ -425,50 +555,50 @@ def run(services: harness.Services) -> int:
         "debug": settings.DEBUG,
     }
     say(f"configuration: {config}")
-    port = free_port()
-    server = None
+    port, floor_port = free_port(), free_port()
+    server = floor = None
     errors_in_log: dict[str, int] = {}
     try:
         server = harness.start_web(services, port, workers=2)
         say(f"web process (gunicorn, 2 uvicorn workers, DEBUG off) on {HOST}:{port}")
+        floor = start_floor(services, floor_port, organization.schema_name)
+        say(f"floor project (gunicorn, 2 uvicorn workers, bare DRF) on {HOST}:{floor_port}")
         background = harness.wait_for_quiet()
         say(f"background load before the runs: {background * 100:.0f}% of all cores")
 
-        status, body = harness.http_get(
-            port, host, PATH, {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        body = first_body(port, host, token, "API")
+        floor_body = first_body(floor_port, host, token, "floor")
+        say(
+            f"bodies verified: 200, count {ENVIRONMENTS}, {PAGE_SIZE} results; API "
+            f"{len(body)} bytes, floor {len(floor_body)} bytes"
+            f"{' (the same but for the port in urls)' if same_page(body, floor_body) else ''}"
         )
-        if status != 200:
-            raise RuntimeError(f"GET {PATH} answered {status}: {body[:300]!r}")
-        verify_body(body)
-        say(f"body verified: 200, count {ENVIRONMENTS}, {PAGE_SIZE} results, {len(body)} bytes")
 
-        request = build_request(port, host, token)
-        checker = Checker(len(body))
+        api = Endpoint("API", server, port, build_request(port, host, token), Checker(len(body)))
+        bare = Endpoint(
+            "floor",
+            floor,
+            floor_port,
+            build_request(floor_port, host, token),
+            Checker(len(floor_body)),
+        )
         service_pids = services.pids()
-        server_pids = [pid for pid in harness.process_tree(server.pid) if pid != server.pid]
 
         say(
             f"open loop: {RATE:g} req/s, {CLIENTS} connections, {WARMUP_S:g} s warm-up + "
             f"{MEASURE_S:g} s measured"
         )
         with harness.CpuMeter(server.pid, service_pids) as open_cpu:
-            steady = run_async(open_loop(port, request, checker, server_pids))
+            steady = run_async(open_loop(port, api.request, api.checker, api.worker_pids()))
         steady["cpu_cores"] = open_cpu.summary()
 
-        say(f"saturation: closed loop, {CLIENTS} connections, {SATURATION_S:g} s")
-        with harness.CpuMeter(server.pid, service_pids) as sat_cpu:
-            saturation = run_async(closed_loop(port, request, checker, server_pids))
-        saturation["cpu_cores"] = sat_cpu.summary()
-        if saturation["ok"]:
-            saturation["cpu_ms_per_request"] = {
-                "server": round(sat_cpu.server_cpu_s / saturation["ok"] * 1e3, 2),
-                "postgres_redis": round(sat_cpu.services_cpu_s / saturation["ok"] * 1e3, 2),
-                "generator": round(sat_cpu.generator_cpu_s / saturation["ok"] * 1e3, 3),
-            }
+        pooled = saturation_rounds([bare, api], service_pids)
+        saturation, floor_saturation = pooled["API"], pooled["floor"]
     finally:
-        if server is not None:
-            server.stop()
-            errors_in_log = server_errors(server)
+        for process in (server, floor):
+            if process is not None:
+                process.stop()
+                errors_in_log.update(server_errors(process))
         if services.external_database:
             connection.set_schema_to_public()
             delete_organization(organization)
@@ -477,9 +607,14 @@ def run(services: harness.Services) -> int:
     lat = steady["latency_ms"]
     p95 = lat.get("p95", float("inf"))
     check = harness.verdict(f"p95 at {RATE:g} req/s", p95, TARGET_P95_MS, "ms")
-    passed = check.passed and steady["errors"] == 0
-    sat = saturation["latency_ms"]
+    latency_passed = check.passed and steady["errors"] == 0
     wait = steady["dispatch_wait_ms"]
+    floor_rps = floor_saturation["throughput_rps"]
+    ratio = saturation["throughput_rps"] / floor_rps if floor_rps else 0.0
+    ratio_passed = (
+        ratio >= TARGET_RATIO and saturation["errors"] == 0 and floor_saturation["errors"] == 0
+    )
+    passed = latency_passed and ratio_passed
 
     print()
     print("=" * 78)
@@ -505,23 +640,26 @@ def run(services: harness.Services) -> int:
     )
     print(f"  CPU cores: {cpu_line(steady['cpu_cores'])}")
     print(f"  client connections per uvicorn worker: {steady['connections_per_server_process']}")
-    print(f"Saturation (closed loop, {CLIENTS} clients, {saturation['duration_s']:.1f} s):")
     print(
-        f"  throughput {saturation['throughput_rps']:.0f} req/s   p50 {sat.get('p50', 0):.1f} ms"
-        f"   p95 {sat.get('p95', 0):.1f} ms   p99 {sat.get('p99', 0):.1f} ms   "
-        f"errors {saturation['errors']}"
+        f"Saturation (closed loop, {CLIENTS} clients, {SATURATION_ROUNDS} alternating rounds of "
+        f"{SATURATION_S:g} s each):"
     )
-    print(f"  CPU cores: {cpu_line(saturation['cpu_cores'])}")
-    print(
-        f"  client connections per uvicorn worker: {saturation['connections_per_server_process']}"
-    )
-    per_request = saturation.get("cpu_ms_per_request")
-    if per_request:
+    for label, result in (("floor (bare DRF)", floor_saturation), ("API", saturation)):
+        sat = result["latency_ms"]
         print(
-            f"  CPU per request: server {per_request['server']:.2f} ms, PostgreSQL+Redis "
-            f"{per_request['postgres_redis']:.2f} ms, "
-            f"generator {per_request['generator']:.3f} ms"
+            f"  {label}: throughput {result['throughput_rps']:.0f} req/s "
+            f"(rounds {', '.join(f'{rps:.0f}' for rps in result['rounds_rps'])})   "
+            f"p50 {sat.get('p50', 0):.1f} ms   p95 {sat.get('p95', 0):.1f} ms   "
+            f"errors {result['errors']}"
         )
+        print(f"    CPU cores: {cpu_line(result['cpu_cores'])}")
+        per_request = result.get("cpu_ms_per_request")
+        if per_request:
+            print(
+                f"    CPU per request: server {per_request['server']:.2f} ms, "
+                f"PostgreSQL+Redis {per_request['postgres_redis']:.2f} ms, "
+                f"generator {per_request['generator']:.3f} ms"
+            )
     if errors_in_log:
         print("Server log exceptions (count):")
         for line, count in errors_in_log.items():
@@ -534,11 +672,13 @@ def run(services: harness.Services) -> int:
             f"cores during the open loop): the figures are pessimistic; run again when idle."
         )
     line = check.line + (f"; {steady['errors']} error(s)" if steady["errors"] else "")
-    if check.passed and not passed:
+    if check.passed and not latency_passed:
         line = line.replace("PASS", "FAIL", 1)
+    print(line)
     print(
-        line + f"   [saturation {saturation['throughput_rps']:.0f} req/s, "
-        f"p95 {sat.get('p95', 0):.1f} ms]"
+        f"{'PASS' if ratio_passed else 'FAIL'}: API throughput / floor throughput = "
+        f"{ratio:.2f} ({saturation['throughput_rps']:.0f} / {floor_rps:.0f} req/s; "
+        f"target >= {TARGET_RATIO:.2f})"
     )
     print("=" * 78)
 
@@ -546,19 +686,23 @@ def run(services: harness.Services) -> int:
         NAME,
         {
             "target": f"p95 <= {TARGET_P95_MS:g} ms at {RATE:g} req/s open loop, "
-            f"{CLIENTS} clients, no errors",
+            f"{CLIENTS} clients, no errors; saturation throughput >= {TARGET_RATIO:.2f} x the "
+            "bare-DRF floor's, side by side",
             "passed": passed,
             "p95_ms": p95,
             "saturation_rps": saturation["throughput_rps"],
-            "saturation_p95_ms": sat.get("p95"),
+            "saturation_p95_ms": saturation["latency_ms"].get("p95"),
+            "floor_saturation_rps": floor_rps,
+            "throughput_ratio": round(ratio, 3),
             "steady": steady,
             "saturation": saturation,
+            "floor_saturation": floor_saturation,
             "server_log_exceptions": errors_in_log,
             "background_load_share": round(background, 3),
             "config": config,
             "setup": {
-                "server": "uvicorn windflow.asgi:application --workers 2 --no-access-log "
-                "--log-level warning",
+                "server": "gunicorn -c python:windflow.gunicorn (2 uvicorn workers)",
+                "floor": "gunicorn -c python:support.floor.gunicorn (2 uvicorn workers)",
                 "request": f"GET {PATH} Authorization: Bearer wf_... Accept: application/json",
                 "environments": ENVIRONMENTS,
                 "page_size": PAGE_SIZE,
@@ -575,22 +719,26 @@ def run(services: harness.Services) -> int:
 
 def profile(services: harness.Services, requests: int = 300) -> int:
     """`--profile`: the same request in-process through Django's test Client (WSGI path, same
-    middleware and view), its SQL, and where the CPU goes (cProfile). No server, no load."""
+    middleware and view): its SQL, its Redis round trips, each middleware's own share and
+    DRF's steps (support/layers.py), then where the CPU goes (cProfile). No server, no load."""
     import cProfile
     import io
     import pstats
 
     harness.setup_django(services)
+    from django.conf import settings
     from django.db import connection
-    from django.test import Client
+    from django.test import Client, override_settings
     from django.test.utils import CaptureQueriesContext
+    from support import layers
 
     _owner, organization, token = create_fixture(secrets.token_hex(3))
-    client = Client(
-        HTTP_HOST=organization.primary_domain,
-        HTTP_AUTHORIZATION=f"Bearer {token}",
-        HTTP_ACCEPT="application/json",
-    )
+    headers = {
+        "HTTP_HOST": organization.primary_domain,
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+        "HTTP_ACCEPT": "application/json",
+    }
+    client = Client(**headers)
     for _ in range(30):  # warm caches, connections and the last_used_at update
         response = client.get(PATH)
         assert response.status_code == 200, response.content[:300]
@@ -606,6 +754,30 @@ def profile(services: harness.Services, requests: int = 300) -> int:
     wall = (time.perf_counter() - started_wall) / requests * 1000
     cpu = (time.process_time() - started_cpu) / requests * 1000
     print(f"\nin-process, one at a time: {wall:.2f} ms wall, {cpu:.2f} ms CPU per request")
+
+    middleware = list(settings.MIDDLEWARE)
+    breakdown = layers.Layers(middleware)
+    steps = layers.StepTimers()
+    with override_settings(MIDDLEWARE=layers.with_probes(middleware)), steps.installed():
+        probed = Client(**headers)
+        for _ in range(30):
+            probed.get(PATH)
+        layers._marks.clear()
+        steps.totals.clear()
+        steps.calls.clear()
+        for _ in range(requests):
+            started = time.perf_counter()
+            probed.get(PATH)
+            breakdown.take_request(time.perf_counter() - started)
+    print(f"\nEach layer's own wall time, mean of {requests} requests (ms per request):")
+    shares = sorted(breakdown.per_request().items(), key=lambda item: -item[1])
+    for name, ms in shares:
+        print(f"  {ms:7.3f}  {name}")
+    print(f"  {sum(ms for _name, ms in shares):7.3f}  in all")
+    print("\nInside the view and around it (inclusive wall time, ms per request; calls):")
+    for name, total in sorted(steps.totals.items(), key=lambda item: -item[1]):
+        print(f"  {total / requests:7.3f}  {name} ({steps.calls[name] / requests:g})")
+
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(requests):

@@ -260,12 +260,20 @@ class Process:
         self._out.close()
 
 
-def start_web(services: Services, port: int, workers: int = 2) -> Process:
+def start_web(
+    services: Services,
+    port: int,
+    workers: int = 2,
+    config: str = "python:windflow.gunicorn",
+    extra_env: dict[str, str] | None = None,
+    name: str = "web",
+) -> Process:
     """The Procfile's web process (gunicorn forking `workers` uvicorn workers, see
-    windflow/gunicorn.py), without its access log."""
-    cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:windflow.gunicorn"]
-    if os.environ.get("WINDFLOW_BENCH_ASGI_APP"):  # another application, to try a change
-        cmd.append(os.environ["WINDFLOW_BENCH_ASGI_APP"])
+    windflow/gunicorn.py), without its access log. `config` and `extra_env` start another
+    project under the same server (the floor project of bench_api_environments.py)."""
+    cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c", config]
+    if config == "python:windflow.gunicorn" and os.environ.get("WINDFLOW_BENCH_ASGI_APP"):
+        cmd.append(os.environ["WINDFLOW_BENCH_ASGI_APP"])  # another application, to try a change
     env = {
         **services.env(),
         "HOST": HOST,
@@ -273,12 +281,13 @@ def start_web(services: Services, port: int, workers: int = 2) -> Process:
         "WEB_CONCURRENCY": str(workers),
         "WINDFLOW_ACCESS_LOG": "",
         "MALLOC_ARENA_MAX": "2",
+        **(extra_env or {}),
     }
-    server = Process("web", cmd, env, services.log_dir() / "web.log")
+    server = Process(name, cmd, env, services.log_dir() / f"{name}.log")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not server.alive():
-            raise RuntimeError(f"the web process exited during start-up:\n{server.tail()}")
+            raise RuntimeError(f"the {name} process exited during start-up:\n{server.tail()}")
         try:
             status, _body = http_get(port, "localhost", "/healthz", timeout=2)
             if status in (200, 503):  # 503: up, but no worker heartbeat
@@ -290,7 +299,9 @@ def start_web(services: Services, port: int, workers: int = 2) -> Process:
             pass
         time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"the web process did not answer on {HOST}:{port} in 60 s:\n{server.tail()}")
+    raise RuntimeError(
+        f"the {name} process did not answer on {HOST}:{port} in 60 s:\n{server.tail()}"
+    )
 
 
 def start_worker(services: Services, threads: int = 1) -> Process:
