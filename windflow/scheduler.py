@@ -70,6 +70,7 @@ def periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob("reap_stale_deployments", REAP_EVERY_SECONDS, reap_in_every_organization),
         PeriodicJob("clear_expired_sessions", 24 * 3600, clear_expired_sessions),
         PeriodicJob("prune_job_records", 3600, prune_job_records),
+        PeriodicJob("prune_operator_index", 3600, prune_operator_index),
         PeriodicJob(
             "requeue_forgotten_deployments",
             30,
@@ -93,6 +94,13 @@ def prune_job_records() -> None:
     from django_dramatiq.models import Task
 
     Task.tasks.delete_old_tasks(settings.WINDFLOW_JOB_HISTORY_DAYS * 24 * 3600)
+
+
+def prune_operator_index() -> None:
+    """The operator console's index keeps what it shows (apps.tenants.index.prune)."""
+    from apps.tenants.index import prune
+
+    prune()
 
 
 def reap_in_every_organization() -> None:

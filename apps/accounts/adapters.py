@@ -1,7 +1,8 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 
+from apps.tenants import index as operator_index
 from windflow.clientaddress import client_address
 
 
@@ -29,6 +30,20 @@ class AccountAdapter(DefaultAccountAdapter):
         if not address:
             raise PermissionDenied("Unable to determine the client's address.")
         return address
+
+    def pre_authenticate(self, request, **credentials):
+        """allauth's lockout (too many failed sign-ins for this person), recorded for the
+        operators' security events (the same person again within minutes is one event)."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            login = credentials.get("email", credentials.get("username", "")) or ""
+            operator_index.security_event(
+                "lockout",
+                actor=login.strip().lower(),
+                summary=f"sign-in locked after repeated failures, from {client_address(request)}",
+            )
+            raise
 
     def _get_login_attempts_cache_key(self, request, **credentials):
         """One lockout per person, whichever host the attempt came through (allauth keys it

@@ -15,6 +15,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from apps.audit.services import record_in
+from apps.tenants import index as operator_index
 from windflow import hotcache
 from windflow.errors import Conflict, Forbidden, ServiceError
 
@@ -182,6 +183,12 @@ def deactivate_user(actor: User, user: User) -> None:
     user.is_active = False
     user.save(update_fields=["is_active"])
     record_in(None, "user.deactivate", obj=user, actor=actor)
+    operator_index.security_event(
+        "revocation",
+        actor=actor.email if actor is not None else "",
+        summary=f"account {user.email} deactivated",
+        platform=True,
+    )
 
 
 def set_language(user: User, language: str) -> None:
@@ -371,6 +378,12 @@ def revoke_api_token(actor: Membership, token: ApiToken) -> None:
         token.save(update_fields=["revoked_at"])
         hotcache.forget_on_commit(hotcache.token_key(token.token_hash))
         record_in(token.organization, "token.revoke", obj=token, actor=actor)
+        operator_index.security_event(
+            "revocation",
+            actor=actor.user.email,
+            summary=f"API token {token.name} ({token.prefix}…) of {token.user.email}",
+            organization=token.organization,
+        )
 
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -600,6 +613,12 @@ def _revoke_family(family: TokenFamily, *, reason: str) -> None:
         object_id=str(family.pk),
         object_label=family.membership.user.email,
         changes={"reason": reason},
+    )
+    operator_index.security_event(
+        "revocation",
+        actor=family.membership.user.email,
+        summary=f"JWT sign-in revoked ({reason})",
+        organization=family.membership.organization,
     )
 
 

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from apps.audit import services as audit
 from apps.stacks.models import Stack
+from apps.tenants import index as operator_index
 from windflow.i18n import translated_reason
 from windflow.realtime import deployment_group, publish
 from windflow.resilience import discard_connection, retry
@@ -190,6 +191,7 @@ def finish(
             status,
         )
         return False
+    operator_index.deployment_changed(deployment)
     publish_status(deployment)
     try:
         notify_outcome(deployment)
@@ -259,6 +261,7 @@ def claim(deployment_id: int) -> Deployment | None:
                 deployment.save(update_fields=["status", "started_at", "heartbeat_at"])
         except IntegrityError:
             return None  # another deployment of this stack runs there: wait for it
+        operator_index.deployment_changed(deployment)
         publish_status(deployment)
     return deployment
 

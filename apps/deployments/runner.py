@@ -497,13 +497,15 @@ class DeploymentRun:
         """The compose policy again, as it stands now (it may have changed since the save),
         for the role the requester has now: a refused host-level feature fails the
         deployment before anything is pulled or created."""
+        member = policy.member_of_user(requester_id)
         refused = policy.refusals(
-            policy.member_of_user(requester_id),
+            member,
             analysis.host_features,
             environment=self.deployment.environment or self.stack.environment,
             target=self.deployment.target,
         )
         if refused:
+            policy.record_refusal(member, refused, stack=self.stack.name)
             for problem in refused:
                 self.log(problem.message, level=LogLevel.ERROR)
             first = refused[0]

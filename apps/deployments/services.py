@@ -19,8 +19,10 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.environments.policy import CODE as POLICY_REFUSED
+from apps.environments.policy import record_refusal
 from apps.stacks.models import Stack, StackRevision
 from apps.stacks.services import check_compose
+from apps.tenants import index as operator_index
 from windflow.errors import Conflict, ServiceError
 
 from .choices import ACTIVE_STATUSES, DeploymentKind, DeploymentStatus, LogLevel
@@ -78,6 +80,7 @@ def require_policy_allows(actor: Membership, stack: Stack, revision: StackRevisi
     )
     refused = [problem for problem in analysis.errors if problem.code == POLICY_REFUSED]
     if refused:
+        record_refusal(actor, refused, stack=stack.name)
         first = refused[0]
         where = _("Line %(line)d: ") % {"line": first.line} if first.line else ""
         raise ServiceError(f"{where}{first.message}", code="policy_refused")
@@ -130,6 +133,7 @@ def request_deployment(
             },
             actor=actor,
         )
+        operator_index.deployment_changed(deployment, new=True)
         waiting = _active_before(deployment)
         if waiting:
             append_log(

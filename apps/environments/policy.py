@@ -31,6 +31,7 @@ from apps.accounts import permissions
 from apps.accounts.choices import Role
 from apps.accounts.models import Membership
 from apps.audit import services as audit
+from apps.tenants import index as operator_index
 from windflow.engine.compose import Problem
 from windflow.engine.compose.hostaccess import (
     FEATURES,
@@ -396,3 +397,17 @@ def refusals(
             )
         )
     return problems
+
+
+def record_refusal(member: Membership | None, problems: Iterable[Problem], *, stack: str) -> None:
+    """A save or a deployment of `stack` that the policy refused (`problems` with code
+    ``policy-refused``), as a security event for the platform's operators: who, the stack
+    and where in its compose file; never a value."""
+    places = sorted({problem.path or "?" for problem in problems if problem.code == CODE})
+    if not places:
+        return
+    operator_index.security_event(
+        "policy_refusal",
+        actor=member.user.email if member is not None else "",
+        summary=f"stack {stack}: {', '.join(places)}",
+    )

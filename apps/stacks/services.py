@@ -18,6 +18,7 @@ from apps.audit import services as audit
 from apps.environments import policy
 from apps.environments.validators import validate_variables
 from apps.secrets.models import SecretRef
+from apps.tenants import index as operator_index
 from windflow.engine.compose import Problem
 from windflow.engine.compose.analyse import Analysis, analyse
 from windflow.errors import Conflict, NotFound, ServiceError
@@ -334,6 +335,7 @@ def _require_valid(compose, *, variables, secrets, environment, project, actor, 
     field = problem_field(first)
     message = explained(first)
     code = "policy_refused" if first.code == policy.CODE else None
+    policy.record_refusal(actor, analysis.errors, stack=project)
     raise ComposeInvalid(message, field=field, problems=analysis.errors, code=code)
 
 
@@ -482,6 +484,7 @@ def create_stack(
                 changes={**_snapshot(stack), "revision": revision.number},
                 actor=actor,
             )
+            operator_index.stack_added()
     except IntegrityError as exc:
         raise Conflict(
             _("A stack named %(name)s already exists.") % {"name": name},
@@ -603,6 +606,7 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
                 analysis.errors if moved else [p for p in analysis.errors if p.code == policy.CODE]
             )
             if errors:
+                policy.record_refusal(actor, errors, stack=stack.name)
                 raise ServiceError(
                     _("Revision %(n)d would not work in %(environment)s: %(problem)s")
                     % {
@@ -676,6 +680,7 @@ def delete_stack(actor: Membership, stack: Stack) -> None:
             actor=actor,
         )
         stack.delete()
+        operator_index.stack_removed()
 
 
 # --- Revisions --------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from django.utils.translation import gettext_lazy
 
 from apps.secrets import services as secrets
 from apps.secrets.models import SecretRef
+from apps.tenants import index as operator_index
 from apps.tenants.models import LocalEngine, Organization
 from apps.tenants.validators import allowed_local_sockets, local_socket_is_allowed
 from windflow.engine import checks as engine_checks
@@ -624,6 +625,8 @@ def check_target(target: Target, *, triggered_by=None) -> TargetCheck:
         target.facts = asdict(facts) if is_dataclass(facts) else dict(facts)
         fields.append("facts")
     target.save(update_fields=fields)
+    failed = next((result.name for result in results if not result.ok), "")
+    operator_index.server_checked(target, failed_check=failed)
     if status != TargetStatus.OFFLINE:
         for receiver, result in server_answered.send_robust(sender=Target, target=target):
             if isinstance(result, Exception):

@@ -17,6 +17,7 @@ from apps.accounts import permissions
 from apps.accounts.models import Membership
 from apps.audit import services as audit
 from apps.secrets import services as secrets
+from apps.tenants import index as operator_index
 from apps.tenants.validators import allowed_local_sockets
 from windflow.engine.errors import EngineError
 from windflow.engine.labels import STACK_LABEL
@@ -158,6 +159,7 @@ def create_target(
                 },
                 actor=actor,
             )
+            operator_index.server_added()
     except IntegrityError as exc:
         raise Conflict(
             _("A target named %(name)s already exists.") % {"name": name},
@@ -249,6 +251,7 @@ def delete_target(actor: Membership, target: Target) -> None:
     with transaction.atomic():
         audit.record("target.delete", obj=target, actor=actor)
         credential = target.credential
+        operator_index.server_removed(target.pk)
         target.delete()
         if credential is not None:
             secrets.delete_server_credential(actor, credential)

@@ -86,3 +86,137 @@ class LocalEngine(models.Model):
         # One spelling per socket, so that "unique" means one engine per socket.
         self.socket_path = os.path.normpath(self.socket_path) if self.socket_path else ""
         super().save(*args, **kwargs)
+
+
+# --- The operator index (apps.tenants.index): what the operator console reads across every
+# organisation, kept in the public schema by the services that change it, so that a page reads
+# one table instead of every schema. Rows name their organisation by schema (the one thing a
+# worker knows without a query); deleting an organisation deletes its rows (CASCADE).
+
+
+class OrganizationUsage(models.Model):
+    """One row per organisation: its counters and last activity (organisation list, usage)."""
+
+    organization = models.OneToOneField(
+        Organization,
+        to_field="schema_name",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="usage",
+        verbose_name=_("organisation"),
+    )
+    servers = models.PositiveIntegerField(_("servers"), default=0)
+    stacks = models.PositiveIntegerField(_("stacks"), default=0)
+    deployments = models.PositiveIntegerField(_("deployments"), default=0)
+    last_activity_at = models.DateTimeField(_("last activity"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("organisation usage")
+        verbose_name_plural = _("largest organisations")
+        indexes = [models.Index(fields=["-deployments"], name="usage_deployments")]
+
+    def __str__(self):
+        return str(self.organization_id)
+
+
+class IndexedDeployment(models.Model):
+    """A deployment an operator may have to look at: active (stuck when it lasts), or failed
+    and not yet followed by a success of its stack on that server (`resolved_at` then; kept a
+    day for the failure counts)."""
+
+    organization = models.ForeignKey(
+        Organization,
+        to_field="schema_name",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("organisation"),
+    )
+    deployment_id = models.PositiveIntegerField(_("deployment"))
+    stack = models.CharField(_("stack"), max_length=100)
+    target = models.CharField(_("server"), max_length=100, blank=True)
+    status = models.CharField(_("status"), max_length=12)
+    created_at = models.DateTimeField(_("requested"))
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("failed or stuck deployment")
+        verbose_name_plural = _("failed and stuck deployments")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "deployment_id"], name="indexed_deployment_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="indexed_deployment_status"),
+            models.Index(fields=["organization", "finished_at"], name="indexed_deployment_org"),
+        ]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.stack} #{self.deployment_id}"
+
+
+class OfflineServer(models.Model):
+    """A server whose last check found it offline, since the first check that did."""
+
+    organization = models.ForeignKey(
+        Organization,
+        to_field="schema_name",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("organisation"),
+    )
+    server_id = models.PositiveIntegerField(_("server"))
+    name = models.CharField(_("name"), max_length=100)
+    since = models.DateTimeField(_("offline since"))
+    failed_check = models.CharField(_("failed check"), max_length=60, blank=True)
+
+    class Meta:
+        verbose_name = _("offline server")
+        verbose_name_plural = _("offline servers")
+        ordering = ["since"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "server_id"], name="offline_server_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.name}"
+
+
+class SecurityEventKind(models.TextChoices):
+    LOCKOUT = "lockout", _("Sign-in lockout")
+    POLICY_REFUSAL = "policy_refusal", _("Compose policy refusal")
+    REVOCATION = "revocation", _("Revocation")
+
+
+class SecurityEvent(models.Model):
+    """A lockout, a compose policy refusal or a revocation, in an organisation or on the
+    platform (no organisation). Kept SECURITY_EVENT_DAYS (apps.tenants.index.prune)."""
+
+    organization = models.ForeignKey(
+        Organization,
+        to_field="schema_name",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("organisation"),
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=SecurityEventKind.choices)
+    actor = models.CharField(_("who"), max_length=254, blank=True)
+    created_at = models.DateTimeField(_("time"), db_index=True)
+    summary = models.CharField(_("summary"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("security event")
+        verbose_name_plural = _("security events")
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["kind", "-created_at"], name="security_event_kind")]
+
+    def __str__(self):
+        return f"{self.kind} {self.actor} {self.created_at:%Y-%m-%d %H:%M}"

@@ -28,6 +28,7 @@ from apps.secrets import services as secrets
 from apps.stacks import runtime
 from apps.stacks import services as stacks
 from apps.targets import services as targets
+from apps.tenants.models import IndexedDeployment
 from devtools import remove_compose_project
 from tests.base import api_client, host_of, run_queued_jobs
 from tests.live import live_organization, session_cookie_for
@@ -186,6 +187,19 @@ def fetch_sockets(world, viewer, made, transcript: Transcript) -> None:
         transcript.add(f"viewer socket {path}", "\n".join(messages))
 
 
+def fetch_operator_console(live_db, transcript: Transcript) -> None:
+    """The platform operator's pages across organisations (the operator index)."""
+    operator = live_db.create_user(f"ops-{uuid.uuid4().hex[:6]}@windflow.test", "pw-1234567")
+    operator.is_staff = operator.is_superuser = True
+    operator.save(update_fields=["is_staff", "is_superuser"])
+    client = Client(HTTP_HOST=host_of(None))
+    client.force_login(operator)
+    for model in ("organization", "indexeddeployment", "offlineserver", "securityevent"):
+        path = f"/admin/tenants/{model}/"
+        response = transcript.add_response(f"operator GET {path}", client.get(path))
+        assert response.status_code == 200, (path, response.status_code)
+
+
 def test_it_stores_and_shows_a_secret_in_clear_nowhere(live_db, test_images, caplog):
     canary = f"canary-{uuid.uuid4().hex}"
     suffix = uuid.uuid4().hex[:6]
@@ -244,6 +258,12 @@ def test_it_stores_and_shows_a_secret_in_clear_nowhere(live_db, test_images, cap
             # The control: the containers really printed it, so masking had work to do.
             assert found_in(raw_container_logs(names["print"]), canary)
             connection.set_schema_to_public()
+            # The operator index mirrors the failures with their reasons (its text columns
+            # are in the scan below, and so are the console's pages).
+            indexed = IndexedDeployment.objects.filter(organization=organization)
+            reasons = dict(indexed.values_list("deployment_id", "reason"))
+            assert reasons.get(crashed.pk) and reasons.get(pulled.pk), reasons
+            fetch_operator_console(live_db, transcript)
 
             made = [
                 (printer, [printed, unhealthy, *rollbacks]),
