@@ -12,6 +12,7 @@ from apps.accounts.models import Membership
 from apps.deployments.admin import render_diagnosis
 
 from . import services
+from .console import OrganizationColumns
 from .models import Domain, LocalEngine, Organization
 from .overview import inspect_organization
 
@@ -28,14 +29,15 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(TenantAdminMixin, admin.ModelAdmin):
+class OrganizationAdmin(OrganizationColumns, TenantAdminMixin, admin.ModelAdmin):
     """The organisations, not the platform's own `public` tenant (hidden, never deleted).
     Each has a read-only "Data" page: its environments, servers, stacks and deployments,
-    read from the public host without signing in at its own."""
+    read from the public host without signing in at its own. The usage columns come from
+    the operator index (apps.tenants.console)."""
 
-    list_display = ["name", "slug", "schema_name", "created_at", "data_link"]
-    search_fields = ["name", "slug"]
-    list_filter = ["created_at"]
+    list_display = ["name", "slug", *OrganizationColumns.usage_columns, "created_at", "data_link"]
+    search_fields = ["name", "slug", *OrganizationColumns.usage_search_fields]
+    list_filter = [*OrganizationColumns.usage_filters, "created_at"]
     readonly_fields = ["schema_name", "created_at", "data_link"]
     inlines = [DomainInline, MembershipInline]
 
