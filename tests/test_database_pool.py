@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from psycopg_pool import ConnectionPool
 
-from windflow.db.postgresql.base import check_pooled_connection
+from windflow.db.postgresql.base import check_pooled_connection, schemas_visited
 
 
 def raw_connection() -> psycopg.Connection:
@@ -83,3 +83,70 @@ def test_it_hands_out_a_new_connection_when_the_pooled_one_was_terminated(live_d
         second = cursor.fetchone()[0]
     assert second != first
     connection.close()
+
+
+def backend_alive(pid: int, timeout: float = 10) -> bool:
+    """Whether PostgreSQL still has backend `pid`, waiting (up to `timeout`) for one whose
+    client has hung up to exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with raw_connection() as admin:
+            alive = admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+        if not alive or time.monotonic() > deadline:
+            return bool(alive)
+        time.sleep(0.05)
+
+
+def visit(organizations) -> int:
+    """One query in each organisation's schema on this thread's connection: its backend pid."""
+    for organization in organizations:
+        connection.set_tenant(organization)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM environments_environment")
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def two_organizations():
+    from apps.tenants.models import Organization
+
+    return list(Organization.objects.filter(slug__in=["acme", "globex"]))
+
+
+def test_it_replaces_a_connection_that_visited_more_schemas_than_allowed(live_db, settings):
+    settings.WINDFLOW_DB_SCHEMAS_PER_CONNECTION = 2
+    organizations = two_organizations()
+    connection.close()
+    pid = visit(organizations)  # acme, globex and public: 3 schemas
+    connection.close()  # the end of a request or job
+    assert not backend_alive(pid, timeout=10), "the pool closed the worn-out connection"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != pid
+    connection.close()
+
+
+def test_it_keeps_a_connection_that_visited_few_schemas(live_db, settings):
+    organizations = two_organizations()
+    connection.close()
+    connection.ensure_connection()  # a pooled connection may have visited schemas already
+    already = len(schemas_visited(connection.connection))
+    settings.WINDFLOW_DB_SCHEMAS_PER_CONNECTION = already + 3
+    pid = visit(organizations)
+    pooled = connection.connection
+    connection.close()
+    assert backend_alive(pid, timeout=0)
+    assert not pooled.closed
+    assert pooled in connection.pool._pool  # back in the pool, to be handed out again
+
+
+def test_it_closes_a_connection_retired_by_a_job(live_db):
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    connection.retire_on_close()
+    connection.close()
+    assert not backend_alive(pid, timeout=10)

@@ -139,7 +139,13 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": env_int("DATABASE_POOL_MIN", 2),
     "max_size": env_int("DATABASE_POOL_MAX", 8),
     "timeout": env_int("DATABASE_POOL_TIMEOUT", 10),
+    # A pooled connection is replaced after this many seconds (psycopg_pool's default is 1 h).
+    "max_lifetime": env_int("DATABASE_POOL_MAX_LIFETIME", 600),
 }
+# A connection that has visited more distinct schemas than this is closed when released,
+# not pooled: PostgreSQL backends keep catalog caches per visited schema
+# (windflow.db.postgresql). 0: no limit.
+WINDFLOW_DB_SCHEMAS_PER_CONNECTION = env_int("WINDFLOW_DB_SCHEMAS_PER_CONNECTION", 100)
 # With a pool, each pooled connection is checked before it is handed out: after a PostgreSQL
 # restart the dead ones are replaced instead of failing the next query. The check costs no
 # round trip while the connection's socket is quiet (windflow.db.postgresql).
