@@ -54,6 +54,7 @@ def periodic_jobs() -> list[PeriodicJob]:
     from apps.accounts.tasks import purge_expired_invitations
     from apps.deployments.tasks import requeue_forgotten_deployments
     from apps.targets.tasks import sweep_targets
+    from apps.tenants.tasks import refill_spare_schemas
     from windflow.workers import TRACKED_OPTION
 
     return [
@@ -75,6 +76,11 @@ def periodic_jobs() -> list[PeriodicJob]:
             "requeue_forgotten_deployments",
             30,
             lambda: enqueue_in_every_organization(requeue_forgotten_deployments),
+        ),
+        PeriodicJob(
+            "refill_spare_schemas",
+            settings.WINDFLOW_SPARE_REFILL_SECONDS,
+            lambda: refill_spare_schemas.send_with_options(**{TRACKED_OPTION: False}),
         ),
     ]
 

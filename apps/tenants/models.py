@@ -220,3 +220,19 @@ class SecurityEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.actor} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class SpareSchema(models.Model):
+    """A schema cloned from the template ahead of time (apps.tenants.spares): signing up
+    renames one instead of cloning while the person waits. `template_state` is the template's
+    migration state it was cloned at: only spares at the current state are handed out."""
+
+    schema_name = models.CharField(max_length=63, unique=True)
+    template_state = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return self.schema_name

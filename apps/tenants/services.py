@@ -4,16 +4,20 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, transaction
+from django_tenants.utils import schema_exists
 
 from apps.accounts.choices import Role
 from apps.accounts.models import Membership, User
 from apps.audit.services import record_in
 from windflow import hotcache
 
-from . import migrating
+from . import migrating, spares
+from .cloning import clone_template
 from .models import Domain, Organization
+from .tasks import refill_spares_on_commit
 from .validators import schema_name_for, validate_slug
 
 logger = logging.getLogger(__name__)
@@ -32,8 +36,9 @@ def slug_is_available(slug: str) -> bool:
 
 
 def create_organization(*, name: str, slug: str, owner: User) -> Organization:
-    """Create the organisation, its schema (cloned from the template) and domain, and make
-    `owner` its first owner. All or nothing: a failure leaves no schema and no row behind."""
+    """Create the organisation, its schema (a spare schema renamed, or else a clone of the
+    template) and domain, and make `owner` its first owner. All or nothing: a failure leaves
+    no schema and no row behind (a spare taken is a spare again)."""
     validate_slug(slug)
     started = time.perf_counter()
     with transaction.atomic():
@@ -42,7 +47,7 @@ def create_organization(*, name: str, slug: str, owner: User) -> Organization:
         organization = Organization.objects.create(
             name=name.strip(), slug=slug, schema_name=schema_name_for(slug)
         )
-        organization.create_schema(check_if_exists=False, verbosity=0)
+        provision_schema(organization.schema_name)
         Domain.objects.create(
             domain=organization.primary_domain, tenant=organization, is_primary=True
         )
@@ -54,6 +59,28 @@ def create_organization(*, name: str, slug: str, owner: User) -> Organization:
         record_in(None, "organization.create", obj=organization, actor=owner, changes=details)
     logger.info("organisation %s provisioned in %.2fs", slug, time.perf_counter() - started)
     return organization
+
+
+def provision_schema(schema_name: str) -> None:
+    """The new organisation's schema, in the caller's transaction: a spare renamed when the
+    pool has one, else a clone of the template made now (and said in the logs, with the
+    setting that sizes the pool). The pool is refilled once the transaction commits."""
+    if schema_exists(schema_name):
+        raise ValidationError(f"A schema named {schema_name} exists already.")
+    spare = spares.take_spare(schema_name)
+    if spare:
+        logger.info("schema %s is spare schema %s renamed", schema_name, spare)
+        refill_spares_on_commit()
+        return
+    if spares.pool_size():
+        logger.warning(
+            "no spare schema at the template's state: cloning %s while the sign-up waits "
+            "(WINDFLOW_SPARE_SCHEMAS=%d; the scheduler's refill_spare_schemas refills the pool)",
+            schema_name,
+            spares.pool_size(),
+        )
+        refill_spares_on_commit()
+    clone_template(schema_name)
 
 
 def delete_organization(organization: Organization) -> None:

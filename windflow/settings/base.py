@@ -77,6 +77,11 @@ PUBLIC_SCHEMA_NAME = "public"
 # New organisations are cloned from this migrated template schema (fast provisioning).
 TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
+# Schemas cloned ahead of time, so that signing up renames one instead of cloning
+# (apps.tenants.spares); the scheduler refills them every WINDFLOW_SPARE_REFILL_SECONDS.
+# 0 disables the pool.
+WINDFLOW_SPARE_SCHEMAS = env_int("WINDFLOW_SPARE_SCHEMAS", 3)
+WINDFLOW_SPARE_REFILL_SECONDS = env_int("WINDFLOW_SPARE_REFILL_SECONDS", 30)
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 # Set the search path once per connection and tenant change, not before every query.
 TENANT_LIMIT_SET_CALLS = True

@@ -3,7 +3,7 @@
 import os
 
 from .base import *
-from .env import env_str
+from .env import env_int, env_str
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
@@ -13,6 +13,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 ACCOUNT_RATE_LIMITS = {"login_failed": "50/15m/ip,5/15m/key"}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# No spare schemas unless a test asks for them (tests/tenants/test_spares.py): sign-ups clone.
+WINDFLOW_SPARE_SCHEMAS = env_int("WINDFLOW_SPARE_SCHEMAS", 0)
 
 # WhiteNoise serves from the finders here; the directory only has to exist.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
