@@ -10,6 +10,7 @@ died is reaped by the scheduler of another worker process, or of the restarted o
 dead one's lock has expired.
 """
 
+import json
 import logging
 import os
 import socket
@@ -25,6 +26,9 @@ from windflow.resilience import Backoff, dependency_of, discard_connection
 logger = logging.getLogger(__name__)
 
 LOCK_KEY = "windflow:scheduler:lock"
+# Hash: job name -> JSON {"at": unix time, "ok": bool, "error": exception type} of its last
+# run (the admin's health page shows the reaper's and the server sweeps').
+LAST_RUNS_KEY = "windflow:scheduler:last-runs"
 RELEASE_SCRIPT = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
@@ -182,13 +186,13 @@ def _loop(redis, identity, jobs, tick, lock_ttl, max_ticks, backoff, stopping) -
             continue
         backoff.succeeded()
         if held:
-            run_due(jobs)
+            run_due(jobs, redis=redis)
         stopping.wait(tick)
 
 
-def run_due(jobs: list[PeriodicJob]) -> None:
+def run_due(jobs: list[PeriodicJob], redis=None) -> None:
     """Run the jobs that are due. One that fails is logged and tried again soon; the others
-    run regardless."""
+    run regardless. Each run is noted in `redis` (LAST_RUNS_KEY) when given."""
     global _database_failed_at
     for job in jobs:
         now = time.monotonic()
@@ -198,14 +202,26 @@ def run_due(jobs: list[PeriodicJob]) -> None:
         try:
             job.enqueue()
         except Exception as exc:
+            _note_run(redis, job.name, exc)
             _log_failure(job.name, exc)
             job.next_run = now + min(job.every_seconds, RETRY_FAILED_JOB_SECONDS)
             if dependency_of(exc) == "database":
                 _database_failed_at = time.monotonic()
                 discard_connection()  # perhaps dead: the next job takes a fresh one
         else:
+            _note_run(redis, job.name, None)
             job.next_run = now + job.every_seconds
     discard_connection()  # back to the pool between ticks
+
+
+def _note_run(redis, name: str, exc: Exception | None) -> None:
+    if redis is None:
+        return
+    outcome = {"at": time.time(), "ok": exc is None, "error": type(exc).__name__ if exc else ""}
+    try:
+        redis.hset(LAST_RUNS_KEY, name, json.dumps(outcome))
+    except Exception as error:  # Redis away: the lock fails next, and says so
+        _log_failure("noting a job's run", error)
 
 
 def _log_failure(what: str, exc: Exception) -> None:

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from apps.accounts import views as account_views
-from windflow.views import healthz
+from windflow.views import healthz, platform_health
 
 from .urls_common import api_docs_urlpatterns, api_on_public_host, common_urlpatterns
 
@@ -23,6 +23,7 @@ urlpatterns = [
     path("accounts/language/", account_views.set_language, name="set_language"),
     path("accounts/", include("allauth.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
+    path("admin/health/", admin.site.admin_view(platform_health), name="platform_health"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     *api_docs_urlpatterns,

@@ -291,3 +291,23 @@ def _check_redis() -> dict:
     except Exception as exc:
         worker = f"error: {exc.__class__.__name__}"
     return {"redis": "ok", "worker": worker}
+
+
+def platform_health(request):
+    """The operators' health page (admin, public host, staff only: wrapped by the admin
+    site's admin_view in windflow.urls_public). Each part says when its dependency is away."""
+    from django.contrib import admin
+    from django.template.response import TemplateResponse
+
+    from windflow import health
+
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Platform health"),
+        "health": health.platform_health(),
+        "window_hours": int(health.JOB_WINDOW.total_seconds() // 3600),
+    }
+    return TemplateResponse(request, "admin/platform_health.html", context)
+
+
+platform_health = require_safe(platform_health)

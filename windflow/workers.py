@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
@@ -17,6 +18,9 @@ TENANT_OPTION = "tenant_schema"
 # housekeeping, sent every few seconds for every organisation).
 TRACKED_OPTION = "tracked"
 HEARTBEAT_KEY = "windflow:worker:heartbeat"
+# One more key per worker process (`<key>:<host>:<pid>` = the time of its last beat), for the
+# admin's health page; /healthz reads HEARTBEAT_KEY (any worker alive).
+WORKER_HEARTBEAT_PREFIX = f"{HEARTBEAT_KEY}:"
 
 
 class TenantMiddleware(Middleware):
@@ -86,7 +90,12 @@ class JobTrackingMiddleware(Middleware):
         return {TRACKED_OPTION}
 
     def after_enqueue(self, broker, message, delay):
-        self._record(message, "delayed" if delay else "enqueued")
+        if message.options.get("retries"):
+            # Dramatiq's Retries sends a failed job again: it is waiting to be retried (and
+            # its row says how many times), no longer failed.
+            self._record(message, "retrying")
+        else:
+            self._record(message, "delayed" if delay else "enqueued")
 
     def before_process_message(self, broker, message):
         self._record(message, "running")
@@ -143,7 +152,15 @@ def record_job(message, status: str, error: str, kept_options) -> None:
         queue_name=message.queue_name,
     )
     tasks = Task.tasks.using(DATABASE_LABEL)
-    if status in QUEUED_STATUSES:
+    if status == "retrying":  # stored as django_dramatiq's "delayed", with its retries
+        task.status = "delayed"
+        tasks.bulk_create(
+            [task],
+            update_conflicts=True,
+            unique_fields=["id"],
+            update_fields=["status", "message_data", "updated_at"],
+        )
+    elif status in QUEUED_STATUSES:
         # A worker quick to start the job may have recorded it already: never undo that.
         tasks.bulk_create([task], ignore_conflicts=True)
     else:
@@ -175,7 +192,9 @@ def write_heartbeat(identity: str, ttl: int) -> None:
     from django_redis import get_redis_connection
 
     try:
-        get_redis_connection("default").set(HEARTBEAT_KEY, identity, ex=ttl)
+        redis = get_redis_connection("default")
+        redis.set(HEARTBEAT_KEY, identity, ex=ttl)
+        redis.set(f"{WORKER_HEARTBEAT_PREFIX}{identity}", f"{time.time():.3f}", ex=ttl)
     except Exception:  # Redis briefly away: the next beat retries.
         logger.warning("worker heartbeat could not be written", exc_info=True)
 
