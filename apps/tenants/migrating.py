@@ -1,5 +1,5 @@
 """Migrating every tenant schema at each release (`manage.py migrate_all`): the template
-schema new organisations are cloned from, then every organisation (and spare) in parallel.
+schema new organisations are cloned from, then every organisation in parallel.
 
 - Which schemas are behind is read in one query across every schema's django_migrations
   (each schema's applied set against the migration graph's leaf nodes), not by opening a
@@ -10,6 +10,9 @@ schema new organisations are cloned from, then every organisation (and spare) in
   or as it was: a re-run does only the schemas still behind.
 - A schema that fails does not stop the others: the report names it with its error, and
   says which schemas are still behind at the end.
+- Spare schemas (apps.tenants.spares) are not migrated: each records the template's state
+  it was cloned at, so once the template is migrated the older ones are never handed out,
+  and the next refill drops and re-clones them.
 
 Why our own pool rather than django-tenants' multiprocessing executor: that executor runs
 `migrate` in every schema (no "behind" check), stops the whole run at the first schema that
@@ -73,19 +76,12 @@ class MigrationReport:
 # --- Which schemas -------------------------------------------------------------------------
 
 
-def spare_schemas() -> list[str]:
-    """Spare, pre-cloned schemas that will become organisations: migrated like them, so a
-    spare taken after a release is at the release's state. (Hook for the spare pool.)"""
-    return []
-
-
 def tenant_schemas() -> list[str]:
-    """Every schema that holds an organisation's tables (the template excepted)."""
+    """Every organisation's schema (not the template's, nor the spares': see above)."""
     from .models import Organization
 
     organizations = Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME)
-    schemas = list(organizations.order_by("schema_name").values_list("schema_name", flat=True))
-    return schemas + [schema for schema in spare_schemas() if schema not in schemas]
+    return list(organizations.order_by("schema_name").values_list("schema_name", flat=True))
 
 
 def expected_leaves() -> list[str]:
@@ -157,7 +153,16 @@ def migrate_schema(schema: str) -> Outcome:
         return Outcome(schema, error=error, seconds=time.perf_counter() - started)
     finally:
         connection.set_schema_to_public()
+        _retire_if_worn_out()
     return Outcome(schema, applied=applied, seconds=time.perf_counter() - started)
+
+
+def _retire_if_worn_out() -> None:
+    """A connection that has visited many schemas grows (PostgreSQL's per-schema catalog
+    caches): close it past WINDFLOW_DB_SCHEMAS_PER_CONNECTION; the next schema opens one."""
+    worn_out = getattr(connection, "worn_out", None)
+    if worn_out is not None and worn_out() and not connection.in_atomic_block:
+        connection.close()
 
 
 def _apply(schema: str, output: io.StringIO) -> int:
@@ -277,7 +282,7 @@ def _duration(seconds: float) -> str:
 
 
 def migrate_template(write: Callable[[str], None]) -> Outcome | None:
-    """The template schema (created when missing): first, since organisations and spares
+    """The template schema (created when missing): first, since organisations (and spares)
     are cloned from it. None when it was up to date."""
     template = settings.TENANT_BASE_SCHEMA
     with connection.cursor() as cursor:
@@ -293,8 +298,8 @@ def migrate_template(write: Callable[[str], None]) -> Outcome | None:
 def migrate_tenants(
     *, processes: int | None = None, write: Callable[[str], None], every: float = 10.0
 ) -> MigrationReport:
-    """Every organisation's (and spare's) schema that is behind, in parallel; then the check
-    again, so that the report says which are still behind."""
+    """Every organisation's schema that is behind, in parallel; then the check again, so
+    that the report says which are still behind."""
     schemas = tenant_schemas()
     behind, missing = schemas_behind(schemas)
     report = MigrationReport(total=len(schemas), behind=behind)

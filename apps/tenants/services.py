@@ -109,7 +109,7 @@ def migrate_everything(
     verbosity: int = 1, *, processes: int | None = None, write=None, every: float = 10.0
 ) -> migrating.MigrationReport:
     """Public schema, then the template schema new organisations are cloned from, then every
-    organisation (and spare) that is behind, `processes` at a time (default: one per core).
+    organisation that is behind, `processes` at a time (default: one per core).
     Run at each release (Procfile `release`). Progress goes to `write` (a line at a time).
     The report names the schemas that failed and those still behind; a failure of the
     template stops the run before the organisations (they would be cloned from it)."""
