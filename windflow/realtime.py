@@ -113,6 +113,9 @@ class TenantWebsocketMiddleware:
         if organization is None or organization.is_public:
             await send({"type": "websocket.close", "code": 4404})
             return
+        if organization.is_suspended:  # live views are refused (apps.tenants.suspension)
+            await send({"type": "websocket.close", "code": 4403})
+            return
         return await self.inner(dict(scope, tenant=organization), receive, send)
 
 

@@ -139,15 +139,17 @@ def reap_in_every_organization() -> None:
 
 
 def enqueue_in_every_organization(actor) -> None:
-    """One job per organisation, each running in its own schema (housekeeping: not in the
-    admin's task list)."""
+    """One job per active organisation, each running in its own schema (housekeeping: not in
+    the admin's task list). A suspended organisation gets none (apps.tenants.suspension)."""
     from django.conf import settings
 
-    from apps.tenants.models import Organization
+    from apps.tenants.models import Organization, OrganizationStatus
     from windflow.workers import TENANT_OPTION, TRACKED_OPTION
 
-    schemas = Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME).values_list(
-        "schema_name", flat=True
+    schemas = (
+        Organization.objects.exclude(schema_name=settings.PUBLIC_SCHEMA_NAME)
+        .filter(status=OrganizationStatus.ACTIVE)
+        .values_list("schema_name", flat=True)
     )
     for schema in schemas:
         actor.send_with_options(**{TENANT_OPTION: schema, TRACKED_OPTION: False})

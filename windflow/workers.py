@@ -58,6 +58,9 @@ class TenantMiddleware(Middleware):
         if organization is None:
             logger.warning("skipping %s: organisation %s no longer exists", message, schema)
             raise SkipMessage()
+        if organization.is_suspended:  # no job runs for it (apps.tenants.suspension)
+            logger.warning("skipping %s: organisation %s is suspended", message, schema)
+            raise SkipMessage()
         connection.set_tenant(organization)
         from apps.tenants.middleware import apply_search_path
 

@@ -22,4 +22,5 @@ def organization(request):
         "WINDFLOW_PUBLIC_URL": settings.WINDFLOW_PUBLIC_URL.rstrip("/"),
         "oidc_enabled": settings.WINDFLOW_OIDC_ENABLED,
         "oidc_provider_name": settings.OIDC_PROVIDER_NAME,
+        "support_contact": settings.WINDFLOW_SUPPORT_CONTACT,
     }

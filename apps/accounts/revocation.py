@@ -9,7 +9,8 @@ group. Every socket of theirs then checks again, against the database, that:
 - the person is still active;
 - their session is still theirs (its hash matches the current password and sign-in
   generation);
-- they may still do what the socket was opened for.
+- they may still do what the socket was opened for;
+- the organisation still exists and is not suspended.
 
 A socket that fails the check is closed: 4401 when signed out, 4403 when no longer allowed.
 """
@@ -75,12 +76,16 @@ def still_allowed(scope, tenant, action: str | None) -> int | None:
     from django.contrib.auth import HASH_SESSION_KEY
     from django.utils.crypto import constant_time_compare
 
+    from apps.tenants.models import Organization, OrganizationStatus
+
     from . import permissions
     from .models import User
 
     user = User.objects.filter(pk=scope["user"].pk, is_active=True).first()
     if user is None:
         return 4401
+    if not Organization.objects.filter(pk=tenant.pk, status=OrganizationStatus.ACTIVE).exists():
+        return 4403  # suspended or deleted since the socket opened
     session = scope.get("session")
     if session is not None and session.session_key:
         stored = session.__class__(session_key=session.session_key).get(HASH_SESSION_KEY)

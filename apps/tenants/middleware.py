@@ -1,8 +1,12 @@
 from django.db import connection
+from django.http import JsonResponse
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
 from windflow import hotcache
+from windflow.api.errors import error_body
+
+from . import suspension
 
 
 def apply_search_path() -> None:
@@ -38,3 +42,25 @@ class OrganizationMiddleware(TenantMainMiddleware):
 
     def no_tenant_found(self, request, hostname):
         return render(request, "tenants/unknown_host.html", {"hostname": hostname}, status=404)
+
+
+class SuspensionMiddleware:
+    """A suspended organisation's host reads but changes nothing (apps.tenants.suspension):
+    a page that would change something answers 403 with the reason, the API 403 with the
+    code `organization_suspended`. No query: `request.tenant` is loaded already."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        organization = getattr(request, "tenant", None)
+        if suspension.refuses(organization, request.method, request.path):
+            return refuse_suspended(request, organization)
+        return self.get_response(request)
+
+
+def refuse_suspended(request, organization):
+    text = suspension.message(organization)
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(403, suspension.CODE, text), status=403)
+    return render(request, "403.html", {"message": text}, status=403)

@@ -7,12 +7,38 @@ from .links import organization_url
 from .validators import validate_local_socket, validate_slug
 
 
+class OrganizationStatus(models.TextChoices):
+    ACTIVE = "active", _("active")
+    SUSPENDED = "suspended", _("suspended")
+
+
 class Organization(TenantMixin):
-    """A customer organisation: one PostgreSQL schema and one subdomain."""
+    """A customer organisation: one PostgreSQL schema and one subdomain.
+
+    Suspended (apps.tenants.services.suspend_organization): its members read, nothing
+    changes (apps.tenants.suspension says where that is enforced). The row travels in the
+    host cache (windflow.hotcache), so every check reads `is_suspended` from memory."""
 
     name = models.CharField(_("name"), max_length=100)
     slug = models.SlugField(_("address"), max_length=40, unique=True, validators=[validate_slug])
     created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=OrganizationStatus.choices,
+        default=OrganizationStatus.ACTIVE,
+        db_index=True,
+    )
+    suspended_reason = models.TextField(_("reason for suspension"), blank=True)
+    suspended_at = models.DateTimeField(_("suspended at"), null=True, blank=True)
+    suspended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("suspended by"),
+    )
 
     # Schemas are created by apps.tenants.services, never as a side effect of save().
     auto_create_schema = False
@@ -24,6 +50,10 @@ class Organization(TenantMixin):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_suspended(self) -> bool:
+        return self.status == OrganizationStatus.SUSPENDED
 
     @property
     def is_public(self) -> bool:

@@ -20,6 +20,8 @@ DEBUG = env_bool("DEBUG", False)
 # Every organisation lives at <slug>.<base domain>; the base domain itself is the public site.
 WINDFLOW_BASE_DOMAIN = env_str("WINDFLOW_BASE_DOMAIN", "localhost")
 WINDFLOW_PUBLIC_URL = env_str("WINDFLOW_PUBLIC_URL", f"http://{WINDFLOW_BASE_DOMAIN}:8000")
+# Whom members of a suspended organisation are told to contact (its banner).
+WINDFLOW_SUPPORT_CONTACT = env_str("WINDFLOW_SUPPORT_CONTACT", "support@windflow.local")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [WINDFLOW_BASE_DOMAIN, f".{WINDFLOW_BASE_DOMAIN}"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -107,6 +109,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "apps.accounts.middleware.MembershipMiddleware",
+    # A suspended organisation reads but changes nothing (apps.tenants.suspension).
+    "apps.tenants.middleware.SuspensionMiddleware",
     "windflow.middleware.ContentSecurityPolicyMiddleware",
     "windflow.middleware.RefuseNulMiddleware",
 ]
