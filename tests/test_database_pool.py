@@ -150,3 +150,18 @@ def test_it_closes_a_connection_retired_by_a_job(live_db):
     connection.retire_on_close()
     connection.close()
     assert not backend_alive(pid, timeout=10)
+
+
+def test_it_replaces_the_connection_of_a_job_visiting_every_organisation(live_db, settings):
+    """The scheduler's reaper visits every schema on one connection: it takes a fresh one
+    as soon as the limit is passed, not only at the end of its pass."""
+    from windflow.scheduler import reap_in_every_organization
+
+    settings.WINDFLOW_DB_SCHEMAS_PER_CONNECTION = 1
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        first = cursor.fetchone()[0]
+    reap_in_every_organization()
+    assert not backend_alive(first, timeout=10)
+    connection.close()

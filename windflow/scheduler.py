@@ -117,6 +117,7 @@ def reap_in_every_organization() -> None:
     """Fail the silent deployments of every organisation, here and now: no worker is needed
     for it. Not while PostgreSQL has just come back (the living have not beaten yet)."""
     from django.conf import settings
+    from django.db import connection
     from django_tenants.utils import schema_context
 
     from apps.deployments.runner import reap_stale
@@ -134,6 +135,7 @@ def reap_in_every_organization() -> None:
     for schema in list(schemas):
         with schema_context(schema):
             reaped = reap_stale()
+        connection.release_if_worn_out()  # a fresh connection every so many schemas
         if reaped:
             logger.warning("scheduler: %d silent deployment(s) failed in %s", reaped, schema)
 

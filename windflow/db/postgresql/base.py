@@ -76,6 +76,13 @@ class DatabaseWrapper(TenantDatabaseWrapper):
             limit > 0 and len(schemas_visited(conn)) > limit
         )
 
+    def release_if_worn_out(self) -> None:
+        """For a job that visits schema after schema on one connection (outside a
+        transaction): once worn out, the connection is closed here and the next query takes
+        a fresh one, rather than at the end of the job."""
+        if self.worn_out() and not self.in_atomic_block:
+            self.close()
+
     def close(self):
         if self.worn_out() and not self.in_atomic_block:
             expire(self.connection)
