@@ -65,7 +65,7 @@ def test_it_indexes_a_failed_deployment_until_a_redeploy_succeeds(
     membership, make_stack, test_images, acme, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        stack = make_stack(crashing(test_images), name="broken", grace_period=0)
+        stack = make_stack(crashing(test_images), name="broken", grace_period=3)  # seen to exit
     before = usage(acme)
     with django_capture_on_commit_callbacks(execute=True):
         failed = deploy(membership, stack)
