@@ -114,9 +114,19 @@ class TenantWebsocketMiddleware:
             await send({"type": "websocket.close", "code": 4404})
             return
         if organization.is_suspended:  # live views are refused (apps.tenants.suspension)
-            await send({"type": "websocket.close", "code": 4403})
+            await close_after_accept(receive, send, 4403)
             return
         return await self.inner(dict(scope, tenant=organization), receive, send)
+
+
+async def close_after_accept(receive, send, code: int) -> None:
+    """Accept, then close with `code`: the page's script reads the code and falls back to
+    polling (a socket refused before its handshake reaches the browser as 1006, a console
+    error and a retry)."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": code})
 
 
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}

@@ -1,5 +1,6 @@
+from django.contrib import messages
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django_tenants.middleware.main import TenantMainMiddleware
 
@@ -60,7 +61,14 @@ class SuspensionMiddleware:
 
 
 def refuse_suspended(request, organization):
+    """403 with the reason: a JSON error for the API; for an HTMX form (which swaps no 4xx)
+    the reason as a message and a reload of the page, where it shows; else the 403 page."""
     text = suspension.message(organization)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(403, suspension.CODE, text), status=403)
+    if request.headers.get("HX-Request") == "true":
+        messages.error(request, text)
+        response = HttpResponse(text, status=403, content_type="text/plain; charset=utf-8")
+        response["HX-Refresh"] = "true"
+        return response
     return render(request, "403.html", {"message": text}, status=403)

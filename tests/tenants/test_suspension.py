@@ -56,9 +56,11 @@ def test_it_refuses_every_change_on_the_pages_with_the_reason(acme, staff, owner
     assert response.status_code == 403
     assert f"Acme is suspended ({REASON})" in response.content.decode()
     htmx = client.post(
-        "/environments/add/", {"name": "prod-2", "kind": "prod"}, HTTP_HX_REQUEST="1"
+        "/environments/add/", {"name": "prod-2", "kind": "prod"}, HTTP_HX_REQUEST="true"
     )
-    assert htmx.status_code == 403
+    # htmx swaps no 4xx: the page reloads and shows the reason among its messages.
+    assert htmx.status_code == 403 and htmx["HX-Refresh"] == "true"
+    assert f"Acme is suspended ({REASON})" in client.get("/environments/").content.decode()
     with tenant_context(acme):
         assert not Environment.objects.filter(slug__in=["production", "prod-2"]).exists()
     # The person's own account stays theirs: signing out works.
@@ -188,11 +190,26 @@ def test_it_refuses_websockets_and_closes_open_ones(live_db):
             assert (await opened.connect())[0]
             await asyncio.get_running_loop().run_in_executor(None, suspend_in_thread)
             closed = await opened.receive_output(timeout=5)
-            later = await communicator(host, cookie).connect()
-            return closed, later
+            later = communicator(host, cookie)
+            accepted = await later.connect()
+            return closed, accepted, await later.receive_output(timeout=5)
 
-        closed, later = asyncio.run(scenario())
+        closed, accepted, later = asyncio.run(scenario())
         connection.set_schema_to_public()
 
     assert closed == {"type": "websocket.close", "code": 4403}
-    assert later == (False, 4403)
+    # A new one is accepted then closed, so that the page reads the code and polls instead.
+    assert accepted[0] and later == {"type": "websocket.close", "code": 4403}
+
+
+def test_it_shows_the_banner_and_the_refusal_in_french(acme, staff, viewer):
+    viewer.language = "fr"
+    viewer.save()
+    suspend(acme, staff)
+    client = client_for(viewer, acme)
+
+    page = client.get("/environments/").content.decode()
+    assert "Acme est suspendue (depuis le" in page
+    assert "Pour lever la suspension, contactez support@windflow.local." in page
+    refused = client.post("/environments/add/", {"name": "prod", "kind": "prod"})
+    assert f"Acme est suspendue ({REASON})" in refused.content.decode()
