@@ -80,9 +80,28 @@ def test_it_reads_which_schemas_are_behind_in_one_query_per_chunk(
     assert missing == []
 
 
+def _stack_action_permissions(schema: str) -> list[str]:
+    """The permissions of stacks.0003's model (its content type's) in `schema`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT p.codename FROM "{schema}".auth_permission p'  # noqa: S608
+            f' JOIN "{schema}".django_content_type t ON t.id = p.content_type_id'
+            " WHERE t.app_label = 'stacks' AND t.model = 'stackaction' ORDER BY p.codename"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def test_it_migrates_a_schema_behind_and_leaves_the_others(organizations):
     late, *others = organizations
     _roll_back_stacks(late)
+    with connection.cursor() as cursor:  # as if stacks 0003's model had never existed
+        where = "WHERE app_label = 'stacks' AND model = 'stackaction'"
+        cursor.execute(
+            f'DELETE FROM "{late}".auth_permission WHERE content_type_id IN'  # noqa: S608
+            f' (SELECT id FROM "{late}".django_content_type {where})'
+        )
+        cursor.execute(f'DELETE FROM "{late}".django_content_type {where}')  # noqa: S608
+    assert _stack_action_permissions(late) == []
     before = {schema: _history(schema) for schema in others}
 
     output = _migrate_all()
@@ -90,6 +109,13 @@ def test_it_migrates_a_schema_behind_and_leaves_the_others(organizations):
     assert " 1 behind" in output
     assert "1/1 (100%)" in output
     assert _has_column(late, "stacks_stack", "registry_credentials")
+    # post_migrate ran in that schema for the app migrated: content type and permissions.
+    assert _stack_action_permissions(late) == [
+        "add_stackaction",
+        "change_stackaction",
+        "delete_stackaction",
+        "view_stackaction",
+    ]
     assert {schema: _history(schema) for schema in others} == before
     assert migrating.schemas_behind(migrating.tenant_schemas()) == ([], [])
 
