@@ -29,6 +29,13 @@ from tests.base import PASSWORD, api_client, client_for, member
 from tests.deploying import add_revision, deploy
 
 
+@pytest.fixture
+def operator_staff(db):
+    from apps.accounts.models import User
+
+    return User.objects.create_superuser("ops@windflow.test", PASSWORD)
+
+
 def usage(organization) -> dict:
     row = OrganizationUsage.objects.filter(organization=organization).first()
     if row is None:
@@ -302,3 +309,19 @@ def test_it_forgets_a_deleted_organisation(acme):
     gone.delete(force_drop=False)
     assert not OrganizationUsage.objects.filter(organization_id="gone").exists()
     assert not IndexedDeployment.objects.filter(organization_id="gone").exists()
+
+
+def test_it_takes_the_index_rows_along_when_an_organisation_is_deleted(acme, operator_staff):
+    from apps.tenants.services import delete_organization
+
+    OrganizationUsage.objects.update_or_create(organization=acme, defaults={"stacks": 3})
+    IndexedDeployment.objects.create(
+        organization=acme, deployment_id=1, stack="s", status="failed", created_at=timezone.now()
+    )
+    OfflineServer.objects.create(organization=acme, server_id=1, name="a", since=timezone.now())
+    SecurityEvent.objects.create(organization=acme, kind="lockout", created_at=timezone.now())
+
+    delete_organization(acme, actor=operator_staff)
+
+    for model in (OrganizationUsage, IndexedDeployment, OfflineServer, SecurityEvent):
+        assert not model.objects.filter(organization_id="acme").exists(), model
