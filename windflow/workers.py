@@ -59,7 +59,7 @@ class TenantMiddleware(Middleware):
             logger.warning("skipping %s: organisation %s no longer exists", message, schema)
             raise SkipMessage()
         if organization.is_suspended:  # no job runs for it (apps.tenants.suspension)
-            logger.warning("skipping %s: organisation %s is suspended", message, schema)
+            wait_while_suspended(broker, message)
             raise SkipMessage()
         connection.set_tenant(organization)
         from apps.tenants.middleware import apply_search_path
@@ -73,6 +73,19 @@ class TenantMiddleware(Middleware):
 
     after_process_message = _reset
     after_skip_message = _reset
+
+
+SUSPENDED_RETRY_SECONDS = 60
+
+
+def wait_while_suspended(broker, message) -> None:
+    """A job of a suspended organisation does not run now: it is sent again, delayed, and so
+    runs once the organisation is reactivated (the same message id: its task-list row
+    follows it). A deleted organisation's is dropped when it comes back."""
+    logger.warning(
+        "%s waits: organisation %s is suspended", message, message.options.get(TENANT_OPTION)
+    )
+    broker.enqueue(message.copy(), delay=SUSPENDED_RETRY_SECONDS * 1000)
 
 
 class JobTrackingMiddleware(Middleware):

@@ -164,8 +164,8 @@ def suspend_organization(organization: Organization, *, reason: str, actor: User
 
 
 def reactivate_organization(organization: Organization, *, actor: User) -> Organization:
-    """Lift the suspension of `organization`: its members change things again, its jobs run
-    (queued deployments are sent again by the scheduler's requeue_forgotten)."""
+    """Lift the suspension of `organization`: its members change things again, and its jobs
+    that waited run (windflow.workers.wait_while_suspended)."""
     with transaction.atomic():
         organization = _locked(organization)
         if not organization.is_suspended:

@@ -7,9 +7,10 @@
   {"error": {"code": "organization_suspended", ...}}). A person's own account is theirs,
   not the organisation's: signing in and out, their password, MFA and language
   (OWN_ACCOUNT_PREFIXES) still work.
-- No job of it runs (windflow.workers.TenantMiddleware skips each one: a queued deployment
-  stays queued and is sent again after reactivation) and the scheduler sends it none
-  (server sweeps, requeues). The reaper of dead deployments goes on: it changes no server.
+- No job of it runs: windflow.workers.TenantMiddleware skips each one and sends it again a
+  minute later, so that it runs once the organisation is reactivated (a deployment, a stack
+  action, a "prepare server" stays queued meanwhile). The scheduler sends it none (server
+  sweeps, requeues). The reaper of dead deployments goes on: it changes no server.
 - Its websockets are refused (4403) and those open when it is suspended are closed.
 - What runs on its servers keeps running: nothing is stopped there.
 

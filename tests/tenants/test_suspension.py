@@ -7,6 +7,7 @@ import dramatiq
 import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
+from dramatiq.common import dq_name
 from dramatiq.middleware import SkipMessage
 
 from apps.accounts.models import User
@@ -18,7 +19,7 @@ from apps.targets.tasks import sweep_targets
 from apps.tenants import services
 from tests.base import PASSWORD, api_client, client_for, error_of, queued_messages
 from windflow import scheduler
-from windflow.workers import TenantMiddleware
+from windflow.workers import TENANT_OPTION, TenantMiddleware
 
 REASON = "Unpaid invoice 42"
 
@@ -120,6 +121,14 @@ def waiting(actor_name):
     raise AssertionError(f"no {actor_name} message queued")
 
 
+def delayed_messages(queue):
+    broker = dramatiq.get_broker()
+    return [
+        dramatiq.Message.decode(data)
+        for data in broker.client.hvals(f"{broker.namespace}:{dq_name(queue)}.msgs")
+    ]
+
+
 def test_it_skips_the_jobs_of_a_suspended_organisation(
     acme, staff, membership, make_stack, django_capture_on_commit_callbacks
 ):
@@ -135,6 +144,12 @@ def test_it_skips_the_jobs_of_a_suspended_organisation(
     assert connection.schema_name == "public"
     with tenant_context(acme):
         assert Deployment.objects.get(pk=deployment.pk).status == DeploymentStatus.QUEUED
+    # It waits, sent again with a delay, to run once the organisation is reactivated.
+    delayed = delayed_messages("deployments")
+    assert [(m.actor_name, m.args, m.message_id) for m in delayed] == [
+        ("run_deployment", (deployment.pk,), message.message_id)
+    ]
+    assert delayed[0].options[TENANT_OPTION] == acme.schema_name
 
 
 def test_it_runs_the_jobs_again_once_reactivated(
@@ -213,3 +228,15 @@ def test_it_shows_the_banner_and_the_refusal_in_french(acme, staff, viewer):
     assert "Pour lever la suspension, contactez support@windflow.local." in page
     refused = client.post("/environments/add/", {"name": "prod", "kind": "prod"})
     assert f"Acme est suspendue ({REASON})" in refused.content.decode()
+
+
+def test_it_decides_a_refusal_without_a_query(acme, staff, django_assert_max_num_queries):
+    """The check reads the organisation the host cache holds: once the host is cached, a
+    refused write costs no query but the search path that activating any host sets."""
+    suspend(acme, staff)
+    client = api_client(None, acme)
+    assert client.get("/api/v1/environments/").status_code == 401  # the host entry is cached
+    with django_assert_max_num_queries(1) as queries:
+        response = client.post("/api/v1/environments/", {"name": "x"}, format="json")
+    assert [q["sql"] for q in queries.captured_queries] == ['SET search_path = "acme","public"']
+    assert error_of(response)["code"] == "organization_suspended"
