@@ -1,6 +1,6 @@
 import os
 
-from django.core.asgi import get_asgi_application
+from windflow.handlers import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "windflow.settings.dev")
 django_asgi_app = get_asgi_application()
