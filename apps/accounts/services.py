@@ -92,10 +92,14 @@ def get_token_for(actor: Membership | None, pk, action="token.use", *, queryset=
 
 
 def _forget_membership(membership: Membership) -> None:
-    """Once committed, requests stop seeing the old role (apps.accounts.signals does the
-    same for every other write path)."""
+    """Once committed, requests stop seeing the old role, also those made with the member's
+    tokens, which are cached with it (apps.accounts.signals does the same for every other
+    write path)."""
+    pair = {"user_id": membership.user_id, "organization_id": membership.organization_id}
+    tokens = ApiToken.objects.filter(**pair).values_list("token_hash", flat=True)
     hotcache.forget_on_commit(
-        hotcache.membership_key(membership.user_id, membership.organization_id)
+        hotcache.membership_key(membership.user_id, membership.organization_id),
+        *[hotcache.token_key(token_hash) for token_hash in tokens],
     )
 
 
@@ -389,23 +393,35 @@ def revoke_api_token(actor: Membership, token: ApiToken) -> None:
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+def _load_token_with_membership(token_hash: str) -> ApiToken | None:
+    """The token with this hash, its user and (`token.membership`) its holder's membership in
+    its organisation; None when either is missing. Cached as one entry, so that a request
+    makes one round trip to Redis for both: whatever changes the membership forgets the
+    entries of the pair's tokens too (apps.accounts.signals.membership_saved)."""
+    found = ApiToken.objects.select_related("user").filter(token_hash=token_hash)
+    token = next(iter(found.order_by()[:1]), None)  # unique hash: no ordering needed
+    if token is None:
+        return None
+    members = Membership.objects.select_related("user", "organization").filter(
+        user_id=token.user_id, organization_id=token.organization_id
+    )
+    token.membership = next(iter(members.order_by()[:1]), None)  # the pair is unique
+    return token if token.membership is not None else None
+
+
 def resolve_api_token(raw: str, organization) -> ApiToken | None:
-    """The active token with this secret for this organisation, or None."""
+    """The active token with this secret for this organisation, or None. `token.membership`
+    is its holder's membership there (the request's: no second lookup)."""
     token_hash = hash_secret(raw)
-
-    def load():
-        found = ApiToken.objects.select_related("user").filter(token_hash=token_hash)
-        return next(iter(found.order_by()[:1]), None)  # unique hash: no ordering needed
-
-    token = hotcache.remember(hotcache.token_key(token_hash), load)
+    token = hotcache.remember(
+        hotcache.token_key(token_hash), lambda: _load_token_with_membership(token_hash)
+    )
     if token is None or token.organization_id != organization.pk or not token.is_active:
         return None
     if not token.user.is_active:
         return None
-    membership = permissions.get_membership(token.user, organization)
-    if membership is None or token.created_at < membership.created_at:
+    if token.created_at < token.membership.created_at:
         return None  # a token of an earlier membership never opens a later one
-    token.membership = membership  # the request's, already loaded (not stored anywhere)
     _note_token_used(token, token_hash)
     return token
 

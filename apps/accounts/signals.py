@@ -9,6 +9,8 @@ deleted). These model signals run on every one of those paths: they clear the re
   deleted (a member who rejoins starts with none) and their JWT sign-ins there go with the
   membership (TokenFamily cascades);
 - a member made viewer: their write tokens become read-only (a viewer may not hold one);
+- a membership changed: the cache entries of the member's tokens there go too (each token is
+  cached with its holder's membership);
 - a person saved (deactivated, new password, new e-mail...): every cached token and
   membership that carries them is dropped, so the next request sees the new state;
 - open websockets of the person check their access again (apps.accounts.revocation);
@@ -56,10 +58,12 @@ def membership_saved(sender, instance, created, **kwargs):
     if created:
         # Nothing of an earlier membership comes back (rows left by a path without signals).
         ApiToken.objects.filter(**pair).delete()
-    elif instance.role == Role.VIEWER:
-        writers = ApiToken.objects.filter(**pair, scope=TokenScope.WRITE)
-        keys += _token_keys(**pair, scope=TokenScope.WRITE)
-        writers.update(scope=TokenScope.READ)
+    else:
+        # The pair's tokens are cached together with this membership
+        # (services.resolve_api_token): a new role is seen by the next request of each.
+        keys += _token_keys(**pair)
+        if instance.role == Role.VIEWER:
+            ApiToken.objects.filter(**pair, scope=TokenScope.WRITE).update(scope=TokenScope.READ)
     hotcache.forget_on_commit(*keys)
     if not created:
         revocation.notify_on_commit(instance.user_id)

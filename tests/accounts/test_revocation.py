@@ -236,6 +236,24 @@ def test_it_sees_a_role_changed_in_the_django_admin_at_once(developer, acme):
     assert ApiToken.objects.get(user=developer, organization=acme).scope == "read"
 
 
+def test_it_sees_any_new_role_through_a_token_cached_with_the_membership(owner, developer, acme):
+    """A token is cached together with its holder's membership: a role change, from the
+    services or from a plain save (the Django admin's path), is seen at the token's next
+    request, whatever the role (not only the demotion to viewer that rescopes tokens)."""
+    token = personal_token(developer, acme, scope="read")
+
+    def role() -> str:
+        return api_client(None, acme, token=token).get("/api/v1/me/").json()["role"]
+
+    assert role() == "developer"  # cached from here on
+    services.change_role(member(owner, acme), member(developer, acme), "operator")
+    assert role() == "operator"
+    membership = member(developer, acme)
+    membership.role = "admin"
+    membership.save()
+    assert role() == "admin"
+
+
 # --- Personal tokens changed in the admin -----------------------------------------------------
 
 
