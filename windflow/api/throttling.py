@@ -4,12 +4,12 @@
 import logging
 import time
 
-from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import throttling
 
 from windflow.clientaddress import client_address
+from windflow.hotcache import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class FixedWindowThrottle(throttling.SimpleRateThrottle):
         key = f"throttle:{self.scope}:{ident}:{window}"
         self.window_end = (window + 1) * self.duration
         try:
-            pipeline = get_redis_connection("default").pipeline()
+            pipeline = redis_client("default").pipeline()
             pipeline.incr(key)
             pipeline.expire(key, self.duration + 1)
             count, _ = pipeline.execute()

@@ -331,7 +331,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "windflow.api.pagination.Pagination",
     "PAGE_SIZE": 25,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        # django-filter's, skipped when the query string names no filter (the common case).
+        "windflow.api.filters.FilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],

@@ -1,11 +1,13 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from windflow.api.serializers import FieldsBuiltOnce
+
 from ..models import Environment
 from ..validators import validate_variables
 
 
-class EnvironmentSerializer(serializers.ModelSerializer):
+class EnvironmentSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     variables = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
