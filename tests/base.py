@@ -91,6 +91,20 @@ def client_for(user=None, organization=None) -> Client:
     return client
 
 
+def support_client(staff, organization, *, read_write=False, reason="Ticket 42") -> Client:
+    """Platform staff at the organisation's host through a support access, opened as the
+    platform admin opens it: the single-use token POSTed to the host's handoff."""
+    from apps.accounts.services import start_support_access, support_handoff
+
+    grant = start_support_access(staff, organization, reason=reason, read_write=read_write)
+    _action, token = support_handoff(grant)
+    client = Client(HTTP_HOST=host_of(organization))
+    response = client.post("/accounts/handoff/", {"token": token})
+    assert response.status_code == 302, response.content
+    client.grant = grant
+    return client
+
+
 def api_client(user=None, organization=None, *, scope="write", token=None) -> APIClient:
     """An API client authenticated with a real personal access token of `user`."""
     from apps.accounts.models import Membership

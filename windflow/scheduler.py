@@ -76,6 +76,7 @@ def periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob("clear_expired_sessions", 24 * 3600, clear_expired_sessions),
         PeriodicJob("prune_job_records", 3600, prune_job_records),
         PeriodicJob("prune_operator_index", 3600, prune_operator_index),
+        PeriodicJob("record_expired_support_accesses", 60, record_expired_support_accesses),
         PeriodicJob(
             "requeue_forgotten_deployments",
             30,
@@ -96,6 +97,13 @@ def clear_expired_sessions() -> None:
     from django.conf import settings
 
     import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
+
+
+def record_expired_support_accesses() -> None:
+    """Each support access that expired has its end in both audit trails."""
+    from apps.accounts.services import record_expired_support_accesses as record
+
+    record()
 
 
 def prune_job_records() -> None:

@@ -1,9 +1,9 @@
 """URLs of an organisation's host (<slug>.<base domain>)."""
 
-from django.contrib import admin
 from django.urls import include, path
 
 from apps.accounts import views as account_views
+from windflow.admin import organization_site
 from windflow.views import healthz
 
 from .urls_common import api_docs_urlpatterns, common_urlpatterns
@@ -38,7 +38,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("organizations/<slug:slug>/go/", account_views.go_to_organization, name="organization_go"),
-    path("admin/", admin.site.urls),
+    path("admin/", organization_site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include(api_v1)),
     *api_docs_urlpatterns,

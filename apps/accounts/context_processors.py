@@ -18,6 +18,8 @@ def organization(request):
     return {
         "organization": None if tenant is None or tenant.is_public else tenant,
         "membership": membership,
+        # Platform staff here through a support access: the banner of every page says so.
+        "support_access": getattr(request, "support_access", None),
         "my_organizations": switcher,
         "WINDFLOW_PUBLIC_URL": settings.WINDFLOW_PUBLIC_URL.rstrip("/"),
         "oidc_enabled": settings.WINDFLOW_OIDC_ENABLED,

@@ -245,3 +245,54 @@ class ApiToken(models.Model):
     @property
     def can_write(self) -> bool:
         return self.scope == TokenScope.WRITE
+
+
+class SupportAccessQuerySet(models.QuerySet):
+    def active(self, now=None):
+        """Grants in force now: started, not expired, not ended early."""
+        now = now or timezone.now()
+        return self.filter(ended_at__isnull=True, started_at__lte=now, expires_at__gt=now)
+
+
+class SupportAccess(models.Model):
+    """Platform staff's time-limited access to one organisation (its pages and its admin),
+    with a reason, read-only unless read-write was chosen (and allowed). The only way staff,
+    superusers included, reach an organisation's host; recorded in both audit trails."""
+
+    staff = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="support_accesses", verbose_name=_("staff")
+    )
+    organization = models.ForeignKey(
+        "tenants.Organization",
+        on_delete=models.CASCADE,
+        related_name="support_accesses",
+        verbose_name=_("organisation"),
+    )
+    reason = models.TextField(_("reason"), max_length=500)
+    read_write = models.BooleanField(_("read-write"), default=False)
+    started_at = models.DateTimeField(_("start"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expiry"))
+    ended_at = models.DateTimeField(_("ended early"), null=True, blank=True)
+    # Whether the end (early or at expiry) is in both audit trails yet.
+    end_recorded = models.BooleanField(default=False, editable=False)
+
+    objects = SupportAccessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("support access")
+        verbose_name_plural = _("support accesses")
+        indexes = [models.Index(fields=["staff", "organization", "expires_at"])]
+        permissions = [("read_write_supportaccess", _("Can open read-write support access"))]
+
+    def __str__(self):
+        return f"{self.staff} in {self.organization} ({self.mode_label})"
+
+    @property
+    def mode_label(self) -> str:
+        return str(_("read-write") if self.read_write else _("read-only"))
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.ended_at is None and self.started_at <= now < self.expires_at

@@ -190,6 +190,13 @@ def require_deploy_to(membership: Membership | None, environment) -> None:
         )
 
 
+def can_use_admin(membership: Membership | None) -> bool:
+    """The organisation's Django admin (`<slug>.<base>/admin/`): its owners and admins, and
+    platform staff through a support access (which stands for an admin). Platform staff,
+    superusers included, have no other way in."""
+    return role_at_least(membership, Role.ADMIN)
+
+
 def assignable_roles(membership: Membership | None) -> list[Role]:
     """Roles this member may give to others: never above their own; only owners make owners."""
     if not can(membership, "member.change"):

@@ -5,6 +5,7 @@ import secrets
 import string
 import time
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core import signing
@@ -21,7 +22,15 @@ from windflow.errors import Conflict, Forbidden, ServiceError
 
 from . import permissions
 from .choices import Role, TokenScope
-from .models import ApiToken, Invitation, Membership, TokenFamily, User, hash_secret
+from .models import (
+    ApiToken,
+    Invitation,
+    Membership,
+    SupportAccess,
+    TokenFamily,
+    User,
+    hash_secret,
+)
 
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 TOKEN_BODY_LENGTH = 40
@@ -175,6 +184,83 @@ def remove_member(actor: Membership, membership: Membership) -> None:
             changes={"role": membership.role},
             actor=actor,
         )
+
+
+# Platform staff change memberships from the platform admin (apps.tenants.admin and
+# apps.accounts.admin): the same rules (last owner), each change in the organisation's trail
+# and in the platform's, with staff as the actor.
+
+
+def _record_member_event(staff: User, membership: Membership, action: str, changes) -> None:
+    for organization in (membership.organization, None):
+        record_in(
+            organization,
+            action,
+            obj=membership.user,
+            object_type="member",
+            object_label=f"{membership.user.email} in {membership.organization.slug}",
+            changes=changes,
+            actor=staff,
+        )
+
+
+def check_staff_member_change(membership: Membership, *, role: str | None = None) -> None:
+    """Conflict when demoting (`role`) or removing (None) `membership` would leave its
+    organisation without an owner; for a form to say before anything is saved."""
+    if membership.pk is None or membership.role != Role.OWNER or role == Role.OWNER:
+        return
+    owners = Membership.objects.filter(organization_id=membership.organization_id, role=Role.OWNER)
+    if owners.count() <= 1:
+        raise Conflict(
+            _("%(email)s is the last owner of %(org)s: make someone else an owner first.")
+            % {"email": membership.user.email, "org": membership.organization.name},
+            field="role",
+            code="last_owner",
+        )
+
+
+def staff_add_member(staff: User, organization, user: User, role: str) -> Membership:
+    if role not in Role.values:
+        raise ServiceError(_("Unknown role “%(role)s”.") % {"role": role}, field="role")
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            user=user, organization=organization, defaults={"role": role}
+        )
+        if not created:
+            raise Conflict(
+                _("%(email)s is already a member of %(org)s.")
+                % {"email": user.email, "org": organization.name},
+                field="user",
+            )
+        _forget_membership(membership)
+        _record_member_event(staff, membership, "member.add", {"role": role})
+    return membership
+
+
+def staff_change_role(staff: User, membership: Membership, role: str) -> Membership:
+    if role not in Role.values:
+        raise ServiceError(_("Unknown role “%(role)s”.") % {"role": role}, field="role")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        if membership.role == role:
+            return membership
+        if role != Role.OWNER:
+            _refuse_if_last_owner(membership, action=_("demoted"))
+        before = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        _forget_membership(membership)
+        _record_member_event(staff, membership, "member.role_change", {"role": [before, role]})
+    return membership
+
+
+def staff_remove_member(staff: User, membership: Membership) -> None:
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        _refuse_if_last_owner(membership, action=_("removed"))
+        membership.delete()
+        _forget_membership(membership)
+        _record_member_event(staff, membership, "member.remove", {"role": membership.role})
 
 
 def deactivate_user(actor: User, user: User) -> None:
@@ -455,6 +541,27 @@ def _note_token_used(token: ApiToken, token_hash: str) -> None:
 def handoff_url(user: User, organization, next_path: str = "/", welcome: bool = False) -> str:
     """A short-lived, single-use link that signs `user` in on the organisation's host (each
     host has its own session cookie on developer machines)."""
+    token = handoff_token(user, organization, next_path, welcome)
+    return organization.url(f"/accounts/handoff/?token={token}")
+
+
+def support_handoff(grant: SupportAccess, next_path: str = "/admin/") -> tuple[str, str]:
+    """(address, token) that sign the staff of `grant` in on its organisation's host, for a
+    form to POST there: the token travels in the body, never in an address that logs keep."""
+    token = handoff_token(grant.staff, grant.organization, next_path, support=grant)
+    return grant.organization.url("/accounts/handoff/"), token
+
+
+def handoff_token(
+    user: User,
+    organization,
+    next_path: str = "/",
+    welcome: bool = False,
+    *,
+    support: SupportAccess | None = None,
+) -> str:
+    """The signed, short-lived, single-use token of a handoff; with `support`, it opens that
+    support access (platform staff, who are not members) instead of a membership."""
     payload = {
         "u": user.pk,
         "o": organization.schema_name,
@@ -462,11 +569,24 @@ def handoff_url(user: User, organization, next_path: str = "/", welcome: bool = 
         "p": next_path if next_path.startswith("/") and not next_path.startswith("//") else "/",
         "w": welcome,
     }
-    token = signing.dumps(payload, salt=HANDOFF_SALT, compress=True)
-    return organization.url(f"/accounts/handoff/?token={token}")
+    if support is not None:
+        payload["s"] = support.pk
+    return signing.dumps(payload, salt=HANDOFF_SALT, compress=True)
 
 
-def consume_handoff(token: str, organization) -> tuple[User, str, bool]:
+class Handoff(NamedTuple):
+    """What a consumed sign-in link gives: who, where to, whether to welcome them, and the
+    support access it opens (None for a member)."""
+
+    user: User
+    next_path: str
+    welcome: bool
+    support: SupportAccess | None = None
+
+
+def consume_handoff(token: str, organization, *, posted: bool = False) -> Handoff:
+    """The sign-in that `token` hands over, once. A support access opens only from a POSTed
+    token (`posted`): its token is never in an address."""
     try:
         payload = signing.loads(token, salt=HANDOFF_SALT, max_age=settings.WINDFLOW_HANDOFF_SECONDS)
     except signing.BadSignature as exc:
@@ -476,9 +596,167 @@ def consume_handoff(token: str, organization) -> tuple[User, str, bool]:
     if not cache.add(f"handoff:{payload['n']}", 1, settings.WINDFLOW_HANDOFF_SECONDS * 2):
         raise ServiceError(_("This sign-in link has already been used."))
     user = User.objects.filter(pk=payload["u"], is_active=True).first()
-    if user is None or permissions.get_membership(user, organization) is None:
+    support = None
+    if payload.get("s") is not None:
+        if not posted:
+            raise ServiceError(_("Open support access from the platform admin."))
+        support = active_support_access(user, organization, payload["s"])
+        if support is None:
+            raise Forbidden(_("This support access has ended or expired."))
+    elif user is None or permissions.get_membership(user, organization) is None:
         raise Forbidden(_("You are not a member of this organisation."))
-    return user, payload["p"], bool(payload.get("w"))
+    return Handoff(user, payload["p"], bool(payload.get("w")), support)
+
+
+# --- Support access: platform staff in an organisation, for a while, with a reason ------------
+
+SUPPORT_DEFAULT_DURATION = timedelta(hours=1)
+SUPPORT_MAX_DURATION = timedelta(hours=4)
+# The session key, on the organisation's host, of the support access it was opened with.
+SUPPORT_SESSION_KEY = "windflow.support_access"
+
+
+def may_open_read_write(staff: User) -> bool:
+    """Read-write support access needs its own permission (superusers have every one)."""
+    allowed = staff.has_perm("accounts.read_write_supportaccess")
+    return staff.is_active and staff.is_staff and allowed
+
+
+def _support_changes(grant: SupportAccess) -> dict:
+    return {
+        "staff": grant.staff.email,
+        "reason": grant.reason,
+        "mode": "read-write" if grant.read_write else "read-only",
+        "expires_at": grant.expires_at.isoformat(),
+    }
+
+
+def _record_support(grant: SupportAccess, action: str, actor, **extra) -> None:
+    """In the organisation's trail and in the platform's."""
+    changes = {**_support_changes(grant), **extra}
+    for organization in (grant.organization, None):
+        record_in(
+            organization,
+            action,
+            obj=grant,
+            object_type="support_access",
+            object_label=f"{grant.staff.email} in {grant.organization.slug}",
+            changes=changes,
+            actor=actor,
+        )
+
+
+def start_support_access(
+    staff: User,
+    organization,
+    *,
+    reason: str,
+    read_write: bool = False,
+    duration: timedelta = SUPPORT_DEFAULT_DURATION,
+) -> SupportAccess:
+    """Open `staff`'s access to `organization` for `duration` (at most
+    SUPPORT_MAX_DURATION), read-only unless `read_write` (which needs its permission). A
+    previous access of the same person to the same organisation ends first."""
+    if not (staff.is_active and staff.is_staff):
+        raise Forbidden(_("Only platform staff can open support access."))
+    if organization is None or organization.is_public:
+        raise ServiceError(_("Choose an organisation."), field="organization")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ServiceError(
+            _("Say why you need access: the organisation reads it in its audit log."),
+            field="reason",
+            code="reason_required",
+        )
+    if not timedelta(0) < duration <= SUPPORT_MAX_DURATION:
+        raise ServiceError(
+            _("Support access lasts between a minute and %(hours)d hours.")
+            % {"hours": SUPPORT_MAX_DURATION.total_seconds() // 3600},
+            field="duration",
+        )
+    if read_write and not may_open_read_write(staff):
+        raise Forbidden(
+            _("You are not allowed to open read-write support access: ask for read-only."),
+            field="read_write",
+        )
+    for previous in SupportAccess.objects.active().filter(staff=staff, organization=organization):
+        end_support_access(previous, actor=staff)
+    now = timezone.now()
+    with transaction.atomic():
+        grant = SupportAccess.objects.create(
+            staff=staff,
+            organization=organization,
+            reason=reason[:500],
+            read_write=read_write,
+            started_at=now,
+            expires_at=now + duration,
+        )
+        _record_support(grant, "support.start", staff)
+    return grant
+
+
+def end_support_access(grant: SupportAccess, *, actor=None) -> SupportAccess:
+    """End `grant` now (or record that it expired), once, in both audit trails."""
+    with transaction.atomic():
+        grant = (
+            SupportAccess.objects.select_for_update()
+            .select_related("staff", "organization")
+            .get(pk=grant.pk)
+        )
+        if grant.end_recorded:
+            return grant
+        now = timezone.now()
+        expired = grant.ended_at is None and grant.expires_at <= now
+        if grant.ended_at is None and not expired:
+            grant.ended_at = now
+        grant.end_recorded = True
+        grant.save(update_fields=["ended_at", "end_recorded"])
+        _record_support(
+            grant,
+            "support.expire" if expired else "support.end",
+            None if expired else actor,
+        )
+    return grant
+
+
+def record_expired_support_accesses() -> int:
+    """Record the end of every support access that expired (the scheduler, every minute;
+    the access itself stopped at its expiry, whatever this records)."""
+    expired = SupportAccess.objects.filter(end_recorded=False, expires_at__lte=timezone.now())
+    count = 0
+    for grant in expired:
+        end_support_access(grant)
+        count += 1
+    return count
+
+
+def record_support_end(grant_id) -> None:
+    """A session found its support access over: record its end if not yet done."""
+    try:
+        grant = SupportAccess.objects.filter(pk=int(grant_id), end_recorded=False).first()
+    except (TypeError, ValueError):
+        return
+    if grant is not None and not grant.is_active:
+        end_support_access(grant)
+
+
+def active_support_access(staff: User | None, organization, pk) -> SupportAccess | None:
+    """The support access `pk` of `staff` to `organization`, if it is in force now."""
+    if staff is None or not staff.is_active or not staff.is_staff or organization is None:
+        return None
+    try:
+        found = SupportAccess.objects.active().select_related("staff", "organization")
+        return found.filter(pk=int(pk), staff=staff, organization=organization).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def support_membership(grant: SupportAccess) -> Membership:
+    """Stands for a membership while `grant` lasts: an admin's role (read-only is enforced
+    on every write by apps.accounts.middleware.SupportAccessMiddleware), never saved."""
+    membership = Membership(user=grant.staff, organization=grant.organization, role=Role.ADMIN)
+    membership.support = grant
+    return membership
 
 
 # --- JWT sign-ins (the CLI) -------------------------------------------------------------------

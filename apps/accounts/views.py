@@ -12,7 +12,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Organization
@@ -83,19 +84,27 @@ def go_to_organization(request, slug):
     return HttpResponseRedirect(services.handoff_url(request.user, organization))
 
 
-@require_safe
+@csrf_exempt  # the signed, single-use token is the proof; it comes from another host
+@require_http_methods(["GET", "HEAD", "POST"])
 def handoff(request):
-    """Consume a single-use sign-in link on the organisation's host."""
+    """Consume a single-use sign-in link on the organisation's host: a member's (GET), or
+    platform staff's support access (POSTed from the platform admin)."""
+    posted = request.method == "POST"
+    token = (request.POST if posted else request.GET).get("token", "")
     try:
-        user, next_path, welcome = services.consume_handoff(
-            request.GET.get("token", ""), request.tenant
-        )
+        handed = services.consume_handoff(token, request.tenant, posted=posted)
     except (Forbidden, ServiceError) as exc:
         return render(request, "accounts/handoff_failed.html", {"error": exc.message}, status=400)
-    login(request, user, backend=SESSION_BACKEND)
-    if welcome:
+    login(request, handed.user, backend=SESSION_BACKEND)
+    if handed.support is not None:  # after login(), which starts a new session
+        opened = {"id": handed.support.pk, "org": request.tenant.schema_name}
+        request.session[services.SUPPORT_SESSION_KEY] = opened
+    if handed.welcome:
         messages.success(request, _("Welcome to %(org)s!") % {"org": request.tenant.name})
-    return redirect(next_path)
+    return redirect(handed.next_path)
+
+
+handoff.action = permissions.NO_ROLE  # signs in: the token names who, and where
 
 
 @require_POST

@@ -32,20 +32,21 @@ def _plain(value) -> str:
     return str(value)
 
 
-class DeploymentServiceInline(admin.TabularInline):
+class DeploymentServiceInline(TenantOnlyAdminMixin, admin.TabularInline):
+    rbac_resource = "deployment"
     model = DeploymentService
     fields = ["service", "phase", "progress", "message", "updated_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Deployment)
 class DeploymentAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
-    """The record of what happened: read-only (deployments are asked for from the app)."""
+    """The record of what happened: read-only (deployments are asked for, cancelled and
+    pruned from the app); no bulk delete."""
+
+    rbac_resource = "deployment"
 
     list_display = [
         "__str__",
@@ -70,12 +71,6 @@ class DeploymentAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("why it failed"))
     def diagnosis_display(self, obj):
         return render_diagnosis(obj)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("duration"))
     def duration_display(self, obj):

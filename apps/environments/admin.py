@@ -1,5 +1,4 @@
 from django.contrib import admin
-from guardian.admin import GuardedModelAdmin
 
 from windflow.admin import TenantOnlyAdminMixin
 
@@ -7,10 +6,11 @@ from .models import Environment
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(TenantOnlyAdminMixin, GuardedModelAdmin):
+class EnvironmentAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: environments, their protection, deploy grants and compose policy are
+    changed on their pages and the API, which check the roles and audit every edit."""
+
+    rbac_resource = "environment"
     list_display = ["name", "slug", "kind", "protected", "updated_at"]
     list_filter = ["kind", "protected"]
     search_fields = ["name", "slug", "description"]
-    prepopulated_fields = {"slug": ["name"]}
-    # Changed only through the compose policy page or API, which audit every edit.
-    readonly_fields = ["compose_overrides"]

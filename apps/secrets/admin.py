@@ -5,20 +5,21 @@ from windflow.admin import TenantOnlyAdminMixin
 from .models import SecretRef, SecretVersion
 
 
-class SecretVersionInline(admin.TabularInline):
+class SecretVersionInline(TenantOnlyAdminMixin, admin.TabularInline):
+    rbac_resource = "secret"
     model = SecretVersion
     fields = ["version", "created_at", "created_by"]
     readonly_fields = fields
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SecretRef)
 class SecretRefAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
-    """Names and history only: values are never shown, and are written through the app."""
+    """Names and history only, read-only: values are never shown; secrets are created,
+    rotated and deleted on their pages and the API."""
+
+    rbac_resource = "secret"
 
     list_display = ["name", "scope", "environment", "backend", "version", "rotated_at"]
     list_filter = ["scope", "backend"]
@@ -34,6 +35,3 @@ class SecretRefAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
         "rotated_at",
     ]
     inlines = [SecretVersionInline]
-
-    def has_add_permission(self, request):
-        return False

@@ -5,8 +5,10 @@ from windflow.admin import TenantOnlyAdminMixin
 from .models import Stack, StackRevision
 
 
-class StackRevisionInline(admin.TabularInline):
+class StackRevisionInline(TenantOnlyAdminMixin, admin.TabularInline):
     """Revisions are immutable: shown, never added, changed or deleted here."""
+
+    rbac_resource = "stack"
 
     model = StackRevision
     extra = 0
@@ -16,27 +18,16 @@ class StackRevisionInline(admin.TabularInline):
     ordering = ["-number"]
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Stack)
 class StackAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: stacks are created, edited (a new revision), moved and deleted on their
+    pages and the API (compose checks, policy, RBAC, audit)."""
+
+    rbac_resource = "stack"
     list_display = ["name", "environment", "target", "current_revision", "updated_at"]
     list_filter = ["environment", "target", "auto_rollback"]
     search_fields = ["name", "description"]
     readonly_fields = ["uid", "current_revision", "created_by", "created_at", "updated_at"]
     list_select_related = ["environment", "target", "current_revision"]
     inlines = [StackRevisionInline]
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and obj.current_revision_id:
-            fields += ["target"]  # remove it from its server before moving it
-        return fields

@@ -23,7 +23,7 @@ from windflow.engine.errors import EngineError
 from windflow.engine.labels import STACK_LABEL
 from windflow.errors import Conflict, ServiceError
 
-from .choices import RunStatus
+from .choices import RunStatus, TargetKind
 from .connect import (
     ServerUnavailable,
     SSHTransport,
@@ -74,6 +74,11 @@ def _validate_name(name: str) -> None:
         raise ServiceError(
             _("Use lower-case letters, digits, dots and hyphens (e.g. web-1)."), field="name"
         )
+
+
+def validate_target_name(name: str) -> None:
+    """ServiceError (on "name") unless `name` is a valid server name."""
+    _validate_name(name)
 
 
 def create_target(
@@ -230,6 +235,52 @@ def update_target(
             target.environments.set(environments)
         changes = audit.diff(before, {"labels": target.labels, "name": target.name})
         audit.record("target.update", obj=target, changes=changes, actor=actor)
+    return target
+
+
+def check_target_address(target: Target, *, host: str, port, user: str):
+    """Whether `target` (SSH or TCP+TLS) can be reached at this new address: the fields
+    checked as a new server's, and for SSH the host key it presents there, read now (it
+    must answer). Returns that host key (None for TCP+TLS); ServiceError naming the field."""
+    if target.kind == TargetKind.LOCAL:
+        raise ServiceError(
+            _("A local server's Docker engine is the platform operator's to change."),
+            field="host",
+        )
+    transport_class(target.kind).clean_fields(
+        host=host, port=port, user=user, engine=target.engine, socket_path=target.socket_path
+    )
+    if target.kind != TargetKind.SSH:
+        return None
+    return SSHTransport.scan_host_key(host, int(port), field="host")
+
+
+def change_target_address(
+    actor: Membership, target: Target, *, host: str, port, user: str, host_key=None
+) -> Target:
+    """Move a server to another address (host, port, SSH user), checked as a new server's.
+    For SSH the host key presented there (`host_key` when the caller has just read it, as
+    `check_target_address` gives it) is pinned again only after an admin's confirmation,
+    unless it is the pinned one. Audited."""
+    permissions.require(actor, "target.change")
+    host, user, port = (host or "").strip(), (user or "").strip(), int(port)
+    if (host, port, user) == (target.host, target.port, target.user):
+        return target
+    if host_key is None:
+        host_key = check_target_address(target, host=host, port=port, user=user)
+    before = {"address": target.address, "host_key": target.host_key_fingerprint}
+    target.host, target.port, target.user = host, port, user
+    if host_key is not None and host_key.fingerprint != target.host_key_fingerprint:
+        target.host_key_fingerprint = ""
+        target.pending_host_key_fingerprint = host_key.fingerprint
+        target.host_key_type = host_key.key_type
+    with transaction.atomic():
+        target.save()
+        after = {"address": target.address, "host_key": target.host_key_fingerprint}
+        changes = audit.diff(before, after)
+        if target.pending_host_key_fingerprint:
+            changes["pending_host_key"] = target.pending_host_key_fingerprint
+        audit.record("target.change_address", obj=target, changes=changes, actor=actor)
     return target
 
 

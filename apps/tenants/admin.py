@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django_tenants.admin import TenantAdminMixin
 
-from apps.accounts.models import Membership
+from apps.accounts.admin import OrganizationMembershipInline
 from apps.deployments.admin import render_diagnosis
 from windflow.errors import UserError
 
@@ -23,12 +23,6 @@ from .overview import inspect_organization
 class DomainInline(admin.TabularInline):
     model = Domain
     extra = 0
-
-
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 0
-    autocomplete_fields = ["user"]
 
 
 @admin.register(Organization)
@@ -62,8 +56,9 @@ class OrganizationAdmin(OrganizationColumns, TenantAdminMixin, admin.ModelAdmin)
         "suspended_at",
         "suspended_by",
         "lifecycle_links",
+        "support_link",
     ]
-    inlines = [DomainInline, MembershipInline]
+    inlines = [DomainInline, OrganizationMembershipInline]
     actions = ["suspend_selected", "reactivate_selected", "delete_through_service"]
 
     def get_queryset(self, request):
@@ -215,6 +210,14 @@ class OrganizationAdmin(OrganizationColumns, TenantAdminMixin, admin.ModelAdmin)
             return "—"
         url = reverse("admin:tenants_organization_data", args=[organization.pk])
         return format_html('<a href="{}">{}</a>', url, _("Data"))
+
+    @admin.display(description=_("support access"))
+    def support_link(self, organization):
+        """Staff reach the organisation's host only through a support access."""
+        if organization.pk is None:
+            return "—"
+        url = reverse("admin:accounts_supportaccess_request", args=[organization.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Request support access"))
 
     def data_view(self, request, object_id):
         """Read-only: the organisation's data, for staff who may view organisations."""

@@ -5,7 +5,7 @@ from django.db import connection
 from apps.accounts.models import User
 from apps.deployments import journal, services
 from apps.deployments.choices import DeploymentStatus
-from tests.base import PASSWORD, client_for
+from tests.base import PASSWORD, client_for, support_client
 
 
 def test_it_renders_why_a_deployment_failed_for_people(membership, make_stack, acme):
@@ -24,7 +24,8 @@ def test_it_renders_why_a_deployment_failed_for_people(membership, make_stack, a
     )
     connection.set_schema_to_public()
     staff = User.objects.create_superuser("ops@windflow.test", PASSWORD)
-    response = client_for(staff, acme).get(f"/admin/deployments/deployment/{deployment.pk}/change/")
+    client = support_client(staff, acme)
+    response = client.get(f"/admin/deployments/deployment/{deployment.pk}/change/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "<strong>web exited with code 3</strong> <code>container_exited</code>" in page
@@ -32,3 +33,22 @@ def test_it_renders_why_a_deployment_failed_for_people(membership, make_stack, a
     assert "How to fix it: Read the container&#x27;s log: it stopped by itself." in page
     assert '<pre class="wf-diagnosis-detail">line one\nline two</pre>' in page
     assert "&quot;summary&quot;" not in page and '"summary"' not in page
+
+
+def test_it_deletes_no_deployment_from_the_organisation_admin(membership, make_stack, acme, owner):
+    """Deployments are a record: no bulk delete, no delete page, even for the owner."""
+    deployment = services.request_deployment(membership, make_stack())
+    connection.set_schema_to_public()
+    client = client_for(owner, acme)
+    listing = client.get("/admin/deployments/deployment/")
+    assert listing.status_code == 200
+    assert 'name="action"' not in listing.content.decode()
+    response = client.post(
+        "/admin/deployments/deployment/",
+        {"action": "delete_selected", "_selected_action": [deployment.pk], "post": "yes"},
+    )
+    assert response.status_code in (200, 302)
+    delete_url = f"/admin/deployments/deployment/{deployment.pk}/delete/"
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    connection.set_tenant(acme)
+    assert type(deployment).objects.filter(pk=deployment.pk).exists()

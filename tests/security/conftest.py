@@ -44,8 +44,10 @@ def victim(acme, owner, in_acme, docker_socket):
 @pytest.fixture
 def attacker_credentials(globex, outsider):
     """The outsider's (owner of globex) three credentials, all issued by globex: a signed-in
-    session, a personal API token (write) and a JWT from /api/v1/auth/token/.
-    -> {"session": {"user": outsider}, "token": {"bearer": ...}, "jwt": {"bearer": ...}}"""
+    session, a personal API token (write) and a JWT from /api/v1/auth/token/; and platform
+    staff's read-write support access to globex (a session opened by the handoff).
+    -> {"session": {"user": outsider}, "token": {"bearer": ...}, "jwt": {"bearer": ...},
+        "support": {"grant": SupportAccess}}"""
     from django.db import connection
 
     from tests.base import PASSWORD, api_client, client_for
@@ -59,8 +61,15 @@ def attacker_credentials(globex, outsider):
     )
     assert response.status_code == 200, response.content
     connection.set_tenant(tenant)  # the request left globex active
+    from apps.accounts.models import User
+    from apps.accounts.services import start_support_access
+
+    staff = User.objects.create_superuser("support-attacker@windflow.test", PASSWORD)
+    grant = start_support_access(staff, globex, reason="attacker", read_write=True)
+    connection.set_tenant(tenant)
     return {
         "session": {"user": outsider},
         "token": {"bearer": token},
         "jwt": {"bearer": response.json()["access"]},
+        "support": {"grant": grant},
     }

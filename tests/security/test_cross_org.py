@@ -30,7 +30,9 @@ from tests.security.routes import (
     websocket_routes,
 )
 
-CREDENTIALS = ["session", "token", "jwt"]
+# A support session is platform staff's, opened for the attacker's organisation; its cookie
+# is sent to every host (as one cookie for the parent domain would be).
+CREDENTIALS = ["session", "token", "jwt", "support"]
 SIGN_IN_PATHS = ("/accounts/login/", "/admin/login/")
 
 # Routes that anyone may open whatever their organisation (sign-in, sign-up, password
@@ -72,8 +74,11 @@ def admin_values(route, victim) -> dict:
     return {
         # a model the victim fixture has no object of (platform-only rows): any id
         "object_id": obj.pk if obj is not None else "1",
+        "pk": obj.pk if obj is not None else "1",
         "id": victim.owner.pk,
         "user_id": victim.owner.pk,
+        # support access to the victim organisation, asked for from the platform admin
+        "organization_id": victim.organization.pk,
         "object_pk": victim.environment.pk,
         "content_type_id": ContentType.objects.get_for_model(Stack).pk,
         "app_label": model._meta.app_label if model is not None else app_labels[0],
@@ -97,9 +102,22 @@ def client_with(kind: str, credentials: dict, host: str) -> Client:
     client = Client(HTTP_HOST=host)
     if kind == "session":
         client.force_login(credentials["session"]["user"])
+    elif kind == "support":
+        open_support_session(client, credentials["support"]["grant"])
     else:
         client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {credentials[kind]['bearer']}"
     return client
+
+
+def open_support_session(client: Client, grant) -> None:
+    from apps.accounts.services import support_handoff
+
+    tenant = connection.tenant
+    _action, token = support_handoff(grant)
+    host = host_of(grant.organization)
+    response = client.post("/accounts/handoff/", {"token": token}, HTTP_HOST=host)
+    assert response.status_code == 302, response.content
+    connection.set_tenant(tenant)
 
 
 def send(client: Client, method: str, path: str, *, api: bool):
@@ -199,10 +217,13 @@ class Session:
         client = self.clients.get(host)
         if client is None:
             client = self.clients[host] = client_with(self.kind, self.credentials, host)
-        elif self.kind == "session":
+        elif self.kind in ("session", "support"):
             cookie = client.cookies.get("sessionid")
             if cookie is None or not cookie.value:
-                client.force_login(self.credentials["session"]["user"])
+                if self.kind == "support":
+                    open_support_session(client, self.credentials["support"]["grant"])
+                else:
+                    client.force_login(self.credentials["session"]["user"])
         return client
 
 
@@ -231,13 +252,14 @@ def url_plan(kind: str, victim, attacker_org) -> list[tuple]:
             if route.is_api and path in documented:
                 continue
             both = ("GET", "POST")
+            session = kind in ("session", "support")
             if route.is_admin:
-                methods = both if (kind, where) == ("session", "victim host") else ("GET",)
-            elif kind != "session" and not route.is_api:
+                methods = both if session and where == "victim host" else ("GET",)
+            elif not session and not route.is_api:
                 methods = ("GET",)
             else:
                 methods = both
-            if kind == "session" and not (route.is_admin or route.is_api):
+            if session and not (route.is_admin or route.is_api):
                 methods = (*methods, "HX-GET")
             plan.append((where, host, route, path, methods))
     return plan

@@ -275,3 +275,30 @@ def test_it_fails_a_state_changing_route_that_declares_nothing():
     ):
         view.action = action
         assert view.required_action(_Request(method)) == expected
+
+
+def test_it_opens_every_page_of_the_organisation_admin_to_owners_and_admins_only(world):
+    """The organisation's admin (issue 12), enumerated from its URL patterns: owners and
+    admins get each list; the other roles are sent to the sign-in, which refuses them (403),
+    never a page; no role gets a 5xx. (Platform staff: tests/accounts/test_support.py.)"""
+    victim, people = world
+    pages = [
+        route
+        for route in url_routes("windflow.urls")
+        if route.is_admin and route.name and route.name.endswith("_changelist")
+    ]
+    assert len(pages) >= 8, [route.name for route in pages]
+    clients, wrong = {}, []
+    for route in pages:
+        path = fill(route.pattern, {})
+        for role in ROLES:
+            membership, _token = people[role]
+            client = _signed_in(clients, Client, role, victim.organization, membership.user)
+            response = _run(client, "get", path)
+            allowed = permissions.can_use_admin(membership)
+            status = response.status_code
+            if status >= 500 or (allowed and status != 200) or (not allowed and status != 302):
+                wrong.append(f"GET {path} as {role}: {status}")
+            elif not allowed and client.get(response["Location"]).status_code != 403:
+                wrong.append(f"GET {path} as {role}: its sign-in let them in")
+    assert not wrong, "\n".join(wrong)

@@ -29,6 +29,7 @@ class Victim:
     invitation: object
     member: object
     notification: object
+    support_access: object = None
     markers: list[str] = field(default_factory=list)
 
     def objects_by_model(self) -> dict:
@@ -51,6 +52,7 @@ class Victim:
             self.deployment,
             self.stack_action,
             self.notification,
+            self.support_access,
         ]
         return {type(obj): obj for obj in objects if obj is not None}
 
@@ -166,6 +168,13 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         membership, email=f"{marker}-invitee@victim.test", role=Role.VIEWER
     )
     (notification,) = notifications.notify([owner], verb="victim", text=f"{marker}-notification")
+    # Platform staff in the victim organisation, through a support access with a reason.
+    staff = User.objects.create_user(f"{marker}-staff@victim.test", "pw-victim-123456")
+    staff.is_staff = True
+    staff.save(update_fields=["is_staff"])
+    support_access = accounts.start_support_access(
+        staff, organization, reason=f"{marker}-support-reason"
+    )
     markers = [
         environment.name,
         environment.slug,
@@ -187,6 +196,8 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         token.name,
         invitation.email,
         f"{marker}-notification",
+        f"{marker}-support-reason",
+        staff.email,
         str(stack.uid),
         token.prefix,
         token_secret,
@@ -209,6 +220,7 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         invitation=invitation,
         member=member,
         notification=notification,
+        support_access=support_access,
         markers=markers,
     )
 

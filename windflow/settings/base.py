@@ -108,6 +108,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Platform staff in an organisation only through a support access; read-only enforced.
+    "apps.accounts.middleware.SupportAccessMiddleware",
     "apps.accounts.middleware.MembershipMiddleware",
     # A suspended organisation reads but changes nothing (apps.tenants.suspension).
     "apps.tenants.middleware.SuspensionMiddleware",
