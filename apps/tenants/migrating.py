@@ -25,6 +25,8 @@ import contextlib
 import io
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -276,6 +278,36 @@ def migrate_schemas(
     return outcomes
 
 
+class Interrupted(Exception):
+    """The run was stopped (SIGTERM, Ctrl-C): the schemas migrated stay migrated, the ones
+    in progress were rolled back (their transaction never committed)."""
+
+    def __init__(self, done: int, total: int):
+        self.done, self.total = done, total
+        super().__init__(
+            f"Interrupted after {done} of the {total} schema(s) behind: those stay migrated,"
+            " the ones in progress were rolled back. Run migrate_all again to resume."
+        )
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a release job cancelled or killed) ends the run as Ctrl-C does: the pool
+    stops its processes on the way out, and PostgreSQL rolls back what each had begun."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _release_connections() -> None:
     """No connection or pool crosses the fork: a child would share its socket."""
     for conn in connections.all(initialized_only=True):
@@ -285,7 +317,9 @@ def _release_connections() -> None:
 
 
 def _start_child() -> None:
-    """One plain connection per child process, kept for all its schemas (no pool)."""
+    """One plain connection per child process, kept for all its schemas (no pool). Stopped
+    by the pool with SIGTERM: at once (its open transaction dies with its connection)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for conn in connections.all():
         conn.settings_dict.get("OPTIONS", {}).pop("pool", None)
 
@@ -358,7 +392,12 @@ def migrate_tenants(
     write(f"tenant schemas: {len(schemas)}, {len(behind)} behind")
     if behind:
         progress = Progress(len(behind), write, every)
-        report.outcomes += migrate_schemas(behind, processes or default_processes(), progress.add)
+        try:
+            with _terminate_as_interrupt():
+                outcomes = migrate_schemas(behind, processes or default_processes(), progress.add)
+        except KeyboardInterrupt:
+            raise Interrupted(progress.done, len(behind)) from None
+        report.outcomes += outcomes
     if behind or missing:
         still, _missing = schemas_behind(schemas)
         report.still_behind = still + missing

@@ -3,7 +3,12 @@ organisations behind are migrated by processes of their own, a failing schema is
 name while the others finish, and a re-run resumes."""
 
 import io
+import os
+import signal
+import subprocess
+import sys
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -12,7 +17,9 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from apps.tenants import migrating
-from tests.live import live_organization
+from tests.live import database_url_for_tests, live_organization
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _has_column(schema: str, table: str, column: str) -> bool:
@@ -151,6 +158,52 @@ def test_it_reports_a_failing_schema_by_name_while_the_others_finish_and_resumes
     assert " 1 behind" in output
     assert _has_column(failing, "stacks_stack", "registry_credentials")
     assert migrating.schemas_behind(migrating.tenant_schemas()) == ([], [])
+
+
+def test_it_leaves_each_schema_migrated_or_as_it_was_when_stopped_and_resumes(live_db):
+    """SIGTERM in the middle of a run (a release job cancelled): the command says so, every
+    schema is either up to date or untouched (never half-migrated), and a re-run does the
+    rest."""
+    with ExitStack() as stack:
+        schemas = [
+            stack.enter_context(live_organization()).organization.schema_name for _ in range(6)
+        ]
+        for schema in schemas:
+            _roll_back_stacks(schema)
+        behind_history = {schema: _history(schema) for schema in schemas}
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "migrate_all", "--processes=2", "--progress-every=0"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url_for_tests(), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            lines = []
+            while not any(line.startswith("  1/6") for line in lines):
+                line = process.stdout.readline()
+                assert line, "".join(lines)
+                lines.append(line)
+            process.send_signal(signal.SIGTERM)
+            rest, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        output = "".join(lines) + rest
+        if process.returncode != 0:  # stopped before the last schema
+            assert "Interrupted after " in output and "Run migrate_all again" in output
+        behind, _missing = migrating.schemas_behind(schemas)
+        for schema in schemas:
+            if schema in behind:
+                assert _history(schema) == behind_history[schema], schema
+            else:
+                assert _has_column(schema, "stacks_stack", "registry_credentials"), schema
+
+        output = _migrate_all()
+
+        assert f" {len(behind)} behind" in output
+        assert migrating.schemas_behind(schemas) == ([], [])
 
 
 def test_it_names_an_organisation_whose_schema_is_missing(organizations):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.tenants.migrating import default_processes
+from apps.tenants.migrating import Interrupted, default_processes
 from apps.tenants.services import migrate_everything
 
 
@@ -26,16 +26,23 @@ class Command(BaseCommand):
             help="Seconds between progress lines (default 10).",
         )
 
+    def _write_now(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()  # progress, as it happens, also when piped to a log
+
     def handle(self, *args, **options):
         if options["processes"] is not None and options["processes"] < 1:
             raise CommandError("--processes must be at least 1.")
         verbosity = options["verbosity"]
-        report = migrate_everything(
-            verbosity=verbosity,
-            processes=options["processes"],
-            write=self.stdout.write if verbosity >= 1 else None,
-            every=options["progress_every"],
-        )
+        try:
+            report = migrate_everything(
+                verbosity=verbosity,
+                processes=options["processes"],
+                write=self._write_now if verbosity >= 1 else None,
+                every=options["progress_every"],
+            )
+        except Interrupted as interrupted:
+            raise CommandError(str(interrupted)) from None
         failed = [f"{outcome.schema}: {outcome.error}" for outcome in report.failures]
         named = {outcome.schema for outcome in report.failures}
         behind = [schema for schema in report.still_behind if schema not in named]
