@@ -134,7 +134,7 @@ def test_it_shows_an_organisation_s_data_to_staff_from_the_public_host(
     # Another organisation's page shows only its own data.
     other = client.get(f"/admin/tenants/organization/{globex.pk}/data/").content.decode()
     assert "outsider@globex.test" in other
-    assert "shop #1" not in other and owner.email not in other
+    assert label not in other and owner.email not in other
 
 
 def test_it_shows_organisation_data_to_platform_staff_only(acme, owner, failed_deployment):
