@@ -10,7 +10,9 @@ group. Every socket of theirs then checks again, against the database, that:
 - their session is still theirs (its hash matches the current password and sign-in
   generation);
 - they may still do what the socket was opened for;
-- the organisation still exists and is not suspended.
+- the organisation still exists and is not suspended;
+- for platform staff, the support access their session opened is still in force (its end
+  or expiry sends the same message: apps.accounts.services.end_support_access).
 
 A socket that fails the check is closed: 4401 when signed out, 4403 when no longer allowed.
 """
@@ -24,7 +26,7 @@ from channels.db import database_sync_to_async
 
 from windflow.realtime import revocation_group
 
-from . import permissions
+from . import permissions, services
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +93,21 @@ def still_allowed(scope, tenant, action: str | None) -> int | None:
         stored = session.__class__(session_key=session.session_key).get(HASH_SESSION_KEY)
         if not stored or not constant_time_compare(stored, user.get_session_auth_hash()):
             return 4401
-    membership = permissions.get_membership(user, tenant)
+    membership = membership_in_scope(scope, user, tenant)
     allowed = membership is not None if action is None else permissions.can(membership, action)
     return None if allowed else 4403
+
+
+def membership_in_scope(scope, user, tenant):
+    """The member behind a socket: the person's membership, or, for platform staff, the
+    support access that their session opened in this organisation while it is in force
+    (sockets only speak: read-only needs nothing more here)."""
+    session = scope.get("session")
+    opened = session.get(services.SUPPORT_SESSION_KEY) if session is not None else None
+    if opened and opened.get("org") == tenant.schema_name:
+        grant = services.active_support_access(user, tenant, opened.get("id"))
+        return services.support_membership(grant) if grant is not None else None
+    return permissions.get_membership(user, tenant)
 
 
 async def authorize(consumer, action: str | None = None):
@@ -104,7 +118,7 @@ async def authorize(consumer, action: str | None = None):
     if user is None or not user.is_authenticated or tenant is None:
         await consumer.close(code=4401)
         return None
-    membership = await database_sync_to_async(permissions.get_membership)(user, tenant)
+    membership = await database_sync_to_async(membership_in_scope)(consumer.scope, user, tenant)
     allowed = membership is not None if action is None else permissions.can(membership, action)
     if not allowed:
         await consumer.close(code=4403)

@@ -28,7 +28,7 @@ from windflow import hotcache
 
 from . import revocation
 from .choices import Role, TokenScope
-from .models import ApiToken, Membership, TokenFamily, User
+from .models import ApiToken, Membership, SupportAccess, TokenFamily, User
 
 # Saves that change nothing a credential check reads.
 _IRRELEVANT_USER_FIELDS = {"last_login"}
@@ -77,6 +77,13 @@ def membership_deleted(sender, instance, **kwargs):
     ).delete()
     hotcache.forget_on_commit(hotcache.membership_key(instance.user_id, instance.organization_id))
     revocation.notify_on_commit(instance.user_id)
+
+
+@receiver(post_save, sender=SupportAccess, dispatch_uid="accounts.support_access_saved")
+def support_access_saved(sender, instance, created, **kwargs):
+    """A support access ended or expired: its staff member's sockets check again."""
+    if not created and (instance.ended_at is not None or instance.end_recorded):
+        revocation.notify_on_commit(instance.staff_id)
 
 
 @receiver(post_save, sender=ApiToken, dispatch_uid="accounts.token_saved")

@@ -91,3 +91,33 @@ def test_it_closes_the_sockets_of_sessions_a_new_password_ended(world):
 
     code, untouched = closed_and_untouched(world, new_password)
     assert code == 4401 and untouched
+
+
+def test_it_opens_sockets_to_support_access_and_closes_them_when_it_ends(live_db):
+    """Platform staff's sockets follow their support access: open while it lasts (the live
+    pages work), closed (4403) when it is ended or expires."""
+    from apps.accounts import services
+    from tests.base import host_of, support_client
+
+    with live_organization() as world:
+        staff = live_db.create_user("ops-ws@windflow.test", "pw-live-123456", is_staff=True)
+        client = support_client(staff, world.organization)
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        host = host_of(world.organization)
+
+        async def scenario():
+            socket = communicator(host, cookie)
+            connected, _code = await socket.connect()
+            assert connected
+            await in_thread(lambda: services.end_support_access(client.grant, actor=staff))
+            output = await socket.receive_output(timeout=5)
+            await socket.disconnect()
+            # Once over, a new socket is refused.
+            again = communicator(host, cookie)
+            refused = await again.connect()
+            await again.disconnect()
+            return output, refused
+
+        output, refused = asyncio.run(scenario())
+        assert output["type"] == "websocket.close" and output.get("code") == 4403, output
+        assert refused[0] is False

@@ -59,5 +59,4 @@ def test_it_gives_an_operator_read_only_support_access_behind_a_banner(
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_text("Read-only support access: nothing can be changed.")).to_be_visible()
     screenshot(page, "support-access-refused")
-    # Websockets do not take support access yet (reported): the pages fall back to polling.
-    assert [e for e in real_errors(errors) if "/ws/" not in e] == []
+    assert real_errors(errors) == []
