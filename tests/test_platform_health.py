@@ -119,3 +119,16 @@ def test_it_says_redis_is_unavailable_rather_than_failing(db):
     workers = page.split('data-testid="health-workers"')[1].split("data-testid=")[0]
     assert "Redis is unavailable: this part cannot be read now." in workers
     assert "The lock is held" not in page
+
+
+def test_it_reads_in_french_for_a_french_operator(db):
+    write_heartbeat("worker-host:4242", ttl=30)
+    staff = staff_user()
+    staff.language = "fr"
+    staff.save(update_fields=["language"])
+
+    page = client_for(staff).get(HEALTH).content.decode()
+
+    assert "Santé de la plateforme" in page and "Files d\u2019attente" in page
+    assert "Dernier signal de vie" in page and "il y a " in page
+    assert "Last heartbeat" not in page and "No scheduler holds the lock" not in page
