@@ -1,7 +1,12 @@
 """Where one request's time goes, layer by layer, for `bench_api_environments.py --profile`:
 each middleware's own share (timing probes put between the middleware), DRF's steps (timers
 wrapped around its methods) and the Redis round trips. Measurement only: nothing here is
-imported by WindFlow."""
+imported by WindFlow.
+
+Times are the CPU time of the thread serving the request (`time.thread_time`), not wall
+time: on a shared machine wall time mostly measures who else had the CPU, and a round trip
+to PostgreSQL or Redis counts for what it costs this process (sending, parsing), not for the
+wait."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-# One request's probe marks: (probe index, "in" or "out", perf_counter).
+# One request's probe marks: (probe index, "in" or "out", thread CPU time).
 _marks: list[tuple[int, str, float]] = []
 
 
@@ -21,11 +26,11 @@ class _Probe:
         self.get_response = get_response
 
     def __call__(self, request):
-        _marks.append((self.index, "in", time.perf_counter()))
+        _marks.append((self.index, "in", time.thread_time()))
         try:
             return self.get_response(request)
         finally:
-            _marks.append((self.index, "out", time.perf_counter()))
+            _marks.append((self.index, "out", time.thread_time()))
 
 
 def probe_path(index: int) -> str:
@@ -46,15 +51,15 @@ def with_probes(middleware: list[str]) -> list[str]:
 
 
 class Layers:
-    """Accumulated milliseconds per layer over the requests measured."""
+    """Accumulated CPU milliseconds per layer over the requests measured."""
 
     def __init__(self, middleware: list[str]) -> None:
         self.middleware = middleware
         self.totals: dict[str, float] = defaultdict(float)
         self.requests = 0
 
-    def take_request(self, wall: float) -> None:
-        """Fold the marks of the request that just ended (`wall` seconds in all)."""
+    def take_request(self, spent: float) -> None:
+        """Fold the marks of the request that just ended (`spent` CPU seconds in all)."""
         ins = {index: t for index, kind, t in _marks if kind == "in"}
         outs = {index: t for index, kind, t in _marks if kind == "out"}
         _marks.clear()
@@ -66,7 +71,7 @@ class Layers:
             self.totals[f"middleware {path}"] += own * 1000
         self.totals["view (DRF, including process_view hooks)"] += (outs[last] - ins[last]) * 1000
         self.totals["handler and test client (outside the middleware)"] += (
-            wall - (outs[0] - ins[0])
+            spent - (outs[0] - ins[0])
         ) * 1000
         self.requests += 1
 
@@ -75,7 +80,7 @@ class Layers:
 
 
 class StepTimers:
-    """Inclusive time of named methods (DRF's steps) and Redis round trips, per request."""
+    """Inclusive CPU time of named methods (DRF's steps, SQL, Redis), per request."""
 
     def __init__(self) -> None:
         self.totals: dict[str, float] = defaultdict(float)
@@ -87,11 +92,11 @@ class StepTimers:
         totals, calls = self.totals, self.calls
 
         def timed(*args, **kwargs):
-            started = time.perf_counter()
+            started = time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                totals[label] += (time.perf_counter() - started) * 1000
+                totals[label] += (time.thread_time() - started) * 1000
                 calls[label] += 1
 
         self._patched.append((owner, name, original))
