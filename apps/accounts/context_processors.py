@@ -1,6 +1,14 @@
 from django.conf import settings
 
+from . import services
 from .middleware import membership_of
+
+
+def _support_notices(tenant, membership) -> list:
+    """For the organisation's members (and the staff in it): nobody else reads them."""
+    if tenant is None or tenant.is_public or membership is None:
+        return []
+    return services.support_notices(tenant)
 
 
 def organization(request):
@@ -18,8 +26,10 @@ def organization(request):
     return {
         "organization": None if tenant is None or tenant.is_public else tenant,
         "membership": membership,
-        # Platform staff here through a support access: the banner of every page says so.
+        # Platform staff here through a support access: the banner of every page says so,
+        # to them (`support_access`, their own) and to the members (`support_notices`).
         "support_access": getattr(request, "support_access", None),
+        "support_notices": _support_notices(tenant, membership),
         "my_organizations": switcher,
         "WINDFLOW_PUBLIC_URL": settings.WINDFLOW_PUBLIC_URL.rstrip("/"),
         "oidc_enabled": settings.WINDFLOW_OIDC_ENABLED,

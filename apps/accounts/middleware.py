@@ -70,6 +70,8 @@ def language_of(request) -> str:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # What a read-only support session may still post: signing out, the pages' language.
 READ_ONLY_ALLOWED_PATHS = ("/accounts/logout/", "/accounts/language/", "/admin/logout/")
+# The handoff signs in afresh (a newer support access replaces the session's, ended by it).
+HANDOFF_PATH = "/accounts/handoff/"
 
 
 class SupportAccessMiddleware:
@@ -90,6 +92,8 @@ class SupportAccessMiddleware:
         opened = session.get(services.SUPPORT_SESSION_KEY) if session is not None else None
         tenant = getattr(request, "tenant", None)
         if not opened or tenant is None or opened.get("org") != tenant.schema_name:
+            return self.get_response(request)
+        if request.path == HANDOFF_PATH:
             return self.get_response(request)
         grant = services.active_support_access(request.user, tenant, opened.get("id"))
         if grant is None:

@@ -751,6 +751,42 @@ def active_support_access(staff: User | None, organization, pk) -> SupportAccess
         return None
 
 
+class SupportNotice(NamedTuple):
+    """What an organisation's pages say of a support access in force (its banner)."""
+
+    id: int
+    staff: str
+    reason: str
+    read_write: bool
+    expires_at: object
+
+    @property
+    def mode_label(self) -> str:
+        return str(_("read-write") if self.read_write else _("read-only"))
+
+
+def support_key(organization_id) -> str:
+    return f"support:{organization_id}"
+
+
+def support_notices(organization) -> list[SupportNotice]:
+    """The support accesses in force in `organization`, for the banner of every page (cached
+    with the request lookups: forgotten whenever an access is saved, apps.accounts.signals)."""
+
+    def load():
+        grants = SupportAccess.objects.active().filter(organization=organization)
+        return [
+            SupportNotice(
+                grant.pk, grant.staff.email, grant.reason, grant.read_write, grant.expires_at
+            )
+            for grant in grants.select_related("staff").order_by("expires_at")
+        ]
+
+    now = timezone.now()
+    notices = hotcache.remember(support_key(organization.pk), load) or []
+    return [notice for notice in notices if notice.expires_at > now]
+
+
 def support_membership(grant: SupportAccess) -> Membership:
     """Stands for a membership while `grant` lasts: an admin's role (read-only is enforced
     on every write by apps.accounts.middleware.SupportAccessMiddleware), never saved."""

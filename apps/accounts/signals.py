@@ -29,6 +29,7 @@ from windflow import hotcache
 from . import revocation
 from .choices import Role, TokenScope
 from .models import ApiToken, Membership, SupportAccess, TokenFamily, User
+from .services import support_key
 
 # Saves that change nothing a credential check reads.
 _IRRELEVANT_USER_FIELDS = {"last_login"}
@@ -81,7 +82,9 @@ def membership_deleted(sender, instance, **kwargs):
 
 @receiver(post_save, sender=SupportAccess, dispatch_uid="accounts.support_access_saved")
 def support_access_saved(sender, instance, created, **kwargs):
-    """A support access ended or expired: its staff member's sockets check again."""
+    """The organisation's banner is read again; an access that ended or expired: its staff
+    member's sockets check again."""
+    hotcache.forget_on_commit(support_key(instance.organization_id))
     if not created and (instance.ended_at is not None or instance.end_recorded):
         revocation.notify_on_commit(instance.staff_id)
 

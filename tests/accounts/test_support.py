@@ -284,3 +284,22 @@ def _management(page) -> dict:
                 if value is not None:
                     data[form.add_prefix(name)] = getattr(value, "pk", value)
     return data
+
+
+def test_it_shows_the_banner_to_the_members_too_and_to_nobody_else(
+    operator_of_platform, acme, owner, viewer, outsider
+):
+    staff = support_client(operator_of_platform, acme, reason="Ticket 9: slow pages")
+    for user in (owner, viewer):
+        for path in ("/", "/stacks/"):
+            page = client_for(user, acme).get(path).content.decode()
+            assert 'id="support-banner"' in page, (user, path)
+            assert "ops@windflow.test" in page and "Ticket 9: slow pages" in page
+            assert "(read-only)" in page
+            assert "Read-only: nothing can be changed." not in page  # that is the staff's
+    assert "Read-only: nothing can be changed." in staff.get("/").content.decode()
+    # Not a member: nothing about it.
+    refused = client_for(outsider, acme).get("/").content.decode()
+    assert "Ticket 9" not in refused and 'id="support-banner"' not in refused
+    services.end_support_access(staff.grant, actor=operator_of_platform)
+    assert "Ticket 9" not in client_for(owner, acme).get("/").content.decode()
