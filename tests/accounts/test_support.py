@@ -303,3 +303,17 @@ def test_it_shows_the_banner_to_the_members_too_and_to_nobody_else(
     assert "Ticket 9" not in refused and 'id="support-banner"' not in refused
     services.end_support_access(staff.grant, actor=operator_of_platform)
     assert "Ticket 9" not in client_for(owner, acme).get("/").content.decode()
+
+
+def test_it_opens_a_newer_access_over_an_older_one_in_the_same_session(operator_of_platform, acme):
+    client = support_client(operator_of_platform, acme)  # read-only
+    grant = services.start_support_access(
+        operator_of_platform, acme, reason="Ticket 10: fix the server", read_write=True
+    )
+    assert SupportAccess.objects.get(pk=client.grant.pk).ended_at is not None
+    _action, token = services.support_handoff(grant)
+    assert client.post("/accounts/handoff/", {"token": token}).status_code == 302
+    page = client.get("/").content.decode()
+    assert "Read-write: changes are allowed and audited." in page
+    response = client.post("/api/v1/environments/", {"name": "qa"}, content_type="application/json")
+    assert response.status_code == 201, response.content
