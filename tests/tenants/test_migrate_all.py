@@ -98,6 +98,21 @@ def _stack_action_permissions(schema: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def test_it_leaves_organisations_alone_when_only_a_shared_app_migrated(organizations):
+    """A shared app's migration (accounts: public tables) changes nothing in organisations'
+    schemas: its record missing there does not make them behind."""
+    schema = organizations[0]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'DELETE FROM "{schema}".django_migrations WHERE id ='  # noqa: S608
+            f' (SELECT max(id) FROM "{schema}".django_migrations WHERE app = %s)',
+            ["accounts"],
+        )
+        assert cursor.rowcount == 1
+
+    assert migrating.schemas_behind(migrating.tenant_schemas()) == ([], [])
+
+
 def test_it_migrates_a_schema_behind_and_leaves_the_others(organizations):
     late, *others = organizations
     _roll_back_stacks(late)
