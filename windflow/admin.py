@@ -52,6 +52,20 @@ def is_read_only_support(request) -> bool:
     return grant is not None and not grant.read_write
 
 
+class ReadOnlyAdminMixin:
+    """A record that the admin shows and never edits: written by the services (a trail, a
+    job, an index, an access), it has no add, change or delete page."""
+
+    def has_add_permission(self, request, *args, **kwargs):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class TenantOnlyAdminMixin:
     """For the ModelAdmin (or inline) of an organisation's own model.
 
@@ -150,7 +164,7 @@ if admin.site.is_registered(Task) and isinstance(
 
 
 @admin.register(Task)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every job the workers were given (the scheduler's housekeeping excepted): what,
     for which organisation, and how it ended. Read-only; kept WINDFLOW_JOB_HISTORY_DAYS."""
 
@@ -160,15 +174,6 @@ class JobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     fields = ["job", "organization", "status", "error", "queue_name", "created_at", "updated_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("job"), ordering="actor_name")
     def job(self, task):

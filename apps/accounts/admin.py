@@ -13,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from apps.tenants.models import Organization
+from windflow.admin import ReadOnlyAdminMixin
 from windflow.errors import Forbidden, ServiceError
 
 from . import services
@@ -232,7 +233,7 @@ class SupportAccessForm(forms.Form):
 
 
 @admin.register(SupportAccess)
-class SupportAccessAdmin(admin.ModelAdmin):
+class SupportAccessAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every support access, past and present. Asked for on an organisation's page (a reason
     is required), opened from here, ended early by the "End now" action; none is added,
     changed or deleted by hand."""
@@ -244,15 +245,6 @@ class SupportAccessAdmin(admin.ModelAdmin):
     readonly_fields = fields
     list_select_related = ["staff", "organization"]
     actions = ["end_now"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("mode"), ordering="read_write")
     def mode(self, grant):

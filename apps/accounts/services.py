@@ -136,13 +136,14 @@ def _refuse_if_last_owner(membership: Membership, *, action: str) -> None:
         )
 
 
-def change_role(actor: Membership, membership: Membership, role: str) -> Membership:
+def _refuse_unknown_role(role: str) -> None:
     if role not in Role.values:
         raise ServiceError(_("Unknown role “%(role)s”.") % {"role": role}, field="role")
-    if not permissions.can_change_member(actor, membership):
-        raise Forbidden(_("You cannot change the role of %(email)s.") % {"email": membership.user})
-    if Role(role) not in permissions.assignable_roles(actor):
-        raise Forbidden(_("You cannot give the role %(role)s.") % {"role": Role(role).label})
+
+
+def _set_role(membership: Membership, role: str, record) -> Membership:
+    """Give `membership` the role `role` (kept if it has it already; never the last owner
+    demoted); `record(membership, changes)` writes the audit event of the change."""
     with transaction.atomic():
         membership = Membership.objects.select_for_update().get(pk=membership.pk)
         if membership.role == role:
@@ -153,15 +154,28 @@ def change_role(actor: Membership, membership: Membership, role: str) -> Members
         membership.role = role
         membership.save(update_fields=["role"])
         _forget_membership(membership)
+        record(membership, {"role": [before, role]})
+    return membership
+
+
+def change_role(actor: Membership, membership: Membership, role: str) -> Membership:
+    _refuse_unknown_role(role)
+    if not permissions.can_change_member(actor, membership):
+        raise Forbidden(_("You cannot change the role of %(email)s.") % {"email": membership.user})
+    if Role(role) not in permissions.assignable_roles(actor):
+        raise Forbidden(_("You cannot give the role %(role)s.") % {"role": Role(role).label})
+
+    def record(membership, changes):
         record_in(
             membership.organization,
             "member.role_change",
             obj=membership.user,
             object_type="member",
-            changes={"role": [before, role]},
+            changes=changes,
             actor=actor,
         )
-    return membership
+
+    return _set_role(membership, role, record)
 
 
 def remove_member(actor: Membership, membership: Membership) -> None:
@@ -220,8 +234,7 @@ def check_staff_member_change(membership: Membership, *, role: str | None = None
 
 
 def staff_add_member(staff: User, organization, user: User, role: str) -> Membership:
-    if role not in Role.values:
-        raise ServiceError(_("Unknown role “%(role)s”.") % {"role": role}, field="role")
+    _refuse_unknown_role(role)
     with transaction.atomic():
         membership, created = Membership.objects.get_or_create(
             user=user, organization=organization, defaults={"role": role}
@@ -238,20 +251,12 @@ def staff_add_member(staff: User, organization, user: User, role: str) -> Member
 
 
 def staff_change_role(staff: User, membership: Membership, role: str) -> Membership:
-    if role not in Role.values:
-        raise ServiceError(_("Unknown role “%(role)s”.") % {"role": role}, field="role")
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
-        if membership.role == role:
-            return membership
-        if role != Role.OWNER:
-            _refuse_if_last_owner(membership, action=_("demoted"))
-        before = membership.role
-        membership.role = role
-        membership.save(update_fields=["role"])
-        _forget_membership(membership)
-        _record_member_event(staff, membership, "member.role_change", {"role": [before, role]})
-    return membership
+    _refuse_unknown_role(role)
+
+    def record(membership, changes):
+        _record_member_event(staff, membership, "member.role_change", changes)
+
+    return _set_role(membership, role, record)
 
 
 def staff_remove_member(staff: User, membership: Membership) -> None:

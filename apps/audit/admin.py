@@ -2,13 +2,13 @@ from django.contrib import admin
 
 from apps.accounts import permissions
 from apps.accounts.middleware import membership_of
-from windflow.admin import on_public_host
+from windflow.admin import ReadOnlyAdminMixin, on_public_host
 
 from .models import AuditAnchor, AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the trail is append-only (the database refuses changes anyway). The
     platform's trail for staff on the public host; an organisation's own at its host, for
     those whose role may read it."""
@@ -25,15 +25,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         if on_public_host(request):
             return super().has_view_permission(request, obj)
         return permissions.can(membership_of(request), "audit.view")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AuditAnchor)

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.choices import Role
 from apps.accounts.models import Membership
-from windflow.admin import on_public_host
+from windflow.admin import ReadOnlyAdminMixin, on_public_host
 
 from . import index
 from .models import IndexedDeployment, OfflineServer, OrganizationUsage, SecurityEvent
@@ -156,7 +156,7 @@ class OrganizationColumns:
 # --- The pages across organisations ------------------------------------------------------------
 
 
-class ConsoleAdmin(admin.ModelAdmin):
+class ConsoleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """A read-only page of the index, on the public host only (an organisation's own admin
     never lists other organisations' rows). Rows link to their organisation's Data page."""
 
@@ -169,15 +169,6 @@ class ConsoleAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return on_public_host(request) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("organisation"), ordering="organization__name")
     def organization_link(self, row):

@@ -149,18 +149,25 @@ class OrganizationUsage(models.Model):
         return str(self.organization_id)
 
 
-class IndexedDeployment(models.Model):
-    """A deployment an operator may have to look at: active (stuck when it lasts), or failed
-    and not yet followed by a success of its stack on that server (`resolved_at` then; kept a
-    day for the failure counts)."""
-
-    organization = models.ForeignKey(
+def indexed_organization(**options) -> models.ForeignKey:
+    """The organisation of an operator index row, by schema name (what the services know
+    while an organisation's schema is active); the row goes with the organisation."""
+    return models.ForeignKey(
         Organization,
         to_field="schema_name",
         on_delete=models.CASCADE,
         related_name="+",
         verbose_name=_("organisation"),
+        **options,
     )
+
+
+class IndexedDeployment(models.Model):
+    """A deployment an operator may have to look at: active (stuck when it lasts), or failed
+    and not yet followed by a success of its stack on that server (`resolved_at` then; kept a
+    day for the failure counts)."""
+
+    organization = indexed_organization()
     deployment_id = models.PositiveIntegerField(_("deployment"))
     stack = models.CharField(_("stack"), max_length=100)
     target = models.CharField(_("server"), max_length=100, blank=True)
@@ -192,13 +199,7 @@ class IndexedDeployment(models.Model):
 class OfflineServer(models.Model):
     """A server whose last check found it offline, since the first check that did."""
 
-    organization = models.ForeignKey(
-        Organization,
-        to_field="schema_name",
-        on_delete=models.CASCADE,
-        related_name="+",
-        verbose_name=_("organisation"),
-    )
+    organization = indexed_organization()
     server_id = models.PositiveIntegerField(_("server"))
     name = models.CharField(_("name"), max_length=100)
     since = models.DateTimeField(_("offline since"))
@@ -228,15 +229,7 @@ class SecurityEvent(models.Model):
     """A lockout, a compose policy refusal or a revocation, in an organisation or on the
     platform (no organisation). Kept SECURITY_EVENT_DAYS (apps.tenants.index.prune)."""
 
-    organization = models.ForeignKey(
-        Organization,
-        to_field="schema_name",
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("organisation"),
-    )
+    organization = indexed_organization(null=True, blank=True)
     kind = models.CharField(_("kind"), max_length=20, choices=SecurityEventKind.choices)
     actor = models.CharField(_("who"), max_length=254, blank=True)
     created_at = models.DateTimeField(_("time"), db_index=True)
