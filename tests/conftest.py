@@ -110,6 +110,15 @@ def live_db(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
+def operator_of_platform(db):
+    """A platform operator: a superuser, signed in on the public host's admin."""
+    from apps.accounts.models import User
+    from tests.base import PASSWORD
+
+    return User.objects.create_superuser("ops@windflow.test", PASSWORD)
+
+
+@pytest.fixture
 def membership(owner, acme, in_acme):
     """The owner's membership of acme, with acme's schema active."""
     from tests.base import member

@@ -108,6 +108,11 @@ class UserAdmin(BaseUserAdmin):
     filter_horizontal = []
     actions = ["deactivate_users"]
 
+    def has_delete_permission(self, request, obj=None):
+        # Deactivating is the removal flow (every sign-in ends, the audit trails keep the
+        # person): a deletion would drop memberships past the last-owner rule, unrecorded.
+        return False
+
     @admin.action(description=_("Deactivate the selected people (ends every sign-in now)"))
     def deactivate_users(self, request, queryset):
         count = 0
@@ -167,6 +172,13 @@ class MembershipAdmin(admin.ModelAdmin):
             saved = services.staff_add_member(request.user, obj.organization, obj.user, obj.role)
         obj.pk = saved.pk
 
+    def get_deleted_objects(self, objs, request):
+        # The member's tokens and sign-ins go with the membership (staff_remove_member): the
+        # read-only admins of those rows do not make removing a member need their delete
+        # permission.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
     def delete_model(self, request, obj):
         services.staff_remove_member(request.user, obj)
 
@@ -179,29 +191,47 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Made and revoked by an organisation's owners and admins, on its own pages."""
+
     list_display = ["email", "organization", "role", "status", "created_at", "expires_at"]
     list_filter = ["role", BY_ORGANIZATION]
     search_fields = ["email", "organization__name"]
-    readonly_fields = ["token_hash"]
+    exclude = ["token_hash"]
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only; staff revoke tokens with the action (audited in both trails)."""
+
     list_display = ["name", "prefix", "user", "organization", "scope", "last_used_at", "revoked_at"]
     list_filter = ["scope", BY_ORGANIZATION]
     search_fields = ["name", "prefix", "user__email"]
-    readonly_fields = ["prefix", "token_hash", "last_used_at"]
+    exclude = ["token_hash"]
+    actions = ["revoke"]
+
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["view"])
+    def revoke(self, request, queryset):
+        tokens = queryset.select_related("user", "organization")
+        revoked = sum(services.staff_revoke_api_token(request.user, token) for token in tokens)
+        self.message_user(request, _("%(count)d token(s) revoked.") % {"count": revoked})
 
 
 @admin.register(TokenFamily)
-class TokenFamilyAdmin(admin.ModelAdmin):
-    """JWT sign-ins (the CLI's). Deleting one, or setting its revoked time, ends it at once."""
+class TokenFamilyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """JWT sign-ins (the CLI's). Read-only; staff end one with the action, at once (audited
+    in both trails)."""
 
     list_display = ["pk", "membership", "created_at", "refreshed_at", "revoked_at"]
     list_filter = ["revoked_reason"]
     search_fields = ["membership__user__email", "membership__organization__slug"]
-    readonly_fields = ["membership", "current_jti", "created_at", "refreshed_at"]
+    exclude = ["current_jti"]
+    actions = ["end_sign_ins"]
+
+    @admin.action(description=_("End the selected sign-ins"), permissions=["view"])
+    def end_sign_ins(self, request, queryset):
+        ended = sum(services.staff_end_sign_in(request.user, family) for family in queryset)
+        self.message_user(request, _("%(count)d sign-in(s) ended.") % {"count": ended})
 
 
 # --- Support access: platform staff into an organisation, for a while, with a reason ----------

@@ -468,17 +468,30 @@ def revoke_api_token(actor: Membership, token: ApiToken) -> None:
         token.organization_id == actor.organization_id and permissions.can(actor, "token.delete")
     ):
         raise Forbidden(_("You cannot revoke this token."))
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-        hotcache.forget_on_commit(hotcache.token_key(token.token_hash))
-        record_in(token.organization, "token.revoke", obj=token, actor=actor)
-        operator_index.security_event(
-            "revocation",
-            actor=actor.user.email,
-            summary=f"API token {token.name} ({token.prefix}…) of {token.user.email}",
-            organization=token.organization,
-        )
+    _revoke_token(token, actor=actor, by=actor.user, trails=[token.organization])
+
+
+def staff_revoke_api_token(staff: User, token: ApiToken) -> bool:
+    """Platform staff revoke a token from the platform admin; recorded in the organisation's
+    trail and the platform's. False when it was revoked already."""
+    return _revoke_token(token, actor=staff, by=staff, trails=[token.organization, None])
+
+
+def _revoke_token(token: ApiToken, *, actor, by: User, trails) -> bool:
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    hotcache.forget_on_commit(hotcache.token_key(token.token_hash))
+    for organization in trails:
+        record_in(organization, "token.revoke", obj=token, actor=actor)
+    operator_index.security_event(
+        "revocation",
+        actor=by.email,
+        summary=f"API token {token.name} ({token.prefix}…) of {token.user.email}",
+        organization=token.organization,
+    )
+    return True
 
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -937,21 +950,39 @@ def refresh_token_pair(raw: str, organization) -> dict:
     return {"refresh": str(refresh), "access": str(refresh.access_token)}
 
 
-def _revoke_family(family: TokenFamily, *, reason: str) -> None:
+def staff_end_sign_in(staff: User, family: TokenFamily) -> bool:
+    """Platform staff end a JWT sign-in (the CLI's) from the platform admin; recorded in the
+    organisation's trail and the platform's. False when it had ended already."""
+    with transaction.atomic():
+        family = (
+            TokenFamily.objects.select_for_update()
+            .select_related("membership__user", "membership__organization")
+            .get(pk=family.pk)
+        )
+        if family.revoked_at is not None:
+            return False
+        _revoke_family(family, reason="staff", actor=staff)
+    return True
+
+
+def _revoke_family(family: TokenFamily, *, reason: str, actor: User | None = None) -> None:
     family.revoked_at = timezone.now()
     family.revoked_reason = reason
     family.save(update_fields=["revoked_at", "revoked_reason"])
-    record_in(
-        family.membership.organization,
-        "token.jwt_revoke",
-        object_type="jwt",
-        object_id=str(family.pk),
-        object_label=family.membership.user.email,
-        changes={"reason": reason},
-    )
+    trails = [family.membership.organization] + ([None] if actor is not None else [])
+    for organization in trails:
+        record_in(
+            organization,
+            "token.jwt_revoke",
+            object_type="jwt",
+            object_id=str(family.pk),
+            object_label=family.membership.user.email,
+            changes={"reason": reason},
+            actor=actor,
+        )
     operator_index.security_event(
         "revocation",
-        actor=family.membership.user.email,
+        actor=(actor or family.membership.user).email,
         summary=f"JWT sign-in revoked ({reason})",
         organization=family.membership.organization,
     )

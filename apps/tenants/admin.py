@@ -11,6 +11,7 @@ from django_tenants.admin import TenantAdminMixin
 
 from apps.accounts.admin import OrganizationMembershipInline
 from apps.deployments.admin import render_diagnosis
+from windflow.admin import ReadOnlyAdminMixin
 from windflow.errors import UserError
 
 from . import services
@@ -20,7 +21,9 @@ from .models import Domain, LocalEngine, Organization
 from .overview import inspect_organization
 
 
-class DomainInline(admin.TabularInline):
+class DomainInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Provisioning gives each organisation its domain; the schema's host depends on it."""
+
     model = Domain
     extra = 0
 
@@ -252,7 +255,9 @@ LIFECYCLE_DONE = {
 
 
 @admin.register(Domain)
-class DomainAdmin(admin.ModelAdmin):
+class DomainAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: provisioning makes an organisation's domain and deleting it removes it."""
+
     list_display = ["domain", "tenant", "is_primary"]
     search_fields = ["domain", "tenant__name"]
     list_filter = ["is_primary"]
@@ -261,13 +266,6 @@ class DomainAdmin(admin.ModelAdmin):
         # The base domain is the public host's: not an organisation's to edit or delete.
         public = settings.PUBLIC_SCHEMA_NAME
         return super().get_queryset(request).exclude(tenant__schema_name=public)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "tenant":
-            kwargs["queryset"] = Organization.objects.exclude(
-                schema_name=settings.PUBLIC_SCHEMA_NAME
-            )
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(LocalEngine)

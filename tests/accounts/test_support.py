@@ -21,11 +21,6 @@ TOKEN = re.compile(r'name="token" value="([^"]+)"')
 
 
 @pytest.fixture
-def operator_of_platform(db):
-    return User.objects.create_superuser("ops@windflow.test", PASSWORD)
-
-
-@pytest.fixture
 def helpdesk(db):
     """Staff who may ask for support access, not for read-write."""
     user = User.objects.create_user("helpdesk@windflow.test", PASSWORD, is_staff=True)

@@ -22,11 +22,6 @@ from windflow.admin import is_tenant_only
 SECTION = re.compile(r'<a href="(/admin/[\w]+/)" class="section"[^>]*>([^<]+)</a>')
 
 
-@pytest.fixture
-def operator_of_platform(db):
-    return User.objects.create_superuser("ops@windflow.test", PASSWORD)
-
-
 def test_it_gives_each_admin_section_its_own_title(operator_of_platform, acme):
     public, at_acme = client_for(operator_of_platform), support_client(operator_of_platform, acme)
     for client in (public, at_acme):

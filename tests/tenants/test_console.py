@@ -3,7 +3,6 @@ the public host's admin: failed and stuck deployments, offline servers, security
 largest organisations, and the organisation list's columns, filters and search. All read
 the operator index: no query per row, whatever the number of organisations."""
 
-import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -36,11 +35,6 @@ PAGES = {
     "largest": "admin:tenants_organizationusage_changelist",
     "organizations": "admin:tenants_organization_changelist",
 }
-
-
-@pytest.fixture
-def operator_of_platform(db):
-    return User.objects.create_superuser("ops@windflow.test", PASSWORD)
 
 
 def data_url(organization) -> str:
