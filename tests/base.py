@@ -50,6 +50,17 @@ COMPOSE = """services:
 """
 
 
+def has_column(schema: str, table: str, column: str) -> bool:
+    """Whether `schema`'s `table` has `column` (what a migration did there)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
+            [schema, table, column],
+        )
+        return cursor.fetchone() is not None
+
+
 def member(user, organization):
     """The Membership of `user` in `organization` (the actor services take)."""
     from apps.accounts.models import Membership

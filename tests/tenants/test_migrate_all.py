@@ -17,19 +17,10 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from apps.tenants import migrating
+from tests.base import has_column
 from tests.live import database_url_for_tests, live_organization
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _has_column(schema: str, table: str, column: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM information_schema.columns"
-            " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
-            [schema, table, column],
-        )
-        return cursor.fetchone() is not None
 
 
 def _history(schema: str) -> list[tuple]:
@@ -44,7 +35,7 @@ def _roll_back_stacks(schema: str) -> None:
         "migrate_schemas", "stacks", "0001", schema_name=schema, interactive=False, verbosity=0
     )
     connection.set_schema_to_public()
-    assert not _has_column(schema, "stacks_stack", "registry_credentials")
+    assert not has_column(schema, "stacks_stack", "registry_credentials")
 
 
 def _migrate_all(*args) -> str:
@@ -130,7 +121,7 @@ def test_it_migrates_a_schema_behind_and_leaves_the_others(organizations):
 
     assert " 1 behind" in output
     assert "1/1 (100%)" in output
-    assert _has_column(late, "stacks_stack", "registry_credentials")
+    assert has_column(late, "stacks_stack", "registry_credentials")
     # post_migrate ran in that schema for the app migrated: content type and permissions.
     assert _stack_action_permissions(late) == [
         "add_stackaction",
@@ -161,9 +152,9 @@ def test_it_reports_a_failing_schema_by_name_while_the_others_finish_and_resumes
     assert "stacks_stackaction" in message
     assert "stacks.0003_stack_action" in message
     assert f"{late}:" not in message
-    assert _has_column(late, "stacks_stack", "registry_credentials")
+    assert has_column(late, "stacks_stack", "registry_credentials")
     # All or nothing for the failing schema: 0002's column went with 0003's failure.
-    assert not _has_column(failing, "stacks_stack", "registry_credentials")
+    assert not has_column(failing, "stacks_stack", "registry_credentials")
     assert _history(failing) == history
 
     with connection.cursor() as cursor:
@@ -171,7 +162,7 @@ def test_it_reports_a_failing_schema_by_name_while_the_others_finish_and_resumes
     output = _migrate_all()
 
     assert " 1 behind" in output
-    assert _has_column(failing, "stacks_stack", "registry_credentials")
+    assert has_column(failing, "stacks_stack", "registry_credentials")
     assert migrating.schemas_behind(migrating.tenant_schemas()) == ([], [])
 
 
@@ -213,7 +204,7 @@ def test_it_leaves_each_schema_migrated_or_as_it_was_when_stopped_and_resumes(li
             if schema in behind:
                 assert _history(schema) == behind_history[schema], schema
             else:
-                assert _has_column(schema, "stacks_stack", "registry_credentials"), schema
+                assert has_column(schema, "stacks_stack", "registry_credentials"), schema
 
         output = _migrate_all()
 
@@ -240,4 +231,4 @@ def test_it_migrates_the_template_first(live_db):
 
     assert f"template {template}: " in output
     assert "migration(s) applied" in output
-    assert _has_column(template, "stacks_stack", "registry_credentials")
+    assert has_column(template, "stacks_stack", "registry_credentials")

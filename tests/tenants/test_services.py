@@ -7,6 +7,7 @@ from django_tenants.utils import schema_exists
 from apps.accounts.models import Membership
 from apps.tenants import services
 from apps.tenants.models import Domain, Organization
+from tests.base import has_column
 
 
 def test_it_provisions_schema_domain_and_owner(owner):
@@ -67,16 +68,6 @@ def test_it_builds_organisation_urls_with_the_public_port(acme, settings):
     assert acme.url("/environments/") == "https://acme.windflow.example:8443/environments/"
 
 
-def _has_column(schema: str, table: str, column: str) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM information_schema.columns"
-            " WHERE table_schema = %s AND table_name = %s AND column_name = %s",
-            [schema, table, column],
-        )
-        return cursor.fetchone() is not None
-
-
 def test_it_migrates_every_schema_with_migrate_all(acme, globex, capsys):
     """`manage.py migrate_all` (the release step) brings an organisation whose schema is
     behind up to date, and leaves the others as they are."""
@@ -90,12 +81,12 @@ def test_it_migrates_every_schema_with_migrate_all(acme, globex, capsys):
         interactive=False,
         verbosity=0,
     )
-    assert not _has_column(acme.schema_name, "stacks_stack", "registry_credentials")
-    assert _has_column(globex.schema_name, "stacks_stack", "registry_credentials")
+    assert not has_column(acme.schema_name, "stacks_stack", "registry_credentials")
+    assert has_column(globex.schema_name, "stacks_stack", "registry_credentials")
 
     call_command("migrate_all", verbosity=0)
     assert capsys.readouterr().out.strip().endswith("All schemas are up to date.")
     for organization in (acme, globex):
-        assert _has_column(organization.schema_name, "stacks_stack", "registry_credentials")
-    assert _has_column(settings.TENANT_BASE_SCHEMA, "stacks_stack", "registry_credentials")
+        assert has_column(organization.schema_name, "stacks_stack", "registry_credentials")
+    assert has_column(settings.TENANT_BASE_SCHEMA, "stacks_stack", "registry_credentials")
     assert connection.schema_name == "public"
