@@ -127,6 +127,34 @@ def membership(owner, acme, in_acme):
 
 
 @pytest.fixture
+def failed_deployment(membership, make_stack):
+    """acme's stack `shop`, whose deployment failed with a diagnosis (public schema active)."""
+    from django.db import connection
+
+    from apps.deployments import journal
+    from apps.deployments.choices import DeploymentStatus
+    from apps.deployments.services import request_deployment
+
+    stack = make_stack()
+    deployment = request_deployment(membership, stack)
+    journal.finish(
+        deployment,
+        DeploymentStatus.FAILED,
+        "web exited with code 3",
+        {
+            "code": "container_exited",
+            "summary": "web exited with code 3",
+            "service": "web",
+            "hint": "Read the container's log: it stopped by itself.",
+            "detail": "line one\nline two",
+            "containers": ["shop-web-1"],
+        },
+    )
+    connection.set_schema_to_public()
+    return deployment
+
+
+@pytest.fixture
 def staging(in_acme):
     from apps.environments.models import Environment
 

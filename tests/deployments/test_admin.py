@@ -2,30 +2,15 @@
 
 from django.db import connection
 
-from apps.accounts.models import User
-from apps.deployments import journal, services
-from apps.deployments.choices import DeploymentStatus
-from tests.base import PASSWORD, client_for, support_client
+from apps.deployments import services
+from tests.base import client_for, support_client
 
 
-def test_it_renders_why_a_deployment_failed_for_people(membership, make_stack, acme):
-    deployment = services.request_deployment(membership, make_stack())
-    journal.finish(
-        deployment,
-        DeploymentStatus.FAILED,
-        "web exited with code 3",
-        {
-            "code": "container_exited",
-            "summary": "web exited with code 3",
-            "service": "web",
-            "hint": "Read the container's log: it stopped by itself.",
-            "detail": "line one\nline two",
-        },
-    )
-    connection.set_schema_to_public()
-    staff = User.objects.create_superuser("ops@windflow.test", PASSWORD)
-    client = support_client(staff, acme)
-    response = client.get(f"/admin/deployments/deployment/{deployment.pk}/change/")
+def test_it_renders_why_a_deployment_failed_for_people(
+    failed_deployment, operator_of_platform, acme
+):
+    client = support_client(operator_of_platform, acme)
+    response = client.get(f"/admin/deployments/deployment/{failed_deployment.pk}/change/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "<strong>web exited with code 3</strong> <code>container_exited</code>" in page

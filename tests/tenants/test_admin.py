@@ -4,7 +4,6 @@ organisation's data readable there (read-only, audited) without signing in at it
 
 import re
 
-import pytest
 from django.contrib import admin
 from django.db import connection
 from django.urls import reverse
@@ -12,9 +11,6 @@ from django_tenants.utils import schema_context, tenant_context
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.deployments import journal
-from apps.deployments import services as deployments
-from apps.deployments.choices import DeploymentStatus
 from apps.tenants.models import Organization
 from tests.base import PASSWORD, client_for, support_client
 from windflow.admin import is_tenant_only
@@ -76,28 +72,6 @@ def test_it_hides_the_public_organisation_and_refuses_its_deletion(operator_of_p
     domains = client.get("/admin/tenants/domain/").content.decode()
     assert ">acme.localhost<" in domains
     assert ">localhost<" not in domains
-
-
-@pytest.fixture
-def failed_deployment(membership, make_stack):
-    """acme's stack `shop`, whose deployment #1 failed with a diagnosis."""
-    stack = make_stack()
-    deployment = deployments.request_deployment(membership, stack)
-    journal.finish(
-        deployment,
-        DeploymentStatus.FAILED,
-        "web exited with code 3",
-        {
-            "code": "container_exited",
-            "summary": "web exited with code 3",
-            "service": "web",
-            "hint": "Read the container's log: it stopped by itself.",
-            "detail": "line one\nline two",
-            "containers": ["shop-web-1"],
-        },
-    )
-    connection.set_schema_to_public()
-    return deployment
 
 
 def test_it_shows_an_organisation_s_data_to_staff_from_the_public_host(
