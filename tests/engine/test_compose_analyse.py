@@ -24,14 +24,14 @@ def test_it_reports_every_kind_of_error_at_once():
     assert errors(analysis) == [
         ("compose-unsupported", "services.web.build"),
         ("variable-missing", "services.web.image"),
-        ("compose-unsupported", "services.web.secrets"),
+        ("compose-undeclared-secret", "services.web.secrets[0]"),
         ("compose-undeclared-volume", "services.web.volumes[0]"),
         ("variable-missing", "services.web.environment.DB_HOST"),
     ]
     assert analysis.missing == ("DB_HOST", "TAG")
     assert analysis.plan is None
     lines = {p.path: p.line for p in analysis.errors}
-    assert lines["services.web.secrets"] == 5 and lines["services.web.volumes[0]"] == 6
+    assert lines["services.web.secrets[0]"] == 5 and lines["services.web.volumes[0]"] == 6
 
 
 def test_a_value_that_could_not_be_interpolated_is_left_to_its_own_error():
@@ -46,9 +46,9 @@ def test_a_value_that_could_not_be_interpolated_is_left_to_its_own_error():
 
 
 def test_a_file_of_the_wrong_shape_still_gets_its_unsupported_keys():
-    text = "services:\n  web:\n    image: nginx:1.27\n    ports: 12\n    secrets: [x]\n"
+    text = "services:\n  web:\n    image: nginx:1.27\n    ports: 12\n    profiles: [x]\n"
     analysis = analyse(text, {}, project="shop")
     assert errors(analysis) == [
         ("compose-schema", "services.web.ports"),
-        ("compose-unsupported", "services.web.secrets"),
+        ("compose-unsupported", "services.web.profiles"),
     ]

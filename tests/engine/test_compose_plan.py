@@ -7,6 +7,8 @@ import pytest
 
 from windflow.engine.compose import ComposeError
 from windflow.engine.compose.plan import (
+    BuildSpec,
+    ProjectFile,
     build_plan,
     compose_labels,
     parse_duration,
@@ -117,9 +119,16 @@ def test_it_refuses_what_the_driver_would_not_apply_and_says_what_to_do():
             "p",
         )
     problems = {p.path: p for p in refused.value.problems}
-    assert set(problems) == {"services.web.secrets", "services.web.profiles", "services.web.links"}
-    assert "WindFlow secret" in problems["services.web.secrets"].hint
-    assert {p.code for p in problems.values()} == {"compose-unsupported"}
+    assert set(problems) == {
+        "services.web.secrets[0]",
+        "services.web.profiles",
+        "services.web.links",
+    }
+    # Compose secrets are supported now: an undeclared one is what is wrong.
+    assert problems["services.web.secrets[0]"].code == "compose-undeclared-secret"
+    assert "secrets: {token: {file: ./token}}" in problems["services.web.secrets[0]"].hint
+    assert problems["services.web.profiles"].code == "compose-unsupported"
+    assert problems["services.web.links"].code == "compose-unsupported"
 
 
 def test_it_normalises_ports_short_and_long():
@@ -180,7 +189,6 @@ def test_it_normalises_volumes_and_maps_named_ones_to_docker_names():
             "target": "/var/lib/postgresql/data",
             "read_only": False,
         },
-        {"type": "bind", "source": "./conf", "target": "/etc/app", "read_only": True},
         {"type": "bind", "source": "/srv/logs", "target": "/logs", "read_only": False, "mode": "z"},
         {"type": "volume", "source": None, "target": "/scratch", "read_only": False},
         {
@@ -193,6 +201,8 @@ def test_it_normalises_volumes_and_maps_named_ones_to_docker_names():
         {"type": "bind", "source": "/etc/ssl", "target": "/ssl", "read_only": True},
         {"type": "volume", "source": "team-shared", "target": "/shared", "read_only": False},
     ]
+    # The relative bind is a file of the project, served from the revision's folder.
+    assert plan.service("db").files == (ProjectFile("conf", "/etc/app", True, kind="bind"),)
     volumes = {v.key: v for v in plan.volumes}
     assert volumes["data"].name == "shop_data" and not volumes["data"].external
     assert volumes["data"].labels["com.docker.compose.volume"] == "data"
@@ -410,3 +420,102 @@ def test_it_builds_compose_compatible_labels():
     }
     labels = compose_labels("shop", "web", 1, "abc", working_dir="/srv/shop")
     assert labels["com.docker.compose.project.working_dir"] == "/srv/shop"
+
+
+# --- project files and builds (issue 13) ---------------------------------------------------
+
+
+def test_it_plans_a_build_with_its_context_args_target_and_labels():
+    plan = build_plan(
+        stack(
+            api={
+                "build": {
+                    "context": "./services/api/",
+                    "dockerfile": "docker/Dockerfile.prod",
+                    "args": {"VERSION": "1.2", "EMPTY": None},
+                    "target": "runtime",
+                    "labels": ["team=shop"],
+                },
+                "pull_policy": "build",
+            },
+            web={"build": "."},
+            db={},
+        ),
+        "p",
+    )
+    api = plan.service("api")
+    assert api.build == BuildSpec(
+        context="services/api",
+        dockerfile="docker/Dockerfile.prod",
+        args={"VERSION": "1.2"},
+        target="runtime",
+        labels={"team": "shop"},
+    )
+    assert api.pull_policy == "build"
+    assert plan.service("web").build == BuildSpec(context=".")
+    assert [spec.name for spec in plan.builds] == ["api", "web"]
+    assert plan.images == ["nginx:1.27"]  # db's: built images are not pulled
+
+
+def test_a_service_without_build_or_files_keeps_the_hash_it_had_before():
+    plain = build_plan(stack(web={}), "p").service("web")
+    assert "build" not in plain.hashed_config() and "files" not in plain.hashed_config()
+    built = build_plan(stack(web={"build": "."}), "p").service("web")
+    other = build_plan(stack(web={"build": {"context": ".", "args": {"A": "1"}}}), "p")
+    assert built.config_hash != other.service("web").config_hash
+
+
+def test_relative_binds_configs_and_secrets_become_project_files():
+    document = {
+        "services": {
+            "web": {
+                "image": "nginx",
+                "volumes": [
+                    "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro",
+                    "static/site:/srv",
+                    "/var/log:/logs",
+                    "data:/data",
+                ],
+                "configs": ["app", {"source": "app", "target": "/etc/app.ini"}],
+                "secrets": ["db_password", {"source": "api_key", "target": "key"}],
+            }
+        },
+        "volumes": {"data": {}},
+        "configs": {"app": {"file": "./config/app.ini"}},
+        "secrets": {"db_password": {"environment": "DB_PASSWORD"}, "api_key": {"file": "key.txt"}},
+    }
+    web = build_plan(document, "p").service("web")
+    assert web.files == (
+        ProjectFile("nginx/nginx.conf", "/etc/nginx/nginx.conf", True, kind="bind"),
+        ProjectFile("static/site", "/srv", False, kind="bind"),
+        ProjectFile("config/app.ini", "/app", True, kind="config", name="app"),
+        ProjectFile("config/app.ini", "/etc/app.ini", True, kind="config", name="app"),
+        ProjectFile(
+            "", "/run/secrets/db_password", True, kind="secret", secret="DB_PASSWORD",
+            name="db_password",
+        ),
+        ProjectFile("key.txt", "/run/secrets/key", True, kind="secret", name="api_key"),
+    )  # fmt: skip
+    # The host path and the named volume stay volumes; the project files do not.
+    assert [v["target"] for v in web.volumes] == ["/logs", "/data"]
+    assert web.files[4].stored_as == "db_password"
+
+
+@pytest.mark.parametrize(
+    "volume", ["../secrets:/s", "./a/../../b:/b", "~/.ssh:/root/.ssh"], ids=["up", "sneaky", "home"]
+)
+def test_a_bind_outside_the_project_is_refused_with_a_hint(volume):
+    with pytest.raises(ComposeError) as refused:
+        build_plan(stack(web={"volumes": [volume]}), "p")
+    assert refused.value.code == "compose-outside-project"
+    assert refused.value.hint
+
+
+def test_an_unknown_pull_policy_and_an_unsupported_build_key_are_refused():
+    with pytest.raises(ComposeError) as refused:
+        build_plan(
+            stack(web={"pull_policy": "sometimes"}, api={"build": {"context": ".", "ssh": ["x"]}}),
+            "p",
+        )
+    paths = {p.path for p in refused.value.problems}
+    assert paths == {"services.web.pull_policy", "services.api.build.ssh"}

@@ -229,6 +229,6 @@ def test_it_reports_every_kind_of_problem_in_one_validation(owner, acme, staging
     assert errors == [
         ("compose-unsupported", "services.web.build", 3),
         ("variable-missing", "services.web.image", 4),
-        ("compose-unsupported", "services.web.secrets", 5),
+        ("compose-undeclared-secret", "services.web.secrets[0]", 5),
         ("compose-undeclared-volume", "services.web.volumes[0]", 6),
     ]

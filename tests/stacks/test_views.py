@@ -147,7 +147,7 @@ def test_it_shows_every_kind_of_error_at_once(owner, acme, staging):
     )
     assert 'data-rule="compose-unsupported"' in body
     assert "services.web.build: build is not supported" in body
-    assert "services.web.secrets: secrets is not supported" in body
+    assert "services.web.secrets[0]: the secret &quot;db&quot; is not declared" in body
 
 
 def test_it_refuses_viewers_the_editor_and_hides_the_buttons(make_stack, viewer, acme):

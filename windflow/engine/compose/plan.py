@@ -19,8 +19,10 @@ Pure Python, no Django, no Docker. Every refusal is a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -72,6 +74,9 @@ _HANDLED = frozenset(
         "volumes_from",
         "pull_policy",
         "container_name",
+        "build",
+        "secrets",
+        "configs",
     }
 )
 # Other service keys a plan carries in ``extra`` and the Docker driver applies. A key
@@ -88,17 +93,71 @@ APPLIED_EXTRA = frozenset(
 )  # fmt: skip
 # What to do instead, for the keys people use most that WindFlow does not apply yet.
 _INSTEAD = {
-    "secrets": "pass the value as ${NAME} in environment:, from a WindFlow secret",
-    "configs": "put the file in the image, or its content in an environment variable",
     "profiles": "keep only the services to deploy in the stack's file",
     "links": "use the service name itself on the project network (link aliases are legacy)",
     "volumes_from": "mount the same named volume in both services",
 }
 # Fields of a ServiceSpec left out of its config hash.
 _NOT_HASHED = frozenset({"replicas", "depends_on", "pull_policy", "config_hash"})
+# Fields hashed only when set, so that a service without them keeps the hash it had before
+# they existed (no container is recreated by an upgrade of WindFlow).
+_HASHED_WHEN_SET = frozenset({"build", "files"})
+PULL_POLICIES = ("always", "missing", "never", "build")
+_PULL_ALIASES = {"if_not_present": "missing"}
+SECRETS_DIR = "/run/secrets"
+# build: keys a BuildSpec carries; the others are refused, never dropped.
+_BUILD_KEYS = frozenset(
+    {
+        "context", "dockerfile", "args", "target", "labels", "network", "extra_hosts",
+        "shm_size", "no_cache", "pull", "cache_from",
+    }
+)  # fmt: skip
 
 
 # --- specs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """A service's ``build:``. ``context`` is a project-relative posix path ("." for the
+    project root), ``dockerfile`` is relative to the context. ``args`` drop a name without a
+    value (no shell environment to take it from)."""
+
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    network: str | None = None
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    shm_size: int | None = None
+    no_cache: bool = False
+    pull: bool = False
+    cache_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """A file (or folder) of the project that a service mounts: a relative bind mount
+    (``kind`` "bind"), a compose ``configs:`` file ("config") or a compose ``secrets:`` entry
+    ("secret"). ``source`` is project-relative (posix, normalised; "" for a secret whose
+    value is the WindFlow secret ``secret``); ``target`` the path in the container; ``name``
+    the key of the config or secret under the top-level ``configs:`` / ``secrets:``."""
+
+    source: str
+    target: str
+    read_only: bool = True
+    kind: str = "bind"
+    secret: str | None = None
+    name: str = ""
+
+    @property
+    def stored_as(self) -> str:
+        """Where the file sits in the revision's files folder (binds, configs) or secrets
+        folder (secrets): its project path, or a secret's name."""
+        if self.kind == "secret":
+            return self.name or self.secret or posixpath.basename(self.source)
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -177,6 +236,8 @@ class ServiceSpec:
     pull_policy: str = "missing"
     depends_on: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    build: BuildSpec | None = None
+    files: tuple[ProjectFile, ...] = ()
     config_hash: str = ""
 
     @property
@@ -189,12 +250,18 @@ class ServiceSpec:
 
     def hashed_config(self) -> dict[str, Any]:
         """The configuration the hash covers (everything but replicas, depends_on,
-        pull_policy)."""
-        return {
-            name: getattr(self, name)
-            for name in self.__dataclass_fields__
-            if name not in _NOT_HASHED
-        }
+        pull_policy; build and files only when the service has them)."""
+        config = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name in _NOT_HASHED or (name in _HASHED_WHEN_SET and not value):
+                continue
+            if name == "build":
+                value = dataclasses.asdict(value)
+            elif name == "files":
+                value = [dataclasses.asdict(item) for item in value]
+            config[name] = value
+        return config
 
 
 @dataclass(frozen=True)
@@ -216,6 +283,17 @@ class Plan:
     def hashes(self) -> dict[str, str]:
         """``{service: config_hash}``, to compare with the running containers' labels."""
         return {spec.name: spec.config_hash for spec in self.services}
+
+    @property
+    def files(self) -> list[ProjectFile]:
+        """Every project file the services mount, each once (binds and configs first)."""
+        found = dict.fromkeys(item for spec in self.services for item in spec.files)
+        return sorted(found, key=lambda item: (item.kind == "secret", item.stored_as))
+
+    @property
+    def builds(self) -> list[ServiceSpec]:
+        """The services whose image is built from the project."""
+        return [spec for spec in self.services if spec.build is not None]
 
 
 # --- labels and names ----------------------------------------------------------------------
@@ -450,16 +528,178 @@ class _Planner:
         values["replicas"] = self.replicas(config, deploy, base)
         for key in ("user", "working_dir", "container_name"):
             values[key] = None if config.get(key) is None else str(config[key])
-        values["pull_policy"] = str(config.get("pull_policy") or "missing")
+        values["pull_policy"] = self.pull_policy(config.get("pull_policy"), base)
         values["depends_on"] = self.dependencies(name, config, base)
         values["extra"] = {
             key: value
             for key, value in config.items()
             if key not in _HANDLED and not str(key).startswith("x-")
         }
+        values["build"] = self.build(config.get("build"), (*base, "build"))
+        values["files"] = tuple(
+            [
+                *self.project_binds(config.get("volumes") or [], (*base, "volumes")),
+                *self.mounted("configs", config.get("configs") or [], base),
+                *self.mounted("secrets", config.get("secrets") or [], base),
+            ]
+        )
         self.problems.extend(unsupported_keys(name, config))
         spec = ServiceSpec(**values)
         return ServiceSpec(**{**values, "config_hash": config_hash(spec.hashed_config())})
+
+    def pull_policy(self, value: Any, base: tuple) -> str:
+        policy = _PULL_ALIASES.get(str(value), str(value)) if value is not None else "missing"
+        if policy not in PULL_POLICIES:
+            path = (*base, "pull_policy")
+            self.problem(
+                f'{format_path(path)}: unknown pull_policy "{value}"',
+                path,
+                "compose-invalid-value",
+                "Use one of: " + ", ".join(PULL_POLICIES) + ".",
+            )
+            return "missing"
+        return policy
+
+    def project_path(self, value: Any, path: tuple, what: str) -> str | None:
+        """A project-relative path, normalised ("./a/../b" -> "b"); None (and a problem)
+        for a path outside the project."""
+        text = str(value)
+        if text.startswith("~") or text.startswith("/") or "://" in text:
+            self.problem(
+                f'{format_path(path)}: the {what} "{text}" is not a path of the project',
+                path,
+                "compose-outside-project",
+                "Use a path relative to the compose file, such as ./config/app.conf.",
+            )
+            return None
+        normal = posixpath.normpath(text)
+        if normal == ".." or normal.startswith("../"):
+            self.problem(
+                f'{format_path(path)}: the {what} "{text}" is outside the project',
+                path,
+                "compose-outside-project",
+                "Keep the files a stack uses inside its project folder.",
+            )
+            return None
+        return normal
+
+    def build(self, value: Any, path: tuple) -> BuildSpec | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            value = {"context": value}
+        for key in sorted(set(map(str, value)) - _BUILD_KEYS):
+            if key.startswith("x-"):
+                continue
+            self.problem(
+                f"{format_path((*path, key))}: build {key} is not supported by WindFlow yet",
+                (*path, key),
+                "compose-unsupported",
+                "Remove it: WindFlow builds with the classic builder (context, dockerfile, "
+                "args, target, labels).",
+            )
+        context = self.project_path(value.get("context") or ".", (*path, "context"), "context")
+        dockerfile = posixpath.normpath(str(value.get("dockerfile") or "Dockerfile"))
+        if dockerfile.startswith("/") or dockerfile == ".." or dockerfile.startswith("../"):
+            self.problem(
+                f'{format_path((*path, "dockerfile"))}: the Dockerfile "{dockerfile}" is '
+                "outside the build context",
+                (*path, "dockerfile"),
+                "compose-outside-project",
+                "Give the Dockerfile's path relative to the build context.",
+            )
+        shm_size = None
+        if value.get("shm_size") is not None:
+            try:
+                shm_size = parse_memory(value["shm_size"])
+            except ValueError as error:
+                self.bad_value((*path, "shm_size"), error)
+        hosts = value.get("extra_hosts") or {}
+        if isinstance(hosts, list):
+            hosts = dict(
+                str(item).partition("=")[::2] if "=" in str(item) else str(item).partition(":")[::2]
+                for item in hosts
+            )
+        cache_from = value.get("cache_from") or ()
+        return BuildSpec(
+            context=context or ".",
+            dockerfile=dockerfile,
+            args=_environment(value.get("args")),
+            target=None if value.get("target") is None else str(value["target"]),
+            labels=_str_dict(value.get("labels")),
+            network=None if value.get("network") is None else str(value["network"]),
+            extra_hosts={str(k): str(v) for k, v in dict(hosts).items()},
+            shm_size=shm_size,
+            no_cache=bool(value.get("no_cache", False)),
+            pull=bool(value.get("pull", False)),
+            cache_from=tuple(str(item) for item in cache_from),
+        )
+
+    def project_binds(self, volumes: list, path: tuple) -> list[ProjectFile]:
+        """The relative bind mounts of a service (``./nginx.conf:/etc/nginx/nginx.conf``):
+        files of the project, served from the revision's files folder on the server."""
+        out = []
+        for index, volume in enumerate(volumes):
+            try:
+                mount = _mount(volume)
+            except ValueError:
+                continue  # service_volumes says so
+            if mount["type"] != "bind" or not _relative(mount["source"]):
+                continue
+            source = self.project_path(mount["source"], (*path, index), "bind mount")
+            if source is not None:
+                out.append(
+                    ProjectFile(source, mount["target"], bool(mount["read_only"]), kind="bind")
+                )
+        return out
+
+    def mounted(self, section: str, entries: Any, base: tuple) -> list[ProjectFile]:
+        """A service's ``configs:`` or ``secrets:`` (short or long syntax) as project files,
+        from the top-level declaration of each."""
+        kind = section[:-1]
+        declared = self.document.get(section) or {}
+        out = []
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            path = (*base, section, index)
+            if isinstance(entry, dict):
+                key, target = str(entry.get("source") or ""), entry.get("target")
+            else:
+                key, target = str(entry), None
+            top = declared.get(key) if isinstance(declared, dict) else None
+            if top is None:
+                self.problem(
+                    f'{format_path(path)}: the {kind} "{key}" is not declared under the '
+                    f"top-level {section}:",
+                    path,
+                    "compose-undeclared-" + kind,
+                    f"Add it at the top level: {section}: {{{key}: {{file: ./{key}}}}}.",
+                )
+                continue
+            top_path = (section, key)
+            if kind == "secret":
+                target = str(target or key)
+                if not target.startswith("/"):
+                    target = f"{SECRETS_DIR}/{target}"
+            else:
+                target = str(target or f"/{key}")
+            if top.get("file") is not None:
+                source = self.project_path(top["file"], (*top_path, "file"), f"{kind} file")
+                if source is not None:
+                    out.append(ProjectFile(source, target, True, kind=kind, name=key))
+            elif kind == "secret" and top.get("environment"):
+                name = str(top["environment"])
+                out.append(ProjectFile("", target, True, kind="secret", secret=name, name=key))
+            else:
+                how = "file: (a file of the project)"
+                if kind == "secret":
+                    how += " or environment: (the name of a WindFlow secret)"
+                self.problem(
+                    f"{format_path(top_path)}: WindFlow takes a {kind} from {how} only",
+                    top_path,
+                    "compose-unsupported",
+                    "external, content: and name: are not supported yet.",
+                )
+        return out
 
     def argv(self, value: Any, path: tuple) -> list[str] | None:
         if value is None:
@@ -489,6 +729,8 @@ class _Planner:
             except ValueError as error:
                 self.bad_value((*path, index), error)
                 continue
+            if mount["type"] == "bind" and _relative(mount["source"]):
+                continue  # a project file (project_binds)
             if mount["type"] == "volume" and mount["source"]:
                 declared = self.volumes.get(mount["source"])
                 if declared is None:
@@ -710,6 +952,12 @@ def unsupported_keys(name: str, config: Any) -> list[Problem]:
     return problems
 
 
+def _relative(source: Any) -> bool:
+    """A bind source relative to the project (``./conf``, ``conf/app.ini``), not a host
+    path (``/srv``) nor a home path (``~``, refused as outside the project)."""
+    return bool(source) and not str(source).startswith("/")
+
+
 def _whole(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a whole number")
@@ -868,7 +1116,7 @@ def _mount(volume: Any) -> dict[str, Any]:
     modes = parts[2].split(",") if len(parts) == 3 else []
     if not source or not target:
         raise ValueError(f'"{text}" is not source:target[:mode]')
-    kind = "bind" if source.startswith(("/", ".", "~")) else "volume"
+    kind = "bind" if source.startswith(("/", ".", "~")) or "/" in source else "volume"
     mount = {
         "type": kind,
         "source": source,
@@ -943,7 +1191,9 @@ def build_plan(document: dict[str, Any], project: str) -> Plan:
     ]
     planner.raise_if_any()
     order = waves({spec.name: spec.depends_on for spec in services})
-    images = list(dict.fromkeys(spec.image for spec in services if spec.image))
+    images = list(
+        dict.fromkeys(spec.image for spec in services if spec.image and spec.build is None)
+    )
     return Plan(
         project=project,
         networks=planner.network_list(),
@@ -956,8 +1206,11 @@ def build_plan(document: dict[str, Any], project: str) -> Plan:
 
 __all__ = [
     "CONDITIONS",
+    "PULL_POLICIES",
+    "BuildSpec",
     "NetworkSpec",
     "Plan",
+    "ProjectFile",
     "ServiceSpec",
     "VolumeSpec",
     "build_plan",
