@@ -14,3 +14,11 @@ class ControlStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
+
+
+class SourceKind(models.TextChoices):
+    """Where a revision's content came from."""
+
+    INLINE = "inline", _("Compose text")
+    GIT = "git", _("Git repository")
+    ARCHIVE = "archive", _("Uploaded archive")

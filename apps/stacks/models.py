@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from windflow.models import public_user_reference
 
-from .choices import ControlAction, ControlStatus
+from .choices import ControlAction, ControlStatus, SourceKind
 
 # A compose project name: what `docker compose ls` shows on the server.
 STACK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -120,6 +120,18 @@ class StackRevision(models.Model):
     message = models.CharField(_("message"), max_length=200, blank=True)
     author = public_user_reference(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Where the content came from (issue 13). `compose` is then the project's MERGED compose
+    # text (files, include and extends resolved), and `manifest` maps every file of the
+    # project folder the revision uses to its sha256, so two revisions compare file by file.
+    source_kind = models.CharField(
+        _("source"), max_length=8, choices=SourceKind.choices, default=SourceKind.INLINE
+    )
+    commit_sha = models.CharField(_("commit"), max_length=40, blank=True)
+    archive_digest = models.CharField(_("archive digest"), max_length=64, blank=True)
+    source_ref = models.CharField(_("branch or tag"), max_length=255, blank=True)
+    subfolder = models.CharField(_("subfolder"), max_length=255, blank=True)
+    compose_files = models.JSONField(_("compose files"), default=list, blank=True)
+    manifest = models.JSONField(_("files"), default=dict, blank=True)
 
     audit_type = "stack_revision"
 
@@ -146,6 +158,10 @@ class StackRevision(models.Model):
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.compose.encode()).hexdigest()[:12]
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit_sha[:10]
 
 
 class StackAction(models.Model):

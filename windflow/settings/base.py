@@ -67,6 +67,7 @@ TENANT_APPS = [
     "apps.secrets",
     "apps.targets",
     "apps.stacks",
+    "apps.sources",
     "apps.deployments",
     "apps.notifications",
 ]
