@@ -133,6 +133,7 @@ def test_it_keeps_rules_documented_and_problems_serialisable():
         "severity": "error",
         "message": "m",
         "path": "services.web",
+        "file": None,
         "line": None,
         "column": None,
         "hint": "",

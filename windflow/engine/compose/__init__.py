@@ -9,6 +9,8 @@ variables are missing).
 - ``load``: :func:`~windflow.engine.compose.load.load_compose`.
 - ``interpolate``: :func:`~windflow.engine.compose.interpolate.interpolate`,
   :func:`~windflow.engine.compose.interpolate.referenced_variables`.
+- ``project``: :func:`~windflow.engine.compose.project.load_project` (a project folder:
+  several files, ``include``, ``extends``, ``env_file``, into one merged compose text).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ Path = tuple[PathElement, ...]
 class Problem:
     """One finding about a compose file: ``severity`` is "error", "warning" or "info";
     ``line`` / ``column`` are 1-based (None when unknown); ``path`` is like
-    ``services.web.environment.DB_URL``; ``code`` a stable id; ``hint`` a fix."""
+    ``services.web.environment.DB_URL``; ``code`` a stable id; ``hint`` a fix; ``file``
+    the project-relative file the line is in (``compose.override.yaml``) when the finding
+    comes from a project folder (:mod:`windflow.engine.compose.project`), else None."""
 
     severity: str
     message: str
@@ -36,6 +40,7 @@ class Problem:
     column: int | None = None
     code: str = ""
     hint: str = ""
+    file: str | None = None
 
     @property
     def rule(self) -> str:
@@ -49,6 +54,7 @@ class Problem:
             "severity": self.severity,
             "message": self.message,
             "path": self.path,
+            "file": self.file,
             "line": self.line,
             "column": self.column,
             "hint": self.hint,

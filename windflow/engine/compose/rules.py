@@ -39,6 +39,22 @@ STEP_IDS: dict[str, str] = {
     "compose-conflicting-values": "Two keys that set the same thing differently",
     "compose-unknown-service": "A dependency on a service that is not in the file",
     "compose-dependency-cycle": "Services that depend on each other in a cycle",
+    # reading a project folder (windflow.engine.compose.project)
+    "project-no-compose-file": "The project folder has no compose file",
+    "project-file-missing": "A file the compose uses is not in the project",
+    "project-path-outside": "A path outside the project folder (../, absolute, escaping link)",
+    "project-path-invalid": "A path that uses a variable that is not set",
+    "project-home-path": "A ~ path (a home directory)",
+    "project-file-too-large": "A compose or env file larger than the limit (1 MiB)",
+    "project-too-many-files": "The project makes WindFlow read too many files",
+    "project-too-deep": "include or extends nested deeper than the limit",
+    "project-include-invalid": "An include entry without a file",
+    "project-include-cycle": "Files that include each other in a cycle",
+    "project-include-conflict": "An included file defines a resource the project already has",
+    "project-extends-invalid": "extends names no service, or a service that does not exist",
+    "project-extends-cycle": "Services that extend each other in a cycle",
+    "project-env-file-invalid": "A line of an env file that is not KEY=VALUE",
+    "project-build-context": "A build context that is not a folder of the project",
 }
 
 

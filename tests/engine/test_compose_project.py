@@ -1,0 +1,762 @@
+"""windflow.engine.compose.project: a project folder (several compose files, include,
+extends, env_file, .env, files beside the compose file) into one merged compose text, with
+the file and line of every value. Folders are written to tmp_path; no Docker."""
+
+import os
+import textwrap
+
+import pytest
+
+from windflow.engine.compose import ComposeError
+from windflow.engine.compose.load import MAX_BYTES, load_compose
+from windflow.engine.compose.project import (
+    MAX_FILES,
+    EnvFileError,
+    load_project,
+    parse_env_file,
+)
+
+
+def write(root, files):
+    """`files`: project-relative path -> text (dedented); a path ending in / is a folder."""
+    for name, text in files.items():
+        path = root / name
+        if name.endswith("/"):
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+def refusal(root, files=(), **kwargs):
+    with pytest.raises(ComposeError) as caught:
+        load_project(root, files, **kwargs)
+    return caught.value
+
+
+def problems(error):
+    return [(p.code, p.file, p.line) for p in error.problems]
+
+
+# --- files and defaults ---------------------------------------------------------------------
+
+
+def test_it_reads_the_default_compose_file_and_its_override(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: nginx:1.27\n",
+            "compose.override.yaml": "services:\n  web:\n    restart: always\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.compose_files == ["compose.yaml", "compose.override.yaml"]
+    assert project.document == {"services": {"web": {"image": "nginx:1.27", "restart": "always"}}}
+    assert load_compose(project.compose_text) == project.document
+    assert project.source_map["services.web.restart"] == ("compose.override.yaml", 3)
+    assert project.source_map["services.web.image"] == ("compose.yaml", 3)
+
+
+def test_it_falls_back_to_docker_compose_yml(tmp_path):
+    write(tmp_path, {"docker-compose.yml": "services:\n  web:\n    image: nginx:1.27\n"})
+    assert load_project(tmp_path).compose_files == ["docker-compose.yml"]
+
+
+def test_named_files_are_merged_in_order_and_the_default_is_not_read(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: nginx:1\n",
+            "deploy/base.yaml": "services:\n  web:\n    image: nginx:1.26\n",
+            "deploy/prod.yaml": "services:\n  web:\n    image: nginx:1.27\n",
+        },
+    )
+    project = load_project(tmp_path, ["deploy/base.yaml", "deploy/prod.yaml"])
+    assert project.document["services"]["web"]["image"] == "nginx:1.27"
+    assert project.compose_files == ["deploy/base.yaml", "deploy/prod.yaml"]
+
+
+def test_it_refuses_a_folder_without_compose_file(tmp_path):
+    error = refusal(tmp_path)
+    assert error.code == "project-no-compose-file"
+    assert "compose.yaml" in error.message and error.hint
+
+
+def test_it_refuses_a_named_file_that_is_missing(tmp_path):
+    write(tmp_path, {"compose.yaml": "services:\n  web:\n    image: nginx:1.27\n"})
+    error = refusal(tmp_path, ["compose.yaml", "compose.prod.yaml"])
+    assert error.code == "project-file-missing"
+    assert "compose.prod.yaml is not in the project" in error.message
+
+
+def test_it_refuses_a_named_file_outside_the_project(tmp_path):
+    (tmp_path / "p").mkdir()
+    write(tmp_path, {"other.yaml": "services:\n  web:\n    image: nginx:1.27\n"})
+    error = refusal(tmp_path / "p", ["../other.yaml"])
+    assert error.code == "project-path-outside" and "outside the project folder" in error.message
+
+
+def test_a_yaml_error_names_its_file_and_line(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: nginx:1.27\n",
+            "compose.override.yaml": "services:\n  web:\n    image: [\n",
+        },
+    )
+    error = refusal(tmp_path)
+    (problem,) = error.problems
+    assert (problem.code, problem.file) == ("yaml-syntax", "compose.override.yaml")
+    assert problem.line == 4
+
+
+def test_it_refuses_a_compose_file_over_the_size_limit(tmp_path):
+    write(tmp_path, {"compose.yaml": "services: {}\n" + "#" * MAX_BYTES})
+    error = refusal(tmp_path)
+    assert error.code == "project-file-too-large" and "compose.yaml" in error.message
+
+
+# --- merge rules ------------------------------------------------------------------------------
+
+
+MERGE_BASE = """\
+services:
+  web:
+    image: shop/web:1
+    command: ["serve", "--port", "80"]
+    entrypoint: /entry.sh
+    environment:
+      A: "1"
+      B: "2"
+    labels: ["team=shop", "tier=front"]
+    ports:
+      - "8080:80"
+      - "127.0.0.1:9000:9000"
+    expose: ["80"]
+    volumes:
+      - data:/data
+      - cache:/cache
+    dns: 1.1.1.1
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 5s
+    depends_on: [db]
+    networks: [front]
+    logging:
+      driver: json-file
+      options: {max-size: 10m}
+    deploy:
+      resources: {limits: {memory: 256M}}
+  db:
+    image: postgres:16
+networks:
+  front: {}
+volumes:
+  data: {}
+  cache: {}
+"""
+
+MERGE_OVERRIDE = """\
+services:
+  web:
+    image: shop/web:2
+    command: ["serve"]
+    environment:
+      - B=3
+      - C
+    labels:
+      tier: back
+    ports:
+      - "8080:80"
+      - "8443:443"
+    expose: ["80", "81"]
+    volumes:
+      - other:/data
+    dns: [8.8.8.8]
+    healthcheck:
+      test: ["CMD-SHELL", "curl -f localhost"]
+    depends_on:
+      cache:
+        condition: service_healthy
+    networks:
+      back: {}
+    logging:
+      options: {max-file: "3"}
+    deploy:
+      resources: {limits: {cpus: "1"}}
+  cache:
+    image: redis:7
+networks:
+  back: {}
+volumes:
+  other: {}
+"""
+
+
+@pytest.fixture
+def merged(tmp_path):
+    write(tmp_path, {"compose.yaml": MERGE_BASE, "compose.override.yaml": MERGE_OVERRIDE})
+    return load_project(tmp_path)
+
+
+def test_scalars_are_replaced_by_the_later_file(merged):
+    assert merged.document["services"]["web"]["image"] == "shop/web:2"
+    assert merged.source_map["services.web.image"] == ("compose.override.yaml", 3)
+
+
+def test_command_is_replaced_and_entrypoint_kept(merged):
+    web = merged.document["services"]["web"]
+    assert web["command"] == ["serve"]
+    assert web["entrypoint"] == "/entry.sh"
+
+
+def test_environment_and_labels_are_merged_by_key_in_either_syntax(merged):
+    web = merged.document["services"]["web"]
+    assert web["environment"] == {"A": "1", "B": "3", "C": None}
+    assert web["labels"] == {"team": "shop", "tier": "back"}
+    assert merged.source_map["services.web.environment.B"] == ("compose.override.yaml", 6)
+    assert merged.source_map["services.web.environment.A"] == ("compose.yaml", 7)
+
+
+def test_ports_are_merged_by_their_unique_key(merged):
+    assert merged.document["services"]["web"]["ports"] == [
+        "8080:80",
+        "127.0.0.1:9000:9000",
+        "8443:443",
+    ]
+    assert merged.source_map["services.web.ports[2]"] == ("compose.override.yaml", 12)
+
+
+def test_volumes_are_merged_by_target(merged):
+    assert merged.document["services"]["web"]["volumes"] == ["other:/data", "cache:/cache"]
+    assert merged.source_map["services.web.volumes[0]"] == ("compose.override.yaml", 15)
+
+
+def test_other_sequences_are_appended_without_duplicates(merged):
+    web = merged.document["services"]["web"]
+    assert web["expose"] == ["80", "81"]
+    assert web["dns"] == ["1.1.1.1", "8.8.8.8"]  # a single string counts as a list of one
+
+
+def test_healthcheck_test_is_replaced_and_its_other_keys_kept(merged):
+    assert merged.document["services"]["web"]["healthcheck"] == {
+        "test": ["CMD-SHELL", "curl -f localhost"],
+        "interval": "5s",
+    }
+
+
+def test_depends_on_and_networks_are_merged_in_their_long_form(merged):
+    web = merged.document["services"]["web"]
+    assert web["depends_on"] == {
+        "db": {"condition": "service_started"},
+        "cache": {"condition": "service_healthy"},
+    }
+    assert web["networks"] == {"front": None, "back": {}}
+
+
+def test_logging_options_of_the_same_driver_and_nested_mappings_are_merged(merged):
+    web = merged.document["services"]["web"]
+    assert web["logging"] == {
+        "driver": "json-file",
+        "options": {"max-size": "10m", "max-file": "3"},
+    }
+    assert web["deploy"] == {"resources": {"limits": {"memory": "256M", "cpus": "1"}}}
+
+
+def test_services_and_top_level_sections_are_merged_by_name(merged):
+    assert list(merged.document["services"]) == ["web", "db", "cache"]
+    assert list(merged.document["networks"]) == ["front", "back"]
+    assert list(merged.document["volumes"]) == ["data", "cache", "other"]
+
+
+def test_the_merged_text_reads_back_to_the_same_document(merged):
+    assert load_compose(merged.compose_text) == merged.document
+
+
+def test_a_logging_driver_change_replaces_the_options(tmp_path):
+    write(
+        tmp_path,
+        {
+            "a.yaml": "services:\n  w:\n    image: x:1\n"
+            "    logging: {driver: syslog, options: {a: b}}\n",
+            "b.yaml": "services:\n  w:\n    logging: {driver: json-file}\n",
+        },
+    )
+    project = load_project(tmp_path, ["a.yaml", "b.yaml"])
+    assert project.document["services"]["w"]["logging"] == {"driver": "json-file"}
+
+
+def test_strings_that_look_like_other_values_stay_strings(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  w:
+                    image: x:1
+                    environment: {A: "0o17", B: "yes", C: "1e3", D: "", E: "22:22", F: "a\\nb"}
+            """
+        },
+    )
+    project = load_project(tmp_path)
+    assert load_compose(project.compose_text) == project.document
+    assert project.document["services"]["w"]["environment"]["A"] == "0o17"
+
+
+# --- include ---------------------------------------------------------------------------------
+
+
+def test_include_adds_the_services_of_another_file_with_its_paths_resolved(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                include:
+                  - db/compose.yaml
+                services:
+                  web:
+                    image: nginx:1.27
+                    depends_on: [db]
+            """,
+            "db/compose.yaml": """\
+                services:
+                  db:
+                    image: postgres:16
+                    volumes: ["./init:/docker-entrypoint-initdb.d:ro"]
+            """,
+            "db/init/": "",
+        },
+    )
+    project = load_project(tmp_path)
+    assert "include" not in project.document
+    db = project.document["services"]["db"]
+    assert db["volumes"] == ["./db/init:/docker-entrypoint-initdb.d:ro"]
+    assert project.source_map["services.db.volumes[0]"] == ("db/compose.yaml", 4)
+    assert project.files == ["db/init"]
+    assert project.compose_files == ["compose.yaml", "db/compose.yaml"]
+
+
+def test_include_long_form_with_project_directory_and_env_file(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                include:
+                  - path: [stack/a.yaml, stack/b.yaml]
+                    project_directory: stack/files
+                    env_file: stack/include.env
+                services:
+                  web:
+                    image: nginx:1.27
+            """,
+            "stack/a.yaml": "services:\n  api:\n    image: api:${API_TAG}\n",
+            "stack/b.yaml": "services:\n  api:\n    volumes: [./conf:/conf]\n",
+            "stack/include.env": "API_TAG=7\n",
+            "stack/files/conf/": "",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.document["services"]["api"] == {
+        "image": "api:${API_TAG}",
+        "volumes": ["./stack/files/conf:/conf"],
+    }
+    assert project.env_defaults == {"API_TAG": "7"}
+    assert project.variables({})["API_TAG"] == "7"
+
+
+def test_include_refuses_a_service_defined_twice(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "include: [other.yaml]\nservices:\n  web:\n    image: nginx:1.27\n",
+            "other.yaml": "services:\n  web:\n    image: httpd:2\n",
+        },
+    )
+    error = refusal(tmp_path)
+    assert problems(error) == [("project-include-conflict", "compose.yaml", 1)]
+    assert "services.web from the included file other.yaml is also defined" in error.message
+
+
+def test_include_refuses_a_cycle(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "include: [a.yaml]\nservices:\n  web:\n    image: nginx:1.27\n",
+            "a.yaml": "include: [b.yaml]\nservices:\n  a:\n    image: x:1\n",
+            "b.yaml": "include: [a.yaml]\nservices:\n  b:\n    image: x:1\n",
+        },
+    )
+    error = refusal(tmp_path)
+    assert error.code == "project-include-cycle"
+    assert "compose.yaml → a.yaml → b.yaml → a.yaml" in error.message
+    assert (error.problems[0].file, error.problems[0].line) == ("b.yaml", 1)
+
+
+def test_include_of_a_file_outside_the_project_is_refused(tmp_path):
+    (tmp_path / "p").mkdir()
+    write(
+        tmp_path,
+        {"p/compose.yaml": "include: [../x.yaml]\nservices: {}\n", "x.yaml": "services: {}\n"},
+    )
+    error = refusal(tmp_path / "p")
+    assert error.code == "project-path-outside" and error.problems[0].file == "compose.yaml"
+
+
+# --- extends ---------------------------------------------------------------------------------
+
+
+def test_extends_a_service_of_the_same_file(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  base:
+                    image: shop/app:1
+                    environment: {A: "1"}
+                    restart: always
+                  worker:
+                    extends: base
+                    command: ["work"]
+                    environment: {B: "2"}
+            """
+        },
+    )
+    worker = load_project(tmp_path).document["services"]["worker"]
+    assert worker == {
+        "image": "shop/app:1",
+        "environment": {"A": "1", "B": "2"},
+        "restart": "always",
+        "command": ["work"],
+    }
+
+
+def test_extends_a_service_of_another_file_recursively_with_its_paths(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  web:
+                    extends: {file: common/web.yaml, service: web}
+                    ports: ["8080:80"]
+            """,
+            "common/web.yaml": """\
+                services:
+                  web:
+                    extends: {file: base.yaml, service: nginx}
+                    volumes: ["./site:/usr/share/nginx/html:ro"]
+            """,
+            "common/base.yaml": "services:\n  nginx:\n    image: nginx:1.27\n",
+            "common/site/": "",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.document["services"]["web"] == {
+        "image": "nginx:1.27",
+        "volumes": ["./common/site:/usr/share/nginx/html:ro"],
+        "ports": ["8080:80"],
+    }
+    assert project.source_map["services.web.image"] == ("common/base.yaml", 3)
+    assert project.compose_files == ["compose.yaml", "common/web.yaml", "common/base.yaml"]
+
+
+def test_extends_refuses_a_cycle(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  a:
+                    extends: {file: other.yaml, service: b}
+            """,
+            "other.yaml": """\
+                services:
+                  b:
+                    extends: {file: compose.yaml, service: a}
+            """,
+        },
+    )
+    error = refusal(tmp_path)
+    assert error.code == "project-extends-cycle"
+    assert "a (compose.yaml) → b (other.yaml) → a (compose.yaml)" in error.message
+    assert (error.problems[0].file, error.problems[0].line) == ("other.yaml", 3)
+
+
+def test_extends_refuses_a_service_that_extends_itself_and_an_unknown_service(tmp_path):
+    write(tmp_path, {"compose.yaml": "services:\n  a:\n    extends: a\n"})
+    assert refusal(tmp_path).code == "project-extends-cycle"
+    write(tmp_path, {"compose.yaml": "services:\n  a:\n    extends: nope\n"})
+    error = refusal(tmp_path)
+    assert error.code == "project-extends-invalid" and "no service nope" in error.message
+
+
+# --- env_file and .env -----------------------------------------------------------------------
+
+
+def test_env_file_is_kept_project_relative_and_checked(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "include: [api/compose.yaml]\n",
+            "api/compose.yaml": """\
+                services:
+                  api:
+                    image: api:1
+                    env_file:
+                      - api.env
+                      - path: ./local.env
+                        required: false
+            """,
+            "api/api.env": "A=1\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.document["services"]["api"]["env_file"] == [
+        "./api/api.env",
+        {"path": "./api/local.env", "required": False},
+    ]
+    assert project.files == ["api/api.env"]
+
+
+def test_a_missing_env_file_is_refused_where_it_is_named(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  api:\n    image: api:1\n",
+            "compose.override.yaml": "services:\n  api:\n    env_file: secrets.env\n",
+        },
+    )
+    error = refusal(tmp_path)
+    assert problems(error) == [("project-file-missing", "compose.override.yaml", 3)]
+    assert "services.api.env_file: the env file ./secrets.env is not in the project" in (
+        error.message
+    )
+
+
+def test_a_malformed_env_file_is_refused_at_its_line(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  api:\n    image: api:1\n    env_file: app.env\n",
+            "app.env": "# settings\nA=1\nnot a variable\n",
+        },
+    )
+    error = refusal(tmp_path)
+    assert problems(error) == [("project-env-file-invalid", "app.env", 3)]
+    assert "'not a variable' is not a variable name" in error.message
+
+
+def test_the_project_env_gives_defaults_and_explicit_variables_win(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: nginx:${TAG}\n",
+            ".env": "TAG=1.27\nPORT=8080\n",
+        },
+    )
+    project = load_project(tmp_path, variables={"TAG": "1.26"})
+    assert project.document["services"]["web"]["image"] == "nginx:${TAG}"  # not interpolated
+    assert project.env_defaults == {"TAG": "1.27", "PORT": "8080"}
+    assert project.variables({"TAG": "1.26"}) == {"TAG": "1.26", "PORT": "8080"}
+
+
+def test_variables_in_paths_are_resolved_for_the_checks(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: x:1\n"
+            "    volumes: ['${CONF:-./conf}:/conf']\n",
+            "conf/": "",
+        },
+    )
+    assert load_project(tmp_path).files == ["conf"]
+    error = refusal(tmp_path, variables={"CONF": "./elsewhere"})
+    assert error.code == "project-file-missing"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A=1\nB = two words \n", {"A": "1", "B": "two words"}),
+        ("export A=1\n# comment\n\nB=x # note\n", {"A": "1", "B": "x"}),
+        ("A='literal $B \\n'\n", {"A": "literal $B \\n"}),
+        ('A="line\\nnext"\n', {"A": "line\nnext"}),
+        ('A="two\nlines"\nB=2\n', {"A": "two\nlines", "B": "2"}),
+        ('A=1\nB=${A}-x\nC="${A}${D:-d}"\n', {"A": "1", "B": "1-x", "C": "1d"}),
+        ("A=\nB\n", {"A": "", "B": None}),
+        ("A=a#b\n", {"A": "a#b"}),
+    ],
+)
+def test_env_files_are_read_as_compose_reads_them(text, expected):
+    assert parse_env_file(text) == expected
+
+
+def test_an_env_file_with_an_unclosed_quote_is_refused_at_its_line():
+    with pytest.raises(EnvFileError) as caught:
+        parse_env_file('A=1\nB="open\nC=2\n')
+    assert caught.value.line == 2 and "never closed" in str(caught.value)
+
+
+# --- files beside the compose file -------------------------------------------------------------
+
+
+def test_relative_binds_build_contexts_and_file_sources_are_listed(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  web:
+                    build: {context: app, dockerfile: docker/Dockerfile.prod}
+                    volumes:
+                      - ./nginx.conf:/etc/nginx/nginx.conf:ro
+                      - type: bind
+                        source: static
+                        target: /static
+                      - /srv/uploads:/uploads
+                      - data:/data
+                    configs: [app]
+                    secrets: [db]
+                configs:
+                  app: {file: ./config/app.toml}
+                secrets:
+                  db: {file: ./secrets/db.txt}
+                volumes:
+                  data: {}
+            """,
+            "app/docker/Dockerfile.prod": "FROM scratch\n",
+            "nginx.conf": "events {}\n",
+            "static/": "",
+            "config/app.toml": "a = 1\n",
+            "secrets/db.txt": "s3cret\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.files == ["app", "config/app.toml", "nginx.conf", "secrets/db.txt", "static"]
+    web = project.document["services"]["web"]
+    assert web["volumes"][1]["source"] == "./static"
+    assert web["build"]["context"] == "./app"
+
+
+MISSING_FILES = {
+    "bind": (
+        "volumes: [./nope.conf:/etc/x.conf]",
+        "services.web.volumes[0]",
+        "is not in the project",
+    ),
+    "long bind": (
+        "volumes: [{type: bind, source: nope, target: /x}]",
+        "services.web.volumes[0]",
+        "is not in the project",
+    ),
+    "home": ("volumes: ['~/data:/data']", "services.web.volumes[0]", "is in a home directory"),
+    "parent": ("volumes: [../data:/data]", "services.web.volumes[0]", "is outside the project"),
+    "context": (
+        "build: ./nope",
+        "services.web.build",
+        "build context ./nope is not in the project",
+    ),
+    "dockerfile": (
+        "build: {context: ., dockerfile: Nope.Dockerfile}",
+        "services.web.build.dockerfile",
+        "Dockerfile ./Nope.Dockerfile is not in the project",
+    ),
+    "remote context": (
+        "build: https://example.test/repo.git",
+        "services.web.build",
+        "remote build context",
+    ),
+    "env_file": ("env_file: [nope.env]", "services.web.env_file[0]", "env file ./nope.env is not"),
+}
+
+
+@pytest.mark.parametrize("case", MISSING_FILES)
+def test_each_file_the_compose_needs_must_be_in_the_project(tmp_path, case):
+    line, path, message = MISSING_FILES[case]
+    write(tmp_path, {"compose.yaml": f"services:\n  web:\n    image: x:1\n    {line}\n"})
+    error = refusal(tmp_path)
+    (problem,) = error.problems
+    assert (problem.path, problem.file, problem.line) == (path, "compose.yaml", 4)
+    assert message in problem.message and problem.hint
+
+
+def test_the_refusal_of_a_path_outside_says_what_to_do(tmp_path):
+    write(
+        tmp_path,
+        {"compose.yaml": "services:\n  web:\n    image: x:1\n    volumes: ['~/.ssh:/k']\n"},
+    )
+    error = refusal(tmp_path)
+    assert error.code == "project-home-path"
+    assert error.hint == "Put the file in the project folder, or use a named volume."
+
+
+def test_a_path_leaving_the_project_from_a_subfolder_is_refused(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "include: [sub/compose.yaml]\n",
+            "sub/compose.yaml": "services:\n  w:\n    image: x:1\n    volumes: [../../etc:/etc2]\n",
+        },
+    )
+    error = refusal(tmp_path)
+    assert problems(error) == [("project-path-outside", "sub/compose.yaml", 4)]
+    assert "outside the project folder" in error.message
+
+
+def test_a_symbolic_link_escaping_the_project_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0\n")
+    project = tmp_path / "p"
+    write(project, {"compose.yaml": "services:\n  w:\n    image: x:1\n    volumes: [./link:/x]\n"})
+    os.symlink(outside / "passwd", project / "link")
+    error = refusal(project)
+    assert error.code == "project-path-outside"
+    assert "symbolic link that points outside" in error.message
+
+
+def test_a_symbolic_link_inside_the_project_is_fine(tmp_path):
+    write(tmp_path, {"compose.yaml": "services:\n  w:\n    image: x:1\n    volumes: [./link:/x]\n"})
+    (tmp_path / "real.conf").write_text("x\n")
+    os.symlink(tmp_path / "real.conf", tmp_path / "link")
+    assert load_project(tmp_path).files == ["link"]
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  web:
+                    image: x:1
+                    volumes: [./a:/a, ./b:/b]
+                    env_file: c.env
+            """
+        },
+    )
+    assert [p.path for p in refusal(tmp_path).problems] == [
+        "services.web.volumes[0]",
+        "services.web.volumes[1]",
+        "services.web.env_file",
+    ]
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+def test_it_stops_after_too_many_files(tmp_path):
+    names = [f"f{i}.yaml" for i in range(MAX_FILES + 1)]
+    files = {name: f"services:\n  s{i}:\n    image: x:1\n" for i, name in enumerate(names)}
+    write(tmp_path, files)
+    error = refusal(tmp_path, names)
+    assert error.problems[-1].code == "project-too-many-files"
+
+
+def test_it_refuses_include_nested_too_deep(tmp_path):
+    files = {f"f{i}.yaml": f"include: [f{i + 1}.yaml]\nservices: {{}}\n" for i in range(12)}
+    files["f12.yaml"] = "services: {}\n"
+    write(tmp_path, files)
+    assert refusal(tmp_path, ["f0.yaml"]).code == "project-too-deep"
