@@ -1,0 +1,3 @@
+# Settings of the app container (not compose variables).
+GREETING=bonjour
+APP_ENV=staging
