@@ -4,6 +4,10 @@ from django.utils.translation import pgettext_lazy
 
 
 class DeploymentStatus(models.TextChoices):
+    # Asked for by a push to an environment whose Git policy wants an approval: it does not
+    # run until someone who may deploy there approves it (then queued), or rejects it
+    # (then cancelled).
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
     QUEUED = "queued", _("Queued")
     RUNNING = "running", _("Running")
     SUCCEEDED = "succeeded", _("Succeeded")

@@ -39,7 +39,7 @@ class Deployment(models.Model):
         max_length=10, choices=DeploymentKind.choices, default=DeploymentKind.DEPLOY
     )
     status = models.CharField(
-        max_length=12,
+        max_length=20,
         choices=DeploymentStatus.choices,
         default=DeploymentStatus.QUEUED,
         db_index=True,
@@ -56,6 +56,9 @@ class Deployment(models.Model):
         help_text=_("The revision restored after this deployment failed."),
     )
     triggered_by = public_user_reference(null=True, blank=True)
+    # Who approved or rejected a deployment that awaited an approval, and when.
+    decided_by = public_user_reference(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(
         _("reason"),
         max_length=500,
@@ -94,6 +97,10 @@ class Deployment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.status == DeploymentStatus.AWAITING_APPROVAL
 
     @property
     def is_finished(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -26,7 +26,7 @@ from apps.tenants import index as operator_index
 from windflow.errors import Conflict, ServiceError
 
 from .choices import ACTIVE_STATUSES, DeploymentKind, DeploymentStatus, LogLevel
-from .journal import announce_cancel, append_log, finish, lock_stack
+from .journal import announce_cancel, append_log, finish, lock_stack, publish_status
 from .models import Deployment
 
 LOG_PAGE_SIZE = 500
@@ -93,9 +93,16 @@ def request_deployment(
     *,
     kind: str = DeploymentKind.DEPLOY,
     resumed_from: Deployment | None = None,
+    approval: bool = False,
+    why: str = "",
 ) -> Deployment:
     """Queue a deployment of `revision` (default: the latest) of `stack` to its target and
-    environment. It runs when no other deployment of the stack runs on that target."""
+    environment. It runs when no other deployment of the stack runs on that target.
+
+    With `approval` (a push to an environment whose Git policy asks for one), it awaits an
+    approval instead: nothing runs until someone who may deploy there approves it
+    (`approve_deployment`); they are notified. `why` says what asked (for the audit trail
+    and the notification), e.g. "push abc1234 to main"."""
     if actor is not None:
         require_deploy(actor, stack)
     revision = revision or stack.latest_revision
@@ -120,19 +127,24 @@ def request_deployment(
             kind=kind,
             resumed_from=resumed_from,
             triggered_by=actor.user if actor else None,
+            status=DeploymentStatus.AWAITING_APPROVAL if approval else DeploymentStatus.QUEUED,
         )
-        audit.record(
-            "deployment.request",
-            obj=deployment,
-            changes={
-                "stack": stack.name,
-                "revision": revision.number,
-                "kind": kind,
-                "target": stack.target.name,
-                "environment": stack.environment.name,
-            },
-            actor=actor,
-        )
+        changes = {
+            "stack": stack.name,
+            "revision": revision.number,
+            "kind": kind,
+            "target": stack.target.name,
+            "environment": stack.environment.name,
+        }
+        if approval:
+            changes["approval_required"] = True
+        if why:
+            changes["why"] = why
+        audit.record("deployment.request", obj=deployment, changes=changes, actor=actor)
+        if approval:
+            append_log(deployment, _("Waiting for an approval: %(why)s") % {"why": why or "-"})
+            notify_approvers(deployment, why=why)
+            return deployment
         operator_index.deployment_changed(deployment, new=True)
         waiting = _active_before(deployment)
         if waiting:
@@ -144,6 +156,113 @@ def request_deployment(
 
         # Redis away: the deployment stays queued and requeue_forgotten sends it later.
         send_on_commit(run_deployment, deployment.pk, required=False)
+    return deployment
+
+
+# --- Approvals --------------------------------------------------------------------------------
+
+
+def approvers(environment) -> list:
+    """The users who may approve a deployment to `environment`: the organisation's members
+    who may deploy there (role, protection, grants: permissions.can_deploy_to)."""
+    tenant = getattr(connection, "tenant", None)
+    members = Membership.objects.select_related("user").filter(
+        organization_id=getattr(tenant, "pk", None), user__is_active=True
+    )
+    return [m.user for m in members.order_by("pk") if permissions.can_deploy_to(m, environment)]
+
+
+def notify_approvers(deployment: Deployment, *, why: str = "") -> None:
+    """Tell everyone who may approve `deployment` that it waits for them (the bell, live)."""
+    from apps.notifications.services import notify
+
+    def text() -> str:  # in the recipient's language
+        written = _("%(stack)s #%(n)d awaits an approval to deploy to %(environment)s") % {
+            "stack": deployment.stack.name,
+            "n": deployment.pk,
+            "environment": deployment.environment.name,
+        }
+        return f"{written} ({why})" if why else written
+
+    notify(
+        approvers(deployment.environment),
+        verb="deployment.awaiting_approval",
+        text=text,
+        url=deployment.get_absolute_url(),
+        stack=deployment.stack,
+    )
+
+
+def _decide(actor: Membership | None, deployment: Deployment) -> Deployment:
+    """The deployment, locked, if it still awaits an approval that `actor` may give (None:
+    WindFlow itself, e.g. a newer push superseding it)."""
+    if actor is not None:
+        require_deploy(actor, deployment.stack, deployment)
+    lock_stack(deployment.stack_id)
+    deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    if not deployment.awaits_approval:
+        raise Conflict(
+            _("This deployment does not await an approval (%(status)s).")
+            % {"status": deployment.get_status_display()},
+            code="not_awaiting_approval",
+        )
+    return deployment
+
+
+def approve_deployment(actor: Membership, deployment: Deployment) -> Deployment:
+    """Let a deployment that awaited an approval run: it is queued as if `actor` had asked
+    for it (their role is the one the compose policy checks, and they hear how it ends)."""
+    require_deploy(actor, deployment.stack, deployment)
+    require_policy_allows(actor, deployment.stack, deployment.revision)
+    from .tasks import run_deployment
+
+    with transaction.atomic():
+        deployment = _decide(actor, deployment)
+        deployment.status = DeploymentStatus.QUEUED
+        deployment.triggered_by = actor.user
+        deployment.decided_by, deployment.decided_at = actor.user, timezone.now()
+        deployment.save(update_fields=["status", "triggered_by", "decided_by", "decided_at"])
+        audit.record("deployment.approve", obj=deployment, actor=actor)
+        append_log(deployment, _("Approved by %(who)s.") % {"who": actor.user.email})
+        operator_index.deployment_changed(deployment, new=True)
+        from windflow.workers import send_on_commit
+
+        send_on_commit(run_deployment, deployment.pk, required=False)
+    publish_status(deployment)
+    return deployment
+
+
+def reject_deployment(
+    actor: Membership | None, deployment: Deployment, reason: str = ""
+) -> Deployment:
+    """Refuse a deployment that awaited an approval: it ends cancelled, never having run.
+    `actor` None: WindFlow itself (`reason` says why, e.g. a newer push superseded it)."""
+    reason = (reason or "").strip()[:300]
+    with transaction.atomic():
+        deployment = _decide(actor, deployment)
+        deployment.status = DeploymentStatus.CANCELLED
+        deployment.decided_by = actor.user if actor else None
+        deployment.decided_at = deployment.finished_at = timezone.now()
+        if actor is None:
+            deployment.reason = reason
+        elif reason:
+            who = actor.user.email
+            text = _("Rejected by %(who)s: %(reason)s")
+            deployment.reason = text % {"who": who, "reason": reason}
+        else:
+            deployment.reason = _("Rejected by %(who)s.") % {"who": actor.user.email}
+        deployment.reason = deployment.reason[:500]
+        deployment.save(
+            update_fields=["status", "decided_by", "decided_at", "finished_at", "reason"]
+        )
+        audit.record(
+            "deployment.reject",
+            obj=deployment,
+            changes={"reason": reason} if reason else None,
+            actor=actor,
+        )
+        append_log(deployment, deployment.reason, level=LogLevel.WARNING)
+    publish_status(deployment)
     return deployment
 
 
@@ -193,6 +312,8 @@ def cancel_deployment(actor: Membership | None, deployment: Deployment) -> Deplo
     at its next step and cleans up after itself."""
     if actor is not None:
         require_deploy(actor, deployment.stack, deployment)
+    if deployment.awaits_approval:  # cancelling a request that no one approved: a rejection
+        return reject_deployment(actor, deployment)
     with transaction.atomic():
         lock_stack(deployment.stack_id)
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)

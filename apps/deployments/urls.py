@@ -12,4 +12,6 @@ urlpatterns = [
     path("<int:pk>/log/", views.DeploymentLogView.as_view(), name="deployment_log"),
     path("<int:pk>/cancel/", views.DeploymentCancelView.as_view(), name="deployment_cancel"),
     path("<int:pk>/resume/", views.DeploymentResumeView.as_view(), name="deployment_resume"),
+    path("<int:pk>/approve/", views.DeploymentApproveView.as_view(), name="deployment_approve"),
+    path("<int:pk>/reject/", views.DeploymentRejectView.as_view(), name="deployment_reject"),
 ]

@@ -220,3 +220,21 @@ class DeploymentResumeView(_ControlView):
             _("Resuming as deployment #%(n)d.") % {"n": resumed.pk},
         )
         return resumed
+
+
+class DeploymentApproveView(_ControlView):
+    """Approve a deployment that a push asked for (environments whose Git policy wants an
+    approval): someone who may deploy to its environment; others get the 403 page."""
+
+    def control(self, deployment):
+        deployment = services.approve_deployment(self.membership, deployment)
+        messages.success(self.request, _("Approved: the deployment is queued."))
+        return deployment
+
+
+class DeploymentRejectView(_ControlView):
+    def control(self, deployment):
+        reason = self.request.POST.get("reason", "")
+        deployment = services.reject_deployment(self.membership, deployment, reason)
+        messages.success(self.request, _("Rejected: the deployment will not run."))
+        return deployment

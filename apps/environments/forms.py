@@ -19,7 +19,7 @@ class EnvironmentForm(StyledFormMixin, forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = ["name", "kind", "protected", "description"]
+        fields = ["name", "kind", "protected", "description", "git_policy", "poll_mode"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, can_protect: bool = True, **kwargs):

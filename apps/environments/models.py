@@ -2,7 +2,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from .choices import EnvironmentKind
+from .choices import EnvironmentKind, GitPolicy, PollMode
 from .validators import validate_not_reserved_slug, validate_variables
 
 
@@ -35,6 +35,27 @@ class Environment(models.Model):
             "instead of the organisation's rule. Changed only through the compose policy."
         ),
     )
+    git_policy = models.CharField(
+        _("Git push policy"),
+        max_length=10,
+        choices=GitPolicy.choices,
+        default=GitPolicy.DEFAULT,
+        blank=True,
+        help_text=_(
+            "What a push to a stack's Git branch does here: deploy it, wait for an approval "
+            "by someone who may deploy here, or nothing."
+        ),
+    )
+    poll_mode = models.CharField(
+        _("when polling finds a new commit"),
+        max_length=10,
+        choices=PollMode.choices,
+        default=PollMode.DEPLOY,
+        help_text=_(
+            "Polling (GitOps) deploys a new commit as the Git policy says, or only reports "
+            "the drift."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +68,16 @@ class Environment(models.Model):
 
     def get_absolute_url(self):
         return reverse("environments:environment_detail", args=[self.slug])
+
+    @property
+    def effective_git_policy(self) -> str:
+        """The Git policy in force: the chosen one, else by kind (production and protected
+        environments wait for an approval; the others deploy by themselves)."""
+        if self.git_policy:
+            return self.git_policy
+        if self.kind == EnvironmentKind.PROD or self.protected:
+            return GitPolicy.APPROVAL
+        return GitPolicy.AUTO
 
 
 class ComposePolicy(models.Model):

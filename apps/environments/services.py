@@ -13,7 +13,15 @@ from windflow.errors import Conflict, ServiceError
 
 from .models import Environment
 
-EDITABLE_FIELDS = ("name", "kind", "protected", "description", "variables")
+EDITABLE_FIELDS = (
+    "name",
+    "kind",
+    "protected",
+    "description",
+    "variables",
+    "git_policy",
+    "poll_mode",
+)
 DEPLOY_PERMISSION = "deploy_environment"
 
 
@@ -40,6 +48,13 @@ def get_environment_for(
 
 def _check_protection_change(actor: Membership, protected: bool, current: bool = False) -> None:
     if protected != current:
+        permissions.require(actor, "environment.protect")
+
+
+def _check_git_policy_change(actor: Membership, environment: Environment, policy) -> None:
+    """What a push does to a protected environment is part of its protection: only those
+    who may protect it change it there."""
+    if policy is not None and policy != environment.git_policy and environment.protected:
         permissions.require(actor, "environment.protect")
 
 
@@ -91,6 +106,7 @@ def update_environment(actor: Membership, environment: Environment, **fields) ->
     permissions.require(actor, "environment.change", environment)
     if "protected" in fields:
         _check_protection_change(actor, fields["protected"], environment.protected)
+    _check_git_policy_change(actor, environment, fields.get("git_policy"))
     before = _snapshot(environment)
     for field in EDITABLE_FIELDS:
         if field in fields:

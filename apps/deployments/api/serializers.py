@@ -25,6 +25,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
     target = serializers.CharField(source="target.slug", read_only=True, default=None)
     environment = serializers.CharField(source="environment.slug", read_only=True, default=None)
     triggered_by = serializers.EmailField(source="triggered_by.email", read_only=True, default=None)
+    # Who approved or rejected it, when it awaited an approval.
+    decided_by = serializers.EmailField(source="decided_by.email", read_only=True, default=None)
     resumed_from = serializers.PrimaryKeyRelatedField(read_only=True)
     rolled_back_to = serializers.IntegerField(
         source="rolled_back_to.number", read_only=True, default=None
@@ -49,6 +51,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "resumed_from",
             "rolled_back_to",
             "triggered_by",
+            "decided_by",
+            "decided_at",
             "created_at",
             "started_at",
             "finished_at",
@@ -91,3 +95,7 @@ class LogPageSerializer(serializers.Serializer):
     lines = DeploymentLogLineSerializer(many=True)
     next_after = serializers.IntegerField()
     finished = serializers.BooleanField()
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True)

@@ -28,6 +28,7 @@ from .serializers import (
     DeploymentSerializer,
     LogPageSerializer,
     LogQuerySerializer,
+    RejectSerializer,
 )
 
 FOLLOW_POLL_SECONDS = 0.25
@@ -60,6 +61,10 @@ class DeploymentViewSet(OrganizationReadOnlyViewSet):
         "cancel": "stack.deploy",
         "resume": "stack.deploy",
         "rollback": "stack.deploy",
+        # A deployment that a push asked for and that awaits an approval (services decide
+        # who may give it: require_deploy).
+        "approve": "stack.deploy",
+        "reject": "stack.deploy",
     }
     queryset = Deployment.objects.all()
     get_object_for = staticmethod(services.get_deployment_for)
@@ -119,6 +124,24 @@ class DeploymentViewSet(OrganizationReadOnlyViewSet):
         return self._created(
             services.rollback_to(self.membership, deployment.stack, deployment.revision)
         )
+
+    @extend_schema(request=None, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Let a deployment that awaits an approval run (409 when it does not await one)."""
+        deployment = services.approve_deployment(self.membership, self.get_object())
+        return Response(DeploymentDetailSerializer(deployment).data)
+
+    @extend_schema(request=RejectSerializer, responses=DeploymentDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Refuse a deployment that awaits an approval: it ends cancelled, never run."""
+        body = RejectSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        deployment = services.reject_deployment(
+            self.membership, self.get_object(), body.validated_data.get("reason", "")
+        )
+        return Response(DeploymentDetailSerializer(deployment).data)
 
     @extend_schema(
         parameters=[

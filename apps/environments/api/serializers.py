@@ -9,6 +9,7 @@ from ..validators import validate_variables
 
 class EnvironmentSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
+    effective_git_policy = serializers.CharField(read_only=True)
     variables = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
         required=False,
@@ -26,10 +27,13 @@ class EnvironmentSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
             "protected",
             "description",
             "variables",
+            "git_policy",
+            "effective_git_policy",
+            "poll_mode",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "slug", "created_at", "updated_at"]
+        read_only_fields = ["id", "slug", "effective_git_policy", "created_at", "updated_at"]
         extra_kwargs = {"name": {"validators": []}}
 
     def get_url(self, environment) -> str:

@@ -6,6 +6,7 @@ from apps.deployments.choices import DeploymentStatus
 register = template.Library()
 
 STATUS_CLASSES = {
+    "awaiting_approval": "text-bg-info",
     "queued": "text-bg-secondary",
     "running": "text-bg-primary",
     "succeeded": "text-bg-success",
