@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from windflow.errors import ServiceError
 from windflow.forms import StyledFormMixin
 
+from .choices import PollMode
 from .models import Environment
 from .validators import format_lines, parse_variables
 
@@ -26,6 +27,8 @@ class EnvironmentForm(StyledFormMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["variables_text"].initial = format_lines(self.instance.variables)
+        # Forms and clients that predate the push policy leave it as it is (or its default).
+        self.fields["poll_mode"].required = False
         if not can_protect:
             self.fields["protected"].disabled = True
             self.fields["protected"].help_text = _("Only admins change protection.")
@@ -42,6 +45,7 @@ class EnvironmentForm(StyledFormMixin, forms.ModelForm):
     def service_fields(self) -> dict:
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
         data["variables"] = self.cleaned_data["variables_text"]
+        data["poll_mode"] = data["poll_mode"] or self.instance.poll_mode or PollMode.DEPLOY
         return data
 
 
