@@ -287,6 +287,32 @@ def tls_proxy(docker_socket):
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory):
+    """Real Git servers on 127.0.0.1 for this run (devtools.gitserver): `git daemon` (git://)
+    and `git http-backend` behind a token check (http://). ``git_server.repo(token=...)``
+    makes a new repository (unique name) under the run's temporary directory."""
+    from devtools.gitserver import start_git_server
+
+    server = start_git_server(tmp_path_factory.mktemp("git"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def git_sshd():
+    """A private sshd (no Docker engine behind it) serving the git_server repositories as
+    ssh://root@127.0.0.1:<port>/<path> to the keys a test authorises for root."""
+    from devtools import start_sshd
+
+    require_root("a private sshd that logs root in")
+    root = Path(tempfile.mkdtemp(prefix="windflow-git-sshd-"))
+    server = start_sshd(root)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
 # --- CI: a skipped test is a failed test ---------------------------------------------------
 
 FAIL_ON_SKIP = "WINDFLOW_FAIL_ON_SKIP"

@@ -348,8 +348,8 @@ def unpack(
     created = not dest.exists()
     if not created and any(dest.iterdir()):
         raise ValueError(f"unpack() needs an empty destination: {dest} is not")
-    dest.mkdir(parents=True, exist_ok=True)
     stream, size, opened = _open_source(source, limits)
+    dest.mkdir(parents=True, exist_ok=True)
     unpacker = _Unpacker(dest, limits, size)
     try:
         start = stream.tell()

@@ -69,6 +69,10 @@ class GitError(SourceError):
             "Check the commit SHA: it is not in the repository (or no longer reachable after "
             "a force-push)."
         ),
+        "repo_unsafe": (
+            "The commit holds a link that points outside the repository (or a file WindFlow "
+            "does not unpack): remove it, or deploy from a subfolder without it."
+        ),
         "fetch_too_large": (
             "The repository is larger than the fetch limit: deploy from a smaller repository "
             "or a subfolder repository, or raise the limit."

@@ -435,9 +435,10 @@ NOT_OUR_REF = (
 
 def _git_says(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    wanted = [line for line in lines if line.lower().startswith(("fatal", "error", "remote"))]
-    said = " ".join(wanted or lines[-3:])
-    return said[:500]
+    first = next(
+        (i for i, line in enumerate(lines) if line.lower().startswith(("fatal", "error"))), 0
+    )
+    return " ".join(lines[first : first + 4])[:500]
 
 
 def _failure(result: _Result, url: str, doing: str) -> GitError:
@@ -624,18 +625,17 @@ def _git_fetch(
     elif (mirror / "shallow").exists():
         args.append("--unshallow")
     args += ["--", url, *refspecs]
+    watch = _size_watch(mirror, max_bytes, url)
     try:
-        return _run(
-            args,
-            session,
-            cwd=mirror,
-            timeout=timeout,
-            watch=_size_watch(mirror, max_bytes, url),
-            what="fetch",
-        )
-    except GitError:
+        result = _run(args, session, cwd=mirror, timeout=timeout, watch=watch, what="fetch")
+        watch()  # what a fast fetch brought in between two looks
+    except GitError as exc:
         _clean_partial(mirror)
+        if exc.code == "fetch_too_large":  # a cache: start this mirror afresh next time
+            for child in mirror.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
+    return result
 
 
 def _fetch_commit(
