@@ -54,7 +54,7 @@ def test_it_validates_a_folder_offline_with_file_and_line(windflow, tmp_path):
     run = windflow("stack", "validate", str(folder))
     assert run.code == 4
     assert "compose.yaml:4: error [compose-schema]" in run.stdout
-    assert "refused" in run.stderr
+    assert run.stderr.startswith("windflow: The project is refused (2 error(s)): compose.yaml:4:")
 
     ok = windflow("stack", "validate", str(project(tmp_path / "ok", GOOD)))
     assert ok.code == 0, ok.stdout + ok.stderr
@@ -75,7 +75,7 @@ def test_it_refuses_a_folder_without_compose_file(windflow, tmp_path):
     (tmp_path / "empty").mkdir()
     run = windflow("stack", "validate", str(tmp_path / "empty"))
     assert run.code == 4
-    assert "compose" in run.stderr.lower()
+    assert "project-no-compose-file" in run.stderr
 
 
 def test_it_refuses_an_invalid_project_before_uploading_it(windflow, tmp_path):
@@ -118,15 +118,37 @@ def test_it_packs_the_folder_without_what_the_ignore_files_name(tmp_path):
     (folder / "app" / "debug.log").write_text("log")
     (folder / "app" / "keep.log").write_text("log")
     (folder / "secret.env").write_text("A=1")
-    (folder / "compose.yaml").write_text(GOOD)
-    (folder / ".gitignore").write_text("node_modules/\n*.log\n!keep.log\n")
+    (folder / "compose.yaml").write_text(GOOD + "    env_file: dev.env\n")
     (folder / ".dockerignore").write_text("secret.env\n")
+    (folder / "dev.env").write_text("B=2")  # ignored, but the compose file uses it
+    (folder / ".gitignore").write_text("node_modules/\n*.log\n!keep.log\ndev.env\n")
     with tarfile.open(fileobj=io.BytesIO(pack(folder))) as archive:
-        names = sorted(archive.getnames())
+        names = sorted(member.name for member in archive.getmembers() if member.isfile())
     assert names == [
         ".dockerignore",
         ".gitignore",
         "app/keep.log",
         "app/main.py",
         "compose.yaml",
+        "dev.env",
     ]
+
+
+def test_it_reports_findings_in_the_file_that_holds_them(windflow, tmp_path):
+    folder = project(
+        tmp_path, "include:\n  - sub/db.yaml\nservices:\n  web:\n    image: busybox:1\n"
+    )
+    (folder / "sub").mkdir()
+    (folder / "sub" / "db.yaml").write_text(
+        "services:\n  db:\n    image: busybox\n    volumes: ['./missing.conf:/etc/x']\n"
+    )
+    run = windflow("-o", "json", "stack", "lint", str(folder))
+    assert run.code == 4
+    found = {(p["rule"], p["file"], p["line"]) for p in run.json()["problems"]}
+    assert ("project-file-missing", "sub/db.yaml", 4) in found
+
+    (folder / "sub" / "missing.conf").write_text("x")
+    run = windflow("-o", "json", "stack", "lint", str(folder))
+    assert run.code == 0, run.stderr
+    found = {(p["rule"], p["file"], p["line"]) for p in run.json()["problems"]}
+    assert ("image-not-pinned", "sub/db.yaml", 3) in found

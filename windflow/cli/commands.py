@@ -221,7 +221,8 @@ def _check_command(ctx, directory, compose_files, stack_name, severities) -> int
         for problem in shown:
             click.echo(problem_line(problem))
     if errors:
-        click.echo(f"windflow: {len(errors)} error(s): the project is refused.", err=True)
+        first = problem_line(errors[0])
+        click.echo(f"windflow: The project is refused ({len(errors)} error(s)): {first}", err=True)
         return REFUSED
     if _fmt(ctx) != "json":
         click.echo(f"OK ({len(shown)} finding(s))")
