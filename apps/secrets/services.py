@@ -184,9 +184,11 @@ def read_value(secret: SecretRef) -> str:
 
 
 def create_server_credential(
-    actor: Membership, *, name: str, value: str, description: str = ""
+    actor: Membership, *, name: str, value: str, description: str = "", action="target.add"
 ) -> SecretRef:
-    permissions.require(actor, "target.add")
+    """`action`: what the credential is for (a target's key: target.add; a stack's Git
+    deploy key: stack.add or stack.change)."""
+    permissions.require(actor, action)
     _check_value(value)
     if SecretRef.server_credentials.filter(name=name).exists():
         raise Conflict(

@@ -24,11 +24,12 @@ from windflow.engine.compose.analyse import Analysis, analyse
 from windflow.errors import Conflict, NotFound, ServiceError
 from windflow.i18n import translated_problem
 
+from .choices import SourceKind
 from .models import STACK_NAME_PATTERN, Stack, StackRevision
 
 NAME_RE = re.compile(STACK_NAME_PATTERN)
 # Path segments of the stack pages and API that a stack name must not shadow.
-RESERVED_NAMES = frozenset({"add", "validate"})
+RESERVED_NAMES = frozenset({"add", "validate", "upload"})
 SETTINGS_FIELDS = (
     "description",
     "environment",
@@ -37,6 +38,16 @@ SETTINGS_FIELDS = (
     "health_timeout",
     "grace_period",
     "registry_credentials",
+)
+# Revision fields that say where its content came from (apps.sources fills them).
+SOURCE_FIELDS = (
+    "source_kind",
+    "commit_sha",
+    "archive_digest",
+    "source_ref",
+    "subfolder",
+    "compose_files",
+    "manifest",
 )
 MAX_SECRETS = 200
 MAX_REPORTED_PROBLEMS = 50  # errors of a refused file, on the form and in the API
@@ -244,14 +255,17 @@ def check_compose(
     project: str = "stack",
     actor: Membership | None = None,
     target=None,
+    defaults=None,
 ) -> Analysis:
     """Analyse `compose` as it would deploy in `environment`: the environment's variables
     overlaid by the stack's; listed secrets stand in as placeholders (their values are never
     read here). Adds an error for each listed secret that does not exist there, and makes
     the message of each unset variable say how to provide it. With an `actor`, adds an error
     (``policy-refused``) for each host-level feature the compose policy does not let that
-    member deploy in `environment` on `target`. Never raises for bad input."""
-    merged = dict((environment.variables or {}) if environment is not None else {})
+    member deploy in `environment` on `target`. `defaults`: the lowest layer of variables
+    (a project's `.env`). Never raises for bad input."""
+    merged = dict(defaults or {})
+    merged.update((environment.variables or {}) if environment is not None else {})
     merged.update(variables or {})
     secrets = list(secrets or ())
     analysis = analyse(
@@ -319,7 +333,9 @@ def _located(problem: Problem) -> str:
     return problem.message
 
 
-def _require_valid(compose, *, variables, secrets, environment, project, actor, target) -> None:
+def _require_valid(
+    compose, *, variables, secrets, environment, project, actor, target, defaults=None
+) -> None:
     analysis = check_compose(
         compose,
         variables=variables,
@@ -328,6 +344,7 @@ def _require_valid(compose, *, variables, secrets, environment, project, actor, 
         project=project,
         actor=actor,
         target=target,
+        defaults=defaults,
     )
     if analysis.ok:
         return
@@ -429,6 +446,37 @@ def _full_clean(stack: Stack) -> None:
 # --- Stacks -----------------------------------------------------------------------------
 
 
+def new_stack(
+    actor: Membership,
+    *,
+    name: str,
+    environment,
+    target,
+    description: str = "",
+    auto_rollback: bool = True,
+    health_timeout: int = 120,
+    grace_period: int = 10,
+) -> Stack:
+    """A new stack, checked (rights, name, place) but not saved: create_stack saves it with
+    its first revision, apps.sources with its Git source."""
+    permissions.require(actor, "stack.add")
+    name = _require_name(name)
+    _require_place(environment, target)
+    require_change_in(actor, environment)
+    stack = Stack(
+        name=name,
+        description=(description or "").strip(),
+        environment=environment,
+        target=target,
+        auto_rollback=bool(auto_rollback),
+        health_timeout=health_timeout,
+        grace_period=grace_period,
+        created_by=actor.user,
+    )
+    _full_clean(stack)
+    return stack
+
+
 def create_stack(
     actor: Membership,
     *,
@@ -443,28 +491,28 @@ def create_stack(
     auto_rollback: bool = True,
     health_timeout: int = 120,
     grace_period: int = 10,
+    source: dict | None = None,
+    defaults: dict | None = None,
 ) -> Stack:
     """A new stack with its first revision; refused unless the compose file passes every
-    check for that environment."""
-    permissions.require(actor, "stack.add")
-    name = _require_name(name)
-    _require_place(environment, target)
-    require_change_in(actor, environment)
+    check for that environment. `source`: where the content came from (revision fields:
+    source_kind, commit_sha, archive_digest, manifest...; apps.sources); `defaults`: the
+    project's `.env` variables, under the environment's and the stack's."""
+    stack = new_stack(
+        actor,
+        name=name,
+        environment=environment,
+        target=target,
+        description=description,
+        auto_rollback=auto_rollback,
+        health_timeout=health_timeout,
+        grace_period=grace_period,
+    )
+    name = stack.name
     variables = _clean_variables(variables)
     secrets = _clean_secrets(secrets)
     _require_secret_use(actor, secrets)
     compose = normalise_compose(compose)
-    stack = Stack(
-        name=name,
-        description=(description or "").strip(),
-        environment=environment,
-        target=target,
-        auto_rollback=bool(auto_rollback),
-        health_timeout=health_timeout,
-        grace_period=grace_period,
-        created_by=actor.user,
-    )
-    _full_clean(stack)
     _require_valid(
         compose,
         variables=variables,
@@ -473,15 +521,18 @@ def create_stack(
         project=name,
         actor=actor,
         target=target,
+        defaults=defaults,
     )
     try:
         with transaction.atomic():
             stack.save()
-            revision = _new_revision(actor, stack, 1, compose, variables, secrets, message)
+            revision = _new_revision(
+                actor, stack, 1, compose, variables, secrets, message, source=source
+            )
             audit.record(
                 "stack.create",
                 obj=stack,
-                changes={**_snapshot(stack), "revision": revision.number},
+                changes={**_snapshot(stack), "revision": revision.number, **_origin(revision)},
                 actor=actor,
             )
             operator_index.stack_added()
@@ -495,9 +546,18 @@ def create_stack(
 
 
 def revise_stack(
-    actor: Membership, stack: Stack, *, compose, variables=None, secrets=(), message: str = ""
+    actor: Membership,
+    stack: Stack,
+    *,
+    compose,
+    variables=None,
+    secrets=(),
+    message: str = "",
+    source: dict | None = None,
+    defaults: dict | None = None,
 ) -> StackRevision:
-    """A new revision (latest + 1); an identical content is refused (`no_changes`)."""
+    """A new revision (latest + 1); an identical content is refused (`no_changes`).
+    `source` and `defaults`: as create_stack."""
     permissions.require(actor, "stack.change")
     require_change_in(actor, stack.environment)
     variables = _clean_variables(variables)
@@ -511,33 +571,81 @@ def revise_stack(
         project=stack.name,
         actor=actor,
         target=stack.target,
+        defaults=defaults,
     )
+    return append_revision(
+        actor,
+        stack,
+        compose=compose,
+        variables=variables,
+        secrets=secrets,
+        message=message,
+        source=source,
+        checked_environment=stack.environment_id,
+    )
+
+
+def append_revision(
+    actor: Membership | None,
+    stack: Stack,
+    *,
+    compose: str,
+    variables: dict,
+    secrets: list,
+    message: str = "",
+    source: dict | None = None,
+    checked_environment: int | None = None,
+) -> StackRevision:
+    """Store the next revision of `stack` (content already checked by the caller) and audit
+    it; `actor` None: the worker (a Git commit). Refused (`no_changes`) when nothing differs
+    from the latest revision, or when the stack moved since `checked_environment`."""
     with transaction.atomic():
-        _require_unmoved(stack.pk, stack.environment_id)
+        _require_unmoved(
+            stack.pk,
+            stack.environment_id if checked_environment is None else checked_environment,
+        )
         latest = stack.revisions.order_by("-number").first()
-        _require_secret_use(actor, set(secrets) - set(latest.secrets if latest else ()))
-        if (
-            latest is not None
-            and latest.compose == compose
-            and latest.variables == variables
-            and sorted(latest.secrets) == secrets
-        ):
+        if actor is not None:
+            _require_secret_use(actor, set(secrets) - set(latest.secrets if latest else ()))
+        if latest is not None and _same_content(latest, compose, variables, secrets, source):
             raise Conflict(
                 _("Nothing changed since revision %(n)d.") % {"n": latest.number},
                 code="no_changes",
             )
         number = (latest.number if latest else 0) + 1
-        revision = _new_revision(actor, stack, number, compose, variables, secrets, message)
+        revision = _new_revision(
+            actor, stack, number, compose, variables, secrets, message, source=source
+        )
         audit.record(
             "stack.revise",
             obj=stack,
-            changes={"revision": revision.number, "message": revision.message},
+            changes={
+                "revision": revision.number,
+                "message": revision.message,
+                **_origin(revision),
+            },
             actor=actor,
         )
     return revision
 
 
-def _new_revision(actor, stack, number, compose, variables, secrets, message) -> StackRevision:
+def _same_content(latest: StackRevision, compose, variables, secrets, source) -> bool:
+    source = source or {}
+    return (
+        latest.compose == compose
+        and latest.variables == variables
+        and sorted(latest.secrets) == sorted(secrets)
+        and latest.source_kind == source.get("source_kind", SourceKind.INLINE)
+        and latest.commit_sha == source.get("commit_sha", "")
+        and latest.manifest == source.get("manifest", {})
+        and latest.compose_files == source.get("compose_files", [])
+        and latest.subfolder == source.get("subfolder", "")
+    )
+
+
+def _new_revision(
+    actor, stack, number, compose, variables, secrets, message, *, source=None
+) -> StackRevision:
     return StackRevision.objects.create(
         stack=stack,
         number=number,
@@ -545,8 +653,20 @@ def _new_revision(actor, stack, number, compose, variables, secrets, message) ->
         variables=variables,
         secrets=secrets,
         message=(message or "").strip()[:200],
-        author=actor.user,
+        author=actor.user if actor is not None else None,
+        **{field: value for field, value in (source or {}).items() if field in SOURCE_FIELDS},
     )
+
+
+def _origin(revision: StackRevision) -> dict:
+    """Where a revision came from, for its audit event (nothing for a pasted compose)."""
+    if revision.source_kind == SourceKind.INLINE:
+        return {}
+    return {
+        "source": revision.source_kind,
+        **({"commit": revision.commit_sha} if revision.commit_sha else {}),
+        **({"archive": revision.archive_digest} if revision.archive_digest else {}),
+    }
 
 
 def _snapshot(stack: Stack) -> dict:
@@ -738,13 +858,31 @@ def diff_revisions(old: StackRevision | None, new: StackRevision) -> dict:
         "added": sorted(set(new.secrets) - old_secrets),
         "removed": sorted(old_secrets - set(new.secrets)),
     }
+    files = changed_files(old, new)
     return {
         "from": old.number if old else None,
         "to": new.number,
         "lines": lines,
         "variables": variables,
         "secrets": secrets,
-        "changed": bool(lines or any(variables.values()) or any(secrets.values())),
+        "files": files,
+        "changed": bool(
+            lines or any(variables.values()) or any(secrets.values()) or any(files.values())
+        ),
+    }
+
+
+def changed_files(old: StackRevision | None, new: StackRevision) -> dict[str, list[str]]:
+    """The project files added, removed and modified from `old` (None: nothing) to `new`,
+    compared by their manifests ({path: sha256}); empty lists for pasted compose texts."""
+    before = dict(old.manifest or {}) if old else {}
+    after = dict(new.manifest or {})
+    return {
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "modified": sorted(
+            path for path in set(before) & set(after) if before[path] != after[path]
+        ),
     }
 
 

@@ -444,6 +444,17 @@ if WINDFLOW_LOCAL_TARGETS not in WINDFLOW_LOCAL_TARGETS_MODES:
 WINDFLOW_LOCAL_SOCKETS = env_list("WINDFLOW_LOCAL_SOCKETS", ["/var/run/docker.sock"])
 if any(not path.startswith("/") for path in WINDFLOW_LOCAL_SOCKETS):
     raise ImproperlyConfigured("WINDFLOW_LOCAL_SOCKETS must list absolute paths of unix sockets.")
+# Project sources (issue 13). The worker's Git clones and unpacked archives: only a cache
+# (archives live in PostgreSQL, commits in their repository), trimmed to _MAX_BYTES.
+WINDFLOW_SOURCE_CACHE_DIR = env_str(
+    "WINDFLOW_SOURCE_CACHE_DIR", str(BASE_DIR / "var" / "source-cache")
+)
+WINDFLOW_SOURCE_CACHE_MAX_BYTES = env_int("WINDFLOW_SOURCE_CACHE_MAX_BYTES", 2 * 1024**3)
+# The largest project archive accepted from the page, the API or the CLI (compressed size).
+WINDFLOW_UPLOAD_MAX_BYTES = env_int("WINDFLOW_UPLOAD_MAX_BYTES", 100 * 1024**2)
+# Git URLs whose host resolves to a loopback or private address: refused unless True (a tenant
+# must not reach the platform's own network). Dev and test serve repositories on loopback.
+WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", False)
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOGGING = {

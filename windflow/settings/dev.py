@@ -11,3 +11,5 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Local Docker engines: platform staff hand them out (make run gives the demo organisation one).
 WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")
+# Git repositories served on loopback (devtools/gitserver.py) are allowed here.
+WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", True)

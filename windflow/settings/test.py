@@ -3,7 +3,7 @@
 import os
 
 from .base import *
-from .env import env_int, env_str
+from .env import env_bool, env_int, env_str
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
@@ -30,3 +30,5 @@ if _TEST_ENGINE.startswith("unix://"):
 # The live workers of the tests run jobs only: a test that needs the scheduler runs it (the
 # fault suite's instance sets `worker`, as production does).
 WINDFLOW_SCHEDULER = env_str("WINDFLOW_SCHEDULER", "separate")
+# Git repositories served on loopback (devtools/gitserver.py) are allowed here.
+WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", True)

@@ -1,0 +1,71 @@
+"""Sources: project archives built in memory (real tar.gz and zip bytes, good and hostile),
+and the owner's `membership`, `staging` and `local_target` of tests/conftest.py."""
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+
+NGINX_CONF = "events {}\nhttp { server { listen 80; } }\n"
+
+PROJECT = {
+    "compose.yaml": (
+        "services:\n"
+        "  web:\n"
+        "    image: nginx:1.27\n"
+        "    environment:\n"
+        "      GREETING: ${GREETING}\n"
+        "    volumes:\n"
+        "      - ./nginx.conf:/etc/nginx/nginx.conf:ro\n"
+    ),
+    "nginx.conf": NGINX_CONF,
+}
+
+
+def tar_gz(files: dict[str, str | bytes], *, links: dict[str, str] | None = None) -> bytes:
+    """A .tar.gz of `files` ({path: content}) and symbolic `links` ({path: target})."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def zip_bytes(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def zip_bomb(size: int = 64 * 1024**2) -> bytes:
+    """A small zip that unpacks to `size` bytes of zeros."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("compose.yaml", PROJECT["compose.yaml"])
+        archive.writestr("nginx.conf", NGINX_CONF)
+        archive.writestr("zeros.bin", b"\0" * size)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def project():
+    return dict(PROJECT)
+
+
+@pytest.fixture
+def source_cache(tmp_path, settings):
+    """The worker's source cache in the test's own folder."""
+    settings.WINDFLOW_SOURCE_CACHE_DIR = str(tmp_path / "source-cache")
+    return tmp_path / "source-cache"
