@@ -45,6 +45,9 @@ CODES = (
     "registry_auth",
     "registry_unreachable",
     "external_missing",
+    "build_failed",
+    "build_context_too_large",
+    "project_files_missing",
     "docker_error",
 )
 DETAIL_LIMIT = 4096
@@ -92,6 +95,18 @@ HINTS = {
     "external_missing": gettext_noop(
         "The compose file uses an external network or volume that does not exist on the "
         "server: create it first (docker network create / docker volume create)."
+    ),
+    "build_failed": gettext_noop(
+        "The image of this service could not be built: read the failing step and its last "
+        "output lines, fix the Dockerfile or the files it uses, and deploy again."
+    ),
+    "build_context_too_large": gettext_noop(
+        "List what the image does not need (node_modules, .git, build output, data) in a "
+        ".dockerignore file at the root of the build context."
+    ),
+    "project_files_missing": gettext_noop(
+        "This revision has no project folder: deploy the stack from a Git repository or "
+        "an uploaded folder, so that the files it mounts or builds from are there."
     ),
     "docker_error": "",
 }
@@ -457,6 +472,25 @@ _EXITED = {
     ("restarted", False): gettext_noop("restarted: exited with code %(code)s"),
     ("restarted", True): gettext_noop("restarted: exited with code %(code)s: %(tail)s"),
 }
+
+
+def diagnose_build(
+    service: str, error: str, *, step: str = "", output: Sequence[str] = ()
+) -> Diagnosis:
+    """A failed build: the failing step (``Step 3/5 : RUN make``) and the last lines of its
+    output in the detail."""
+    where = step.partition(" : ")[2] if " : " in step else ""
+    summary = (
+        Text(
+            gettext_noop("the build failed at %(step)s: %(error)s"),
+            step=where,
+            error=error.splitlines()[0] if error else "",
+        )
+        if where
+        else Text(gettext_noop("the build failed: %(error)s"), error=error)
+    )
+    detail = "\n".join([*(output or ([step] if step else [])), error])
+    return make("build_failed", summary, service=service, detail=detail)
 
 
 def _exited_summary(code: Any, how: str, tail: str) -> Text:

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 PHASES = (
+    "build",
     "pull",
     "create",
     "start",
@@ -101,6 +102,17 @@ class DeployOptions:
     # that already exists is used only when it carries `labels` (the stack made it): another
     # tenant's data, or the platform's, is never mounted by a name that happens to match.
     own_resources_only: bool = False
+    # A project (issue 13): the worker-local project root the build contexts come from; the
+    # server paths of this revision's files folder (bind mounts, configs) and of its
+    # secrets folder (tmpfs-backed); built images are tagged
+    # f"{image_repository}-{service}:r{revision}".
+    project_dir: str | None = None
+    files_dir: str | None = None
+    secrets_dir: str | None = None
+    image_repository: str = "windflow/project"
+    revision: int = 0
+    build_context_limit: int = 512 * 1024 * 1024  # bytes, per build context
+    build_timeout: float = 1800.0  # the longest silence of one build, seconds
 
 
 class Cancelled(EngineError):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import inspect
 import queue
@@ -44,12 +45,14 @@ from windflow.engine.compose.plan import (
     Plan,
     ServiceSpec,
     compose_labels,
+    config_hash,
     container_name,
     parse_duration,
 )
 from windflow.engine.diagnose import (
     Diagnosis,
     Exit,
+    diagnose_build,
     diagnose_container,
     diagnose_error,
     diagnose_timeout,
@@ -64,6 +67,13 @@ from windflow.engine.drivers import (
     DeployOptions,
     Event,
 )
+from windflow.engine.drivers.build import (
+    CONTEXT_DIGEST_LABEL,
+    BuildOutput,
+    ClassicBuilder,
+    image_tag,
+)
+from windflow.engine.drivers.context import BuildContext, ContextTooLarge
 from windflow.engine.errors import ContainerNotFound, EngineError
 from windflow.engine.labels import (
     HASH_LABEL,
@@ -315,8 +325,17 @@ class _Deploy:
     # --- the deploy ---------------------------------------------------------------------
 
     def deploy(self) -> None:
-        plan = self.plan
         self.check(fresh=True)
+        # Builds (and the checks of the project's files) come before anything on the server
+        # is touched: a failed build leaves what runs as it was.
+        try:
+            self.plan = self.prepare(self.plan)
+        except (Cancelled, _Aborted):
+            raise Cancelled("The deployment was cancelled.") from None
+        except DeployFailed as exc:
+            self.fail(exc.diagnosis)
+            raise DeployFailed(exc.diagnosis) from exc
+        plan = self.plan
         self.existing = self.api.containers(all=True, filters=_project_filter(self.project))
         pulls = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, min(len(plan.images), self.driver.pull_threads)),
@@ -497,6 +516,172 @@ class _Deploy:
             )
             self.phase(None, "volume", f"volume {volume.name} created")
 
+    # --- project: builds and files ------------------------------------------------------
+
+    def prepare(self, plan: Plan) -> Plan:
+        """The plan as it deploys: images built (or reused) for the services with build:,
+        the project's files bind-mounted from the revision's folders on the server."""
+        built: dict[str, str] = {}  # context digest -> the tag built from it by this deploy
+        services = []
+        for spec in plan.services:
+            digest = None
+            if spec.build is not None:
+                spec, digest = self.build(spec, built)
+            services.append(self.with_files(spec, digest))
+        return dataclasses.replace(plan, services=services)
+
+    def with_files(self, spec: ServiceSpec, digest: str | None) -> ServiceSpec:
+        """`spec` with its project files as bind mounts of the revision's folders, and a
+        config hash that covers what it runs: the context digest of a built image (not its
+        per-revision tag: an unchanged build keeps its containers) and the folders."""
+        if not spec.files and digest is None:
+            return spec
+        options = self.options
+        mounts = []
+        for item in spec.files:
+            secret = item.kind == "secret"
+            root = options.secrets_dir if secret else options.files_dir
+            if not root:
+                raise DeployFailed(
+                    make(
+                        "project_files_missing",
+                        f"{item.kind} {item.source or item.stored_as} needs the project's "
+                        "files on the server, and this deployment has none",
+                        service=spec.name,
+                    )
+                )
+            mounts.append(
+                {
+                    "type": "bind",
+                    "source": f"{root.rstrip('/')}/{item.stored_as}",
+                    "target": item.target,
+                    "read_only": item.read_only,
+                }
+            )
+        effective = config_hash(
+            {
+                "service": spec.config_hash,
+                "image": digest,
+                "files": options.files_dir if spec.files else None,
+                "secrets": options.secrets_dir
+                if any(f.kind == "secret" for f in spec.files)
+                else None,
+            }
+        )
+        return dataclasses.replace(spec, volumes=[*spec.volumes, *mounts], config_hash=effective)
+
+    def build(self, spec: ServiceSpec, built: dict[str, str]) -> tuple[ServiceSpec, str]:
+        """Build (or reuse) the image of `spec`; `spec` with it as its image, and the
+        context digest."""
+        options = self.options
+        name = spec.name
+        tag = image_tag(options.image_repository, name, options.revision)
+        if not options.project_dir:
+            raise DeployFailed(
+                make(
+                    "project_files_missing",
+                    "the image is built from the project, and this deployment has no "
+                    "project folder",
+                    service=name,
+                )
+            )
+        self.check(fresh=True)
+        try:
+            context = BuildContext.of(
+                options.project_dir, spec.build, limit=options.build_context_limit
+            )
+        except ContextTooLarge as exc:
+            raise DeployFailed(
+                make("build_context_too_large", str(exc), service=name, hint=exc.hint)
+            ) from None
+        except EngineError as exc:
+            raise DeployFailed(
+                make("build_failed", str(exc), service=name, hint=exc.hint)
+            ) from None
+        digest = context.digest
+        repository, _, revision_tag = tag.rpartition(":")
+        reuse = built.get(digest)
+        if reuse is None and spec.pull_policy in ("missing", "never"):
+            reuse = self.image_of(digest)
+        if reuse is not None:
+            self.api.tag(reuse, repository, revision_tag)
+            self.phase(name, "build", f"{name}: image {tag} unchanged (same build context)", 40)
+            built[digest] = tag
+            return dataclasses.replace(spec, image=tag), digest
+        if spec.pull_policy == "never":
+            raise DeployFailed(
+                make(
+                    "image_not_found",
+                    f"no image built from this context yet, and pull_policy is never ({tag})",
+                    service=name,
+                    hint="Allow the build (remove pull_policy: never), or build it once.",
+                )
+            )
+        self.run_build(spec, context, tag, digest)
+        built[digest] = tag
+        return dataclasses.replace(spec, image=tag), digest
+
+    def image_of(self, digest: str) -> str | None:
+        """An image of this stack built from the same context digest, if the engine has
+        one."""
+        labels = [f"{CONTEXT_DIGEST_LABEL}={digest}"]
+        labels += [f"{key}={value}" for key, value in self.options.labels.items()]
+        prefix = self.options.image_repository.lower() + "-"
+        for image in self.api.images(filters={"label": labels}):
+            if any(str(tag).startswith(prefix) for tag in image.get("RepoTags") or []):
+                return image["Id"]
+        return None
+
+    def run_build(self, spec: ServiceSpec, context: BuildContext, tag: str, digest: str) -> None:
+        name = spec.name
+        mb = context.size / (1024 * 1024)
+        self.phase(
+            name,
+            "build",
+            f"{name}: building {tag} ({len(context.files)} files, {mb:.1f} MB of context)",
+            0,
+        )
+        output = BuildOutput()
+        labels = {**spec.build.labels, **self.options.labels, CONTEXT_DIGEST_LABEL: digest}
+        started = time.monotonic()
+        with context.tar() as stream:
+            try:
+                messages = self.driver.builder.build(
+                    self.api,
+                    stream,
+                    tag=tag,
+                    build=spec.build,
+                    labels=labels,
+                    pull=spec.pull_policy == "always",
+                    registry_auth=self.options.registry_auth,
+                    timeout=self.options.build_timeout,
+                )
+                last_progress = 0.0
+                for message in messages:
+                    self.check()
+                    for line in output.feed(message):
+                        self.emit("log", f"{name}: {line}", service=name)
+                    now = time.monotonic()
+                    if output.steps and now - last_progress >= PULL_EVENT_INTERVAL:
+                        last_progress = now
+                        self.emit(
+                            "progress",
+                            f"{name}: {output.step}",
+                            service=name,
+                            phase="build",
+                            progress=output.progress,
+                        )
+                    if output.error:
+                        break
+            except APIError as exc:  # refused before it ran (a Dockerfile it cannot parse)
+                output.error = str(exc.explanation or exc)
+        if output.error:
+            raise DeployFailed(
+                diagnose_build(name, output.error, step=output.step, output=list(output.lines))
+            )
+        seconds = time.monotonic() - started
+        self.phase(name, "build", f"{name}: built {tag} in {seconds:.1f}s", 40)
+
     # --- images -------------------------------------------------------------------------
 
     def guard_pull(self, image: str) -> dict:
@@ -649,13 +834,15 @@ class _Deploy:
         self.check()
 
     def wait_image(self, spec: ServiceSpec) -> None:
+        if spec.build is not None:
+            return  # built (or reused) before anything else
         if not spec.image:
             raise DeployFailed(
                 make(
                     "docker_error",
-                    "no image: building images is not supported",
+                    "no image: give the service an image: or a build:",
                     service=spec.name,
-                    hint="Build and push the image, then give its name under image:.",
+                    hint="Give its name under image:, or the folder to build under build:.",
                 )
             )
         future = self.images[spec.image]
@@ -827,6 +1014,8 @@ class DockerDriver:
         # How errors name the engine: the server's name for people, else its address.
         self.where = where or str(getattr(self.api, "base_url", "the Docker engine"))
         self.stop_timeout = stop_timeout
+        # How images are built: the classic builder; BuildKit would be another builder.
+        self.builder = ClassicBuilder()
         over_ssh = str(getattr(self.api, "base_url", "")).startswith("http+docker://ssh")
         # Over SSH every concurrent API call is a channel (sshd allows 10 per connection).
         self.max_threads = max_threads or (SSH_THREADS if over_ssh else MAX_SERVICE_THREADS)
