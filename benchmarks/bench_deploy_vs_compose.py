@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from support import harness
-from support.harness import say
+from support.compose import Contender, alternate, docker_compose, ratios, remove_project
 
 NAME = "bench_deploy_vs_compose"
 RUNS = 5
@@ -67,25 +67,6 @@ services:
     depends_on:
       api: {{condition: service_healthy}}
 """
-
-
-def docker_compose(*args: str, cwd: Path, timeout: float = 300) -> None:
-    result = subprocess.run(
-        ["docker", "compose", "-p", PROJECT, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"docker compose {' '.join(args)} failed:\n{result.stderr}")
-
-
-def remove_project() -> None:
-    from devtools import remove_compose_project
-
-    remove_compose_project(PROJECT)
 
 
 def run(services: harness.Services) -> int:
@@ -135,35 +116,31 @@ def run(services: harness.Services) -> int:
 
         def compose_once() -> float:
             started = time.perf_counter()
-            docker_compose("up", "-d", "--wait", cwd=work)
+            docker_compose(PROJECT, "up", "-d", "--wait", cwd=work)
             return time.perf_counter() - started
 
-        remove_project()
+        def clean() -> None:
+            remove_project(PROJECT)
+
+        remove_project(PROJECT)
         harness.wait_for_quiet()
-        ours, theirs = [], []
-        for n in range(RUNS):
-            for tool, timings, once in (
-                ("compose", theirs, compose_once),
-                ("windflow", ours, windflow_once),
-            ):
-                remove_project()
-                took = once()
-                timings.append(took)
-                say(f"run {n + 1}/{RUNS} {tool}: {took:.2f} s")
-        remove_project()
+        theirs = Contender("compose", compose_once, clean)
+        ours = Contender("windflow", windflow_once, clean)
+        alternate(RUNS, [theirs, ours])
+        remove_project(PROJECT)
     finally:
-        remove_project()
+        remove_project(PROJECT)
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
-    ratio = statistics.median(ratios)
+    by_run = ratios(ours, theirs)
+    ratio = statistics.median(by_run)
     check = harness.verdict("median WindFlow / compose ratio", ratio, TARGET_RATIO, "", 2)
     print("=" * 78)
     print(f"5 services, 3 dependency levels, healthchecks, {RUNS} runs each:")
-    print(f"  docker compose up -d --wait: median {statistics.median(theirs):.2f} s")
-    print(f"  WindFlow deployment:         median {statistics.median(ours):.2f} s")
-    print("  ratios: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(f"  docker compose up -d --wait: median {theirs.median:.2f} s")
+    print(f"  WindFlow deployment:         median {ours.median:.2f} s")
+    print("  ratios: " + ", ".join(f"{r:.2f}" for r in by_run))
     print(check.line)
     print("=" * 78)
     harness.save_result(
@@ -171,9 +148,9 @@ def run(services: harness.Services) -> int:
         {
             "passed": check.passed,
             "ratio_median": ratio,
-            "ratios": ratios,
-            "windflow_s": ours,
-            "compose_s": theirs,
+            "ratios": by_run,
+            "windflow_s": ours.timings,
+            "compose_s": theirs.timings,
         },
     )
     return 0 if check.passed else 1
