@@ -8,6 +8,8 @@ import textwrap
 import pytest
 
 from windflow.engine.compose import ComposeError
+from windflow.engine.compose.analyse import analyse
+from windflow.engine.compose.lint import lint
 from windflow.engine.compose.load import MAX_BYTES, load_compose
 from windflow.engine.compose.project import (
     MAX_FILES,
@@ -15,6 +17,7 @@ from windflow.engine.compose.project import (
     load_project,
     parse_env_file,
 )
+from windflow.engine.compose.validate import validate
 
 
 def write(root, files):
@@ -760,3 +763,145 @@ def test_it_refuses_include_nested_too_deep(tmp_path):
     files["f12.yaml"] = "services: {}\n"
     write(tmp_path, files)
     assert refusal(tmp_path, ["f0.yaml"]).code == "project-too-deep"
+
+
+# --- analyse() and validate() of a project ------------------------------------------------------
+
+
+def test_findings_of_the_merged_file_carry_the_file_and_line_of_the_value(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  web:
+                    image: nginx:1.27
+                    restart: always
+            """,
+            "compose.override.yaml": """\
+                services:
+                  web:
+                    image: nginx:${TAG}
+                    privileged: true
+                    ports: [{target: eighty}]
+            """,
+        },
+    )
+    project = load_project(tmp_path)
+    analysis = analyse(project.compose_text, {}, project="shop", origin=project)
+    found = {p.code: (p.file, p.line, p.path) for p in analysis.problems}
+    assert found["variable-missing"] == ("compose.override.yaml", 3, "services.web.image")
+    assert found["privileged"] == ("compose.override.yaml", 4, "services.web.privileged")
+    assert found["compose-schema"] == (
+        "compose.override.yaml",
+        5,
+        "services.web.ports[0].target",
+    )
+    assert found["no-limits"] == ("compose.yaml", 3, "services.web.deploy.resources.limits")
+    assert analysis.problems[0].as_dict()["file"] == "compose.override.yaml"
+
+
+def test_the_project_env_fills_in_variables_for_analyse(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: nginx:${TAG}\n",
+            ".env": "TAG=1.27\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert analyse(project.compose_text, {}, project="shop", origin=project).ok
+    assert not analyse(project.compose_text, {}, project="shop").ok
+    explicit = analyse(project.compose_text, {"TAG": "1.26"}, project="shop", origin=project)
+    assert explicit.plan.services[0].image == "nginx:1.26"
+
+
+def test_an_inline_stack_keeps_its_findings_without_file(tmp_path):
+    analysis = analyse("services:\n  web:\n    image: nginx\n", {}, project="shop")
+    assert analysis.problems and all(p.file is None for p in analysis.problems)
+
+
+PROJECT_DOC = {
+    "services": {
+        "web": {
+            "build": {"context": ".", "dockerfile": "Dockerfile", "args": {"V": "1"}},
+            "image": "shop/web:1",
+            "pull_policy": "build",
+            "env_file": ["./web.env"],
+            "secrets": ["db", {"source": "api_key", "target": "key"}],
+            "configs": [{"source": "app", "target": "/etc/app.toml"}],
+            "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro"],
+        },
+        "api": {"build": "./api"},
+    },
+    "secrets": {"db": {"file": "./secrets/db.txt"}, "api_key": {"environment": "API_KEY"}},
+    "configs": {"app": {"file": "./config/app.toml"}},
+}
+
+
+def test_validate_accepts_what_a_project_uses():
+    assert validate(PROJECT_DOC, project_files=True) == []
+
+
+def test_validate_refuses_what_needs_project_files_in_an_inline_stack():
+    found = {p.path: p for p in validate(PROJECT_DOC)}
+    assert sorted(found) == [
+        "configs.app.file",
+        "secrets.db.file",
+        "services.api.build",
+        "services.web.build",
+        "services.web.env_file",
+    ]
+    assert "Git repository or an uploaded project folder" in found["services.web.build"].hint
+    assert "needs the project's files" in found["secrets.db.file"].message
+
+
+def test_a_secret_from_environment_is_fine_inline():
+    document = {
+        "services": {"web": {"image": "x:1", "secrets": ["k"]}},
+        "secrets": {"k": {"environment": "API_KEY"}},
+    }
+    assert validate(document) == []
+
+
+@pytest.mark.parametrize(
+    ("section", "entry", "path", "message"),
+    [
+        ("secrets", {"external": True}, "secrets.x.external", "belongs to Docker Swarm"),
+        ("configs", {"external": True}, "configs.x.external", "belongs to Docker Swarm"),
+        ("configs", {"content": "a=1"}, "configs.x.content", "config from content:"),
+        ("configs", {"environment": "A"}, "configs.x.environment", "config from environment:"),
+        ("secrets", {"name": "n"}, "secrets.x", "say where the secret comes from"),
+    ],
+)
+def test_validate_refuses_secret_and_config_sources_windflow_does_not_serve(
+    section, entry, path, message
+):
+    document = {"services": {"web": {"image": "x:1"}}, section: {"x": entry}}
+    (problem,) = validate(document, project_files=True)
+    assert (problem.code, problem.path) == ("compose-unsupported", path)
+    assert message in problem.message and "file:" in problem.hint
+
+
+def test_validate_refuses_build_keys_windflow_does_not_apply():
+    document = {"services": {"web": {"build": {"context": ".", "ssh": ["default"]}}}}
+    (problem,) = validate(document, project_files=True)
+    assert problem.path == "services.web.build.ssh"
+    assert "build.ssh is not supported" in problem.message
+
+
+def test_validate_checks_pull_policy():
+    document = {"services": {"web": {"image": "x:1", "pull_policy": "build"}}}
+    (problem,) = validate(document, project_files=True)
+    assert (problem.code, problem.path) == ("service-no-build", "services.web.pull_policy")
+    document["services"]["web"]["pull_policy"] = "daily"
+    (problem,) = validate(document, project_files=True)
+    assert problem.code == "compose-schema" and "must be one of" in problem.message
+    for policy in ("always", "missing", "never", "if_not_present"):
+        document["services"]["web"]["pull_policy"] = policy
+        assert validate(document) == []
+
+
+def test_lint_does_not_ask_to_pin_the_tag_of_a_built_image():
+    rules = {p.code for p in lint({"services": {"web": {"build": ".", "image": "shop/web"}}})}
+    assert "image-not-pinned" not in rules

@@ -22,6 +22,7 @@ from .interpolate import interpolate_checked, referenced_variables
 from .lint import lint
 from .load import load_compose_with_positions
 from .plan import Plan, build_plan, unsupported_keys
+from .project import Project, remap
 from .validate import SCHEMA_RULE, validate
 
 # What a secret stands for while a file is edited: its value is never needed to check it.
@@ -69,19 +70,36 @@ def analyse(
     *,
     project: str,
     placeholders: Iterable[str] = (),
+    origin: Project | None = None,
 ) -> Analysis:
     """Check `text` and plan it as compose project `project`. `variables` give
     ``${NAME}`` its value; names in `placeholders` (secrets, while editing) count as set
     without a value. Never raises for a bad file: the problems say what is wrong, every
     kind at once (a missing variable does not hide an unsupported key, nor an unsupported
-    key an undeclared volume). Only a file that cannot be read as YAML stops the checks."""
+    key an undeclared volume). Only a file that cannot be read as YAML stops the checks.
+
+    `origin`: the :class:`~windflow.engine.compose.project.Project` that `text` (its
+    ``compose_text``) was merged from. The file may then use what a project folder gives
+    (``build:``, ``env_file:``, config and secret files), the project's ``.env`` fills in
+    the variables not given, and each finding carries the ``file`` and ``line`` of the
+    value in the project (``compose.override.yaml:12``). Without it, `text` is an inline
+    stack: one file and nothing beside it."""
     try:
         document, positions = load_compose_with_positions(text)
     except ComposeError as error:
         return Analysis(problems=list(error.problems))
+    analysis = _analyse(document, positions, variables, project, placeholders, origin)
+    if origin is not None:
+        analysis.problems = _sorted([remap(origin.source_map, p) for p in analysis.problems])
+    return analysis
+
+
+def _analyse(document, positions, variables, project, placeholders, origin) -> Analysis:
     where = _locator(positions)
     problems = [where(p) for p in lint(document)]
     values = {name: PLACEHOLDER for name in placeholders}
+    if origin is not None:
+        values.update(origin.env_defaults)
     values.update(variables)
     resolved, error = interpolate_checked(document, values, positions=positions)
     unresolved = [p.path or "" for p in error.problems] if error else []
@@ -99,7 +117,7 @@ def analyse(
             out.append(where(problem))
         return out
 
-    checked = validate(resolved)
+    checked = validate(resolved, project_files=origin is not None)
     problems.extend(fresh(checked))
     services = resolved.get("services") if isinstance(resolved, dict) else None
     if isinstance(services, dict):
@@ -166,7 +184,12 @@ def _locator(positions):
 def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(
         problems,
-        key=lambda p: (_SEVERITY_ORDER.get(p.severity, 3), p.line or 0, p.path or ""),
+        key=lambda p: (
+            _SEVERITY_ORDER.get(p.severity, 3),
+            p.file or "",
+            p.line or 0,
+            p.path or "",
+        ),
     )
 
 

@@ -197,6 +197,8 @@ def _image_problem(name: str, service: dict[str, Any]) -> Problem | None:
     image = service.get("image")
     if not isinstance(image, str) or not image.strip() or _interpolated(image):
         return None
+    if service.get("build") is not None:
+        return None  # the name the built image is tagged with, not one pulled
     if "@" in image:
         return None  # pinned by digest
     last = image.rsplit("/", 1)[-1]

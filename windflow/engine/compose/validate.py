@@ -9,9 +9,14 @@ The schema is the official Compose Specification JSON schema, vendored in
 A few keys added to the specification after that snapshot are layered over it
 here (``_NEWER_KEYS``) so that current files are not refused for them.
 
-Keys WindFlow cannot honour yet (``build``, ``extends``, ``develop``,
-``env_file``, top-level ``include``) are refused with a clear message rather
-than silently dropped.
+Keys WindFlow cannot honour are refused with a clear message rather than silently
+dropped: ``develop``, and ``extends`` / top-level ``include`` (the project loader,
+:mod:`windflow.engine.compose.project`, resolves them before a file gets here). ``build``
+and ``env_file`` need the files of a project folder: accepted with
+``validate(document, project_files=True)`` (a file merged from a project), refused in a
+stack written inline. Compose ``secrets:`` come from a project ``file:`` or from
+``environment: NAME`` (the stack's variable or WindFlow secret NAME); ``configs:`` from a
+project ``file:``. ``external`` secrets and configs (Swarm's) are refused.
 """
 
 from __future__ import annotations
@@ -67,14 +72,32 @@ RULES: dict[str, Rule] = {
         "error",
         "Add a services: section with at least one service.",
     ),
+    "service-no-build": Rule(
+        "A service with pull_policy: build has no build: section",
+        "error",
+        "Add build: with the folder of its Dockerfile, or choose another pull_policy.",
+    ),
 }
+
+# Keys that need the files of a project folder: refused in a stack written inline.
+PROJECT_SERVICE_KEYS: dict[str, tuple[str, str]] = {
+    "build": (
+        "build is not supported yet: build the image in CI and reference it with image:",
+        "Push the image to a registry from your CI and set image: registry/name:tag, or "
+        "create the stack from a Git repository or an uploaded project folder, where "
+        "WindFlow builds it.",
+    ),
+    "env_file": (
+        "env_file is not supported: WindFlow keeps only the compose text, not files beside it",
+        "Move the variables into environment: as ${NAME} and set them as stack variables "
+        "or secrets, or create the stack from a Git repository or an uploaded project folder.",
+    ),
+}
+# build: keys WindFlow applies (or may ignore safely: cache_from only speeds a build up).
+BUILD_KEYS = frozenset({"context", "dockerfile", "args", "target", "labels", "cache_from"})
 
 # key -> (message, hint) for keys we refuse, per service and at the top level.
 UNSUPPORTED_SERVICE_KEYS: dict[str, tuple[str, str]] = {
-    "build": (
-        "build is not supported yet: build the image in CI and reference it with image:",
-        "Push the image to a registry from your CI and set image: registry/name:tag.",
-    ),
     "extends": (
         "extends is not supported yet: write the service out in full",
         "Copy the keys of the extended service into this one, or use a YAML anchor (&/*).",
@@ -82,11 +105,6 @@ UNSUPPORTED_SERVICE_KEYS: dict[str, tuple[str, str]] = {
     "develop": (
         "develop is not supported: it only applies to `docker compose watch` on a laptop",
         "Remove the develop: section from the stack WindFlow deploys.",
-    ),
-    "env_file": (
-        "env_file is not supported: WindFlow keeps only the compose text, not files beside it",
-        "Move the variables into environment: as ${NAME} and set them as stack variables "
-        "or secrets.",
     ),
 }
 UNSUPPORTED_TOP_KEYS: dict[str, tuple[str, str]] = {
@@ -107,6 +125,26 @@ _NEWER_KEYS: dict[str, dict[str, Any]] = {
         "uts": {"type": "string"},
     },
     "healthcheck": {"start_interval": {"type": "string", "format": "duration"}},
+    "secret": {"environment": {"type": "string"}},
+    "config": {"content": {"type": "string"}, "environment": {"type": "string"}},
+    # build: keys of the current specification (WindFlow refuses them with its own words)
+    "build": {
+        key: {}
+        for key in (
+            "additional_contexts",
+            "cache_to",
+            "dockerfile_inline",
+            "entitlements",
+            "no_cache",
+            "platforms",
+            "privileged",
+            "pull",
+            "secrets",
+            "ssh",
+            "tags",
+            "ulimits",
+        )
+    },
 }
 
 _NAMED_SECTIONS = {"services", "networks", "volumes", "secrets", "configs"}
@@ -128,6 +166,10 @@ def _validator() -> Draft201909Validator:
     defs = schema["definitions"]
     defs["service"]["properties"].update(_NEWER_KEYS["service"])
     defs["healthcheck"]["properties"].update(_NEWER_KEYS["healthcheck"])
+    defs["secret"]["properties"].update(_NEWER_KEYS["secret"])
+    defs["config"]["properties"].update(_NEWER_KEYS["config"])
+    build_long = defs["service"]["properties"]["build"]["oneOf"][1]
+    build_long["properties"].update(_NEWER_KEYS["build"])
     # depends_on long syntax gained `restart` and `required`.
     long_form = defs["service"]["properties"]["depends_on"]["oneOf"][1]
     condition = next(iter(long_form["patternProperties"].values()))
@@ -277,8 +319,13 @@ def _problems_from_error(error: ValidationError) -> list[Problem]:
     return [problem(f"{_where(path)}: {error.message}")]
 
 
-def _strip_unsupported(document: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+def _strip_unsupported(
+    document: dict[str, Any], project_files: bool
+) -> tuple[dict[str, Any], list[Problem]]:
     """Report unsupported keys and return a copy of the document without them."""
+    refused = dict(UNSUPPORTED_SERVICE_KEYS)
+    if not project_files:
+        refused.update(PROJECT_SERVICE_KEYS)
     problems: list[Problem] = []
     doc = copy.copy(document)
     for key, (message, hint) in UNSUPPORTED_TOP_KEYS.items():
@@ -292,7 +339,7 @@ def _strip_unsupported(document: dict[str, Any]) -> tuple[dict[str, Any], list[P
             if not isinstance(service, dict):
                 continue
             trimmed = dict(service)
-            for key, (message, hint) in UNSUPPORTED_SERVICE_KEYS.items():
+            for key, (message, hint) in refused.items():
                 if key in trimmed:
                     at = format_path(["services", name, key])
                     problems.append(
@@ -339,8 +386,98 @@ def _image_problems(document: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def validate(document: Any) -> list[Problem]:
-    """Check a loaded compose document; return its problems (empty when valid)."""
+def _unsupported(message: str, path: str, hint: str) -> Problem:
+    return finding("compose-unsupported", "error", f"{path}: {message}", path, hint)
+
+
+def _service_problems(name: str, service: dict[str, Any], project_files: bool) -> list[Problem]:
+    """build: keys WindFlow does not apply, and pull_policy."""
+    problems = []
+    build = service.get("build")
+    if isinstance(build, dict) and project_files:
+        for key in build:
+            if str(key).startswith("x-") or key in BUILD_KEYS:
+                continue
+            problems.append(
+                _unsupported(
+                    f"build.{key} is not supported: WindFlow builds with context, "
+                    "dockerfile, args, target and labels",
+                    format_path(["services", name, "build", key]),
+                    "Remove it; put what it does in the Dockerfile where it can be.",
+                )
+            )
+    policy = service.get("pull_policy")  # the schema lists the values
+    at = format_path(["services", name, "pull_policy"])
+    if policy == "build" and build is None:
+        problems.append(
+            finding(
+                "service-no-build",
+                "error",
+                f"{at}: build means the image is built, but the service has no build: section",
+                at,
+                RULES["service-no-build"].hint,
+            )
+        )
+    return problems
+
+
+_SOURCE_HINTS = {
+    "secret": "Use file: with a file of the project, or environment: NAME to take the value "
+    "of the stack's variable or WindFlow secret NAME.",
+    "config": "Use file: with a file of the project.",
+}
+
+
+def _source_problems(document: dict[str, Any], project_files: bool) -> list[Problem]:
+    """Where each top-level secret and config comes from: a project ``file:``, or for a
+    secret ``environment: NAME``; never ``external`` (Swarm's)."""
+    problems = []
+    for section in ("secrets", "configs"):
+        entries = document.get(section)
+        if not isinstance(entries, dict):
+            continue
+        noun = section[:-1]
+        hint = _SOURCE_HINTS[noun]
+        for name, entry in entries.items():
+            if not isinstance(entry, dict):
+                continue  # the schema reports it
+            if entry.get("external"):
+                message = (
+                    f"an external {noun} belongs to Docker Swarm; containers started "
+                    "without Swarm cannot use it"
+                )
+                problems.append(
+                    _unsupported(message, format_path([section, name, "external"]), hint)
+                )
+                continue
+            if "file" in entry and not project_files:
+                message = (
+                    f"a {noun} file needs the project's files; a stack written inline has none"
+                )
+                problems.append(
+                    _unsupported(
+                        message,
+                        format_path([section, name, "file"]),
+                        "Create the stack from a Git repository or an uploaded project folder.",
+                    )
+                )
+            allowed = {"file", "environment"} if noun == "secret" else {"file"}
+            others = [
+                key for key in ("content", "environment") if key in entry and key not in allowed
+            ]
+            for key in others:
+                message = f"a {noun} from {key}: is not supported yet"
+                problems.append(_unsupported(message, format_path([section, name, key]), hint))
+            if not allowed & set(entry) and not others:
+                message = f"say where the {noun} comes from"
+                problems.append(_unsupported(message, format_path([section, name]), hint))
+    return problems
+
+
+def validate(document: Any, *, project_files: bool = False) -> list[Problem]:
+    """Check a loaded compose document; return its problems (empty when valid).
+    `project_files`: the document was merged from a project folder, so ``build:``,
+    ``env_file:`` and config or secret files have the files they need."""
     if not isinstance(document, dict):
         return [
             finding(
@@ -352,7 +489,8 @@ def validate(document: Any) -> list[Problem]:
                 "Start the file with services: and list each service under it.",
             )
         ]
-    doc, problems = _strip_unsupported(document)
+    doc, problems = _strip_unsupported(document, project_files)
+    problems.extend(_source_problems(document, project_files))
     seen: set[tuple[str, str]] = set()
     errors = sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
     for error in errors:
@@ -361,4 +499,9 @@ def validate(document: Any) -> list[Problem]:
                 seen.add((found.path, found.message))
                 problems.append(found)
     problems.extend(_image_problems(document))
+    services = document.get("services")
+    if isinstance(services, dict):
+        for name, service in services.items():
+            if isinstance(service, dict):
+                problems.extend(_service_problems(str(name), service, project_files))
     return problems
