@@ -55,7 +55,10 @@ def test_it_reads_the_default_compose_file_and_its_override(tmp_path):
     )
     project = load_project(tmp_path)
     assert project.compose_files == ["compose.yaml", "compose.override.yaml"]
-    assert project.document == {"services": {"web": {"image": "nginx:1.27", "restart": "always"}}}
+    assert project.document == {
+        "services": {"web": {"image": "nginx:1.27", "restart": "always"}},
+        "x-windflow-project": {"compose_files": ["compose.yaml", "compose.override.yaml"]},
+    }
     assert load_compose(project.compose_text) == project.document
     assert project.source_map["services.web.restart"] == ("compose.override.yaml", 3)
     assert project.source_map["services.web.image"] == ("compose.yaml", 3)
@@ -841,6 +844,27 @@ PROJECT_DOC = {
 
 def test_validate_accepts_what_a_project_uses():
     assert validate(PROJECT_DOC, project_files=True) == []
+    marked = {**PROJECT_DOC, "x-windflow-project": {"compose_files": ["compose.yaml"]}}
+    assert validate(marked) == []
+
+
+def test_a_merged_text_is_checked_as_a_project_wherever_it_is_checked_again(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    build: .\n    env_file: web.env\n",
+            "Dockerfile": "FROM scratch\n",
+            "web.env": "A=1\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert validate(load_compose(project.compose_text)) == []  # a revision, checked later
+    again = analyse(project.compose_text, {}, project="shop")
+    assert "services.web.build" not in {p.path for p in again.errors}
+    inline = analyse("services:\n  web:\n    build: .\n", {}, project="shop")
+    assert [(p.code, p.path) for p in inline.errors] == [
+        ("compose-unsupported", "services.web.build")
+    ]
 
 
 def test_validate_refuses_what_needs_project_files_in_an_inline_stack():

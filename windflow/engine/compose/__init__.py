@@ -99,6 +99,17 @@ class ComposeError(EngineError, ValueError):
         return self.error_code
 
 
+PROJECT_MARKER = "x-windflow-project"
+"""The top-level extension field :func:`~windflow.engine.compose.project.load_project`
+writes in a merged project text (``{compose_files: [...]}``): the text comes from a project
+folder, so ``build:``, ``env_file:`` and config or secret files have their files."""
+
+
+def from_project(document) -> bool:
+    """Whether a loaded compose document is the merged text of a project folder."""
+    return isinstance(document, dict) and isinstance(document.get(PROJECT_MARKER), dict)
+
+
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+\Z")
 
 
@@ -118,4 +129,4 @@ def format_path(path: Iterable[PathElement]) -> str:
     return out
 
 
-__all__ = ["ComposeError", "Path", "Problem", "format_path"]
+__all__ = ["PROJECT_MARKER", "ComposeError", "Path", "Problem", "format_path", "from_project"]

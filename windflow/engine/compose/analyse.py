@@ -82,8 +82,10 @@ def analyse(
     ``compose_text``) was merged from. The file may then use what a project folder gives
     (``build:``, ``env_file:``, config and secret files), the project's ``.env`` fills in
     the variables not given, and each finding carries the ``file`` and ``line`` of the
-    value in the project (``compose.override.yaml:12``). Without it, `text` is an inline
-    stack: one file and nothing beside it."""
+    value in the project (``compose.override.yaml:12``). Without it, a merged text (it
+    carries ``x-windflow-project``) may still use the project's files, but findings point
+    at the merged text; any other text is a stack written inline: one file and nothing
+    beside it."""
     try:
         document, positions = load_compose_with_positions(text)
     except ComposeError as error:
@@ -117,7 +119,7 @@ def _analyse(document, positions, variables, project, placeholders, origin) -> A
             out.append(where(problem))
         return out
 
-    checked = validate(resolved, project_files=origin is not None)
+    checked = validate(resolved, project_files=True if origin is not None else None)
     problems.extend(fresh(checked))
     services = resolved.get("services") if isinstance(resolved, dict) else None
     if isinstance(services, dict):

@@ -23,7 +23,11 @@ files and ``.env`` files, into the one merged compose text the rest of the engin
 - the project's ``.env`` gives interpolation defaults (explicit variables win).
 
 The merged text is *not* interpolated (``${VAR}`` stays), so ``analyse()`` checks it as it
-checks an inline stack; :attr:`Project.source_map` tells, for each place of the merged
+checks an inline stack. It ends with the extension field ``x-windflow-project:
+{compose_files: [...]}`` (the compose files read), which tells ``validate()`` the text
+comes from a project folder wherever it is checked again (a revision moved, deployed):
+``build:``, ``env_file:`` and config or secret files are then accepted, as they are not
+in a stack written inline. :attr:`Project.source_map` tells, for each place of the merged
 document, the file and line it came from, and ``analyse(..., origin=project)`` reports
 findings there. Every refusal is a :class:`ComposeError` listing all the problems found,
 each with its ``file`` and ``line``.
@@ -47,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from windflow.engine.compose import ComposeError, Problem, format_path
+from windflow.engine.compose import PROJECT_MARKER, ComposeError, Problem, format_path
 from windflow.engine.compose.interpolate import interpolate_string
 from windflow.engine.compose.load import MAX_BYTES, load_compose_with_positions
 
@@ -1300,6 +1304,11 @@ def load_project(
         for rel in rels:
             model = loader.model(loader.compose_file(rel, base, None), ())
             merged = model if merged is None else _merge_models(merged, model)
+        merged.drop(PROJECT_MARKER)
+        marker = _Map()
+        marker.put("compose_files", _Seq(loader.compose_files), (rels[0], 1))
+        marker["compose_files"].where = [(rels[0], 1)] * len(loader.compose_files)
+        merged.put(PROJECT_MARKER, marker, (rels[0], 1))
         source_map: dict[str, Origin] = {"": (rels[0], 1)}
         _source_map(merged, (), source_map)
         loader.check(merged, source_map)

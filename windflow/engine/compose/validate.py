@@ -12,9 +12,9 @@ here (``_NEWER_KEYS``) so that current files are not refused for them.
 Keys WindFlow cannot honour are refused with a clear message rather than silently
 dropped: ``develop``, and ``extends`` / top-level ``include`` (the project loader,
 :mod:`windflow.engine.compose.project`, resolves them before a file gets here). ``build``
-and ``env_file`` need the files of a project folder: accepted with
-``validate(document, project_files=True)`` (a file merged from a project), refused in a
-stack written inline. Compose ``secrets:`` come from a project ``file:`` or from
+and ``env_file`` need the files of a project folder: accepted in a file merged from a project
+(it carries the loader's ``x-windflow-project`` field, or ``project_files=True``), refused
+in a stack written inline. Compose ``secrets:`` come from a project ``file:`` or from
 ``environment: NAME`` (the stack's variable or WindFlow secret NAME); ``configs:`` from a
 project ``file:``. ``external`` secrets and configs (Swarm's) are refused.
 """
@@ -33,7 +33,7 @@ from typing import Any, Literal, NamedTuple
 from jsonschema import Draft201909Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from windflow.engine.compose import Problem, finding
+from windflow.engine.compose import Problem, finding, from_project
 
 Severity = Literal["error", "warning", "info"]
 
@@ -474,10 +474,13 @@ def _source_problems(document: dict[str, Any], project_files: bool) -> list[Prob
     return problems
 
 
-def validate(document: Any, *, project_files: bool = False) -> list[Problem]:
+def validate(document: Any, *, project_files: bool | None = None) -> list[Problem]:
     """Check a loaded compose document; return its problems (empty when valid).
     `project_files`: the document was merged from a project folder, so ``build:``,
-    ``env_file:`` and config or secret files have the files they need."""
+    ``env_file:`` and config or secret files have the files they need (None: when the
+    document carries the loader's ``x-windflow-project`` field)."""
+    if project_files is None:
+        project_files = from_project(document)
     if not isinstance(document, dict):
         return [
             finding(
