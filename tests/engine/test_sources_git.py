@@ -133,6 +133,15 @@ def test_it_fetches_a_commit_into_a_read_only_tree(repo, cache):
     assert git.fetch(repo.git_url, "v1", cache=cache, **LOCAL) == older
 
 
+def test_it_exports_every_file_of_the_commit_whatever_gitattributes_say(git_server, cache):
+    repo = git_server.repo()
+    files = {".gitattributes": "tests/ export-ignore\nv.txt export-subst\n", "tests/t.py": "x"}
+    sha = repo.commit({**files, "v.txt": "$Format:%H$"})
+    tree = git.fetch(repo.git_url, sha, cache=cache, **LOCAL)
+    assert (tree / "tests" / "t.py").read_text() == "x"
+    assert (tree / "v.txt").read_text() == "$Format:%H$"
+
+
 def test_it_reuses_a_fetched_commit_without_asking_the_server(private_repo, git_server, cache):
     auth = git.GitAuth.with_token(TOKEN)
     tree = git.fetch(private_repo.http_url, private_repo.first, auth, cache=cache, **LOCAL)

@@ -62,6 +62,7 @@ MAX_RATIO = 200  # unpacked bytes per archive byte ...
 RATIO_FLOOR = 16 * MiB  # ... checked once this much is unpacked (small archives compress well)
 CHUNK = 256 * 1024
 MAX_LINK_TARGET = 4096
+PACK_LEVEL = 3  # gzip level of pack(): twice as fast as 6 for ~6 % more bytes
 
 
 @dataclass(frozen=True)
@@ -460,7 +461,7 @@ def pack_into(
     chosen = sorted(set(files), key=_sort_key)
     folders = sorted(_parents(chosen))
     with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=PACK_LEVEL) as gz,
         tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
         for rel in sorted([*folders, *chosen], key=_sort_key):

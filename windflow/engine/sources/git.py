@@ -67,6 +67,7 @@ __all__ = [
     "FETCH_TIMEOUT",
     "LS_REMOTE_TIMEOUT",
     "MAX_FETCH_BYTES",
+    "NO_AUTH",
     "GitAuth",
     "GitError",
     "GitUrl",
@@ -715,6 +716,10 @@ def _resolve_short(url, ref, auth, cache, parsed, addresses) -> str:
 def _export(mirror: Path, sha: str, dest: Path, session: _Session, max_bytes: int) -> None:
     """The tree of `sha` into `dest`, through ``git archive`` and the safe unpack."""
     tar_path = dest.parent / f"{dest.name}.tar"
+    # The commit's files as a checkout has them: no export-ignore / export-subst from its
+    # .gitattributes (info/attributes wins over the tree's).
+    (mirror / "info").mkdir(exist_ok=True)
+    (mirror / "info" / "attributes").write_text("* -export-ignore -export-subst\n")
     try:
         with open(tar_path, "wb") as out:
 
