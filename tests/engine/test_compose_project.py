@@ -675,6 +675,7 @@ MISSING_FILES = {
         "remote build context",
     ),
     "env_file": ("env_file: [nope.env]", "services.web.env_file[0]", "env file ./nope.env is not"),
+    "path without ./": ("volumes: [conf/x.conf:/x]", "services.web.volumes[0]", "is not in"),
 }
 
 
@@ -929,3 +930,53 @@ def test_validate_checks_pull_policy():
 def test_lint_does_not_ask_to_pin_the_tag_of_a_built_image():
     rules = {p.code for p in lint({"services": {"web": {"build": ".", "image": "shop/web"}}})}
     assert "image-not-pinned" not in rules
+
+
+@pytest.mark.parametrize("section", ["configs", "secrets"])
+def test_a_config_or_secret_file_must_be_in_the_project(tmp_path, section):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": f"""\
+                services:
+                  web:
+                    image: x:1
+                {section}:
+                  x:
+                    file: ./missing.txt
+            """
+        },
+    )
+    (problem,) = refusal(tmp_path).problems
+    assert (problem.code, problem.path, problem.file, problem.line) == (
+        "project-file-missing",
+        f"{section}.x.file",
+        "compose.yaml",
+        6,
+    )
+    noun = section[:-1]
+    assert f"the {noun} file ./missing.txt is not in the project" in problem.message
+
+
+def test_relative_binds_of_a_project_are_not_host_paths_for_the_policy(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: x:1\n",
+            "compose.override.yaml": """\
+                services:
+                  web:
+                    volumes: [./conf:/conf, conf/x:/x, /srv/data:/data]
+            """,
+            "conf/x": "x\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.document["services"]["web"]["volumes"][:2] == ["./conf:/conf", "./conf/x:/x"]
+    analysis = analyse(project.compose_text, {}, project="shop", origin=project)
+    (feature,) = analysis.host_features  # the absolute host path only
+    assert (feature.host_path, feature.file, feature.line) == (
+        "/srv/data",
+        "compose.override.yaml",
+        3,
+    )

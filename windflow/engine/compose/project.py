@@ -608,6 +608,12 @@ def _written(rel: str) -> str:
     return "." if rel == "." else f"./{rel}"
 
 
+def _relative_bind(source: str) -> bool:
+    """Whether the source of a short-syntax volume is a path that is not absolute
+    (``./x``, ``x/y``, ``~/x``) rather than a volume name, as the planner reads it."""
+    return source.startswith((".", "~")) or ("/" in source and not source.startswith("/"))
+
+
 def _outside(rel: str) -> bool:
     return rel == ".." or rel.startswith("../")
 
@@ -799,7 +805,7 @@ class _Loader:
                     if "$" in volume and base != ".":
                         volume = self.resolved_text(volume, base) or volume
                     source, sep, rest = volume.partition(":")
-                    if sep and source.startswith("."):
+                    if sep and _relative_bind(source) and not source.startswith("~"):
                         volumes[index] = f"{self.rewrite(source, base)}:{rest}"
                 elif isinstance(volume, _Map) and volume.get("type") == "bind":
                     source = volume.get("source")
@@ -1071,7 +1077,7 @@ class _Loader:
                 if isinstance(volume, str):
                     text = self.resolved_text(volume, ".") or ""
                     head, sep, _rest = text.partition(":")
-                    if sep and head.startswith((".", "~")):
+                    if sep and _relative_bind(head):
                         source = head
                 elif isinstance(volume, _Map) and volume.get("type") == "bind":
                     source = volume.get("source")
