@@ -391,3 +391,16 @@ def test_it_writes_the_deploy_key_owner_only(tmp_path):
         assert (home / "deploy_key").read_text().strip() == key
         assert key not in " ".join(f"{k}={v}" for k, v in session.env.items())
     assert not home.exists()
+
+
+def test_it_pins_the_checked_address_and_follows_no_redirect_for_public_hosts():
+    parsed = git.check_url("https://git.example.com/a/b.git", allow_private=True)
+    with git._session(parsed, git.NO_AUTH, ["203.0.113.7"]) as session:
+        config = {
+            session.env[f"GIT_CONFIG_KEY_{i}"]: session.env[f"GIT_CONFIG_VALUE_{i}"]
+            for i in range(int(session.env["GIT_CONFIG_COUNT"]))
+        }
+    assert config["http.curloptResolve"] == "git.example.com:443:203.0.113.7"
+    assert config["http.followRedirects"] == "false"
+    assert config["credential.helper"] == ""
+    assert session.env["GIT_TERMINAL_PROMPT"] == "0"
