@@ -980,3 +980,21 @@ def test_relative_binds_of_a_project_are_not_host_paths_for_the_policy(tmp_path)
         "compose.override.yaml",
         3,
     )
+
+
+def test_a_single_file_project_keeps_its_text_as_written(tmp_path):
+    text = "# the shop\nservices:\n  web:\n    image: nginx:1.27  # pinned\n"
+    write(tmp_path, {"compose.yaml": text})
+    project = load_project(tmp_path)
+    assert project.compose_text.startswith(text)
+    assert load_compose(project.compose_text) == project.document
+    assert project.document["x-windflow-project"] == {"compose_files": ["compose.yaml"]}
+
+
+def test_a_file_whose_paths_are_rewritten_is_written_anew(tmp_path):
+    compose = "# c\nservices:\n  web:\n    image: x:1\n    build: app\n"
+    write(tmp_path, {"compose.yaml": compose, "app/Dockerfile": "FROM scratch\n"})
+    project = load_project(tmp_path)
+    assert not project.compose_text.startswith("# c")
+    assert project.document["services"]["web"]["build"] == "./app"
+    assert load_compose(project.compose_text) == project.document

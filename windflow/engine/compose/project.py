@@ -40,6 +40,7 @@ Pure Python, no Django, no Docker.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import posixpath
@@ -53,7 +54,7 @@ import yaml
 
 from windflow.engine.compose import PROJECT_MARKER, ComposeError, Problem, format_path
 from windflow.engine.compose.interpolate import interpolate_string
-from windflow.engine.compose.load import MAX_BYTES, load_compose_with_positions
+from windflow.engine.compose.load import MAX_BYTES, load_compose, load_compose_with_positions
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 """The compose file looked for when none is named (the first found), as compose does."""
@@ -629,6 +630,8 @@ class _Loader:
         self.warnings: list[Problem] = []
         self.compose_files: list[str] = []
         self.used: dict[str, None] = {}
+        self.texts: dict[str, tuple[str, dict]] = {}  # compose file -> (text, as read)
+        self.env_files: dict[str, dict[str, str | None]] = {}
         self.loaded: dict[tuple[str, str], _File] = {}
         self.services: dict[tuple[str, str, str], _Map] = {}
 
@@ -738,6 +741,7 @@ class _Loader:
             raise _Stop from None
         if rel not in self.compose_files:
             self.compose_files.append(rel)
+            self.texts[rel] = (text, document)
         doc = _located(document, positions, rel, (), 1)
         self.rewrite_paths(doc, base)
         loaded = _File(rel, base, doc)
@@ -747,9 +751,11 @@ class _Loader:
     def env_file(
         self, rel: str, origin: Origin | None, path: str | None = None
     ) -> dict[str, str | None]:
+        if rel in self.env_files:
+            return self.env_files[rel]
         text = self.read(rel, "env file", origin, path)
         try:
-            return parse_env_file(text, self.values)
+            values = parse_env_file(text, self.values)
         except EnvFileError as bad:
             self.error(
                 f"The env file {rel}, {bad}.",
@@ -757,7 +763,9 @@ class _Loader:
                 code="project-env-file-invalid",
                 hint="Write one KEY=VALUE per line; quote values that hold spaces or '#'.",
             )
-            return {}
+            values = {}
+        self.env_files[rel] = values
+        return values
 
     # paths: written project-relative as each file is read
 
@@ -1332,7 +1340,7 @@ def load_project(
         )
     document = _plain(merged)
     return Project(
-        compose_text=dump(document),
+        compose_text=_text(document, loader.texts),
         document=document,
         files=sorted(loader.used),
         source_map=source_map,
@@ -1365,6 +1373,19 @@ def _represent_str(dumper: yaml.SafeDumper, data: str):
 
 
 _Dumper.add_representer(str, _represent_str)
+
+
+def _text(document: dict, texts: Mapping[str, tuple[str, dict]]) -> str:
+    """The merged text: the compose file as written (comments, order, lines kept) when the
+    project is that one file and nothing changed in it, else the document written anew."""
+    if len(texts) == 1:
+        ((text, as_read),) = texts.values()
+        if {**as_read, PROJECT_MARKER: document.get(PROJECT_MARKER)} == document:
+            kept = text.rstrip("\n") + "\n" + dump({PROJECT_MARKER: document[PROJECT_MARKER]})
+            with contextlib.suppress(ComposeError):
+                if load_compose(kept) == document:
+                    return kept
+    return dump(document)
 
 
 def dump(document: Mapping) -> str:
