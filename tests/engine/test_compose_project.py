@@ -831,7 +831,7 @@ PROJECT_DOC = {
             "build": {"context": ".", "dockerfile": "Dockerfile", "args": {"V": "1"}},
             "image": "shop/web:1",
             "pull_policy": "build",
-            "env_file": ["./web.env"],
+            "env_file": ["./web.env", {"path": "./local.env", "required": False}],
             "secrets": ["db", {"source": "api_key", "target": "key"}],
             "configs": [{"source": "app", "target": "/etc/app.toml"}],
             "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro"],

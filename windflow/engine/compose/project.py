@@ -1106,14 +1106,15 @@ class _Loader:
         else:
             entries = []
         for item, path in entries:
-            required = True
+            required, parse = True, True
             if isinstance(item, dict):
+                parse = item.get("format") != "raw"  # raw: values taken as they are
                 item, required = item.get("path"), item.get("required", True) is not False
             if not isinstance(item, str):
                 continue
             at = format_path(path)
             rel = self.need(item, at, source_map, "env file", kind="file", required=required)
-            if rel is not None:
+            if rel is not None and parse:
                 self.env_file(rel, locate(source_map, at), at)
 
     def check_build(self, name: str, build: Any, source_map: Mapping[str, Origin]) -> None:
