@@ -35,6 +35,8 @@ RELEASE_SCRIPT = (
 # A deployment silent for STALE_AFTER_SECONDS (apps.deployments.runner) is failed at the
 # next pass: within STALE_AFTER_SECONDS + REAP_EVERY_SECONDS of its last sign of life.
 REAP_EVERY_SECONDS = 5
+# How often the scheduler looks for Git sources due for polling (each has its interval).
+POLL_EVERY_SECONDS = 15
 # A failed job is tried again after this long (or its own period, if shorter).
 RETRY_FAILED_JOB_SECONDS = 5
 # After PostgreSQL was away, running deployments get this long to beat again before the
@@ -57,6 +59,7 @@ def periodic_jobs() -> list[PeriodicJob]:
 
     from apps.accounts.tasks import purge_expired_invitations
     from apps.deployments.tasks import requeue_forgotten_deployments
+    from apps.sources.push_tasks import poll_sources
     from apps.targets.tasks import sweep_targets
     from apps.tenants.tasks import refill_spare_schemas
     from windflow.workers import TRACKED_OPTION
@@ -81,6 +84,12 @@ def periodic_jobs() -> list[PeriodicJob]:
             "requeue_forgotten_deployments",
             30,
             lambda: enqueue_in_every_organization(requeue_forgotten_deployments),
+        ),
+        # Git sources whose polling interval elapsed get a check (apps.sources.push).
+        PeriodicJob(
+            "poll_sources",
+            POLL_EVERY_SECONDS,
+            lambda: enqueue_in_every_organization(poll_sources),
         ),
         PeriodicJob(
             "refill_spare_schemas",

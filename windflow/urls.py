@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from apps.accounts import views as account_views
+from apps.sources import webhook_urls
 from windflow.admin import organization_site
 from windflow.views import healthz
 
@@ -16,6 +17,7 @@ api_v1 = [
     path("", include("apps.targets.api.urls")),
     path("", include("apps.stacks.api.urls")),
     path("", include("apps.deployments.api.urls")),
+    path("", include("apps.sources.api.webhook_urls")),
 ]
 
 urlpatterns = [
@@ -25,6 +27,7 @@ urlpatterns = [
     path("secrets/", include("apps.secrets.urls")),
     path("servers/", include("apps.targets.urls")),
     path("stacks/", include("apps.stacks.urls")),
+    path("stacks/", include((webhook_urls.page_patterns, "webhooks"))),
     path("deployments/", include("apps.deployments.urls")),
     path("audit/", include("apps.audit.urls")),
     path("notifications/", include("apps.notifications.urls")),
@@ -39,6 +42,7 @@ urlpatterns = [
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("organizations/<slug:slug>/go/", account_views.go_to_organization, name="organization_go"),
     path("admin/", organization_site.urls),
+    path("hooks/", include((webhook_urls.hook_patterns, "hooks"))),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include(api_v1)),
     *api_docs_urlpatterns,

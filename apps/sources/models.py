@@ -105,3 +105,7 @@ class SourceArchive(models.Model):
 
     def __str__(self):
         return f"{self.filename or 'archive'} ({self.digest[:12]})"
+
+
+# Push to deploy (package D): a stack's webhook and its deliveries.
+from .models_webhooks import WebhookDelivery, WebhookEndpoint  # noqa: E402, F401

@@ -12,3 +12,8 @@ def sync_source(source_id: int) -> None:
     (status, error code and hint) is recorded on the GitSource. No retry: "Fetch now", a
     push or the next polling round asks again."""
     sync.sync_source(source_id)
+
+
+# Push to deploy (package D): its actors live in push_tasks; importing them here is what
+# makes workers know them (Dramatiq discovers the `tasks` module of each app).
+from .push_tasks import check_source, handle_push, poll_sources  # noqa: E402, F401

@@ -63,6 +63,8 @@ class Victim:
             "number": self.revision.number,
             "container": f"{self.stack.name}-web-1",
             "deployment_id": self.deployment.pk,
+            # the stack's webhook (/hooks/git/<uid>/): another host never finds it
+            "uid": self.stack.uid,
             "action_id": self.stack_action.pk,
             "target_id": self.target.pk,
             # the stored hash of the invitation, as if it had leaked: never an accept link
@@ -105,6 +107,8 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
     from apps.environments.models import Environment
     from apps.notifications import services as notifications
     from apps.secrets import services as secrets
+    from apps.sources import webhooks
+    from apps.sources.models import WebhookDelivery
     from apps.stacks import services as stacks
     from apps.stacks.models import StackAction
     from apps.targets import services as targets
@@ -148,6 +152,18 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         description=f"{marker}-stack-description",
     )
     revision = stack.revisions.get(number=1)
+    # Its webhook (push to deploy), with a secret and one delivery on record.
+    webhook_secret = webhooks.rotate_secret(membership, stack)
+    WebhookDelivery.objects.create(
+        stack=stack,
+        provider="github",
+        delivery_id=f"{marker}-delivery",
+        verified=True,
+        event="push",
+        ref=f"refs/heads/{marker}-branch",
+        verdict="ignored_ref",
+        status_code=202,
+    )
     deployment = deployments.request_deployment(membership, stack)
     journal.append_log(deployment, f"{marker}-log-line")
     deployment.reason = f"{marker}-reason"
@@ -199,6 +215,9 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         f"{marker}-support-reason",
         staff.email,
         str(stack.uid),
+        webhook_secret,
+        f"{marker}-delivery",
+        f"{marker}-branch",
         token.prefix,
         token_secret,
         *[m.user.email for m in Membership.objects.filter(organization=organization)],

@@ -4,20 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('environments', '0002_compose_policy'),
+        ("environments", "0002_compose_policy"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='environment',
-            name='git_policy',
-            field=models.CharField(blank=True, choices=[('', 'By kind (production or protected: approval; others: automatic)'), ('auto', 'Deploy automatically'), ('approval', 'Deploy after an approval'), ('off', 'Ignore pushes')], default='', help_text="What a push to a stack's Git branch does here: deploy it, wait for an approval by someone who may deploy here, or nothing.", max_length=10, verbose_name='Git push policy'),
+            model_name="environment",
+            name="git_policy",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "By kind (production or protected: approval; others: automatic)"),
+                    ("auto", "Deploy automatically"),
+                    ("approval", "Deploy after an approval"),
+                    ("off", "Ignore pushes"),
+                ],
+                default="",
+                help_text="What a push to a stack's Git branch does here: deploy it, wait for an approval by someone who may deploy here, or nothing.",
+                max_length=10,
+                verbose_name="Git push policy",
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='poll_mode',
-            field=models.CharField(choices=[('deploy', 'Deploy it (as the Git policy says)'), ('report', 'Only report the drift')], default='deploy', help_text='Polling (GitOps) deploys a new commit as the Git policy says, or only reports the drift.', max_length=10, verbose_name='when polling finds a new commit'),
+            model_name="environment",
+            name="poll_mode",
+            field=models.CharField(
+                choices=[
+                    ("deploy", "Deploy it (as the Git policy says)"),
+                    ("report", "Only report the drift"),
+                ],
+                default="deploy",
+                help_text="Polling (GitOps) deploys a new commit as the Git policy says, or only reports the drift.",
+                max_length=10,
+                verbose_name="when polling finds a new commit",
+            ),
         ),
     ]
