@@ -223,7 +223,18 @@ _STRING_OR_LIST = frozenset(
 
 
 def _copy(value: Any) -> Any:
-    return copy.deepcopy(value)
+    """A copy of a located value (scalars are immutable and shared)."""
+    if isinstance(value, _Map):
+        out = _Map((key, _copy(child)) for key, child in value.items())
+        out.where = dict(value.where)
+        return out
+    if isinstance(value, _Seq):
+        out = _Seq(_copy(child) for child in value)
+        out.where = list(value.where)
+        return out
+    if isinstance(value, dict | list):
+        return copy.deepcopy(value)
+    return value
 
 
 def _deep(base: Any, over: Any) -> Any:
@@ -1339,7 +1350,7 @@ def load_project(
 # --- writing the merged file -------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
     """Writes strings that YAML 1.2 (how the loader reads) would take for something else
     (``0o17``, ``.inf``) in quotes, as well as those YAML 1.1 would."""
 
