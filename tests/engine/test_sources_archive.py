@@ -103,6 +103,21 @@ def test_it_unpacks_a_plain_tar_and_a_zip(tmp_path):
     assert (tmp_path / "zip" / "l").read_text() == "B"
 
 
+def test_it_unpacks_a_zip_made_by_macos_and_a_tar_made_with_dot(tmp_path):
+    data = zip_bytes(
+        [
+            ("shop/compose.yaml", "file", "services: {}\n"),
+            ("__MACOSX/shop/._compose.yaml", "file", "resource fork"),
+            (".DS_Store", "file", "finder"),
+        ]
+    )
+    unpack(data, tmp_path / "zip")
+    assert not (tmp_path / "zip" / "__MACOSX").exists()
+    assert archive.content_root(tmp_path / "zip") == tmp_path / "zip" / "shop"
+    unpack(tar_bytes([("./", "dir", None), ("./compose.yaml", "file", "x")]), tmp_path / "tar")
+    assert (tmp_path / "tar" / "compose.yaml").read_text() == "x"
+
+
 def test_it_unpacks_from_a_path_and_a_file_object(tmp_path):
     data = tar_bytes([("a.txt", "file", "A")])
     (tmp_path / "up.tgz").write_bytes(data)

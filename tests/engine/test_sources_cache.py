@@ -109,3 +109,16 @@ def test_it_grows_and_measures_a_mutable_entry(tmp_path):
 def test_it_refuses_keys_that_are_not_names(tmp_path, key):
     with pytest.raises(ValueError):
         Cache(tmp_path / "cache").path(key)
+
+
+def test_it_removes_what_a_crashed_build_left_behind(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    left = tmp_path / "cache" / "tmp" / "tree-1.abc123"
+    (left / "sub").mkdir(parents=True)
+    (left / "sub" / "f").write_text("half")
+    recent = tmp_path / "cache" / "tmp" / "tree-2.def456"
+    recent.mkdir()
+    os.utime(left, (1, 1))
+    cache.evict()
+    assert not left.exists()
+    assert recent.exists()  # maybe another worker's build in progress

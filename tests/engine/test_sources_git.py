@@ -133,6 +133,15 @@ def test_it_fetches_a_commit_into_a_read_only_tree(repo, cache):
     assert git.fetch(repo.git_url, "v1", cache=cache, **LOCAL) == older
 
 
+def test_it_exports_every_file_of_the_commit_whatever_gitattributes_say(git_server, cache):
+    repo = git_server.repo()
+    files = {".gitattributes": "tests/ export-ignore\nv.txt export-subst\n", "tests/t.py": "x"}
+    sha = repo.commit({**files, "v.txt": "$Format:%H$"})
+    tree = git.fetch(repo.git_url, sha, cache=cache, **LOCAL)
+    assert (tree / "tests" / "t.py").read_text() == "x"
+    assert (tree / "v.txt").read_text() == "$Format:%H$"
+
+
 def test_it_reuses_a_fetched_commit_without_asking_the_server(private_repo, git_server, cache):
     auth = git.GitAuth.with_token(TOKEN)
     tree = git.fetch(private_repo.http_url, private_repo.first, auth, cache=cache, **LOCAL)
@@ -382,3 +391,16 @@ def test_it_writes_the_deploy_key_owner_only(tmp_path):
         assert (home / "deploy_key").read_text().strip() == key
         assert key not in " ".join(f"{k}={v}" for k, v in session.env.items())
     assert not home.exists()
+
+
+def test_it_pins_the_checked_address_and_follows_no_redirect_for_public_hosts():
+    parsed = git.check_url("https://git.example.com/a/b.git", allow_private=True)
+    with git._session(parsed, git.NO_AUTH, ["203.0.113.7"]) as session:
+        config = {
+            session.env[f"GIT_CONFIG_KEY_{i}"]: session.env[f"GIT_CONFIG_VALUE_{i}"]
+            for i in range(int(session.env["GIT_CONFIG_COUNT"]))
+        }
+    assert config["http.curloptResolve"] == "git.example.com:443:203.0.113.7"
+    assert config["http.followRedirects"] == "false"
+    assert config["credential.helper"] == ""
+    assert session.env["GIT_TERMINAL_PROMPT"] == "0"

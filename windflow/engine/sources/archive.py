@@ -62,6 +62,9 @@ MAX_RATIO = 200  # unpacked bytes per archive byte ...
 RATIO_FLOOR = 16 * MiB  # ... checked once this much is unpacked (small archives compress well)
 CHUNK = 256 * 1024
 MAX_LINK_TARGET = 4096
+MACOS_METADATA = "__MACOSX"  # what macOS's "Compress" adds to a zip beside the folder
+FOLDER_NOISE = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+PACK_LEVEL = 3  # gzip level of pack(): twice as fast as 6 for ~6 % more bytes
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,8 @@ def _zip_members(unpacker: _Unpacker, stream: BinaryIO) -> None:
     with zipfile.ZipFile(stream) as archive:
         for info in archive.infolist():
             rel = unpacker.safe_name(info.filename, zip_name=True)
+            if rel.split("/")[0] == MACOS_METADATA:
+                continue  # macOS Finder's resource forks: not part of the project
             if info.flag_bits & 0x1:
                 raise _invalid(f"The archive entry {info.filename!r} is encrypted.")
             mode = (info.external_attr >> 16) & 0xFFFF if info.create_system == 3 else 0
@@ -403,9 +408,9 @@ def _discard(dest: Path, created: bool) -> None:
 
 def content_root(folder: Path) -> Path:
     """`folder`, or its only entry when that is a folder (an archive of ``shop/...``, as
-    zipping a folder or a Git host's tarball makes)."""
+    zipping a folder or a Git host's tarball makes; .DS_Store and the like do not count)."""
     folder = Path(folder)
-    entries = list(folder.iterdir())
+    entries = [entry for entry in folder.iterdir() if entry.name not in FOLDER_NOISE]
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]
     return folder
@@ -460,7 +465,7 @@ def pack_into(
     chosen = sorted(set(files), key=_sort_key)
     folders = sorted(_parents(chosen))
     with (
-        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=PACK_LEVEL) as gz,
         tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
         for rel in sorted([*folders, *chosen], key=_sort_key):

@@ -41,6 +41,7 @@ __all__ = ["DEFAULT_MAX_BYTES", "GRACE_SECONDS", "Cache", "CacheEntry", "tree_si
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 GRACE_SECONDS = 600.0  # an entry used this recently is never evicted
+STALE_SECONDS = 3600.0  # a temporary folder this old, whose key is free, was left by a crash
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -211,6 +212,24 @@ class Cache:
         remove_tree(trash)
         return True
 
+    def _remove_stale_temporaries(self) -> None:
+        """What a worker that died while building an entry left in ``tmp/``."""
+        now = time.time()
+        for path in (self.root / "tmp").iterdir():
+            try:
+                if now - path.lstat().st_mtime < STALE_SECONDS:
+                    continue
+            except FileNotFoundError:
+                continue
+            key = path.name.removeprefix("evicted-").split(".")[0]
+            if not KEY.match(key):
+                continue
+            with self._key_lock(key, fcntl.LOCK_EX | fcntl.LOCK_NB) as free:
+                if free and path.is_dir():
+                    remove_tree(path)
+                elif free:
+                    path.unlink(missing_ok=True)
+
     def entries(self) -> list[CacheEntry]:
         """The entries, least recently used first."""
         found = []
@@ -234,6 +253,7 @@ class Cache:
         Entries in use, in `keep` or used within `grace` seconds stay."""
         evicted: list[str] = []
         with self._flock(self.root / "cache.lock", fcntl.LOCK_EX):
+            self._remove_stale_temporaries()
             entries = self.entries()
             total = sum(entry.size for entry in entries)
             now = time.time()

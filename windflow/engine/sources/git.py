@@ -11,7 +11,8 @@ and ``git://`` (unencrypted) only with ``allow_insecure``; never ``file://``, lo
 ``ext::`` and other transports, a leading ``-`` (option injection), or credentials in the URL.
 Without ``allow_private`` the host must resolve to public addresses only (no loopback,
 private, link-local...); for HTTP(S) git is then pinned to the address checked
-(``http.curloptResolve``), so a DNS answer that changes in between is not followed. The
+(``http.curloptResolve``), so a DNS answer that changes in between is not followed, and
+HTTP redirects are not followed either (they would lead to a host never checked). The
 sources app wires both to settings; the tests allow loopback.
 
 Credentials never reach argv, the URL, a stored file or a message:
@@ -67,6 +68,7 @@ __all__ = [
     "FETCH_TIMEOUT",
     "LS_REMOTE_TIMEOUT",
     "MAX_FETCH_BYTES",
+    "NO_AUTH",
     "GitAuth",
     "GitError",
     "GitUrl",
@@ -309,6 +311,8 @@ def _session(parsed: GitUrl, auth: GitAuth, addresses: list[str] | None) -> Iter
             port = parsed.port or DEFAULT_PORTS[parsed.scheme]
             pinned = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
             config.append(("http.curloptResolve", f"{parsed.host}:{port}:{pinned}"))
+            # a redirect would lead to a host that was not checked: not followed
+            config.append(("http.followRedirects", "false"))
         if auth.kind == "token" and auth.token:
             credentials = base64.b64encode(f"{auth.username}:{auth.token}".encode()).decode()
             config.append(("http.extraHeader", f"Authorization: Basic {credentials}"))
@@ -449,6 +453,12 @@ def _failure(result: _Result, url: str, doing: str) -> GitError:
         return GitError(
             "host_key_changed",
             f"The SSH host key of the Git server of {url} is not the pinned one.{detail}",
+        )
+    if re.search(r"returned error: 30[12378]", text):
+        return GitError(
+            "repo_unreachable",
+            f"{url} redirects elsewhere (the repository moved?) while {doing}.{detail}",
+            "Give the repository's current URL: redirects are not followed.",
         )
     if any(marker in text for marker in AUTH_FAILED):
         return GitError("auth_failed", f"{url} refused the credentials while {doing}.{detail}")
@@ -715,6 +725,10 @@ def _resolve_short(url, ref, auth, cache, parsed, addresses) -> str:
 def _export(mirror: Path, sha: str, dest: Path, session: _Session, max_bytes: int) -> None:
     """The tree of `sha` into `dest`, through ``git archive`` and the safe unpack."""
     tar_path = dest.parent / f"{dest.name}.tar"
+    # The commit's files as a checkout has them: no export-ignore / export-subst from its
+    # .gitattributes (info/attributes wins over the tree's).
+    (mirror / "info").mkdir(exist_ok=True)
+    (mirror / "info" / "attributes").write_text("* -export-ignore -export-subst\n")
     try:
         with open(tar_path, "wb") as out:
 
