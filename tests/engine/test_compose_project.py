@@ -675,6 +675,7 @@ MISSING_FILES = {
         "remote build context",
     ),
     "env_file": ("env_file: [nope.env]", "services.web.env_file[0]", "env file ./nope.env is not"),
+    "path without ./": ("volumes: [conf/x.conf:/x]", "services.web.volumes[0]", "is not in"),
 }
 
 
@@ -830,7 +831,7 @@ PROJECT_DOC = {
             "build": {"context": ".", "dockerfile": "Dockerfile", "args": {"V": "1"}},
             "image": "shop/web:1",
             "pull_policy": "build",
-            "env_file": ["./web.env"],
+            "env_file": ["./web.env", {"path": "./local.env", "required": False}],
             "secrets": ["db", {"source": "api_key", "target": "key"}],
             "configs": [{"source": "app", "target": "/etc/app.toml"}],
             "volumes": ["./nginx.conf:/etc/nginx/nginx.conf:ro"],
@@ -929,3 +930,71 @@ def test_validate_checks_pull_policy():
 def test_lint_does_not_ask_to_pin_the_tag_of_a_built_image():
     rules = {p.code for p in lint({"services": {"web": {"build": ".", "image": "shop/web"}}})}
     assert "image-not-pinned" not in rules
+
+
+@pytest.mark.parametrize("section", ["configs", "secrets"])
+def test_a_config_or_secret_file_must_be_in_the_project(tmp_path, section):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": f"""\
+                services:
+                  web:
+                    image: x:1
+                {section}:
+                  x:
+                    file: ./missing.txt
+            """
+        },
+    )
+    (problem,) = refusal(tmp_path).problems
+    assert (problem.code, problem.path, problem.file, problem.line) == (
+        "project-file-missing",
+        f"{section}.x.file",
+        "compose.yaml",
+        6,
+    )
+    noun = section[:-1]
+    assert f"the {noun} file ./missing.txt is not in the project" in problem.message
+
+
+def test_relative_binds_of_a_project_are_not_host_paths_for_the_policy(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  web:\n    image: x:1\n",
+            "compose.override.yaml": """\
+                services:
+                  web:
+                    volumes: [./conf:/conf, conf/x:/x, /srv/data:/data]
+            """,
+            "conf/x": "x\n",
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.document["services"]["web"]["volumes"][:2] == ["./conf:/conf", "./conf/x:/x"]
+    analysis = analyse(project.compose_text, {}, project="shop", origin=project)
+    (feature,) = analysis.host_features  # the absolute host path only
+    assert (feature.host_path, feature.file, feature.line) == (
+        "/srv/data",
+        "compose.override.yaml",
+        3,
+    )
+
+
+def test_a_single_file_project_keeps_its_text_as_written(tmp_path):
+    text = "# the shop\nservices:\n  web:\n    image: nginx:1.27  # pinned\n"
+    write(tmp_path, {"compose.yaml": text})
+    project = load_project(tmp_path)
+    assert project.compose_text.startswith(text)
+    assert load_compose(project.compose_text) == project.document
+    assert project.document["x-windflow-project"] == {"compose_files": ["compose.yaml"]}
+
+
+def test_a_file_whose_paths_are_rewritten_is_written_anew(tmp_path):
+    compose = "# c\nservices:\n  web:\n    image: x:1\n    build: app\n"
+    write(tmp_path, {"compose.yaml": compose, "app/Dockerfile": "FROM scratch\n"})
+    project = load_project(tmp_path)
+    assert not project.compose_text.startswith("# c")
+    assert project.document["services"]["web"]["build"] == "./app"
+    assert load_compose(project.compose_text) == project.document

@@ -93,7 +93,14 @@ def analyse(
     analysis = _analyse(document, positions, variables, project, placeholders, origin)
     if origin is not None:
         analysis.problems = _sorted([remap(origin.source_map, p) for p in analysis.problems])
+        analysis.host_features = [_moved(f, origin) for f in analysis.host_features]
     return analysis
+
+
+def _moved(feature: HostFeature, origin: Project) -> HostFeature:
+    """`feature` with the file and line of the project it comes from."""
+    place = origin.locate(feature.path)
+    return replace(feature, file=place[0], line=place[1]) if place else feature
 
 
 def _analyse(document, positions, variables, project, placeholders, origin) -> Analysis:

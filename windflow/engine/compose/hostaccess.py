@@ -114,6 +114,8 @@ class HostFeature:
     line: int | None = None
     host_path: str | None = None
     sensitive: bool = True
+    # The project-relative file the line is in, for a project folder (else None).
+    file: str | None = None
 
     def as_dict(self) -> dict:
         return {

@@ -40,6 +40,7 @@ Pure Python, no Django, no Docker.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import posixpath
@@ -53,7 +54,7 @@ import yaml
 
 from windflow.engine.compose import PROJECT_MARKER, ComposeError, Problem, format_path
 from windflow.engine.compose.interpolate import interpolate_string
-from windflow.engine.compose.load import MAX_BYTES, load_compose_with_positions
+from windflow.engine.compose.load import MAX_BYTES, load_compose, load_compose_with_positions
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 """The compose file looked for when none is named (the first found), as compose does."""
@@ -619,6 +620,12 @@ def _written(rel: str) -> str:
     return "." if rel == "." else f"./{rel}"
 
 
+def _relative_bind(source: str) -> bool:
+    """Whether the source of a short-syntax volume is a path that is not absolute
+    (``./x``, ``x/y``, ``~/x``) rather than a volume name, as the planner reads it."""
+    return source.startswith((".", "~")) or ("/" in source and not source.startswith("/"))
+
+
 def _outside(rel: str) -> bool:
     return rel == ".." or rel.startswith("../")
 
@@ -634,6 +641,8 @@ class _Loader:
         self.warnings: list[Problem] = []
         self.compose_files: list[str] = []
         self.used: dict[str, None] = {}
+        self.texts: dict[str, tuple[str, dict]] = {}  # compose file -> (text, as read)
+        self.env_files: dict[str, dict[str, str | None]] = {}
         self.loaded: dict[tuple[str, str], _File] = {}
         self.services: dict[tuple[str, str, str], _Map] = {}
 
@@ -743,6 +752,7 @@ class _Loader:
             raise _Stop from None
         if rel not in self.compose_files:
             self.compose_files.append(rel)
+            self.texts[rel] = (text, document)
         doc = _located(document, positions, rel, (), 1)
         self.rewrite_paths(doc, base)
         loaded = _File(rel, base, doc)
@@ -752,9 +762,11 @@ class _Loader:
     def env_file(
         self, rel: str, origin: Origin | None, path: str | None = None
     ) -> dict[str, str | None]:
+        if rel in self.env_files:
+            return self.env_files[rel]
         text = self.read(rel, "env file", origin, path)
         try:
-            return parse_env_file(text, self.values)
+            values = parse_env_file(text, self.values)
         except EnvFileError as bad:
             self.error(
                 f"The env file {rel}, {bad}.",
@@ -762,7 +774,9 @@ class _Loader:
                 code="project-env-file-invalid",
                 hint="Write one KEY=VALUE per line; quote values that hold spaces or '#'.",
             )
-            return {}
+            values = {}
+        self.env_files[rel] = values
+        return values
 
     # paths: written project-relative as each file is read
 
@@ -810,7 +824,7 @@ class _Loader:
                     if "$" in volume and base != ".":
                         volume = self.resolved_text(volume, base) or volume
                     source, sep, rest = volume.partition(":")
-                    if sep and source.startswith("."):
+                    if sep and _relative_bind(source) and not source.startswith("~"):
                         volumes[index] = f"{self.rewrite(source, base)}:{rest}"
                 elif isinstance(volume, _Map) and volume.get("type") == "bind":
                     source = volume.get("source")
@@ -1082,7 +1096,7 @@ class _Loader:
                 if isinstance(volume, str):
                     text = self.resolved_text(volume, ".") or ""
                     head, sep, _rest = text.partition(":")
-                    if sep and head.startswith((".", "~")):
+                    if sep and _relative_bind(head):
                         source = head
                 elif isinstance(volume, _Map) and volume.get("type") == "bind":
                     source = volume.get("source")
@@ -1103,14 +1117,15 @@ class _Loader:
         else:
             entries = []
         for item, path in entries:
-            required = True
+            required, parse = True, True
             if isinstance(item, dict):
+                parse = item.get("format") != "raw"  # raw: values taken as they are
                 item, required = item.get("path"), item.get("required", True) is not False
             if not isinstance(item, str):
                 continue
             at = format_path(path)
             rel = self.need(item, at, source_map, "env file", kind="file", required=required)
-            if rel is not None:
+            if rel is not None and parse:
                 self.env_file(rel, locate(source_map, at), at)
 
     def check_build(self, name: str, build: Any, source_map: Mapping[str, Origin]) -> None:
@@ -1337,7 +1352,7 @@ def load_project(
         )
     document = _plain(merged)
     return Project(
-        compose_text=dump(document),
+        compose_text=_text(document, loader.texts),
         document=document,
         files=sorted(loader.used),
         source_map=source_map,
@@ -1370,6 +1385,19 @@ def _represent_str(dumper: yaml.SafeDumper, data: str):
 
 
 _Dumper.add_representer(str, _represent_str)
+
+
+def _text(document: dict, texts: Mapping[str, tuple[str, dict]]) -> str:
+    """The merged text: the compose file as written (comments, order, lines kept) when the
+    project is that one file and nothing changed in it, else the document written anew."""
+    if len(texts) == 1:
+        ((text, as_read),) = texts.values()
+        if {**as_read, PROJECT_MARKER: document.get(PROJECT_MARKER)} == document:
+            kept = text.rstrip("\n") + "\n" + dump({PROJECT_MARKER: document[PROJECT_MARKER]})
+            with contextlib.suppress(ComposeError):
+                if load_compose(kept) == document:
+                    return kept
+    return dump(document)
 
 
 def dump(document: Mapping) -> str:

@@ -123,6 +123,30 @@ _NEWER_KEYS: dict[str, dict[str, Any]] = {
         "cgroup": {"type": "string", "enum": ["host", "private"]},
         "gpus": {},
         "uts": {"type": "string"},
+        # env_file entries may be {path, required, format} (newer specification)
+        "env_file": {
+            "oneOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {
+                        "oneOf": [
+                            {"type": "string"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "path": {"type": "string"},
+                                    "required": {"type": ["boolean", "string"]},
+                                    "format": {"type": "string"},
+                                },
+                                "required": ["path"],
+                                "additionalProperties": False,
+                            },
+                        ]
+                    },
+                },
+            ]
+        },
     },
     "healthcheck": {"start_interval": {"type": "string", "format": "duration"}},
     "secret": {"environment": {"type": "string"}},
