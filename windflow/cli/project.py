@@ -38,8 +38,9 @@ def check(root: Path, files: tuple[str, ...] = (), variables: dict | None = None
         project.compose_text,
         project.variables(variables or {}),
         project=root.resolve().name or "project",
+        origin=project,
     )
-    found.extend(_as_dict(project.remap(problem)) for problem in analysis.problems)
+    found.extend(_as_dict(problem) for problem in analysis.problems)
     return found
 
 
