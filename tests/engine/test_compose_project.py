@@ -724,6 +724,29 @@ def test_a_symbolic_link_escaping_the_project_is_refused(tmp_path):
     assert "symbolic link that points outside" in error.message
 
 
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [("volumes: [./site:/www]", "bind mount source"), ("build: ./site", "build context")],
+)
+def test_a_folder_holding_a_link_that_escapes_the_project_is_refused(tmp_path, line, what):
+    project = tmp_path / "p"
+    write(
+        project,
+        {
+            "compose.yaml": f"services:\n  w:\n    image: x:1\n    {line}\n",
+            "site/Dockerfile": "FROM scratch\n",
+            "site/css/": "",
+        },
+    )
+    os.symlink("/etc", project / "site" / "css" / "etc")
+    os.symlink("../Dockerfile", project / "site" / "css" / "fine")
+    (problem,) = refusal(project).problems
+    assert problem.code == "project-path-outside" and problem.line == 4
+    assert f"the {what} ./site holds site/css/etc, a symbolic link that points outside" in (
+        problem.message
+    )
+
+
 def test_a_symbolic_link_inside_the_project_is_fine(tmp_path):
     write(tmp_path, {"compose.yaml": "services:\n  w:\n    image: x:1\n    volumes: [./link:/x]\n"})
     (tmp_path / "real.conf").write_text("x\n")

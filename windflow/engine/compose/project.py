@@ -620,6 +620,14 @@ def _written(rel: str) -> str:
     return "." if rel == "." else f"./{rel}"
 
 
+def _within(path: FsPath, real_root: FsPath) -> bool:
+    """Whether `path`, its links followed, stays under `real_root` (a loop: it does not)."""
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):
+        return False
+
+
 def _relative_bind(source: str) -> bool:
     """Whether the source of a short-syntax volume is a path that is not absolute
     (``./x``, ``x/y``, ``~/x``) rather than a volume name, as the planner reads it."""
@@ -643,6 +651,7 @@ class _Loader:
         self.used: dict[str, None] = {}
         self.texts: dict[str, tuple[str, dict]] = {}  # compose file -> (text, as read)
         self.env_files: dict[str, dict[str, str | None]] = {}
+        self.walked: dict[str, str | None] = {}  # folder -> first escaping link in it
         self.loaded: dict[tuple[str, str], _File] = {}
         self.services: dict[tuple[str, str, str], _Map] = {}
 
@@ -677,11 +686,25 @@ class _Loader:
     def escapes(self, rel: str) -> bool:
         """Whether `rel` (inside the project lexically) is reached through a symbolic
         link that points outside the project."""
-        try:
-            resolved = self.real(rel).resolve()
-        except (OSError, RuntimeError):
-            return True
-        return not resolved.is_relative_to(self.real_root)
+        return not _within(self.real(rel), self.real_root)
+
+    def escaping_link(self, folder: str) -> str | None:
+        """The first symbolic link under project folder `folder` that points outside the
+        project (project-relative), or None. A folder is mounted or sent as a build
+        context whole: a link in it must not reach the rest of the machine."""
+        if folder in self.walked:
+            return self.walked[folder]
+        found = None
+        for current, dirs, files in os.walk(self.real(folder)):
+            for name in sorted(dirs + files):
+                path = FsPath(current) / name
+                if path.is_symlink() and not _within(path, self.real_root):
+                    found = path.relative_to(self.root).as_posix()
+                    break
+            if found is not None:
+                break
+        self.walked[folder] = found
+        return found
 
     def read(self, rel: str, what: str, origin: Origin | None, path: str | None = None) -> str:
         """The text of project file `rel` (stops the load when it cannot be read)."""
@@ -1262,6 +1285,17 @@ class _Loader:
                     if bind
                     else ""
                 ),
+                path=at,
+            )
+            return None
+        link = self.escaping_link(rel) if real.is_dir() else None
+        if link is not None:
+            self.error(
+                f"{at}: the {what} {value} holds {link}, a symbolic link that points outside "
+                "the project folder.",
+                origin,
+                code="project-path-outside",
+                hint="Replace the link with the file itself, or remove it.",
                 path=at,
             )
             return None
