@@ -1021,3 +1021,85 @@ def test_a_file_whose_paths_are_rewritten_is_written_anew(tmp_path):
     assert not project.compose_text.startswith("# c")
     assert project.document["services"]["web"]["build"] == "./app"
     assert load_compose(project.compose_text) == project.document
+
+
+# --- more refusals and corners ----------------------------------------------------------------
+
+
+def test_an_include_env_file_that_is_missing_is_refused_at_the_include(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "include:\n  - path: db.yaml\n    env_file: db.env\n",
+            "db.yaml": "services:\n  db:\n    image: postgres:16\n",
+        },
+    )
+    assert problems(refusal(tmp_path)) == [("project-file-missing", "compose.yaml", 2)]
+
+
+def test_an_include_project_directory_outside_the_project_is_refused(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "include:\n  - path: db.yaml\n    project_directory: ..\n",
+            "db.yaml": "services:\n  db:\n    image: postgres:16\n",
+        },
+    )
+    error = refusal(tmp_path)
+    assert error.code == "project-path-outside" and "project_directory .." in error.message
+
+
+@pytest.mark.parametrize("order", [range(1, 2000), reversed(range(1, 2000))])
+def test_extends_nested_too_deep_is_refused(tmp_path, order):
+    lines = ["services:", "  s0:", "    image: x:1"]
+    for index in order:
+        lines += [f"  s{index}:", f"    extends: s{index - 1}"]
+    write(tmp_path, {"compose.yaml": "\n".join(lines) + "\n"})
+    error = refusal(tmp_path)
+    assert error.code == "project-too-deep" and "extends is nested deeper than 8" in error.message
+
+
+def test_a_malformed_project_env_is_refused_at_its_line(tmp_path):
+    write(
+        tmp_path,
+        {"compose.yaml": "services:\n  w:\n    image: x:1\n", ".env": "A=1\n\n2B=x\n"},
+    )
+    assert problems(refusal(tmp_path)) == [("project-env-file-invalid", ".env", 3)]
+
+
+def test_override_files_resolve_paths_against_the_first_file_folder(tmp_path):
+    write(
+        tmp_path,
+        {
+            "deploy/compose.yaml": "services:\n  w:\n    image: x:1\n",
+            "overrides/prod.yaml": "services:\n  w:\n    volumes: [./conf:/conf]\n",
+            "deploy/conf/": "",
+        },
+    )
+    project = load_project(tmp_path, ["deploy/compose.yaml", "overrides/prod.yaml"])
+    assert project.document["services"]["w"]["volumes"] == ["./deploy/conf:/conf"]
+
+
+def test_a_raw_env_file_is_not_parsed(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  w:
+                    image: x:1
+                    env_file: [{path: raw.env, format: raw}]
+            """,
+            "raw.env": "not a KEY=VALUE line\n",
+        },
+    )
+    assert load_project(tmp_path).files == ["raw.env"]
+
+
+def test_an_env_file_over_the_size_limit_or_not_text_is_refused(tmp_path):
+    write(tmp_path, {"compose.yaml": "services:\n  w:\n    image: x:1\n    env_file: big.env\n"})
+    (tmp_path / "big.env").write_text("A=" + "x" * MAX_BYTES + "\n")
+    assert refusal(tmp_path).code == "project-file-too-large"
+    (tmp_path / "big.env").write_bytes(b"A=\xff\xfe\n")
+    error = refusal(tmp_path)
+    assert error.code == "yaml-encoding" and "big.env is not UTF-8 text" in error.message

@@ -654,6 +654,7 @@ class _Loader:
         self.walked: dict[str, str | None] = {}  # folder -> first escaping link in it
         self.loaded: dict[tuple[str, str], _File] = {}
         self.services: dict[tuple[str, str, str], _Map] = {}
+        self.depths: dict[tuple[str, str, str], int] = {}  # service -> extends levels
 
     # problems
 
@@ -940,14 +941,6 @@ class _Loader:
                 path=at,
                 stop=True,
             )
-        if len(chain) >= MAX_NESTING:
-            self.error(
-                f"{at}: extends is nested deeper than {MAX_NESTING} levels.",
-                origin,
-                code="project-too-deep",
-                path=at,
-                stop=True,
-            )
         bases = target.doc.get("services")
         if not isinstance(bases, _Map) or not isinstance(bases.get(target_name), _Map):
             self.error(
@@ -958,11 +951,22 @@ class _Loader:
                 path=at,
                 stop=True,
             )
-        parent = self.service(target, target_name, here)
+        parent = self.service(target, target_name, here) if len(here) <= MAX_NESTING else None
+        depth = self.depths.get((target.rel, target.base, target_name), 0) + 1
+        if parent is None or depth > MAX_NESTING:
+            self.error(
+                f"{at}: extends is nested deeper than {MAX_NESTING} levels.",
+                origin,
+                code="project-too-deep",
+                hint="Extend the services nearer the base directly.",
+                path=at,
+                stop=True,
+            )
         own = _copy(service)
         own.drop("extends")
         merged = _merge_service(parent, own)
         self.services[key] = merged
+        self.depths[key] = depth
         return merged
 
     def include(
