@@ -32,6 +32,10 @@ document, the file and line it came from, and ``analyse(..., origin=project)`` r
 findings there. Every refusal is a :class:`ComposeError` listing all the problems found,
 each with its ``file`` and ``line``.
 
+The merge rules live in :mod:`windflow.engine.compose.merge` (with the located values
+that carry each value's file and line), env file reading in
+:mod:`windflow.engine.compose.envfile`.
+
 Limits: :data:`MAX_FILES` files read, :data:`~windflow.engine.compose.load.MAX_BYTES` per
 file, :data:`MAX_NESTING` levels of ``include`` / ``extends``.
 
@@ -41,7 +45,6 @@ Pure Python, no Django, no Docker.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import posixpath
 import re
@@ -53,8 +56,21 @@ from typing import Any
 import yaml
 
 from windflow.engine.compose import PROJECT_MARKER, ComposeError, Problem, format_path
+from windflow.engine.compose.envfile import EnvFileError, parse_env_file
 from windflow.engine.compose.interpolate import interpolate_string
 from windflow.engine.compose.load import MAX_BYTES, load_compose, load_compose_with_positions
+from windflow.engine.compose.merge import (
+    LocatedList,
+    LocatedMap,
+    Origin,
+    as_list,
+    copy_located,
+    fill_source_map,
+    located,
+    merge_models,
+    merge_service,
+    plain,
+)
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 """The compose file looked for when none is named (the first found), as compose does."""
@@ -66,10 +82,7 @@ MAX_NESTING = 8
 OUTSIDE_HINT = "Put the file in the project folder, or use a named volume."
 _LAST_SEGMENT = re.compile(r'(\.[^.\[]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])$')
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@|github\.com/)", re.IGNORECASE)
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 _SECTIONS = ("services", "networks", "volumes", "secrets", "configs")
-
-Origin = tuple[str, int]
 
 
 @dataclass
@@ -131,472 +144,6 @@ def remap(source_map: Mapping[str, Origin], problem: Problem) -> Problem:
     return replace(problem, file=origin[0], line=origin[1], column=None)
 
 
-# --- values that remember where each of their children comes from ------------------------
-
-
-class _Map(dict):
-    """A mapping whose ``where`` gives, per key, the (file, line) of its value."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.where: dict[Any, Origin] = {}
-
-    def put(self, key: Any, value: Any, origin: Origin) -> None:
-        self[key] = value
-        self.where[key] = origin
-
-    def drop(self, key: Any) -> None:
-        self.pop(key, None)
-        self.where.pop(key, None)
-
-
-class _Seq(list):
-    """A sequence whose ``where`` gives the (file, line) of each item."""
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.where: list[Origin] = []
-
-    def add(self, value: Any, origin: Origin) -> None:
-        self.append(value)
-        self.where.append(origin)
-
-    def set(self, index: int, value: Any, origin: Origin) -> None:
-        self[index] = value
-        self.where[index] = origin
-
-
-def _located(value: Any, positions: Mapping, file: str, path: tuple, fallback: int) -> Any:
-    line = positions.get(path, (fallback, 0))[0]
-    if isinstance(value, dict):
-        out = _Map()
-        for key, child in value.items():
-            sub = (*path, key)
-            out.put(
-                key,
-                _located(child, positions, file, sub, line),
-                _origin_of(positions, file, sub, line),
-            )
-        return out
-    if isinstance(value, list):
-        out = _Seq()
-        for index, child in enumerate(value):
-            sub = (*path, index)
-            out.add(
-                _located(child, positions, file, sub, line), _origin_of(positions, file, sub, line)
-            )
-        return out
-    return value
-
-
-def _origin_of(positions: Mapping, file: str, path: tuple, fallback: int) -> Origin:
-    return (file, positions.get(path, (fallback, 0))[0])
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(child) for key, child in value.items()}
-    if isinstance(value, list):
-        return [_plain(child) for child in value]
-    return value
-
-
-def _source_map(value: Any, path: tuple, out: dict[str, Origin]) -> None:
-    if isinstance(value, _Map):
-        for key, child in value.items():
-            sub = (*path, key)
-            out[format_path(sub)] = value.where[key]
-            _source_map(child, sub, out)
-    elif isinstance(value, _Seq):
-        for index, child in enumerate(value):
-            sub = (*path, index)
-            out[format_path(sub)] = value.where[index]
-            _source_map(child, sub, out)
-
-
-# --- merge rules (the Compose Specification's "merge" section) ----------------------------
-
-_REPLACED = frozenset({"command", "entrypoint"})
-_BY_KEY = frozenset({"environment", "labels", "sysctls", "annotations"})
-_STRING_OR_LIST = frozenset(
-    {"dns", "dns_search", "dns_opt", "tmpfs", "env_file", "cap_add", "cap_drop"}
-)
-
-
-def _copy(value: Any) -> Any:
-    """A copy of a located value (scalars are immutable and shared)."""
-    if isinstance(value, _Map):
-        out = _Map((key, _copy(child)) for key, child in value.items())
-        out.where = dict(value.where)
-        return out
-    if isinstance(value, _Seq):
-        out = _Seq(_copy(child) for child in value)
-        out.where = list(value.where)
-        return out
-    if isinstance(value, dict | list):
-        return copy.deepcopy(value)
-    return value
-
-
-def _deep(base: Any, over: Any) -> Any:
-    """Mappings merged key by key, sequences appended, anything else replaced."""
-    if isinstance(base, _Map) and isinstance(over, _Map):
-        out = _copy(base)
-        for key, value in over.items():
-            if key in out:
-                merged = _deep(out[key], value)
-                origin = out.where[key] if isinstance(merged, dict | list) else over.where[key]
-                out.put(key, merged, origin)
-            else:
-                out.put(key, _copy(value), over.where[key])
-        return out
-    if isinstance(base, _Seq) and isinstance(over, _Seq):
-        return _append_unique(base, over, _identity)
-    return _copy(over)
-
-
-def _identity(item: Any) -> Any:
-    if isinstance(item, dict | list):
-        return repr(_plain(item))
-    return item
-
-
-def _append_unique(base: _Seq, over: _Seq, key) -> _Seq:
-    """`base` then the items of `over`; an item of `over` with the same unique key as one
-    already there replaces it (merged when both are mappings), in its place."""
-    out = _copy(base)
-    index = {key(item): i for i, item in enumerate(out)}
-    for item, origin in zip(over, over.where, strict=True):
-        k = key(item)
-        if k is not None and k in index:
-            i = index[k]
-            old = out[i]
-            merged = (
-                _deep(old, item)
-                if isinstance(old, _Map) and isinstance(item, _Map)
-                else _copy(item)
-            )
-            out.set(i, merged, origin)
-        else:
-            if k is not None:
-                index[k] = len(out)
-            out.add(_copy(item), origin)
-    return out
-
-
-def _as_seq(value: Any, origin: Origin) -> Any:
-    if isinstance(value, str | int | float) and not isinstance(value, bool):
-        seq = _Seq()
-        seq.add(value, origin)
-        return seq
-    return value
-
-
-def _as_map(value: Any, *, separator: str = "=", empty: Any = None) -> Any:
-    """``["A=1", "B"]`` -> ``{A: "1", B: None}`` (other values as they are)."""
-    if not isinstance(value, _Seq):
-        return value
-    out = _Map()
-    for item, origin in zip(value, value.where, strict=True):
-        if isinstance(item, str):
-            key, sep, rest = item.partition(separator)
-            out.put(key.strip(), rest if sep else empty, origin)
-        elif isinstance(item, dict):  # depends_on / networks items never are; keep going
-            continue
-        else:
-            out.put(str(item), empty, origin)
-    return out
-
-
-def _by_key(base: Any, over: Any) -> Any:
-    if isinstance(base, _Seq) and isinstance(over, _Seq):
-        # both lists: keep the list form, the later entry of a key wins
-        return _append_unique(base, over, lambda item: str(item).partition("=")[0].strip())
-    return _deep(_as_map(base), _as_map(over))
-
-
-def _port_key(item: Any) -> Any:
-    if isinstance(item, dict):
-        return (
-            str(item.get("host_ip") or ""),
-            str(item.get("published") or ""),
-            str(item.get("target") or ""),
-            str(item.get("protocol") or "tcp"),
-        )
-    text = str(item)
-    text, _, protocol = text.partition("/")
-    host_ip = ""
-    if text.startswith("["):
-        end = text.find("]")
-        host_ip, text = text[: end + 1], text[end + 2 :]
-    parts = text.split(":")
-    if len(parts) >= 3:
-        host_ip, parts = ":".join(parts[:-2]), parts[-2:]
-    published, target = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-    if not published:
-        return None  # an ephemeral port: never the same as another
-    return (host_ip, published, target, protocol or "tcp")
-
-
-def _mount_target(item: Any) -> Any:
-    if isinstance(item, dict):
-        return item.get("target")
-    parts = str(item).split(":")
-    return parts[1] if len(parts) >= 2 else parts[0]
-
-
-def _file_target(default_dir: str):
-    def key(item: Any) -> Any:
-        if isinstance(item, dict):
-            target = item.get("target")
-            source = item.get("source")
-        else:
-            target, source = None, item
-        if target:
-            return str(target) if str(target).startswith("/") else f"{default_dir}/{target}"
-        return f"{default_dir}/{source}"
-
-    return key
-
-
-def _env_file_key(item: Any) -> Any:
-    return item.get("path") if isinstance(item, dict) else item
-
-
-def _host_key(item: Any) -> Any:
-    text = str(item)
-    return re.split(r"[:=]", text, maxsplit=1)[0].strip()
-
-
-_UNIQUE = {
-    "ports": _port_key,
-    "volumes": _mount_target,
-    "devices": _mount_target,
-    "secrets": _file_target("/run/secrets"),
-    "configs": _file_target(""),
-    "env_file": _env_file_key,
-    "extra_hosts": _host_key,
-}
-
-
-def _merge_service(base: _Map, over: _Map) -> _Map:
-    """Service `over` (a later file, or the service that extends) merged onto `base`."""
-    out = _copy(base)
-    for key, value in over.items():
-        origin = over.where[key]
-        if key not in out:
-            out.put(key, _copy(value), origin)
-            continue
-        old = out[key]
-        if key in _REPLACED:
-            merged = _copy(value)
-        elif key in _BY_KEY:
-            merged = _by_key(old, value)
-        elif key == "build":
-            merged = _merge_build(old, out.where[key], value, origin)
-        elif key in ("depends_on", "networks"):
-            merged = _merge_named(old, value, key)
-        elif key == "logging":
-            merged = _merge_logging(old, value)
-        elif key == "healthcheck" and isinstance(old, _Map) and isinstance(value, _Map):
-            merged = _deep(old, value)
-            if "test" in value:
-                merged.put("test", _copy(value["test"]), value.where["test"])
-        elif key == "deploy" and isinstance(old, _Map) and isinstance(value, _Map):
-            merged = _deep(old, value)
-            if isinstance(old.get("labels"), _Seq | _Map) and "labels" in value:
-                merged.put("labels", _by_key(old["labels"], value["labels"]), out.where[key])
-        else:
-            if key in _STRING_OR_LIST or key == "extra_hosts":
-                old, value = _as_seq(old, out.where[key]), _as_seq(value, origin)
-            if key in _UNIQUE and isinstance(old, _Seq) and isinstance(value, _Seq):
-                merged = _append_unique(old, value, _UNIQUE[key])
-            elif key == "extra_hosts" and isinstance(old, _Map | _Seq):
-                merged = _deep(_as_map(old, separator=":"), _as_map(value, separator=":"))
-            else:
-                merged = _deep(old, value)
-        keep = isinstance(merged, dict | list) and key not in _REPLACED
-        out.put(key, merged, out.where[key] if keep else origin)
-    return out
-
-
-def _merge_build(old: Any, old_origin: Origin, new: Any, new_origin: Origin) -> Any:
-    def mapping(value: Any, origin: Origin) -> _Map:
-        if isinstance(value, _Map):
-            return value
-        out = _Map()
-        out.put("context", value, origin)
-        return out
-
-    if isinstance(old, str) and isinstance(new, str):
-        return new
-    base, over = mapping(old, old_origin), mapping(new, new_origin)
-    merged = _deep(base, over)
-    for key in ("args", "labels"):
-        if key in base and key in over:
-            merged.put(key, _by_key(base[key], over[key]), base.where[key])
-    return merged
-
-
-def _merge_named(old: Any, new: Any, key: str) -> Any:
-    """depends_on / networks: a list of names or a mapping of name -> options."""
-    if isinstance(old, _Seq) and isinstance(new, _Seq):
-        return _append_unique(old, new, _identity)
-    empty = {"condition": "service_started"} if key == "depends_on" else None
-
-    def mapping(value: Any) -> Any:
-        if not isinstance(value, _Seq):
-            return value
-        out = _Map()
-        for item, origin in zip(value, value.where, strict=True):
-            out.put(str(item), _as_located(empty, origin), origin)
-        return out
-
-    return _deep(mapping(old), mapping(new))
-
-
-def _as_located(value: Any, origin: Origin) -> Any:
-    if isinstance(value, dict):
-        out = _Map()
-        for key, child in value.items():
-            out.put(key, child, origin)
-        return out
-    return value
-
-
-def _merge_logging(old: Any, new: Any) -> Any:
-    if isinstance(old, _Map) and isinstance(new, _Map):
-        if old.get("driver") and new.get("driver") and old["driver"] != new["driver"]:
-            return _copy(new)
-        return _deep(old, new)
-    return _copy(new)
-
-
-def _merge_models(base: _Map, over: _Map) -> _Map:
-    """Two whole compose models (``-f a -f b``): sections merged by name."""
-    out = _copy(base)
-    for key, value in over.items():
-        origin = over.where[key]
-        old = out.get(key)
-        if key == "services" and isinstance(old, _Map) and isinstance(value, _Map):
-            merged = _copy(old)
-            for name, service in value.items():
-                if isinstance(merged.get(name), _Map) and isinstance(service, _Map):
-                    merged.put(name, _merge_service(merged[name], service), merged.where[name])
-                else:
-                    merged.put(name, _copy(service), value.where[name])
-            out.put(key, merged, out.where[key])
-        elif key in out:
-            merged = _deep(old, value)
-            out.put(key, merged, out.where[key] if isinstance(merged, dict | list) else origin)
-        else:
-            out.put(key, _copy(value), origin)
-    return out
-
-
-# --- env files -----------------------------------------------------------------------------
-
-
-class EnvFileError(ValueError):
-    """A line of an env file that is not ``KEY=VALUE``: ``.line`` is 1-based."""
-
-    def __init__(self, message: str, line: int):
-        super().__init__(message)
-        self.line = line
-
-
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
-
-
-def parse_env_file(
-    text: str, lookup: Mapping[str, str | None] | None = None
-) -> dict[str, str | None]:
-    """Read an env file as compose does: ``KEY=VALUE`` lines, ``#`` comments and blank
-    lines skipped, an optional ``export`` prefix, values in single quotes (literal) or
-    double quotes (``\\n`` escapes; both may span lines), unquoted values trimmed and cut at
-    `` #``; ``${VAR}`` in unquoted and double-quoted values is interpolated from the keys
-    above and `lookup`. A line holding only ``KEY`` takes the value from `lookup` (None
-    when absent). Raises :class:`EnvFileError` with the line of a malformed entry."""
-    lookup = lookup or {}
-    values: dict[str, str | None] = {}
-    lines = text.replace("\r\n", "\n").split("\n")
-    number = 0
-    while number < len(lines):
-        raw = lines[number]
-        number += 1
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, rest = line.partition("=")
-        key = key.strip()
-        if not _ENV_KEY.match(key):
-            shown = key if len(key) <= 40 else key[:37] + "..."
-            raise EnvFileError(
-                f"line {number}: {shown!r} is not a variable name (expected KEY=VALUE)", number
-            )
-        if not sep:
-            values[key] = lookup.get(key)
-            continue
-        rest = rest.lstrip()
-        start = number
-        if rest[:1] in ("'", '"'):
-            quote = rest[0]
-            body = rest[1:]
-            while True:
-                end = _closing_quote(body, quote)
-                if end is not None:
-                    break
-                if number >= len(lines):
-                    raise EnvFileError(
-                        f"line {start}: the value of {key} opens a {quote} quote that is never "
-                        "closed",
-                        start,
-                    )
-                body += "\n" + lines[number]
-                number += 1
-            value = body[:end]
-            trailing = body[end + 1 :].strip()
-            if trailing and not trailing.startswith("#"):
-                raise EnvFileError(
-                    f"line {number}: unexpected text after the quoted value of {key}", number
-                )
-            if quote == '"':
-                value = re.sub(
-                    r"\\(.)", lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), value
-                )
-                value = _expand(value, values, lookup)
-        else:
-            value = re.split(r"\s#", rest, maxsplit=1)[0].strip()
-            value = _expand(value, values, lookup)
-        values[key] = value
-    return values
-
-
-def _closing_quote(body: str, quote: str) -> int | None:
-    index = 0
-    while index < len(body):
-        if quote == '"' and body[index] == "\\":
-            index += 2
-            continue
-        if body[index] == quote:
-            return index
-        index += 1
-    return None
-
-
-def _expand(value: str, known: Mapping, lookup: Mapping) -> str:
-    if "$" not in value:
-        return value
-    scope = dict(lookup)
-    scope.update(known)
-    try:
-        return interpolate_string(value, scope, strict=False)
-    except ComposeError:
-        return value
-
-
 # --- the loader ------------------------------------------------------------------------------
 
 
@@ -608,7 +155,7 @@ class _Stop(Exception):
 class _File:
     rel: str  # project-relative path of the compose file
     base: str  # project-relative folder its relative paths resolve against ("." = root)
-    doc: _Map
+    doc: LocatedMap
 
 
 def _join(base: str, path: str) -> str:
@@ -653,7 +200,7 @@ class _Loader:
         self.env_files: dict[str, dict[str, str | None]] = {}
         self.walked: dict[str, str | None] = {}  # folder -> first escaping link in it
         self.loaded: dict[tuple[str, str], _File] = {}
-        self.services: dict[tuple[str, str, str], _Map] = {}
+        self.services: dict[tuple[str, str, str], LocatedMap] = {}
         self.depths: dict[tuple[str, str, str], int] = {}  # service -> extends levels
 
     # problems
@@ -777,7 +324,7 @@ class _Loader:
         if rel not in self.compose_files:
             self.compose_files.append(rel)
             self.texts[rel] = (text, document)
-        doc = _located(document, positions, rel, (), 1)
+        doc = located(document, positions, rel, (), 1)
         self.rewrite_paths(doc, base)
         loaded = _File(rel, base, doc)
         self.loaded[key] = loaded
@@ -826,23 +373,23 @@ class _Loader:
             return raw
         return _written(_join(base, text))
 
-    def rewrite_paths(self, doc: _Map, base: str) -> None:
+    def rewrite_paths(self, doc: LocatedMap, base: str) -> None:
         services = doc.get("services")
-        if isinstance(services, _Map):
+        if isinstance(services, LocatedMap):
             for service in services.values():
-                if isinstance(service, _Map):
+                if isinstance(service, LocatedMap):
                     self.rewrite_service(service, base)
         for section in ("configs", "secrets"):
             entries = doc.get(section)
-            if not isinstance(entries, _Map):
+            if not isinstance(entries, LocatedMap):
                 continue
             for entry in entries.values():
-                if isinstance(entry, _Map) and isinstance(entry.get("file"), str):
+                if isinstance(entry, LocatedMap) and isinstance(entry.get("file"), str):
                     entry["file"] = self.rewrite(entry["file"], base)
 
-    def rewrite_service(self, service: _Map, base: str) -> None:
+    def rewrite_service(self, service: LocatedMap, base: str) -> None:
         volumes = service.get("volumes")
-        if isinstance(volumes, _Seq):
+        if isinstance(volumes, LocatedList):
             for index, volume in enumerate(volumes):
                 if isinstance(volume, str):
                     if "$" in volume and base != ".":
@@ -850,14 +397,14 @@ class _Loader:
                     source, sep, rest = volume.partition(":")
                     if sep and _relative_bind(source) and not source.startswith("~"):
                         volumes[index] = f"{self.rewrite(source, base)}:{rest}"
-                elif isinstance(volume, _Map) and volume.get("type") == "bind":
+                elif isinstance(volume, LocatedMap) and volume.get("type") == "bind":
                     source = volume.get("source")
                     if isinstance(source, str) and not source.startswith(("/", "~")):
                         volume["source"] = self.rewrite(source, base)
         build = service.get("build")
         if isinstance(build, str):
             service["build"] = self.rewrite(build, base)
-        elif isinstance(build, _Map):
+        elif isinstance(build, LocatedMap):
             build.put(
                 "context",
                 self.rewrite(build.get("context", "."), base),
@@ -866,21 +413,21 @@ class _Loader:
         env_file = service.get("env_file")
         if isinstance(env_file, str):
             service["env_file"] = self.rewrite(env_file, base)
-        elif isinstance(env_file, _Seq):
+        elif isinstance(env_file, LocatedList):
             for index, item in enumerate(env_file):
                 if isinstance(item, str):
                     env_file[index] = self.rewrite(item, base)
-                elif isinstance(item, _Map) and isinstance(item.get("path"), str):
+                elif isinstance(item, LocatedMap) and isinstance(item.get("path"), str):
                     item["path"] = self.rewrite(item["path"], base)
 
     # a compose file's model: extends and include resolved
 
-    def model(self, file: _File, chain: tuple[str, ...]) -> _Map:
-        doc = _copy(file.doc)
+    def model(self, file: _File, chain: tuple[str, ...]) -> LocatedMap:
+        doc = copy_located(file.doc)
         services = doc.get("services")
-        if isinstance(services, _Map):
+        if isinstance(services, LocatedMap):
             for name in list(services):
-                if isinstance(services[name], _Map):
+                if isinstance(services[name], LocatedMap):
                     services[name] = self.service(file, str(name), ())
         include = doc.get("include")
         if include is not None:
@@ -889,7 +436,7 @@ class _Loader:
             self.include(doc, file, include, origin, chain)
         return doc
 
-    def service(self, file: _File, name: str, chain: tuple[tuple[str, str], ...]) -> _Map:
+    def service(self, file: _File, name: str, chain: tuple[tuple[str, str], ...]) -> LocatedMap:
         key = (file.rel, file.base, name)
         if key in self.services:
             return self.services[key]
@@ -903,7 +450,7 @@ class _Loader:
         at = format_path(("services", name, "extends"))
         if isinstance(extends, str):
             target_name, target_file = extends, None
-        elif isinstance(extends, _Map):
+        elif isinstance(extends, LocatedMap):
             target_name, target_file = extends.get("service"), extends.get("file")
         else:
             target_name = target_file = None
@@ -942,7 +489,7 @@ class _Loader:
                 stop=True,
             )
         bases = target.doc.get("services")
-        if not isinstance(bases, _Map) or not isinstance(bases.get(target_name), _Map):
+        if not isinstance(bases, LocatedMap) or not isinstance(bases.get(target_name), LocatedMap):
             self.error(
                 f"{at}: there is no service {target_name} in {target.rel} to extend.",
                 origin,
@@ -962,18 +509,18 @@ class _Loader:
                 path=at,
                 stop=True,
             )
-        own = _copy(service)
+        own = copy_located(service)
         own.drop("extends")
-        merged = _merge_service(parent, own)
+        merged = merge_service(parent, own)
         self.services[key] = merged
         self.depths[key] = depth
         return merged
 
     def include(
-        self, doc: _Map, file: _File, include: Any, origin: Origin, chain: tuple[str, ...]
+        self, doc: LocatedMap, file: _File, include: Any, origin: Origin, chain: tuple[str, ...]
     ) -> None:
-        entries = include if isinstance(include, _Seq) else _as_seq(include, origin)
-        if not isinstance(entries, _Seq):
+        entries = include if isinstance(include, LocatedList) else as_list(include, origin)
+        if not isinstance(entries, LocatedList):
             self.error(
                 "include: must be a list of files.",
                 origin,
@@ -987,7 +534,7 @@ class _Loader:
             at = format_path(("include", index))
             if isinstance(entry, str):
                 paths, directory, env_files = [entry], None, None
-            elif isinstance(entry, _Map):
+            elif isinstance(entry, LocatedMap):
                 paths = entry.get("path")
                 paths = [paths] if isinstance(paths, str) else list(paths or [])
                 directory, env_files = entry.get("project_directory"), entry.get("env_file")
@@ -1028,7 +575,7 @@ class _Loader:
             model = None
             for rel in rels:
                 part = self.model(self.compose_file(rel, base, where, at), (*chain, file.rel))
-                model = part if model is None else _merge_models(model, part)
+                model = part if model is None else merge_models(model, part)
             self.add_imported(doc, model, rels[0], imported, where)
 
     def include_env(
@@ -1070,14 +617,16 @@ class _Loader:
             )
         return rel
 
-    def add_imported(self, doc: _Map, model: _Map, rel: str, imported: dict, where: Origin) -> None:
+    def add_imported(
+        self, doc: LocatedMap, model: LocatedMap, rel: str, imported: dict, where: Origin
+    ) -> None:
         for section in _SECTIONS:
             entries = model.get(section)
-            if not isinstance(entries, _Map):
+            if not isinstance(entries, LocatedMap):
                 continue
             mine = doc.get(section)
-            if not isinstance(mine, _Map):
-                mine = _Map()
+            if not isinstance(mine, LocatedMap):
+                mine = LocatedMap()
                 doc.put(section, mine, model.where[section])
             for name, value in entries.items():
                 if name in mine:
@@ -1098,25 +647,27 @@ class _Loader:
 
     # the checks of the merged document
 
-    def check(self, doc: _Map, source_map: Mapping[str, Origin]) -> None:
+    def check(self, doc: LocatedMap, source_map: Mapping[str, Origin]) -> None:
         services = doc.get("services")
-        if isinstance(services, _Map):
+        if isinstance(services, LocatedMap):
             for name, service in services.items():
-                if isinstance(service, _Map):
+                if isinstance(service, LocatedMap):
                     self.check_service(str(name), service, source_map)
         for section in ("configs", "secrets"):
             entries = doc.get(section)
-            if not isinstance(entries, _Map):
+            if not isinstance(entries, LocatedMap):
                 continue
             for name, entry in entries.items():
-                if isinstance(entry, _Map) and isinstance(entry.get("file"), str):
+                if isinstance(entry, LocatedMap) and isinstance(entry.get("file"), str):
                     at = format_path((section, name, "file"))
                     what = "config file" if section == "configs" else "secret file"
                     self.need(entry["file"], at, source_map, what, kind="file")
 
-    def check_service(self, name: str, service: _Map, source_map: Mapping[str, Origin]) -> None:
+    def check_service(
+        self, name: str, service: LocatedMap, source_map: Mapping[str, Origin]
+    ) -> None:
         volumes = service.get("volumes")
-        if isinstance(volumes, _Seq):
+        if isinstance(volumes, LocatedList):
             for index, volume in enumerate(volumes):
                 at = format_path(("services", name, "volumes", index))
                 source = None
@@ -1125,7 +676,7 @@ class _Loader:
                     head, sep, _rest = text.partition(":")
                     if sep and _relative_bind(head):
                         source = head
-                elif isinstance(volume, _Map) and volume.get("type") == "bind":
+                elif isinstance(volume, LocatedMap) and volume.get("type") == "bind":
                     source = volume.get("source")
                 if isinstance(source, str) and source and not source.startswith("/"):
                     self.need(source, at, source_map, "bind mount source", kind="any", bind=True)
@@ -1364,17 +915,17 @@ def load_project(
         if (root / ".env").is_file():
             loader.defaults(loader.env_file(".env", None))
         base = posixpath.dirname(rels[0]) or "."
-        merged: _Map | None = None
+        merged: LocatedMap | None = None
         for rel in rels:
             model = loader.model(loader.compose_file(rel, base, None), ())
-            merged = model if merged is None else _merge_models(merged, model)
+            merged = model if merged is None else merge_models(merged, model)
         merged.drop(PROJECT_MARKER)
-        marker = _Map()
-        marker.put("compose_files", _Seq(loader.compose_files), (rels[0], 1))
+        marker = LocatedMap()
+        marker.put("compose_files", LocatedList(loader.compose_files), (rels[0], 1))
         marker["compose_files"].where = [(rels[0], 1)] * len(loader.compose_files)
         merged.put(PROJECT_MARKER, marker, (rels[0], 1))
         source_map: dict[str, Origin] = {"": (rels[0], 1)}
-        _source_map(merged, (), source_map)
+        fill_source_map(merged, (), source_map)
         loader.check(merged, source_map)
     except _Stop:
         pass
@@ -1388,7 +939,7 @@ def load_project(
             hint=first.hint or None,
             problems=loader.errors,
         )
-    document = _plain(merged)
+    document = plain(merged)
     return Project(
         compose_text=_text(document, loader.texts),
         document=document,
