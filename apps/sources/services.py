@@ -42,6 +42,7 @@ from .sync import (
     project_root,
     revision_from_commit,
     sync_source,
+    url_options,
 )
 from .tasks import sync_source as sync_source_task
 
@@ -97,7 +98,7 @@ def clean_git_url(url: str) -> git.GitUrl:
     a loopback or private address (unless WINDFLOW_GIT_ALLOW_PRIVATE): the engine's checks."""
     url = (url or "").strip()
     try:
-        return git.check_url(url, allow_private=settings.WINDFLOW_GIT_ALLOW_PRIVATE)
+        return git.check_url(url, **url_options())
     except SourceError as exc:
         raise ServiceError(
             f"{exc.message} {exc.hint}".strip(), field="url", code=exc.code
@@ -214,7 +215,7 @@ def create_git_stack(
             _("A deploy key needs an SSH URL (ssh://… or git@host:owner/repo.git)."),
             field="url",
         )
-    if auth == GitAuth.TOKEN and parsed.scheme not in ("https", "http"):
+    if auth == GitAuth.TOKEN and parsed.scheme not in ("https", "http"):  # http: dev only
         raise ServiceError(_("A token needs an https:// URL."), field="url")
     source = GitSource(
         url=parsed.url,

@@ -54,8 +54,16 @@ def archive_limits() -> archives.Limits:
     return archives.Limits(max_archive_size=settings.WINDFLOW_UPLOAD_MAX_BYTES)
 
 
+def url_options() -> dict:
+    """What the installation allows of a repository URL (the engine's check_url options)."""
+    return {
+        "allow_private": settings.WINDFLOW_GIT_ALLOW_PRIVATE,
+        "allow_insecure": settings.WINDFLOW_GIT_ALLOW_INSECURE,
+    }
+
+
 def _git_options() -> dict:
-    return {"cache": source_cache(), "allow_private": settings.WINDFLOW_GIT_ALLOW_PRIVATE}
+    return {"cache": source_cache(), **url_options()}
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ never show up in an answer given to another organisation."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets as random
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ class Victim:
     member: object
     notification: object
     support_access: object = None
+    git_source: object = None
+    source_archive: object = None
     markers: list[str] = field(default_factory=list)
 
     def objects_by_model(self) -> dict:
@@ -53,6 +56,8 @@ class Victim:
             self.stack_action,
             self.notification,
             self.support_access,
+            self.git_source,
+            self.source_archive,
         ]
         return {type(obj): obj for obj in objects if obj is not None}
 
@@ -108,7 +113,7 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
     from apps.notifications import services as notifications
     from apps.secrets import services as secrets
     from apps.sources import webhooks
-    from apps.sources.models import WebhookDelivery
+    from apps.sources.models import GitSource, SourceArchive, WebhookDelivery
     from apps.stacks import services as stacks
     from apps.stacks.models import StackAction
     from apps.targets import services as targets
@@ -164,6 +169,26 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         verdict="ignored_ref",
         status_code=202,
     )
+    # The stack follows a repository (as the worker leaves it after a failed fetch), and an
+    # archive was uploaded: every text they carry is a marker.
+    git_source = GitSource.objects.create(
+        stack=stack,
+        url=f"https://git.invalid/{marker}/shop.git",
+        ref="main",
+        auth="token",
+        token_secret=secret.name,
+        status="error",
+        error_code="auth_failed",
+        error_message=f"{marker}-source-error",
+        error_hint=f"{marker}-source-hint",
+        warning=f"{marker}-source-warning",
+    )
+    source_archive = SourceArchive.objects.create(
+        digest=hashlib.sha256(marker.encode()).hexdigest(),
+        content=f"{marker}-archive-content".encode(),
+        size=32,
+        filename=f"{marker}-archive.tar.gz",
+    )
     deployment = deployments.request_deployment(membership, stack)
     journal.append_log(deployment, f"{marker}-log-line")
     deployment.reason = f"{marker}-reason"
@@ -218,6 +243,11 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         webhook_secret,
         f"{marker}-delivery",
         f"{marker}-branch",
+        git_source.url,
+        f"{marker}-source-error",
+        f"{marker}-source-hint",
+        f"{marker}-source-warning",
+        source_archive.filename,
         token.prefix,
         token_secret,
         *[m.user.email for m in Membership.objects.filter(organization=organization)],
@@ -240,6 +270,8 @@ def build_victim(organization, owner, *, tag: str | None = None) -> Victim:
         member=member,
         notification=notification,
         support_access=support_access,
+        git_source=git_source,
+        source_archive=source_archive,
         markers=markers,
     )
 

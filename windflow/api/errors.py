@@ -16,11 +16,16 @@ from windflow.errors import Forbidden, NotFound, ServiceError
 from windflow.redaction import redact
 
 
-def error_body(status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
-    """Secret values in scope never reach a client through an error message."""
+def error_body(
+    status_code: int, code: str, message: str, fields: dict | None = None, problems=None
+) -> dict:
+    """Secret values in scope never reach a client through an error message. `problems`:
+    a refused compose project's findings (Problem.as_dict(), with file and line)."""
     body = {"status": status_code, "code": code, "message": redact(message)}
     if fields:
         body["fields"] = json.loads(redact(json.dumps(fields, default=str)))
+    if problems:
+        body["problems"] = json.loads(redact(json.dumps(problems, default=str)))
     return {"error": body}
 
 
@@ -48,6 +53,7 @@ def _translate(exc):
 
 
 def exception_handler(exc, context):
+    original = exc
     exc, code = _translate(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -56,7 +62,12 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
         message = "The request is not valid; see the fields."
-        response.data = error_body(response.status_code, code or "invalid", message, fields)
+        if isinstance(original, ServiceError):
+            message = original.message  # the service's own words (a CLI prints them)
+        problems = [p.as_dict() for p in (getattr(original, "problems", None) or ())[:50]]
+        response.data = error_body(
+            response.status_code, code or "invalid", message, fields, problems
+        )
     else:
         default_code = getattr(detail, "code", None) or exc.default_code
         response.data = error_body(response.status_code, code or default_code, str(detail))

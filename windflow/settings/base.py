@@ -378,6 +378,9 @@ SPECTACULAR_SETTINGS = {
         "LogLevelEnum": "apps.deployments.choices.LogLevel",
         "RoleEnum": "apps.accounts.choices.Role",
         "TokenScopeEnum": "apps.accounts.choices.TokenScope",
+        "GitAuthEnum": "apps.sources.choices.GitAuth",
+        "SourceStatusEnum": "apps.sources.choices.SourceStatus",
+        "SourceKindEnum": "apps.stacks.choices.SourceKind",
     },
     "SECURITY": [{"bearerAuth": []}],
     "APPEND_COMPONENTS": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
@@ -455,6 +458,8 @@ WINDFLOW_UPLOAD_MAX_BYTES = env_int("WINDFLOW_UPLOAD_MAX_BYTES", 100 * 1024**2)
 # Git URLs whose host resolves to a loopback or private address: refused unless True (a tenant
 # must not reach the platform's own network). Dev and test serve repositories on loopback.
 WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", False)
+# Unencrypted git:// and http:// repository URLs: refused unless True (dev and test servers).
+WINDFLOW_GIT_ALLOW_INSECURE = env_bool("WINDFLOW_GIT_ALLOW_INSECURE", False)
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOGGING = {

@@ -11,5 +11,6 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Local Docker engines: platform staff hand them out (make run gives the demo organisation one).
 WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")
-# Git repositories served on loopback (devtools/gitserver.py) are allowed here.
+# Git repositories served on loopback over git:// and http:// (devtools/gitserver.py).
 WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", True)
+WINDFLOW_GIT_ALLOW_INSECURE = env_bool("WINDFLOW_GIT_ALLOW_INSECURE", True)

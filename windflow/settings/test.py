@@ -30,5 +30,6 @@ if _TEST_ENGINE.startswith("unix://"):
 # The live workers of the tests run jobs only: a test that needs the scheduler runs it (the
 # fault suite's instance sets `worker`, as production does).
 WINDFLOW_SCHEDULER = env_str("WINDFLOW_SCHEDULER", "separate")
-# Git repositories served on loopback (devtools/gitserver.py) are allowed here.
+# Git repositories served on loopback over git:// and http:// (devtools/gitserver.py).
 WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", True)
+WINDFLOW_GIT_ALLOW_INSECURE = env_bool("WINDFLOW_GIT_ALLOW_INSECURE", True)

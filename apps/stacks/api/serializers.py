@@ -145,13 +145,29 @@ class RevisionSerializer(serializers.ModelSerializer):
             "variables",
             "secrets",
             "compose",
+            "source_kind",
+            "commit_sha",
+            "archive_digest",
+            "source_ref",
+            "subfolder",
+            "compose_files",
+            "manifest",
         ]
         read_only_fields = fields
 
 
 class RevisionSummarySerializer(RevisionSerializer):
     class Meta(RevisionSerializer.Meta):
-        fields = ["number", "message", "author", "created_at", "digest"]
+        fields = [
+            "number",
+            "message",
+            "author",
+            "created_at",
+            "digest",
+            "source_kind",
+            "commit_sha",
+            "archive_digest",
+        ]
         read_only_fields = fields
 
 

@@ -1,13 +1,25 @@
 from django.core.exceptions import ValidationError
 from django.db.models import Max
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.environments.validators import validate_variables
+from apps.sources import services as sources
+from apps.sources.api.serializers import (
+    GitSourceSerializer,
+    GitStackCreateSerializer,
+    UploadSerializer,
+)
 from windflow.api.viewsets import OrganizationModelViewSet
 from windflow.engine.compose import Problem
 from windflow.errors import ServiceError
@@ -36,6 +48,18 @@ class ControlSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=["stop", "start", "restart", "remove"])
     service = serializers.CharField(required=False, allow_null=True, max_length=63)
 
+
+GitStackCreated = inline_serializer(
+    "GitStackCreated", {"stack": StackSerializer(), "source": GitSourceSerializer()}
+)
+UploadResult = inline_serializer(
+    "StackUploadResult",
+    {
+        "stack": StackSerializer(),
+        "revision": RevisionSerializer(),
+        "created": serializers.BooleanField(),
+    },
+)
 
 ValidationResult = inline_serializer(
     "StackValidation",
@@ -68,6 +92,11 @@ class StackViewSet(OrganizationModelViewSet):
         "actions": "view",
         "action_detail": "view",
         "revisions": {"get": "view", "post": "change"},
+        # A new stack or a new revision from an archive: the service asks for stack.add
+        # when it creates the stack.
+        "upload": "change",
+        "source": "view",
+        "source_sync": "change",
         # Protected environments need more: the service asks for the right to deploy there.
         "control": "deploy",
     }
@@ -95,12 +124,90 @@ class StackViewSet(OrganizationModelViewSet):
         stack = self.get_queryset().get(pk=stack.pk)
         return Response(StackSerializer(stack).data, status=status_code)
 
-    @extend_schema(request=StackCreateSerializer, responses={201: StackSerializer})
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            "NewStack",
+            serializers=[StackCreateSerializer, GitStackCreateSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={201: StackSerializer, 202: GitStackCreated},
+    )
     def create(self, request, *args, **kwargs):
+        """A stack from a compose text (`compose`: 201 with revision 1), or following a Git
+        repository (`source`: {"kind": "git", url, ref, subfolder, compose_files, auth,
+        token_secret}): 202, its first revision comes once the worker has fetched it."""
+        if isinstance(request.data, dict) and "source" in request.data:
+            body = GitStackCreateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            stack = sources.create_git_stack(self.membership, **body.service_fields())
+            return Response(
+                {
+                    "stack": StackSerializer(self.get_queryset().get(pk=stack.pk)).data,
+                    "source": GitSourceSerializer(stack.git_source).data,
+                },
+                status=status.HTTP_202_ACCEPTED,
+            )
         body = StackCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         stack = services.create_stack(self.membership, **body.validated_data)
         return self._stack_response(stack, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={201: UploadResult},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="upload",
+        parser_classes=[MultiPartParser, FormParser],
+    )
+    def upload(self, request):
+        """A project archive (.tar.gz, .tgz, .tar or .zip) as a new revision of stack `name`,
+        created when absent (then `environment` and `target` are required). 201 with the
+        stack, the revision (the latest one when the archive changes nothing) and `created`
+        (whether the stack was created). Refusals: 400 with code archive_unsafe, archive_too_large,
+        archive_invalid or compose_invalid (with `problems`)."""
+        body = UploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        upload = data["archive"]
+        stack, revision, created = sources.upload_archive(
+            self.membership,
+            stack_name=data["name"],
+            data=upload,
+            filename=upload.name or "",
+            environment=data.get("environment"),
+            target=data.get("target"),
+            compose_files=data.get("compose_files"),
+            subfolder=data.get("subfolder", ""),
+            message=data.get("message", ""),
+        )
+        return Response(
+            {
+                "stack": StackSerializer(self.get_queryset().get(pk=stack.pk)).data,
+                "revision": RevisionSerializer(revision).data,
+                "created": created,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(responses=GitSourceSerializer)
+    @action(detail=True, methods=["get"])
+    def source(self, request, name=None):
+        """The Git repository the stack follows and how its last fetch went (404 with code
+        no_source for a stack that does not follow one)."""
+        found = sources.get_source_for(self.membership, name, "stack.view")
+        return Response(GitSourceSerializer(found).data)
+
+    @extend_schema(request=None, responses={202: GitSourceSerializer})
+    @action(detail=True, methods=["post"], url_path="source/sync")
+    def source_sync(self, request, name=None):
+        """Fetch the repository now: 202, the worker records the outcome on the source (and
+        makes a revision when the project changed)."""
+        found = sources.get_source_for(self.membership, name, "stack.change")
+        sources.request_sync(self.membership, found)
+        return Response(GitSourceSerializer(found).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=StackSettingsSerializer, responses=StackSerializer)
     def update(self, request, *args, **kwargs):

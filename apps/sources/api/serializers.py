@@ -1,0 +1,115 @@
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.environments.models import Environment
+from apps.stacks.api.serializers import TargetField
+
+from ..choices import GitAuth
+from ..models import GitSource
+
+
+class GitSourceSerializer(serializers.ModelSerializer):
+    """A stack's Git repository and how its last fetch went: never a token or a private key
+    (`token_secret` is the name of the secret holding the token; `public_key` is the half of
+    the deploy key to add to the repository)."""
+
+    kind = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GitSource
+        fields = [
+            "kind",
+            "url",
+            "ref",
+            "subfolder",
+            "compose_files",
+            "auth",
+            "token_secret",
+            "public_key",
+            "poll_interval",
+            "status",
+            "last_sha",
+            "last_checked_at",
+            "error",
+            "warning",
+        ]
+        read_only_fields = fields
+
+    def get_kind(self, source) -> str:
+        return "git"
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "hint": {"type": "string"},
+            },
+        }
+    )
+    def get_error(self, source):
+        if not source.error_code and not source.error_message:
+            return None
+        return {
+            "code": source.error_code,
+            "message": source.error_message,
+            "hint": source.error_hint,
+        }
+
+
+class GitSourceCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["git"])
+    url = serializers.CharField(max_length=500)
+    ref = serializers.CharField(max_length=255, required=False, default="main")
+    subfolder = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    compose_files = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, default=list, max_length=10
+    )
+    auth = serializers.ChoiceField(choices=GitAuth.choices, required=False, default=GitAuth.NONE)
+    token_secret = serializers.CharField(
+        max_length=128, required=False, allow_blank=True, allow_null=True, default=""
+    )
+    poll_interval = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
+class GitStackCreateSerializer(serializers.Serializer):
+    """POST /stacks/ with a `source`: a stack that follows a Git repository (no compose)."""
+
+    name = serializers.CharField(max_length=63)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    environment = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Environment.objects.all()
+    )
+    target = TargetField()
+    source = GitSourceCreateSerializer()
+    auto_rollback = serializers.BooleanField(required=False, default=True)
+    health_timeout = serializers.IntegerField(
+        required=False, default=120, min_value=5, max_value=3600
+    )
+    grace_period = serializers.IntegerField(required=False, default=10, min_value=0, max_value=600)
+
+    def service_fields(self) -> dict:
+        data = dict(self.validated_data)
+        source = dict(data.pop("source"))
+        source.pop("kind")
+        return {**data, **source}
+
+
+class UploadSerializer(serializers.Serializer):
+    """POST /stacks/upload/ (multipart): a project archive for stack `name`; `environment`
+    and `target` only when the stack does not exist yet."""
+
+    archive = serializers.FileField(allow_empty_file=False)
+    name = serializers.CharField(max_length=63)
+    environment = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Environment.objects.all(), required=False, allow_null=True
+    )
+    target = TargetField(required=False, allow_null=True)
+    compose_files = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000
+    )
+    subfolder = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
