@@ -1103,3 +1103,25 @@ def test_an_env_file_over_the_size_limit_or_not_text_is_refused(tmp_path):
     (tmp_path / "big.env").write_bytes(b"A=\xff\xfe\n")
     error = refusal(tmp_path)
     assert error.code == "yaml-encoding" and "big.env is not UTF-8 text" in error.message
+
+
+def test_a_service_gets_the_values_of_its_env_files_in_order(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": """\
+                services:
+                  api:
+                    image: api:1
+                    env_file: [base.env, {path: local.env, required: false}, prod.env]
+                  web:
+                    image: web:1
+            """,
+            "base.env": "A=1\nB=base\n",
+            "prod.env": 'B=prod\nC="${A}-c"\n',
+        },
+    )
+    project = load_project(tmp_path)
+    assert project.service_env("api") == {"A": "1", "B": "prod", "C": "prod-c"}
+    assert project.service_env("web") == {} and project.service_env("nope") == {}
+    assert project.env_files["base.env"] == {"A": "1", "B": "base"}

@@ -94,7 +94,9 @@ class Project:
     ``source_map``: ``"services.web.image" -> (file, line)`` for every place of the merged
     document. ``problems``: findings that do not stop the project (warnings).
     ``env_defaults``: the values of the project's ``.env`` (and of ``include`` env files):
-    defaults for interpolation, below the stack's own variables."""
+    defaults for interpolation, below the stack's own variables. ``env_files``: the values
+    of every env file read (project-relative path -> KEY -> value; None: a bare ``KEY``
+    not set); :meth:`service_env` gives a service's."""
 
     compose_text: str
     document: dict
@@ -103,6 +105,23 @@ class Project:
     problems: list[Problem] = field(default_factory=list)
     compose_files: list[str] = field(default_factory=list)
     env_defaults: dict[str, str] = field(default_factory=dict)
+    env_files: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    def service_env(self, name: str) -> dict[str, str | None]:
+        """What service `name` gets from its ``env_file:`` entries, in their order (a later
+        file wins; an optional file that is missing gives nothing). At deploy its
+        ``environment:`` goes on top of these, as compose does."""
+        services = self.document.get("services")
+        service = services.get(name) if isinstance(services, dict) else None
+        entries = service.get("env_file") if isinstance(service, dict) else None
+        if isinstance(entries, str):
+            entries = [entries]
+        values: dict[str, str | None] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            path = entry.get("path") if isinstance(entry, dict) else entry
+            if isinstance(path, str):
+                values.update(self.env_files.get(posixpath.normpath(path), {}))
+        return values
 
     def variables(self, explicit: Mapping[str, str | None]) -> dict[str, str | None]:
         """The interpolation values: the project's ``.env`` under `explicit`."""
@@ -948,6 +967,7 @@ def load_project(
         problems=loader.warnings,
         compose_files=loader.compose_files,
         env_defaults=dict(loader.env_defaults),
+        env_files=dict(loader.env_files),
     )
 
 
