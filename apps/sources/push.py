@@ -29,8 +29,10 @@ from apps.deployments.models import Deployment
 from apps.environments.choices import GitPolicy, PollMode
 from apps.stacks.models import Stack, StackRevision
 from windflow.context import ActorContext, acting
+from windflow.engine.sources.errors import SourceError
 from windflow.errors import ServiceError
 from windflow.hotcache import redis_client
+from windflow.redaction import redact
 
 from . import sync
 from .models import GitSource, WebhookDelivery
@@ -137,8 +139,8 @@ def handle_push(delivery_id: int, message: str = "") -> Outcome | None:
                 text = _("%(message)s (force-pushed)") % {"message": text}
             revision = sync.revision_from_commit(None, stack, delivery.sha, message=text[:200])
             outcome = apply_policy(stack, revision, why=why)
-        except ServiceError as exc:
-            outcome = Outcome(Verdict.FAILED, detail=exc.message)
+        except (ServiceError, SourceError) as exc:  # unreachable, no such commit, refused
+            outcome = Outcome(Verdict.FAILED, detail=redact(exc.message))
         _record_outcome(delivery, outcome)
     return outcome
 

@@ -115,3 +115,21 @@ def deliver(
     return client.post(
         f"/hooks/git/{stack.uid}/", data=raw, content_type="application/json", headers=headers
     )
+
+
+def github_push_for(repo_url: str, sha: str, *, ref="refs/heads/main", forced=False) -> dict:
+    """GitHub's recorded push, naming a real repository of the test's git server."""
+    body = push_payload("github", ref=ref, after=sha, forced=forced)
+    body["repository"].update(clone_url=repo_url, git_url=repo_url, ssh_url="", html_url="")
+    body["head_commit"]["id"] = sha
+    return body
+
+
+# A compose project small enough to load and check quickly (nothing is deployed).
+def project(greeting: str) -> dict:
+    return {
+        "compose.yaml": (
+            "services:\n  web:\n    image: busybox:1\n"
+            f"    command: [sh, -c, 'echo {greeting}; sleep 3600']\n"
+        )
+    }
