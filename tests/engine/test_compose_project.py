@@ -1118,7 +1118,7 @@ def test_a_service_gets_the_values_of_its_env_files_in_order(tmp_path):
                     image: web:1
             """,
             "base.env": "A=1\nB=base\n",
-            "prod.env": 'B=prod\nC="${A}-c"\n',
+            "prod.env": 'B=prod\nC="${B}-c"\n',
         },
     )
     project = load_project(tmp_path)
