@@ -104,3 +104,12 @@ class PrivateEngine:
         from devtools.dockerd import remove_private_engine
 
         remove_private_engine(self.engine)
+
+
+def keep_state_in(work: Path) -> None:
+    """The folders WindFlow writes on this machine (the worker's source cache, a local
+    server's revision files and secrets) under `work`, which the benchmark removes at the
+    end: never /var/lib/windflow or the checkout's var/. Call before Django starts."""
+    os.environ["WINDFLOW_SOURCE_CACHE_DIR"] = str(work / "source-cache")
+    os.environ["WINDFLOW_STACK_FILES_ROOT"] = str(work / "stack-files")
+    os.environ["WINDFLOW_STACK_SECRETS_ROOT"] = str(work / "stack-secrets")
