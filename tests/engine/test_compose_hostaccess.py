@@ -378,3 +378,10 @@ def test_lint_warns_from_the_same_findings():
         ("host-path", "services.web.volumes[0]"),
         ("docker-socket", "services.web.volumes[2]"),
     ]
+
+
+def test_a_single_value_where_a_list_goes_is_still_scanned():
+    document = {"services": {"w": {"image": "x", "devices": "/dev/kvm", "cap_add": 5}}}
+    found = {f.feature: f.detail for f in host_features(document)}
+    assert "/dev/kvm" in found["devices"] and "5" in found["cap_add"]
+    assert host_features({"services": {"w": {"security_opt": 5, "sysctls": 5}}})

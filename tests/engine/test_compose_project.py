@@ -1125,3 +1125,30 @@ def test_a_service_gets_the_values_of_its_env_files_in_order(tmp_path):
     assert project.service_env("api") == {"A": "1", "B": "prod", "C": "prod-c"}
     assert project.service_env("web") == {} and project.service_env("nope") == {}
     assert project.env_files["base.env"] == {"A": "1", "B": "base"}
+
+
+MALFORMED = [
+    "include: 5",
+    "include: [{path: 5}]",
+    "include: [{path: a.yaml, env_file: 7}]",
+    "include: [{}]",
+    "services: [a]",
+    "services: {web: {extends: 5}}",
+    "services: {web: {extends: {service: x, file: 5}}}",
+    "services: {web: {volumes: [5, {type: bind, source: 5, target: /x}]}}",
+    "services: {web: {build: {context: 5}}}",
+    "services: {web: {env_file: [5, {path: 5}, {}]}}",
+    "secrets: {x: {file: 5}}",
+    "services: {web: {image: x, devices: 5, cap_add: 5, security_opt: 5, sysctls: 5}}",
+]
+
+
+@pytest.mark.parametrize("text", MALFORMED)
+def test_a_malformed_project_gets_findings_never_a_crash(tmp_path, text):
+    write(tmp_path, {"compose.yaml": text + "\n", "a.yaml": "services: {}\n"})
+    try:
+        project = load_project(tmp_path)
+    except ComposeError as refused:
+        assert refused.problems
+        return
+    assert analyse(project.compose_text, {}, project="shop", origin=project).errors

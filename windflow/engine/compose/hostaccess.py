@@ -271,7 +271,7 @@ class _Scan:
         self.security_opt(name, config, base)
         sysctls = config.get("sysctls")
         if sysctls:
-            keys = list(sysctls) if isinstance(sysctls, dict) else [str(s) for s in sysctls]
+            keys = list(sysctls) if isinstance(sysctls, dict) else [str(s) for s in _items(sysctls)]
             names = ", ".join(str(k).partition("=")[0] for k in keys)
             self.add(
                 SYSCTLS,
@@ -550,7 +550,7 @@ class _Scan:
         at = format_path(base)
         caps = config.get("cap_add")
         if caps:
-            items = [caps] if isinstance(caps, str) else [str(c) for c in caps]
+            items = [str(c) for c in _items(caps)]
             self.add(
                 CAP_ADD,
                 name,
@@ -563,7 +563,7 @@ class _Scan:
             )
         devices = config.get("devices")
         if devices:
-            items = [devices] if isinstance(devices, str) else [_device(d) for d in devices]
+            items = [_device(d) for d in _items(devices)]
             self.add(
                 DEVICES,
                 name,
@@ -579,7 +579,7 @@ class _Scan:
         options = config.get("security_opt")
         if not options:
             return
-        items = [options] if isinstance(options, str) else list(options)
+        items = _items(options)
         for index, option in enumerate(items):
             text = str(option).strip()
             if _safe_security_opt(text):
@@ -596,6 +596,16 @@ class _Scan:
                     option=text,
                 ),
             )
+
+
+def _items(value: Any) -> list:
+    """A list as it is; a single value (a string, or a wrong type that the schema reports)
+    as a list of one, so that a malformed file is still scanned, never crashes."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return list(value)
+    return [value]
 
 
 def _device(item: Any) -> str:

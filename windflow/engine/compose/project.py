@@ -555,7 +555,8 @@ class _Loader:
                 paths, directory, env_files = [entry], None, None
             elif isinstance(entry, LocatedMap):
                 paths = entry.get("path")
-                paths = [paths] if isinstance(paths, str) else list(paths or [])
+                paths = [paths] if isinstance(paths, str) else paths
+                paths = paths if isinstance(paths, list) else []
                 directory, env_files = entry.get("project_directory"), entry.get("env_file")
             else:
                 paths = []
@@ -605,7 +606,7 @@ class _Loader:
             if base != "." and self.real(default).is_file() and not self.escapes(default):
                 self.defaults(self.env_file(default, where, at))
             return
-        for item in [env_files] if isinstance(env_files, str) else list(env_files):
+        for item in env_files if isinstance(env_files, list) else [env_files]:
             rel = self.inside_path(str(item), declared_in, where, at, "env file")
             self.defaults(self.env_file(rel, where, at))
 
