@@ -26,6 +26,7 @@ urlpatterns = [
     path("settings/", include("apps.accounts.urls")),
     path("secrets/", include("apps.secrets.urls")),
     path("servers/", include("apps.targets.urls")),
+    path("stacks/", include("apps.sources.urls")),
     path("stacks/", include("apps.stacks.urls")),
     path("stacks/", include((webhook_urls.page_patterns, "webhooks"))),
     path("deployments/", include("apps.deployments.urls")),

@@ -10,6 +10,7 @@ from apps.accounts import permissions
 from apps.deployments.models import Deployment
 from apps.environments.models import Environment
 from apps.environments.validators import format_lines, parse_variables
+from apps.sources.models import GitSource
 from windflow.engine.compose import Problem
 from windflow.errors import Forbidden, ServiceError
 from windflow.views import (
@@ -24,6 +25,7 @@ from windflow.views import (
 )
 
 from . import services
+from .choices import SourceKind
 from .filtersets import StackFilterSet
 from .forms import RevisionForm, StackForm, StackSettingsForm
 from .models import Stack
@@ -123,6 +125,7 @@ class StackDetailView(StackView):
         can_deploy = may_deploy(self.membership, stack) and latest is not None
         context.update(
             latest=latest,
+            source=GitSource.objects.filter(stack=stack).first(),
             failed_latest=services.failed_latest(stack, latest),
             revision_count=stack.revisions.count(),
             deploy_url=_optional_url("deployments:deployment_create") if can_deploy else "",
@@ -346,15 +349,19 @@ class RevisionDetailView(RevisionView):
         stack = self.get_object()
         revision = self.get_revision(stack)
         once_succeeded = revision.pk in services.succeeded_revision_ids(stack)
+        previous = stack.revisions.filter(number__lt=revision.number).order_by("-number").first()
         context = {
             "object": stack,
             "revision": revision,
             "variables": sorted(revision.variables.items()),
             "once_succeeded": once_succeeded,
             "can_rollback": once_succeeded and may_deploy(self.membership, stack),
-            "previous": stack.revisions.filter(number__lt=revision.number)
-            .order_by("-number")
-            .first(),
+            "previous": previous,
+            # Project files added, removed, modified since the previous revision (none for a
+            # pasted compose text).
+            "files": services.changed_files(previous, revision)
+            if revision.source_kind != SourceKind.INLINE
+            else None,
             "is_latest": not stack.revisions.filter(number__gt=revision.number).exists(),
         }
         return render(request, "stacks/revision_detail.html", context)
