@@ -36,7 +36,7 @@ RELEASE_SCRIPT = (
 # next pass: within STALE_AFTER_SECONDS + REAP_EVERY_SECONDS of its last sign of life.
 REAP_EVERY_SECONDS = 5
 # How often the scheduler looks for Git sources due for polling (each has its interval).
-POLL_EVERY_SECONDS = 15
+POLL_EVERY_SECONDS = 30
 # A failed job is tried again after this long (or its own period, if shorter).
 RETRY_FAILED_JOB_SECONDS = 5
 # After PostgreSQL was away, running deployments get this long to beat again before the

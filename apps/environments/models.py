@@ -79,6 +79,9 @@ class Environment(models.Model):
             return GitPolicy.APPROVAL
         return GitPolicy.AUTO
 
+    def get_effective_git_policy_display(self) -> str:
+        return str(GitPolicy(self.effective_git_policy).label)
+
 
 class ComposePolicy(models.Model):
     """The organisation's compose policy (one row per organisation schema): for each

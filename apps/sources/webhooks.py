@@ -186,7 +186,9 @@ def receive(stack: Stack, headers, body: bytes) -> Answer:
     try:
         payload = json.loads(body) if body.strip() else {}
         delivery = provider.parse(headers, payload)
-    except (ValueError, BadPayload) as exc:
+    # A signed body of another shape than the provider's (a field of the wrong type):
+    # refused with the reason, never a 500.
+    except (ValueError, BadPayload, AttributeError, TypeError, KeyError, IndexError) as exc:
         parsed = Delivery(provider.NAME, "", "other", provider_event(provider, headers))
         return _record(
             stack,

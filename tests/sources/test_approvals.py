@@ -246,3 +246,10 @@ def test_it_shows_and_takes_the_git_policy_in_the_api(staging, acme, operator):
     assert changed.json()["effective_git_policy"] == "approval"
     bad = client.patch("/api/v1/environments/staging/", {"git_policy": "yolo"}, format="json")
     assert bad.status_code == 400 and "git_policy" in error_of(bad)["fields"]
+
+
+def test_it_shows_the_git_policy_on_the_environment_s_page(prod, acme, viewer):
+    page = client_for(viewer, acme).get("/environments/production/")
+    assert page.status_code == 200
+    assert b'data-testid="git-policy"' in page.content
+    assert b"Deploy after an approval" in page.content

@@ -321,6 +321,23 @@ def test_it_answers_bad_input_with_4xx_json(hooked, acme):
     assert shapeless.status_code == 400 and error_of_hook(shapeless)["code"] == "bad_payload"
     listed = deliver(hooked.client, hooked.stack, "github", [1, 2], secret=hooked.secret)
     assert listed.status_code == 400
+    # Signed, but fields of the wrong type, for each provider: 400, never a 500.
+    odd = {
+        "github": {
+            "ref": "refs/heads/main",
+            "after": "a" * 40,
+            "repository": "x",
+            "head_commit": 3,
+        },
+        "gitlab": {"ref": "refs/heads/main", "after": "a" * 40, "project": [], "commits": [1]},
+        "bitbucket": {"push": {"changes": {"new": 1}}, "repository": "x"},
+        "gitea": {"ref": "refs/heads/main", "after": "a" * 40, "repository": 7, "pusher": "x"},
+    }
+    for provider, body in odd.items():
+        follow(hooked, provider)
+        answer = deliver(hooked.client, hooked.stack, provider, body, secret=hooked.secret)
+        assert answer.status_code == 400, (provider, answer.content)
+        assert error_of_hook(answer)["code"] == "bad_payload"
     assert hooked.client.get(f"/hooks/git/{hooked.stack.uid}/").status_code == 405
     nowhere = hooked.client.post(
         "/hooks/git/6f1c3c9e-0000-4000-8000-000000000000/",
