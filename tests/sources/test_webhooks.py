@@ -456,3 +456,11 @@ def test_it_throttles_a_flood_of_deliveries(hooked, acme, settings):
     finally:
         webhook_views.WebhookThrottle = original
     assert answers == [401, 401, 401, 429, 429]
+
+
+def test_it_loads_the_deliveries_on_the_stack_s_page(hooked, acme, viewer):
+    deliver(hooked.client, hooked.stack, "github", push_payload("github"), secret=hooked.secret)
+    page = client_for(viewer, acme).get(f"/stacks/{hooked.stack.name}/")
+    assert page.status_code == 200
+    assert b'data-testid="webhook-deliveries"' in page.content
+    assert f'hx-get="/stacks/{hooked.stack.name}/webhook/"'.encode() in page.content
