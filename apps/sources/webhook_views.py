@@ -55,6 +55,8 @@ def webhook(request, uid):
     stack = webhooks.find_stack(uid)
     if stack is None or getattr(stack, "webhook_endpoint", None) is None:
         return _error(404, "not_found", _("No webhook here."))
+    # A body over Django's upload limit (2.5 MB by default; GitHub sends at most the 20 last
+    # commits of a push) is refused unread.
     length = request.META.get("CONTENT_LENGTH") or "0"
     too_big = _error(413, "too_large", _("The delivery is too large."))
     if not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:

@@ -58,10 +58,6 @@ logger = logging.getLogger(__name__)
 # The order matters only for a delivery that carries several providers' headers (Gitea also
 # sends X-GitHub-Event and X-Gogs-Event for compatibility): the most specific first.
 PROVIDERS = (gitea, gitlab, bitbucket, github)
-PROVIDER_NAMES = {module.NAME: module for module in PROVIDERS}
-# A delivery's body is read up to this size (GitHub caps payloads at 25 MB; a push of a
-# thousand commits is far below this); a larger one is refused unread (413).
-MAX_BODY_BYTES = 5 * 1024 * 1024
 # Deliveries kept per stack (the oldest go first).
 KEEP_DELIVERIES = 500
 # Deliveries per client address and stack per minute (a signed provider sends far fewer).

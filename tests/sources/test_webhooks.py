@@ -464,3 +464,12 @@ def test_it_loads_the_deliveries_on_the_stack_s_page(hooked, acme, viewer):
     assert page.status_code == 200
     assert b'data-testid="webhook-deliveries"' in page.content
     assert f'hx-get="/stacks/{hooked.stack.name}/webhook/"'.encode() in page.content
+
+
+def test_it_refuses_a_delivery_over_the_size_limit_unread(hooked, acme, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = push_payload("github")
+    body["commits"] *= 20
+    response = deliver(hooked.client, hooked.stack, "github", body, secret=hooked.secret)
+    assert response.status_code == 413
+    assert error_of_hook(response)["code"] == "too_large"
