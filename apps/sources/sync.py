@@ -173,6 +173,16 @@ def sync_source(source_id: int) -> StackRevision | None:
     except ServiceError as exc:
         _record_failure(source, exc.code, exc.message, "")
         return None
+    except OSError as exc:  # the worker's cache folder (full disk, permissions)
+        logger.exception("fetching %s for %s", source.url, stack.name)
+        _record_failure(
+            source,
+            "cache_error",
+            _("The worker could not write the fetched project: %(error)s")
+            % {"error": exc.strerror or exc},
+            _("Check the worker's WINDFLOW_SOURCE_CACHE_DIR (free space, permissions)."),
+        )
+        return None
     _record_success(source, remote.sha, warning, revision)
     if warning:
         audit.record(

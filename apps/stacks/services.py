@@ -658,6 +658,15 @@ def _new_revision(
     )
 
 
+def source_of(revision: StackRevision | None) -> dict | None:
+    """Where `revision`'s content came from, to carry into a revision made from it on the
+    page or the API (new variables, an edited compose): it keeps the project's files (the
+    commit or the archive). None for a pasted compose text."""
+    if revision is None or revision.source_kind == SourceKind.INLINE:
+        return None
+    return {field: getattr(revision, field) for field in SOURCE_FIELDS}
+
+
 def _origin(revision: StackRevision) -> dict:
     """Where a revision came from, for its audit event (nothing for a pasted compose)."""
     if revision.source_kind == SourceKind.INLINE:

@@ -210,7 +210,9 @@ class StackReviseView(EditorView):
         )
 
     def save(self, form):
-        revision = services.revise_stack(self.membership, self.stack, **form.content())
+        revision = services.revise_stack(
+            self.membership, self.stack, **form.content(), source=services.source_of(self.latest)
+        )
         messages.success(
             self.request,
             _("Saved revision %(n)d of %(name)s.") % {"n": revision.number, "name": self.stack},

@@ -180,3 +180,24 @@ def test_it_lists_the_changed_files_of_a_revision(page, membership, staging, loc
 def test_it_refuses_the_upload_page_to_a_viewer(acme, viewer, staging, local_target):
     assert client_for(viewer, acme).get("/stacks/add/upload/").status_code == 403
     assert member(viewer, acme).role == "viewer"
+
+
+def test_it_keeps_the_project_when_a_revision_is_made_on_the_page(
+    page, membership, staging, local_target, project
+):
+    _stack, first, _created = services.upload_archive(
+        membership,
+        stack_name="shop",
+        data=tar_gz(project),
+        environment=staging,
+        target=local_target,
+    )
+    response = page.post(
+        "/stacks/shop/edit/",
+        {"compose": first.compose, "variables": "GREETING=bonjour", "message": "greet"},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    second = StackRevision.objects.get(stack__name="shop", number=2)
+    assert second.variables == {"GREETING": "bonjour"}
+    assert (second.source_kind, second.archive_digest) == ("archive", first.archive_digest)
+    assert second.manifest == first.manifest

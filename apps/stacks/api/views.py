@@ -230,7 +230,12 @@ class StackViewSet(OrganizationModelViewSet):
         if request.method == "POST":
             body = RevisionCreateSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            revision = services.revise_stack(self.membership, stack, **body.validated_data)
+            revision = services.revise_stack(
+                self.membership,
+                stack,
+                **body.validated_data,
+                source=services.source_of(stack.latest_revision),
+            )
             return Response(RevisionSerializer(revision).data, status=status.HTTP_201_CREATED)
         page = self.paginate_queryset(stack.revisions.select_related("stack").order_by("-number"))
         return self.get_paginated_response(RevisionSummarySerializer(page, many=True).data)
