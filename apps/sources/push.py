@@ -47,6 +47,15 @@ CHECK_LOCK_SECONDS = 15 * 60
 MIN_POLL_SECONDS = 30
 
 
+# Pushes that were (or are being) acted on: a newer one of these supersedes an older one.
+LIVE_VERDICTS = (
+    Verdict.ACCEPTED,
+    Verdict.DEPLOYED,
+    Verdict.AWAITING_APPROVAL,
+    Verdict.UNCHANGED,
+)
+
+
 @dataclass
 class Outcome:
     verdict: str
@@ -134,15 +143,33 @@ def handle_push(delivery_id: int, message: str = "") -> Outcome | None:
     stack, why = delivery.stack, why_push(delivery)
     with acting(ActorContext(system_label="webhook")):
         try:
-            text = message or why
-            if delivery.forced:
-                text = _("%(message)s (force-pushed)") % {"message": text}
-            revision = sync.revision_from_commit(None, stack, delivery.sha, message=text[:200])
-            outcome = apply_policy(stack, revision, why=why)
+            outcome = _superseded(delivery)
+            if outcome is None:
+                text = message or why
+                if delivery.forced:
+                    text = _("%(message)s (force-pushed)") % {"message": text}
+                revision = sync.revision_from_commit(None, stack, delivery.sha, message=text[:200])
+                # A newer push of the same ref may have been handled while this one fetched.
+                outcome = _superseded(delivery) or apply_policy(stack, revision, why=why)
         except (ServiceError, SourceError) as exc:  # unreachable, no such commit, refused
             outcome = Outcome(Verdict.FAILED, detail=redact(exc.message))
         _record_outcome(delivery, outcome)
     return outcome
+
+
+def _superseded(delivery: WebhookDelivery) -> Outcome | None:
+    """Pushes handled out of order (two worker threads, a slow fetch) never leave an older
+    commit deployed after a newer one: a push of the same ref received later wins."""
+    newer = WebhookDelivery.objects.filter(
+        stack_id=delivery.stack_id,
+        ref=delivery.ref,
+        verified=True,
+        id__gt=delivery.id,
+        verdict__in=LIVE_VERDICTS,
+    ).exists()
+    if not newer:
+        return None
+    return Outcome(Verdict.UNCHANGED, detail=_("A newer push of this ref came after it."))
 
 
 def _record_outcome(delivery: WebhookDelivery, outcome: Outcome) -> None:

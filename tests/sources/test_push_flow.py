@@ -113,3 +113,25 @@ def test_it_says_a_force_push_in_the_revision(pushed, acme, django_capture_on_co
     assert delivery.verdict == "deployed"
     revision = delivery.deployment.revision
     assert revision.commit_sha == rewritten and "force-pushed" in revision.message
+
+
+def test_it_never_leaves_an_older_push_deployed_after_a_newer_one(
+    pushed, acme, django_capture_on_commit_callbacks
+):
+    """Two pushes received before a worker handles either: the older one is superseded (not
+    even fetched), the newer one deploys."""
+    second = pushed.repo.commit(project("two"), "second")
+    ids = []
+    for sha in (pushed.first, second):
+        body = github_push_for(pushed.repo.git_url, sha)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = deliver(pushed.client, pushed.stack, "github", body, secret=pushed.secret)
+        ids.append(response.json()["delivery"])
+    connection.set_tenant(acme)
+    assert run_queued_jobs().count("handle_push") == 2
+    older, newer = (WebhookDelivery.objects.get(pk=pk) for pk in ids)
+    assert older.verdict == "unchanged" and "newer push" in older.detail
+    assert newer.verdict == "deployed"
+    (deployment,) = Deployment.objects.filter(stack=pushed.stack)
+    assert deployment.revision.commit_sha == second
+    assert not pushed.stack.revisions.filter(commit_sha=pushed.first).exists()
