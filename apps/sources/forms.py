@@ -20,8 +20,8 @@ class PlaceForm(StyledFormMixin, forms.Form):
     target = forms.ModelChoiceField(label=_("Server"), queryset=Target.objects.all())
 
 
-class GitStackForm(PlaceForm):
-    """A new stack that follows a Git repository."""
+class GitSourceForm(StyledFormMixin, forms.Form):
+    """What a stack follows in a Git repository, and how WindFlow reads it."""
 
     url = forms.CharField(
         label=_("Repository URL"),
@@ -69,6 +69,23 @@ class GitStackForm(PlaceForm):
         data = dict(self.cleaned_data)
         data["poll_interval"] = data.get("poll_interval") or 0
         return data
+
+
+class GitStackForm(PlaceForm, GitSourceForm):
+    """A new stack that follows a Git repository."""
+
+    field_order = [
+        "name",
+        "environment",
+        "target",
+        "url",
+        "ref",
+        "subfolder",
+        "compose_files",
+        "auth",
+        "token_secret",
+        "poll_interval",
+    ]
 
 
 class UploadForm(StyledFormMixin, forms.Form):

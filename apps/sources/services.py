@@ -54,6 +54,7 @@ __all__ = [
     "request_sync",
     "revision_from_commit",
     "sync_source",
+    "update_source",
     "upload_archive",
 ]
 
@@ -154,7 +155,10 @@ def _clean_poll_interval(value) -> int:
     return value
 
 
-def _clean_auth(actor, auth, token_secret, environment) -> tuple[str, str]:
+def _clean_auth(actor, auth, token_secret, environment, *, current=None) -> tuple[str, str]:
+    """(auth, token secret name). Choosing the secret a stack reads its token from is for
+    members allowed to use secrets (as the stacks' secrets); keeping the one chosen is not.
+    `current`: the source being changed."""
     if auth not in GitAuth.values:
         raise ServiceError(_("Choose none, token or deploy_key."), field="auth")
     if auth != GitAuth.TOKEN:
@@ -168,7 +172,8 @@ def _clean_auth(actor, auth, token_secret, environment) -> tuple[str, str]:
             ),
             field="token_secret",
         )
-    permissions.require(actor, "secret.use")
+    if current is None or (current.auth, current.token_secret) != (auth, token_secret):
+        permissions.require(actor, "secret.use")
     return auth, token_secret
 
 
@@ -210,13 +215,7 @@ def create_git_stack(
     )
     parsed = clean_git_url(url)
     auth, token_secret = _clean_auth(actor, auth, token_secret, environment)
-    if auth == GitAuth.DEPLOY_KEY and parsed.scheme != "ssh":
-        raise ServiceError(
-            _("A deploy key needs an SSH URL (ssh://… or git@host:owner/repo.git)."),
-            field="url",
-        )
-    if auth == GitAuth.TOKEN and parsed.scheme not in ("https", "http"):  # http: dev only
-        raise ServiceError(_("A token needs an https:// URL."), field="url")
+    _require_auth_fits(auth, parsed)
     source = GitSource(
         url=parsed.url,
         ref=clean_ref(ref),
@@ -248,6 +247,78 @@ def create_git_stack(
             code="duplicate",
         ) from exc
     return stack
+
+
+SOURCE_FIELDS = (
+    "url",
+    "ref",
+    "subfolder",
+    "compose_files",
+    "auth",
+    "token_secret",
+    "poll_interval",
+)
+
+
+def update_source(actor: Membership, source: GitSource, **fields) -> GitSource:
+    """Change what a Git stack follows (URL, ref, subfolder, compose files, authentication,
+    token secret, polling interval), then fetch again. A new host forgets the pinned host
+    key; switching to a deploy key generates one (its public half is then shown)."""
+    permissions.require(actor, "stack.change")
+    stack = source.stack
+    stacks.require_change_in(actor, stack.environment)
+    unknown = set(fields) - set(SOURCE_FIELDS)
+    if unknown:
+        raise ServiceError(
+            _("These settings cannot be changed here: %(names)s.")
+            % {"names": ", ".join(sorted(unknown))}
+        )
+    before = _source_snapshot(source)
+    url = fields.get("url", source.url)
+    parsed = clean_git_url(url)
+    auth = fields.get("auth", source.auth)
+    token_secret = fields.get("token_secret", source.token_secret)
+    auth, token_secret = _clean_auth(actor, auth, token_secret, stack.environment, current=source)
+    _require_auth_fits(auth, parsed)
+    if git_host(parsed.url) != git_host(source.url):
+        source.host_key = ""
+    source.url = parsed.url
+    source.auth, source.token_secret = auth, token_secret
+    if "ref" in fields:
+        source.ref = clean_ref(fields["ref"])
+    if "subfolder" in fields:
+        source.subfolder = clean_subfolder(fields["subfolder"])
+    if "compose_files" in fields:
+        source.compose_files = clean_compose_files(fields["compose_files"])
+    if "poll_interval" in fields:
+        source.poll_interval = _clean_poll_interval(fields["poll_interval"])
+    with transaction.atomic():
+        source.save()
+        if auth == GitAuth.DEPLOY_KEY and source.deploy_key_id is None:
+            _new_deploy_key(actor, source, action="stack.change")
+        changes = audit.diff(before, _source_snapshot(source))
+        if changes:
+            audit.record("stack.source_update", obj=stack, changes=changes, actor=actor)
+        if auth != GitAuth.DEPLOY_KEY or source.last_sha:
+            _queue_sync(source)
+    return source
+
+
+def git_host(url: str) -> str:
+    try:
+        return git.check_url(url, allow_private=True, allow_insecure=True).host
+    except SourceError:
+        return ""
+
+
+def _require_auth_fits(auth: str, parsed) -> None:
+    if auth == GitAuth.DEPLOY_KEY and parsed.scheme != "ssh":
+        raise ServiceError(
+            _("A deploy key needs an SSH URL (ssh://… or git@host:owner/repo.git)."),
+            field="url",
+        )
+    if auth == GitAuth.TOKEN and parsed.scheme not in ("https", "http"):  # http: dev only
+        raise ServiceError(_("A token needs an https:// URL."), field="url")
 
 
 def _new_deploy_key(actor: Membership, source: GitSource, *, action: str) -> None:

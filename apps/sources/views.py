@@ -9,7 +9,7 @@ from windflow.errors import Forbidden, ServiceError
 from windflow.views import OrganizationView, apply_service_error, redirect_after_post, wants_partial
 
 from . import services
-from .forms import GitStackForm, UploadForm
+from .forms import GitSourceForm, GitStackForm, UploadForm
 
 
 def add_errors(form, exc) -> None:
@@ -110,6 +110,52 @@ class UploadView(SourceFormView):
             % {"n": revision.number, "name": revision.stack.name, "file": upload.name},
         )
         return revision.get_absolute_url()
+
+
+class SourceEditView(StackView):
+    """Change what a Git stack follows; saving fetches again."""
+
+    action = "stack.change"
+    template_name = "sources/source_form.html"
+
+    def make_form(self, source, data=None):
+        names = (
+            stacks.available_secret_names(source.stack.environment)
+            if permissions.can(self.membership, "secret.view")
+            else []
+        )
+        initial = {
+            "url": source.url,
+            "ref": source.ref,
+            "subfolder": source.subfolder,
+            "compose_files": ", ".join(source.compose_files),
+            "auth": source.auth,
+            "token_secret": source.token_secret,
+            "poll_interval": source.poll_interval,
+        }
+        return GitSourceForm(data=data, initial=initial, secret_names=names)
+
+    def render_form(self, source, form, status=200):
+        context = {"form": form, "object": source.stack, "source": source}
+        return render(self.request, self.template_name, context, status=status)
+
+    def get(self, request, name):
+        source = services.get_source_for(self.membership, name, "stack.change")
+        return self.render_form(source, self.make_form(source))
+
+    def post(self, request, name):
+        source = services.get_source_for(self.membership, name, "stack.change")
+        form = self.make_form(source, request.POST)
+        if form.is_valid():
+            try:
+                services.update_source(self.membership, source, **form.service_fields())
+            except (Forbidden, ServiceError) as exc:
+                add_errors(form, exc)
+            else:
+                messages.success(request, _("Saved the source of %(name)s.") % {"name": name})
+                return redirect_after_post(request, source.stack.get_absolute_url())
+        source.refresh_from_db()
+        return self.render_form(source, form, status=422 if wants_partial(request) else 200)
 
 
 class SourceSyncView(StackView):

@@ -175,3 +175,50 @@ def test_it_keeps_the_openapi_schema_valid(client):
     paths = schema.json()["paths"]
     assert "/api/v1/stacks/upload/" in paths
     assert "/api/v1/stacks/{name}/source/sync/" in paths
+
+
+def test_it_changes_a_source_through_the_api(client, membership, staging, local_target):
+    from apps.sources import services
+
+    services.create_git_stack(
+        membership,
+        name="shop",
+        environment=staging,
+        target=local_target,
+        url="git://127.0.0.1:9/shop.git",
+    )
+    response = client.patch(
+        "/api/v1/stacks/shop/source/", {"ref": "release", "poll_interval": 300}, format="json"
+    )
+    assert response.status_code == 202, response.content
+    assert response.json()["ref"] == "release" and response.json()["poll_interval"] == 300
+    refused = client.patch("/api/v1/stacks/shop/source/", {"poll_interval": 5}, format="json")
+    assert refused.status_code == 400
+    assert "poll_interval" in error_of(refused)["fields"]
+
+
+def test_it_lets_a_developer_change_the_ref_but_not_the_token_secret(
+    acme, developer, membership, staging, local_target
+):
+    from apps.secrets import services as secrets
+    from apps.sources import services
+
+    for name in ("GIT_TOKEN", "OTHER_TOKEN"):
+        secrets.create_secret(membership, name=name, value=f"value-of-{name}")
+    services.create_git_stack(
+        membership,
+        name="shop",
+        environment=staging,
+        target=local_target,
+        url="http://127.0.0.1:9/shop.git",
+        auth="token",
+        token_secret="GIT_TOKEN",
+    )
+    client = api_client(developer, acme)
+    kept = client.patch("/api/v1/stacks/shop/source/", {"ref": "v2"}, format="json")
+    assert kept.status_code == 202, kept.content
+    changed = client.patch(
+        "/api/v1/stacks/shop/source/", {"token_secret": "OTHER_TOKEN"}, format="json"
+    )
+    assert changed.status_code == 403
+    assert GitSource.objects.get().token_secret == "GIT_TOKEN"

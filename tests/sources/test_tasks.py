@@ -179,3 +179,33 @@ def test_it_materializes_a_git_revision(git_server, git_stack, source_cache):
     root = services.materialize(source.stack.latest_revision)
     assert (root / "nginx.conf").read_text() == NGINX_CONF
     assert root.name == "shop" and str(root).startswith(str(source_cache))
+
+
+def test_it_fetches_again_after_the_branch_is_corrected(
+    git_server, git_stack, membership, django_capture_on_commit_callbacks
+):
+    repo = git_server.repo()
+    sha = repo.commit(PROJECT, branch="trunk")
+    source = git_stack(repo.git_url, ref="main")
+    assert source.error_code == "ref_not_found"
+    with django_capture_on_commit_callbacks(execute=True):
+        services.update_source(membership, source, ref="trunk")
+    sync(django_capture_on_commit_callbacks)
+    source.refresh_from_db()
+    assert (source.status, source.last_sha, source.error_code) == ("ok", sha, "")
+    assert AuditEvent.objects.filter(action="stack.source_update").exists()
+
+
+def test_it_generates_a_deploy_key_when_switching_to_one(git_stack, git_server, membership):
+    repo = git_server.repo()
+    repo.commit(PROJECT)
+    source = git_stack(repo.git_url)
+    with pytest.raises(ServiceError) as caught:
+        services.update_source(membership, source, auth="deploy_key")
+    assert caught.value.field == "url"  # git:// is no SSH URL
+    source.refresh_from_db()
+    services.update_source(
+        membership, source, url="ssh://git@127.0.0.1:2222/srv/shop.git", auth="deploy_key"
+    )
+    source.refresh_from_db()
+    assert source.public_key.startswith("ssh-ed25519 ") and source.host_key == ""

@@ -201,3 +201,22 @@ def test_it_keeps_the_project_when_a_revision_is_made_on_the_page(
     assert second.variables == {"GREETING": "bonjour"}
     assert (second.source_kind, second.archive_digest) == ("archive", first.archive_digest)
     assert second.manifest == first.manifest
+
+
+def test_it_changes_the_source_on_its_page(page, membership, staging, local_target):
+    services.create_git_stack(
+        membership,
+        name="shop",
+        environment=staging,
+        target=local_target,
+        url="git://127.0.0.1:9/shop.git",
+    )
+    assert page.get("/stacks/shop/source/").status_code == 200
+    response = page.post(
+        "/stacks/shop/source/",
+        {"url": "git://127.0.0.1:9/shop.git", "ref": "v2", "auth": "none", "poll_interval": "0"},
+    )
+    assert response.status_code == 302
+    assert GitSource.objects.get(stack__name="shop").ref == "v2"
+    refused = page.post("/stacks/shop/source/", {"url": "file:///etc", "ref": "v2", "auth": "none"})
+    assert refused.status_code == 200 and refused.context["form"].errors["url"]

@@ -113,3 +113,17 @@ class UploadSerializer(serializers.Serializer):
     )
     subfolder = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
     message = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class GitSourceUpdateSerializer(serializers.Serializer):
+    """PATCH /stacks/{name}/source/: what to change (then the repository is fetched again)."""
+
+    url = serializers.CharField(max_length=500, required=False)
+    ref = serializers.CharField(max_length=255, required=False)
+    subfolder = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    compose_files = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, max_length=10
+    )
+    auth = serializers.ChoiceField(choices=GitAuth.choices, required=False)
+    token_secret = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    poll_interval = serializers.IntegerField(required=False, min_value=0)

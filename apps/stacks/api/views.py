@@ -17,6 +17,7 @@ from apps.environments.validators import validate_variables
 from apps.sources import services as sources
 from apps.sources.api.serializers import (
     GitSourceSerializer,
+    GitSourceUpdateSerializer,
     GitStackCreateSerializer,
     UploadSerializer,
 )
@@ -95,7 +96,7 @@ class StackViewSet(OrganizationModelViewSet):
         # A new stack or a new revision from an archive: the service asks for stack.add
         # when it creates the stack.
         "upload": "change",
-        "source": "view",
+        "source": {"get": "view", "patch": "change"},
         "source_sync": "change",
         # Protected environments need more: the service asks for the right to deploy there.
         "control": "deploy",
@@ -192,11 +193,22 @@ class StackViewSet(OrganizationModelViewSet):
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(responses=GitSourceSerializer)
-    @action(detail=True, methods=["get"])
+    @extend_schema(methods=["GET"], responses=GitSourceSerializer, request=None)
+    @extend_schema(
+        methods=["PATCH"], request=GitSourceUpdateSerializer, responses={202: GitSourceSerializer}
+    )
+    @action(detail=True, methods=["get", "patch"])
     def source(self, request, name=None):
         """The Git repository the stack follows and how its last fetch went (404 with code
-        no_source for a stack that does not follow one)."""
+        no_source for a stack that does not follow one). PATCH changes what it follows
+        (url, ref, subfolder, compose_files, auth, token_secret, poll_interval): 202, the
+        repository is fetched again."""
+        if request.method == "PATCH":
+            found = sources.get_source_for(self.membership, name, "stack.change")
+            body = GitSourceUpdateSerializer(data=request.data, partial=True)
+            body.is_valid(raise_exception=True)
+            found = sources.update_source(self.membership, found, **body.validated_data)
+            return Response(GitSourceSerializer(found).data, status=status.HTTP_202_ACCEPTED)
         found = sources.get_source_for(self.membership, name, "stack.view")
         return Response(GitSourceSerializer(found).data)
 
