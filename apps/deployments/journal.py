@@ -39,7 +39,7 @@ SEND_RETRY_SECONDS = 30.0
 logger = logging.getLogger(__name__)
 
 # Sent on commit once a deployment's outcome is recorded: stack_id, target_id, budget (how
-# long waking the next deployment may wait for the broker).
+# long waking the next deployment may wait for the broker), deployment_id.
 finished = Signal()
 # Cancel requests go out on this Redis channel as "<schema>:<deployment id>", so that the
 # worker running the deployment hears of them at once (apps.deployments.runner).
@@ -197,10 +197,14 @@ def finish(
         notify_outcome(deployment)
     except Exception:  # the bell is a courtesy: the outcome is recorded
         logger.exception("deployment %s: the outcome notification failed", deployment.pk)
-    stack_id, target_id = deployment.stack_id, deployment.target_id
+    stack_id, target_id, deployment_id = deployment.stack_id, deployment.target_id, deployment.pk
     transaction.on_commit(
         lambda: finished.send(
-            sender=Deployment, stack_id=stack_id, target_id=target_id, budget=send_budget
+            sender=Deployment,
+            stack_id=stack_id,
+            target_id=target_id,
+            budget=send_budget,
+            deployment_id=deployment_id,
         ),
         robust=True,
     )

@@ -5,11 +5,13 @@ these actors."""
 
 import dramatiq
 from django.db import connection
+from django.dispatch import receiver
 from django.utils import timezone
 
+from apps.deployments import journal
 from windflow.workers import send_on_commit
 
-from .models import GitSource
+from .models import GitSource, WebhookDelivery
 
 # A fetch of a large repository: far above the engine's own git timeouts.
 PUSH_TIME_LIMIT_MS = 15 * 60 * 1000
@@ -20,7 +22,9 @@ def handle_push(delivery_id: int, message: str = "") -> None:
     """Fetch the pushed commit into a revision and apply the environment's Git policy."""
     from . import push  # the run side (git, the engine): loaded by workers only
 
-    push.handle_push(delivery_id, message)
+    outcome = push.handle_push(delivery_id, message)
+    if outcome is not None and outcome.deployment is not None and outcome.deployment.is_active:
+        enqueue_status(outcome.deployment.pk)  # "pending" on the commit
 
 
 @dramatiq.actor(max_retries=0, time_limit=PUSH_TIME_LIMIT_MS)
@@ -48,3 +52,22 @@ def poll_sources() -> None:
 def enqueue_push(delivery, message: str = "") -> None:
     """Hand an accepted delivery to a worker once it is committed."""
     send_on_commit(handle_push, delivery.pk, message[:200])
+
+
+@dramatiq.actor(max_retries=3, min_backoff=5000)
+def report_commit_status(deployment_id: int) -> None:
+    """Tell the provider how a deployment that a push asked for stands (apps.sources.statuses)."""
+    from . import statuses
+
+    statuses.report(deployment_id)
+
+
+def enqueue_status(deployment_id: int) -> None:
+    send_on_commit(report_commit_status, deployment_id, required=False)
+
+
+@receiver(journal.finished, dispatch_uid="sources.report_commit_status")
+def _report_outcome(sender, *, deployment_id=None, **kwargs) -> None:
+    """A deployment that a push asked for has ended: its commit status says how."""
+    if deployment_id and WebhookDelivery.objects.filter(deployment_id=deployment_id).exists():
+        report_commit_status.send(deployment_id)

@@ -5,13 +5,12 @@ stands in for the provider's API host and answers with the recorded response sha
 recorded request shape (method, path, auth header, JSON body)."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from apps.sources.providers import ProviderError, bitbucket, gitea, github, gitlab, repository_of
+from tests.sources.standin import StandIn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
 ADAPTERS = {"github": github, "gitlab": gitlab, "bitbucket": bitbucket, "gitea": gitea}
@@ -23,48 +22,6 @@ TOKENS = {
 }
 SHA = "6dcb09b5b57875f334f61aebed695e2e4193db5e"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvN5Xb4oOuwn1PR0B5uqdKkzW2N5yQpU9UG0hZ9ZJ0e windflow"
-
-
-class StandIn:
-    """A provider's API host on loopback: records each request, answers `status`/`body`."""
-
-    def __init__(self):
-        self.requests, self.status, self.body = [], 200, {}
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                stand_in.requests.append(
-                    {
-                        "method": "POST",
-                        "path": self.path,
-                        "headers": dict(self.headers.items()),
-                        "body": json.loads(raw) if raw else None,
-                    }
-                )
-                payload = json.dumps(stand_in.body).encode()
-                self.send_response(stand_in.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
