@@ -36,7 +36,6 @@ from .choices import GitAuth, SourceStatus
 from .models import GitSource, SourceArchive
 from .sync import (
     archive_limits,
-    env_defaults,
     load_checked,
     materialize,
     project_root,
@@ -235,7 +234,7 @@ def create_git_stack(
             audit.record(
                 "stack.create",
                 obj=stack,
-                changes={**stacks._snapshot(stack), "source": _source_snapshot(source)},
+                changes={**stacks.snapshot(stack), "source": _source_snapshot(source)},
                 actor=actor,
             )
             if auth != GitAuth.DEPLOY_KEY:
@@ -435,7 +434,7 @@ def upload_archive(
                     compose=project.compose_text,
                     message=message,
                     source=source,
-                    defaults=env_defaults(project),
+                    origin=project,
                 )
                 return stack, stack.latest_revision, True
             try:
@@ -447,7 +446,7 @@ def upload_archive(
                     secrets=secret_names,
                     message=message,
                     source=source,
-                    defaults=env_defaults(project),
+                    origin=project,
                 )
             except Conflict as exc:
                 if exc.code != "no_changes":

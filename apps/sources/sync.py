@@ -124,11 +124,6 @@ def load_checked(root: Path, compose_files, variables, *, environment):
         ) from None
 
 
-def env_defaults(project) -> dict:
-    """The project's `.env` values: interpolation defaults under every other variable."""
-    return dict(getattr(project, "env_defaults", None) or {})
-
-
 # --- Git ------------------------------------------------------------------------------------
 
 
@@ -245,7 +240,7 @@ def _revision_from_tree(actor, source, sha, auth, *, message, check_actor) -> St
         and latest.compose_files == source.compose_files
     ):
         return latest
-    stacks._require_valid(
+    stacks.require_valid(
         project.compose_text,
         variables=variables,
         secrets=secret_names,
@@ -253,7 +248,7 @@ def _revision_from_tree(actor, source, sha, auth, *, message, check_actor) -> St
         project=stack.name,
         actor=check_actor,
         target=stack.target,
-        defaults=env_defaults(project),
+        origin=project,
     )
     try:
         return stacks.append_revision(

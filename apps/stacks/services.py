@@ -255,17 +255,17 @@ def check_compose(
     project: str = "stack",
     actor: Membership | None = None,
     target=None,
-    defaults=None,
+    origin=None,
 ) -> Analysis:
     """Analyse `compose` as it would deploy in `environment`: the environment's variables
     overlaid by the stack's; listed secrets stand in as placeholders (their values are never
     read here). Adds an error for each listed secret that does not exist there, and makes
     the message of each unset variable say how to provide it. With an `actor`, adds an error
     (``policy-refused``) for each host-level feature the compose policy does not let that
-    member deploy in `environment` on `target`. `defaults`: the lowest layer of variables
-    (a project's `.env`). Never raises for bad input."""
-    merged = dict(defaults or {})
-    merged.update((environment.variables or {}) if environment is not None else {})
+    member deploy in `environment` on `target`. `origin`: the project (engine Project) that
+    `compose` was merged from: its `.env` fills the variables not given, and each finding
+    names its file and line there. Never raises for bad input."""
+    merged = dict((environment.variables or {}) if environment is not None else {})
     merged.update(variables or {})
     secrets = list(secrets or ())
     analysis = analyse(
@@ -273,6 +273,7 @@ def check_compose(
         merged,
         project=project if NAME_RE.match(project or "") else "stack",
         placeholders=secrets,
+        origin=origin,
     )
     problems = []
     if secrets:
@@ -333,9 +334,11 @@ def _located(problem: Problem) -> str:
     return problem.message
 
 
-def _require_valid(
-    compose, *, variables, secrets, environment, project, actor, target, defaults=None
+def require_valid(
+    compose, *, variables, secrets, environment, project, actor, target, origin=None
 ) -> None:
+    """Refuse (ComposeInvalid, or policy_refused) a compose text that check_compose finds an
+    error in; a policy refusal is recorded for the platform's operators."""
     analysis = check_compose(
         compose,
         variables=variables,
@@ -344,7 +347,7 @@ def _require_valid(
         project=project,
         actor=actor,
         target=target,
-        defaults=defaults,
+        origin=origin,
     )
     if analysis.ok:
         return
@@ -492,12 +495,12 @@ def create_stack(
     health_timeout: int = 120,
     grace_period: int = 10,
     source: dict | None = None,
-    defaults: dict | None = None,
+    origin=None,
 ) -> Stack:
     """A new stack with its first revision; refused unless the compose file passes every
     check for that environment. `source`: where the content came from (revision fields:
-    source_kind, commit_sha, archive_digest, manifest...; apps.sources); `defaults`: the
-    project's `.env` variables, under the environment's and the stack's."""
+    source_kind, commit_sha, archive_digest, manifest...; apps.sources); `origin`: the
+    project the compose text was merged from (check_compose)."""
     stack = new_stack(
         actor,
         name=name,
@@ -513,7 +516,7 @@ def create_stack(
     secrets = _clean_secrets(secrets)
     _require_secret_use(actor, secrets)
     compose = normalise_compose(compose)
-    _require_valid(
+    require_valid(
         compose,
         variables=variables,
         secrets=secrets,
@@ -521,7 +524,7 @@ def create_stack(
         project=name,
         actor=actor,
         target=target,
-        defaults=defaults,
+        origin=origin,
     )
     try:
         with transaction.atomic():
@@ -532,7 +535,7 @@ def create_stack(
             audit.record(
                 "stack.create",
                 obj=stack,
-                changes={**_snapshot(stack), "revision": revision.number, **_origin(revision)},
+                changes={**snapshot(stack), "revision": revision.number, **_provenance(revision)},
                 actor=actor,
             )
             operator_index.stack_added()
@@ -554,16 +557,16 @@ def revise_stack(
     secrets=(),
     message: str = "",
     source: dict | None = None,
-    defaults: dict | None = None,
+    origin=None,
 ) -> StackRevision:
     """A new revision (latest + 1); an identical content is refused (`no_changes`).
-    `source` and `defaults`: as create_stack."""
+    `source` and `origin`: as create_stack."""
     permissions.require(actor, "stack.change")
     require_change_in(actor, stack.environment)
     variables = _clean_variables(variables)
     secrets = _clean_secrets(secrets)
     compose = normalise_compose(compose)
-    _require_valid(
+    require_valid(
         compose,
         variables=variables,
         secrets=secrets,
@@ -571,7 +574,7 @@ def revise_stack(
         project=stack.name,
         actor=actor,
         target=stack.target,
-        defaults=defaults,
+        origin=origin,
     )
     return append_revision(
         actor,
@@ -622,7 +625,7 @@ def append_revision(
             changes={
                 "revision": revision.number,
                 "message": revision.message,
-                **_origin(revision),
+                **_provenance(revision),
             },
             actor=actor,
         )
@@ -667,7 +670,7 @@ def source_of(revision: StackRevision | None) -> dict | None:
     return {field: getattr(revision, field) for field in SOURCE_FIELDS}
 
 
-def _origin(revision: StackRevision) -> dict:
+def _provenance(revision: StackRevision) -> dict:
     """Where a revision came from, for its audit event (nothing for a pasted compose)."""
     if revision.source_kind == SourceKind.INLINE:
         return {}
@@ -678,7 +681,8 @@ def _origin(revision: StackRevision) -> dict:
     }
 
 
-def _snapshot(stack: Stack) -> dict:
+def snapshot(stack: Stack) -> dict:
+    """A stack's settings as its audit events record them."""
     return {
         "description": stack.description,
         "environment": stack.environment.name if stack.environment_id else None,
@@ -699,7 +703,7 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
             _("These settings cannot be changed here: %(names)s.")
             % {"names": ", ".join(sorted(unknown))}
         )
-    before = _snapshot(stack)
+    before = snapshot(stack)
     environment_before = stack.environment_id
     environment = settings.get("environment", stack.environment)
     target = settings.get("target", stack.target)
@@ -765,7 +769,7 @@ def update_stack(actor: Membership, stack: Stack, **settings) -> Stack:
     with transaction.atomic():
         _require_unmoved(stack.pk, environment_before)
         stack.save()
-        changes = audit.diff(before, _snapshot(stack))
+        changes = audit.diff(before, snapshot(stack))
         if changes:
             audit.record("stack.update", obj=stack, changes=changes, actor=actor)
     return stack
@@ -805,7 +809,7 @@ def delete_stack(actor: Membership, stack: Stack) -> None:
         audit.record(
             "stack.delete",
             obj=stack,
-            changes={**_snapshot(stack), "revisions": stack.revisions.count()},
+            changes={**snapshot(stack), "revisions": stack.revisions.count()},
             actor=actor,
         )
         stack.delete()

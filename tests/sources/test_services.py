@@ -218,3 +218,21 @@ def test_it_materializes_an_archive_revision(
 
 def test_it_materializes_nothing_for_a_pasted_compose(make_stack):
     assert services.materialize(make_stack().latest_revision) is None
+
+
+def test_it_reads_the_project_env_file_for_the_checks(membership, staging, local_target, project):
+    project["compose.yaml"] = project["compose.yaml"].replace("nginx:1.27", "nginx:${TAG}")
+    project[".env"] = "TAG=1.27\n"
+    _stack, revision, _created = upload(
+        membership, tar_gz(project), environment=staging, target=local_target
+    )
+    assert "nginx:${TAG}" in revision.compose and revision.variables == {}
+
+
+def test_it_names_the_file_and_line_of_a_finding(membership, staging, local_target, project):
+    project["compose.override.yaml"] = "services:\n  web:\n    ports:\n      - 'not a port'\n"
+    error = refused(
+        membership, tar_gz(project), "compose_invalid", environment=staging, target=local_target
+    )
+    assert error.problems[0].file == "compose.override.yaml", error.problems
+    assert error.problems[0].line == 4
