@@ -218,6 +218,19 @@ def delete_server_credential(actor: Membership, secret: SecretRef) -> None:
         backend.destroy(secret)
 
 
+def forget_server_credential(secret: SecretRef) -> None:
+    """Delete a server credential whose owner is gone (a deleted stack's Git deploy key):
+    WindFlow's own clean-up after a deletion that was allowed, audited in the acting
+    context (the person who deleted the owner)."""
+    if secret.purpose != SecretPurpose.SERVER:
+        raise ServiceError(_("This is not a server credential."))
+    with transaction.atomic():
+        audit.record("secret.delete", obj=secret, changes={"purpose": secret.purpose}, actor=None)
+        backend = backend_for(secret.backend)
+        secret.delete()
+        backend.destroy(secret)
+
+
 def versions(secret: SecretRef):
     return secret.versions.order_by("-version")
 
