@@ -33,6 +33,7 @@ class DeploymentKind(models.TextChoices):
 
 class ServicePhase(models.TextChoices):
     WAITING = "waiting", _("Waiting")
+    BUILD = "build", _("Building")
     PULL = "pull", _("Pulling")
     CREATE = "create", _("Creating")
     START = "start", _("Starting")

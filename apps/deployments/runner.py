@@ -25,8 +25,9 @@ from django.utils.translation import gettext as _
 from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
+from apps.sources.sync import materialize
 from apps.stacks.models import StackRevision
-from apps.targets.connect import ServerUnavailable, connect, is_platform_engine
+from apps.targets.connect import ServerUnavailable, connect, is_platform_engine, stack_files
 from windflow.engine.compose.analyse import analyse
 from windflow.engine.diagnose import Diagnosis, diagnose_error, make
 from windflow.engine.drivers import (
@@ -386,6 +387,8 @@ class DeploymentRun:
         )
         self.progress_at: dict[str, float] = {}
         self.changed = False  # the server was changed by this deployment (see CHANGES)
+        # The values of the WindFlow secrets that compose secrets: name, while in scope.
+        self.secret_files: dict[str, str] = {}
 
     # -- the whole run
 
@@ -452,7 +455,12 @@ class DeploymentRun:
                     raise Abort(make("unreachable", _("the server of this stack was deleted")))
                 with connect(deployment.target, timeout=step_timeout()) as driver:
                     self.check_ownership(driver)
-                    return self.converge(driver, plan, options, revision)
+                    # Files on the server, then builds (the driver's first step), then the
+                    # containers: nothing running is touched before all of them are ready.
+                    with self.revision_files(revision, plan, options):
+                        outcome = self.converge(driver, plan, options, revision)
+                    self.tidy_files(revision, plan, outcome)
+                    return outcome
         except Abort as abort:
             self.log(abort.diagnosis.summary, level=LogLevel.ERROR)
             return _Outcome(DeploymentStatus.FAILED, abort.diagnosis.summary, abort.diagnosis)
@@ -567,7 +575,24 @@ class DeploymentRun:
                 }
                 for entry in credentials
             }
-            yield plan, self.options(registry_auth)
+            options = self.options(registry_auth)
+            self.project_options(revision, plan, options)
+            # Compose secrets: name WindFlow secrets (environment: NAME), resolved in the
+            # stack's environment as ${NAME} is, and redacted the same way.
+            # A name that is a variable of the stack (not a secret) gives its value.
+            variables = {**(self.stack.environment.variables or {}), **(revision.variables or {})}
+            wanted = {item.secret for item in plan.files if item.secret} - set(values)
+            named = sorted(name for name in wanted if name not in variables)
+            with secrets.resolved(named, environment=self.stack.environment) as more:
+                every = {**{name: variables[name] for name in wanted - set(named)}, **values}
+                every.update(more)
+                self.secret_files = {
+                    item.secret: every[item.secret] for item in plan.files if item.secret
+                }
+                try:
+                    yield plan, options
+                finally:
+                    self.secret_files = {}
 
     def options(self, registry_auth: dict) -> DeployOptions:
         return DeployOptions(
@@ -577,7 +602,97 @@ class DeploymentRun:
             step_timeout=step_timeout(),
             labels=owner_labels(self.stack.uid),
             own_resources_only=is_platform_engine(self.deployment.target),
+            image_repository=f"windflow/{self.stack.uid}",
+            build_context_limit=int(settings.WINDFLOW_BUILD_CONTEXT_MAX_BYTES),
         )
+
+    # -- a project: its folder, its files on the server
+
+    def project_options(self, revision: StackRevision, plan, options: DeployOptions) -> None:
+        """The project folder of `revision` (the worker's cache), when its plan builds images
+        or mounts files of the project."""
+        options.revision = revision.number
+        needs_folder = plan.builds or any(item.source for item in plan.files)
+        if not needs_folder:
+            return
+        folder = materialize(revision)
+        if folder is None:
+            first = (plan.builds or [None])[0]
+            what = (
+                _("service %(name)s is built from the project") % {"name": first.name}
+                if first is not None
+                else _("%(path)s is a file of the project")
+                % {"path": next(item.source for item in plan.files if item.source)}
+            )
+            raise Abort(
+                make(
+                    "project_files_missing",
+                    _("%(what)s, and revision %(n)d is a pasted compose file without one")
+                    % {"what": what, "n": revision.number},
+                )
+            )
+        options.project_dir = str(folder)
+
+    @contextmanager
+    def revision_files(self, revision: StackRevision, plan, options: DeployOptions):
+        """The files of `revision` on the server for the block (copied now, atomically; kept
+        after it for a rollback to this revision)."""
+        if plan.files:
+            try:
+                with stack_files(self.deployment.target, str(self.stack.uid)) as store:
+                    options.files_dir, options.secrets_dir = store.publish(
+                        revision.number, options.project_dir, plan.files, self.secret_files
+                    )
+            except EngineError as exc:
+                raise Abort(make("project_files", str(exc), hint=exc.hint)) from exc
+            self.log(
+                _("The %(count)d file(s) of revision %(n)d are on %(server)s.")
+                % {
+                    "count": len(plan.files),
+                    "n": revision.number,
+                    "server": self.deployment.target.name,
+                }
+            )
+        yield
+
+    def tidy_files(self, revision: StackRevision, plan, outcome: _Outcome) -> None:
+        """After the deploy: the folders of old revisions pruned (the newest
+        WINDFLOW_STACK_FILES_KEEP, the running one and the previous good one kept), or this
+        revision's removed when it never ran (rolled back, or removed)."""
+        if not plan.files or "left" in outcome.extra:
+            return
+        succeeded = outcome.status == DeploymentStatus.SUCCEEDED
+        ran_before = Deployment.objects.filter(
+            stack=self.stack, revision=revision, status=DeploymentStatus.SUCCEEDED
+        ).exists()
+        never_ran = (
+            not succeeded
+            and not ran_before
+            and (outcome.restored is not None or self.stack.current_revision_id is None)
+        )
+        if not succeeded and not never_ran:
+            return
+        previous = self.stack.current_revision
+        try:
+            with stack_files(self.deployment.target, str(self.stack.uid)) as store:
+                if never_ran:
+                    store.discard(revision.number)
+                    return
+                protect = {revision.number}
+                if previous is not None:
+                    protect.add(previous.number)
+                removed = store.prune(keep=int(settings.WINDFLOW_STACK_FILES_KEEP), protect=protect)
+        except (ServiceError, EngineError) as exc:
+            self.log(
+                _("The files of old revisions were not tidied: %(error)s") % {"error": exc},
+                level=LogLevel.WARNING,
+            )
+            return
+        if removed:
+            self.log(
+                _("Files of old revisions removed from the server: %(list)s.")
+                % {"list": ", ".join(str(n) for n in sorted(removed))}
+            )
 
     # -- converge, then restore on failure
 
@@ -689,7 +804,10 @@ class DeploymentRun:
             level=LogLevel.WARNING,
         )
         try:
-            with self.inputs(previous, self.restorer_of(previous)) as (plan, options):
+            with (
+                self.inputs(previous, self.restorer_of(previous)) as (plan, options),
+                self.revision_files(previous, plan, options),
+            ):
                 self.consume(driver.deploy(plan, options, restore_token))
         except (EngineError, Abort, ServiceError) as exc:
             summary = getattr(getattr(exc, "diagnosis", None), "summary", None) or str(exc)

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import ClassVar
 
+import paramiko
 from django.conf import settings
 from django.db import connection
 from django.dispatch import Signal
@@ -46,6 +47,7 @@ from windflow.engine import checks as engine_checks
 from windflow.engine import dockerhost, ssh, tlsdocker
 from windflow.engine.drivers import Driver
 from windflow.engine.drivers.docker import DockerDriver
+from windflow.engine.drivers.files import FileStore, LocalFiles, SFTPFiles
 from windflow.engine.errors import EngineError, KeyFormatError
 from windflow.errors import ServiceError
 from windflow.redaction import secrets_in_scope
@@ -229,6 +231,21 @@ class Transport:
         ServiceError when the target cannot even be tried."""
         raise NotImplementedError
 
+    @contextmanager
+    def files(self, stack: str) -> Iterator[FileStore]:
+        """The folders of stack `stack`'s revisions on the server (relative binds, configs,
+        secrets) for the block. ServiceError when this kind of server cannot take files."""
+        raise ServiceError(
+            _(
+                "%(name)s is reached over TCP+TLS, which cannot copy the files this stack "
+                "mounts (relative bind mounts, configs, secrets): deploy it to a server "
+                "reached over SSH."
+            )
+            % {"name": self.target.name},
+            code="files_need_ssh",
+        )
+        yield  # pragma: no cover - a generator, for @contextmanager
+
     def session(self):
         """A context manager giving a shell session on the server (to prepare it)."""
         raise ServiceError(
@@ -358,6 +375,12 @@ class LocalSocketTransport(Transport):
 
     def run_checks(self):
         return engine_checks.check_local_socket(self.socket_path())
+
+    @contextmanager
+    def files(self, stack: str) -> Iterator[FileStore]:
+        """The machine WindFlow runs on: written directly."""
+        self.socket_path()  # the same checks as for connecting
+        yield _file_store(LocalFiles(), stack)
 
     def is_shared_engine(self) -> bool:
         """A local engine that platform staff assigned to more than one organisation (through
@@ -494,6 +517,26 @@ class SSHTransport(RemoteTransport):
         with self.endpoint() as endpoint, ssh.pool.session(endpoint) as session:
             yield session
 
+    @contextmanager
+    def files(self, stack: str) -> Iterator[FileStore]:
+        """Over SFTP, on a channel of the server's SSH session."""
+        try:
+            with self.session() as session:
+                sftp = paramiko.SFTPClient.from_transport(session.transport)
+                try:
+                    yield _file_store(SFTPFiles(sftp), stack)
+                finally:
+                    sftp.close()
+        except EngineError as exc:
+            raise ServerUnavailable(exc) from exc
+        except paramiko.SSHException as exc:
+            raise ServerUnavailable(
+                EngineError(
+                    f"{self.target.name}: SFTP is not available ({exc}).",
+                    "Turn on the SFTP subsystem of the server's sshd (Subsystem sftp).",
+                )
+            ) from exc
+
 
 class TLSTransport(RemoteTransport):
     """Docker over TCP with mutual TLS (dockerd --tlsverify): the CA, the client certificate
@@ -566,6 +609,15 @@ def transport_for(target: Target) -> Transport:
         ) from None
 
 
+def _file_store(fs, stack: str) -> FileStore:
+    return FileStore(
+        fs,
+        files_root=settings.WINDFLOW_STACK_FILES_ROOT,
+        secrets_root=settings.WINDFLOW_STACK_SECRETS_ROOT,
+        stack=stack,
+    )
+
+
 # --- Connecting and checking --------------------------------------------------------------------
 
 
@@ -576,6 +628,15 @@ def connect(target: Target, *, timeout: float = 10) -> Iterator[Driver]:
     (docs/targets.md), with the reason and its fix."""
     with transport_for(target).driver(timeout=timeout) as driver:
         yield driver
+
+
+@contextmanager
+def stack_files(target: Target, stack: str) -> Iterator[FileStore]:
+    """The folders of stack `stack`'s revisions on `target` for the block: written directly
+    on the platform's machine, over SFTP on an SSH server; ServiceError (files_need_ssh) on
+    a TCP+TLS server. ServerUnavailable when the server cannot be reached."""
+    with transport_for(target).files(stack) as store:
+        yield store
 
 
 def is_shared_engine(target: Target | None) -> bool:

@@ -13,8 +13,8 @@ from windflow.engine.compose.plan import build_plan
 from windflow.engine.dockerhost import docker_client_local, docker_client_ssh
 from windflow.engine.drivers import Cancelled, CancelToken, DeployFailed, DeployOptions
 from windflow.engine.drivers.build import CONTEXT_DIGEST_LABEL, image_tag
-from windflow.engine.drivers.context import context_files
 from windflow.engine.drivers.docker import DockerDriver
+from windflow.engine.sources.ignore import context_files
 
 PROJECT_LABEL = "com.docker.compose.project"
 
@@ -252,7 +252,7 @@ def test_dockerignore_is_honoured(driver, client, project, registry, tmp_path):
             "keep.log": "kept\n",
         },
     )
-    assert context_files(root, keep=("Dockerfile", ".dockerignore")) == [
+    assert context_files(root, dockerfile="Dockerfile") == [
         ".dockerignore",
         "Dockerfile",
         "keep.log",

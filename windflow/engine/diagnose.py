@@ -48,6 +48,7 @@ CODES = (
     "build_failed",
     "build_context_too_large",
     "project_files_missing",
+    "project_files",
     "docker_error",
 )
 DETAIL_LIMIT = 4096

@@ -460,6 +460,14 @@ WINDFLOW_UPLOAD_MAX_BYTES = env_int("WINDFLOW_UPLOAD_MAX_BYTES", 100 * 1024**2)
 WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", False)
 # Unencrypted git:// and http:// repository URLs: refused unless True (dev and test servers).
 WINDFLOW_GIT_ALLOW_INSECURE = env_bool("WINDFLOW_GIT_ALLOW_INSECURE", False)
+# The files a stack's revisions mount (relative binds, configs), on each server:
+# <root>/<stack uid>/<revision>/; secrets under a tmpfs-backed root (mode 0400). The folders of
+# the newest _KEEP revisions are kept (and always the running and the previous good one).
+WINDFLOW_STACK_FILES_ROOT = env_str("WINDFLOW_STACK_FILES_ROOT", "/var/lib/windflow/stacks")
+WINDFLOW_STACK_SECRETS_ROOT = env_str("WINDFLOW_STACK_SECRETS_ROOT", "/run/windflow/secrets")
+WINDFLOW_STACK_FILES_KEEP = env_int("WINDFLOW_STACK_FILES_KEEP", 5)
+# The largest build context sent to a server's engine, per build: (bytes).
+WINDFLOW_BUILD_CONTEXT_MAX_BYTES = env_int("WINDFLOW_BUILD_CONTEXT_MAX_BYTES", 512 * 1024**2)
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 LOGGING = {

@@ -1,6 +1,7 @@
 """Test run: the test tooling exports DATABASE_URL and REDIS_URL of its throwaway servers."""
 
 import os
+import tempfile
 
 from .base import *
 from .env import env_bool, env_int, env_str
@@ -33,3 +34,11 @@ WINDFLOW_SCHEDULER = env_str("WINDFLOW_SCHEDULER", "separate")
 # Git repositories served on loopback over git:// and http:// (devtools/gitserver.py).
 WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", True)
 WINDFLOW_GIT_ALLOW_INSECURE = env_bool("WINDFLOW_GIT_ALLOW_INSECURE", True)
+# The revisions' files and secrets on the test servers (the same machine): never the real
+# /var/lib/windflow or /run/windflow of the machine the tests run on.
+WINDFLOW_STACK_FILES_ROOT = env_str(
+    "WINDFLOW_STACK_FILES_ROOT", os.path.join(tempfile.gettempdir(), "windflow-test-stacks")
+)
+WINDFLOW_STACK_SECRETS_ROOT = env_str(
+    "WINDFLOW_STACK_SECRETS_ROOT", os.path.join(tempfile.gettempdir(), "windflow-test-secrets")
+)

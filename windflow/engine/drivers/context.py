@@ -1,4 +1,5 @@
-"""A build context: the files of a ``build:`` context folder (``.dockerignore`` honoured),
+"""A build context: the files of a ``build:`` context folder (``.dockerignore`` honoured by
+:func:`windflow.engine.sources.ignore.context_files`),
 their digest, and the tar the Docker engine builds from.
 
     context = BuildContext.of(project_dir, spec.build, limit=512 * 1024**2)
@@ -13,11 +14,9 @@ Pure Python (no Django, no Docker).
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import hashlib
 import json
 import os
-import re
 import stat
 import tarfile
 import tempfile
@@ -28,8 +27,9 @@ from pathlib import Path
 
 from windflow.engine.compose.plan import BuildSpec
 from windflow.engine.errors import EngineError
+from windflow.engine.sources.ignore import context_files
 
-__all__ = ["BuildContext", "ContextTooLarge", "context_files"]
+__all__ = ["BuildContext", "ContextTooLarge"]
 
 SPOOL_BYTES = 8 * 1024 * 1024  # a context tar stays in memory up to this size
 _CHUNK = 1024 * 1024
@@ -42,75 +42,6 @@ class ContextTooLarge(EngineError):
         "List what the image does not need (node_modules, .git, build output, data) in a "
         ".dockerignore file beside the Dockerfile's context."
     )
-
-
-# --- .dockerignore ---------------------------------------------------------------------------
-
-
-def _ignore_rules(root: Path) -> list[tuple[bool, re.Pattern]]:
-    """The rules of ``root/.dockerignore``: (negated, pattern), in order (the last match
-    wins, as Docker has it)."""
-    path = root / ".dockerignore"
-    if not path.is_file():
-        return []
-    rules = []
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        if negated:
-            line = line[1:].strip()
-        line = os.path.normpath(line.strip("/")).replace(os.sep, "/")
-        if line in (".", ""):
-            continue
-        rules.append((negated, re.compile(_translate(line))))
-    return rules
-
-
-def _translate(pattern: str) -> str:
-    """A Docker ignore pattern as a regular expression over a posix relative path (``**``
-    any number of folders; ``*`` and ``?`` within one name). A pattern also matches every
-    path below what it matches."""
-    out = []
-    parts = pattern.split("/")
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        if part == "**":
-            out.append("(?:.*/)?" if not last else ".*")
-            continue
-        out.append(fnmatch.translate(part).removeprefix("(?s:").removesuffix(")\\Z"))
-        if not last:
-            out.append("/")
-    return "(?s:" + "".join(out) + ")(?:/.*)?\\Z"
-
-
-def _ignored(path: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
-    ignored = False
-    for negated, pattern in rules:
-        if pattern.match(path):
-            ignored = not negated
-    return ignored
-
-
-def context_files(root: Path, keep: tuple[str, ...] = ()) -> list[str]:
-    """The posix paths (relative to `root`) of the files and links of a build context, after
-    ``.dockerignore``; the paths of `keep` (the Dockerfile, .dockerignore) are kept
-    whatever the rules say, as the docker CLI does. Sorted."""
-    rules = _ignore_rules(root)
-    found = []
-    for folder, dirs, files in os.walk(root):
-        relative = Path(folder).relative_to(root).as_posix()
-        prefix = "" if relative == "." else relative + "/"
-        for name in [*files, *[d for d in dirs if (Path(folder) / d).is_symlink()]]:
-            path = prefix + name
-            if path in keep or not _ignored(path, rules):
-                found.append(path)
-        # An ignored folder is still walked when a negation may bring files back.
-        if not any(negated for negated, _ in rules):
-            dirs[:] = [d for d in dirs if not _ignored(prefix + d, rules)]
-        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
-    return sorted(found)
 
 
 # --- the context -----------------------------------------------------------------------------
@@ -141,7 +72,7 @@ class BuildContext:
                 f'"{build.context}"',
                 "Give build: dockerfile: the Dockerfile's path relative to the context.",
             )
-        files = context_files(root, keep=(build.dockerfile, ".dockerignore"))
+        files = context_files(root, dockerfile=build.dockerfile)
         size = 0
         for path in files:
             size += (root / path).lstat().st_size
