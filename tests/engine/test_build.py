@@ -303,3 +303,20 @@ def test_it_builds_over_ssh(sshd, root_key, project, registry, client, tmp_path)
         remote.close()
     running = container_of(client, project)
     assert run_in(client, running["Id"], ["cat", "/www/index.html"]) == "over ssh\n"
+
+
+def test_a_service_that_runs_the_image_another_one_builds_gets_the_built_one(
+    driver, client, project, registry, tmp_path
+):
+    root = folder(tmp_path, {"Dockerfile": DOCKERFILE, "page.txt": "shared\n"})
+    document = compose(registry)
+    document["services"]["app"]["image"] = "shop/app:dev"
+    document["services"]["worker"] = {"image": "shop/app:dev", "command": ["sleep", "3600"]}
+    plan = build_plan(document, project)
+    assert plan.images == []  # nothing to pull: shop/app:dev is the build's
+    _, error = deploy(driver, document, project, options(project, root))
+    assert error is None, error
+    tag = image_tag(f"windflow/{project}", "app", 1)
+    assert container_of(client, project, "worker")["Image"] == tag
+    worker = container_of(client, project, "worker")["Id"]
+    assert run_in(client, worker, ["cat", "/www/index.html"]) == "shared\n"

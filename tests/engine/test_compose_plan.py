@@ -439,7 +439,7 @@ def test_it_plans_a_build_with_its_context_args_target_and_labels():
                 "pull_policy": "build",
             },
             web={"build": "."},
-            db={},
+            db={"image": "postgres:16"},
         ),
         "p",
     )
@@ -454,7 +454,7 @@ def test_it_plans_a_build_with_its_context_args_target_and_labels():
     assert api.pull_policy == "build"
     assert plan.service("web").build == BuildSpec(context=".")
     assert [spec.name for spec in plan.builds] == ["api", "web"]
-    assert plan.images == ["nginx:1.27"]  # db's: built images are not pulled
+    assert plan.images == ["postgres:16"]  # built images are not pulled
 
 
 def test_a_service_without_build_or_files_keeps_the_hash_it_had_before():
@@ -504,9 +504,15 @@ def test_relative_binds_configs_and_secrets_become_project_files():
 @pytest.mark.parametrize(
     "volume", ["../secrets:/s", "./a/../../b:/b", "~/.ssh:/root/.ssh"], ids=["up", "sneaky", "home"]
 )
-def test_a_bind_outside_the_project_is_refused_with_a_hint(volume):
+def test_a_bind_outside_the_project_stays_a_host_path_for_the_policy(volume):
+    web = build_plan(stack(web={"volumes": [volume]}), "p").service("web")
+    assert web.files == ()
+    assert [v["type"] for v in web.volumes] == ["bind"]
+
+
+def test_a_build_context_outside_the_project_is_refused_with_a_hint():
     with pytest.raises(ComposeError) as refused:
-        build_plan(stack(web={"volumes": [volume]}), "p")
+        build_plan(stack(web={"build": "../other"}), "p")
     assert refused.value.code == "compose-outside-project"
     assert refused.value.hint
 
@@ -519,3 +525,11 @@ def test_an_unknown_pull_policy_and_an_unsupported_build_key_are_refused():
         )
     paths = {p.path for p in refused.value.problems}
     assert paths == {"services.web.pull_policy", "services.api.build.ssh"}
+
+
+def test_the_image_a_build_names_is_not_pulled_for_the_services_that_run_it():
+    plan = build_plan(
+        stack(web={"build": ".", "image": "shop/web:dev"}, worker={"image": "shop/web:dev"}),
+        "p",
+    )
+    assert plan.images == []

@@ -639,18 +639,15 @@ class _Planner:
         """The relative bind mounts of a service (``./nginx.conf:/etc/nginx/nginx.conf``):
         files of the project, served from the revision's files folder on the server."""
         out = []
-        for index, volume in enumerate(volumes):
+        for volume in volumes:
             try:
                 mount = _mount(volume)
             except ValueError:
                 continue  # service_volumes says so
-            if mount["type"] != "bind" or not _relative(mount["source"]):
-                continue
-            source = self.project_path(mount["source"], (*path, index), "bind mount")
-            if source is not None:
-                out.append(
-                    ProjectFile(source, mount["target"], bool(mount["read_only"]), kind="bind")
-                )
+            if mount["type"] != "bind" or not _in_project(mount["source"]):
+                continue  # a host path (~ and ../ included): the compose policy judges it
+            source = posixpath.normpath(str(mount["source"]))
+            out.append(ProjectFile(source, mount["target"], bool(mount["read_only"]), kind="bind"))
         return out
 
     def mounted(self, section: str, entries: Any, base: tuple) -> list[ProjectFile]:
@@ -729,7 +726,7 @@ class _Planner:
             except ValueError as error:
                 self.bad_value((*path, index), error)
                 continue
-            if mount["type"] == "bind" and _relative(mount["source"]):
+            if mount["type"] == "bind" and _in_project(mount["source"]):
                 continue  # a project file (project_binds)
             if mount["type"] == "volume" and mount["source"]:
                 declared = self.volumes.get(mount["source"])
@@ -952,10 +949,15 @@ def unsupported_keys(name: str, config: Any) -> list[Problem]:
     return problems
 
 
-def _relative(source: Any) -> bool:
-    """A bind source relative to the project (``./conf``, ``conf/app.ini``), not a host
-    path (``/srv``) nor a home path (``~``, refused as outside the project)."""
-    return bool(source) and not str(source).startswith("/")
+def _in_project(source: Any) -> bool:
+    """A bind source inside the project (``./conf``, ``conf/app.ini``, ``a/../b``): not a
+    host path (``/srv``), a home path (``~``) nor one that climbs out (``../x``), which stay
+    host paths for the compose policy (a project folder refuses them when it is loaded)."""
+    text = str(source or "")
+    if not text or text.startswith(("/", "~")):
+        return False
+    normal = posixpath.normpath(text)
+    return normal != ".." and not normal.startswith("../")
 
 
 def _whole(value: Any) -> int:
@@ -1191,8 +1193,14 @@ def build_plan(document: dict[str, Any], project: str) -> Plan:
     ]
     planner.raise_if_any()
     order = waves({spec.name: spec.depends_on for spec in services})
+    # Built images are not pulled, nor the image: a build names (another service may run it).
+    built = {spec.image for spec in services if spec.build is not None}
     images = list(
-        dict.fromkeys(spec.image for spec in services if spec.image and spec.build is None)
+        dict.fromkeys(
+            spec.image
+            for spec in services
+            if spec.image and spec.build is None and spec.image not in built
+        )
     )
     return Plan(
         project=project,

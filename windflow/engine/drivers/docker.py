@@ -231,6 +231,7 @@ class _Deploy:
         self.failure: Diagnosis | None = None
         self.error: BaseException | None = None
         self.images: dict[str, concurrent.futures.Future] = {}
+        self.built_tags: set[str] = set()  # images this deploy built (never pulled)
         self.existing: list[dict] = []
         # What this deploy made on the server: container id -> name, network names.
         self.made_containers: dict[str, str] = {}
@@ -522,13 +523,24 @@ class _Deploy:
         """The plan as it deploys: images built (or reused) for the services with build:,
         the project's files bind-mounted from the revision's folders on the server."""
         built: dict[str, str] = {}  # context digest -> the tag built from it by this deploy
-        services = []
+        named: dict[str, tuple[str, str]] = {}  # the image: of a build -> (tag, digest)
+        services = {}
         for spec in plan.services:
-            digest = None
             if spec.build is not None:
+                name = spec.image
                 spec, digest = self.build(spec, built)
-            services.append(self.with_files(spec, digest))
-        return dataclasses.replace(plan, services=services)
+                if name:
+                    named.setdefault(name, (spec.image, digest))
+                services[spec.name] = self.with_files(spec, digest)
+        for spec in plan.services:
+            if spec.build is None:
+                # A service that runs the image another one builds (image: myapp on both).
+                tag, digest = named.get(spec.image, (None, None))
+                if tag is not None:
+                    spec = dataclasses.replace(spec, image=tag)
+                    self.built_tags.add(tag)
+                services[spec.name] = self.with_files(spec, digest)
+        return dataclasses.replace(plan, services=[services[spec.name] for spec in plan.services])
 
     def with_files(self, spec: ServiceSpec, digest: str | None) -> ServiceSpec:
         """`spec` with its project files as bind mounts of the revision's folders, and a
@@ -834,7 +846,7 @@ class _Deploy:
         self.check()
 
     def wait_image(self, spec: ServiceSpec) -> None:
-        if spec.build is not None:
+        if spec.build is not None or spec.image in self.built_tags:
             return  # built (or reused) before anything else
         if not spec.image:
             raise DeployFailed(
