@@ -112,3 +112,12 @@ def test_prune_keeps_the_newest_and_the_protected_revisions(store, project):
     assert store.prune(keep=2, protect={1, 5}) == [3, 2]
     assert store.revisions() == [5, 4, 1]
     assert sorted(os.listdir(os.path.dirname(store.folders(1)[1]))) == ["1", "4", "5"]
+
+
+def test_a_revision_folder_missing_a_file_now_mounted_is_made_again(store, project):
+    files_dir, _ = store.publish(1, project, FILES[:1], {})
+    assert tree(files_dir) == ["nginx/nginx.conf"]
+    # The same revision, deployed with other variables, mounts one more file.
+    store.publish(1, project, FILES[:3], {"DB_PASSWORD": "pw"})
+    assert "config/app.ini" in tree(files_dir)
+    assert os.listdir(os.path.dirname(files_dir)) == ["1"]

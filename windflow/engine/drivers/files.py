@@ -176,14 +176,16 @@ class FileStore:
         """Put the files of `revision` on the server: the project files that binds and
         configs mount (from `project_dir`) and the secrets (a project file, or the value of
         the WindFlow secret in `secret_values`, by its name). The files folder of a revision
-        that is already there is kept as it is (a revision never changes); its secrets are
-        written again (a WindFlow secret's value may have changed)."""
+        that is already there, with every file asked for, is kept as it is (a revision never
+        changes); its secrets are written again (a WindFlow secret's value may have
+        changed)."""
         files = list(files)
         files_dir, secrets_dir = self.folders(revision)
         plain = [item for item in files if item.kind != "secret"]
         secret = [item for item in files if item.kind == "secret"]
         try:
-            if plain and not self.fs.exists(files_dir):
+            complete = all(self.fs.exists(posixpath.join(files_dir, item.source)) for item in plain)
+            if plain and not complete:  # (a variable may have changed which files are mounted)
                 self.replace(
                     files_dir,
                     FOLDER_MODE,
