@@ -459,6 +459,22 @@ def upload_archive(
         raise
 
 
+# What a multipart body carries besides the archive (boundaries, headers, the other fields).
+MULTIPART_SLACK = 64 * 1024
+
+
+def refuse_oversized_body(content_length) -> None:
+    """Refuse an upload request whose declared body is over the limit before it is read (a
+    large body is never spooled to disk for nothing)."""
+    try:
+        length = int(content_length or 0)
+    except (TypeError, ValueError):
+        return
+    limit = settings.WINDFLOW_UPLOAD_MAX_BYTES
+    if length > limit + MULTIPART_SLACK:
+        raise _too_large(length, limit)
+
+
 def _read_upload(data) -> bytes:
     limit = settings.WINDFLOW_UPLOAD_MAX_BYTES
     size = getattr(data, "size", None)

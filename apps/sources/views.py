@@ -39,6 +39,9 @@ class SourceFormView(OrganizationView):
     def save(self, form) -> str:
         raise NotImplementedError
 
+    def check_body(self, request) -> None:
+        """Refuse a request before its body is read."""
+
     def render_form(self, form, status=200):
         return render(
             self.request, self.template_name, {"form": form, "kind": self.kind}, status=status
@@ -48,6 +51,11 @@ class SourceFormView(OrganizationView):
         return self.render_form(self.make_form())
 
     def post(self, request):
+        try:
+            self.check_body(request)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return self.render_form(self.make_form(), status=413)
         form = self.make_form(request.POST, request.FILES)
         if form.is_valid():
             try:
@@ -86,6 +94,9 @@ class UploadView(SourceFormView):
     action = "stack.change"
     template_name = "sources/upload_form.html"
     kind = "archive"
+
+    def check_body(self, request) -> None:
+        services.refuse_oversized_body(request.META.get("CONTENT_LENGTH"))
 
     def make_form(self, data=None, files=None):
         return UploadForm(data=data, files=files, initial={"name": self.request.GET.get("stack")})

@@ -222,3 +222,12 @@ def test_it_lets_a_developer_change_the_ref_but_not_the_token_secret(
     )
     assert changed.status_code == 403
     assert GitSource.objects.get().token_secret == "GIT_TOKEN"
+
+
+def test_it_refuses_a_body_over_the_limit(client, settings):
+    settings.WINDFLOW_UPLOAD_MAX_BYTES = 1024
+    big = bytes(range(256)) * 1024  # 256 KiB, over the limit and its multipart slack
+    response = post_upload(client, big, environment="staging", target="web-1")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "archive_too_large"
+    assert not Stack.objects.exists()

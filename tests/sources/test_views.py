@@ -220,3 +220,19 @@ def test_it_changes_the_source_on_its_page(page, membership, staging, local_targ
     assert GitSource.objects.get(stack__name="shop").ref == "v2"
     refused = page.post("/stacks/shop/source/", {"url": "file:///etc", "ref": "v2", "auth": "none"})
     assert refused.status_code == 200 and refused.context["form"].errors["url"]
+
+
+def test_it_refuses_an_upload_over_the_limit_on_the_page(page, staging, local_target, settings):
+    settings.WINDFLOW_UPLOAD_MAX_BYTES = 1024
+    response = page.post(
+        "/stacks/add/upload/",
+        {
+            "name": "shop",
+            "environment": staging.pk,
+            "target": local_target.pk,
+            "archive": archive_file(bytes(range(256)) * 1024),
+        },
+    )
+    assert response.status_code == 413
+    assert "MB" in response.content.decode()
+    assert not Stack.objects.exists()

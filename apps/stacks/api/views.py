@@ -169,6 +169,7 @@ class StackViewSet(OrganizationModelViewSet):
         stack, the revision (the latest one when the archive changes nothing) and `created`
         (whether the stack was created). Refusals: 400 with code archive_unsafe, archive_too_large,
         archive_invalid or compose_invalid (with `problems`)."""
+        sources.refuse_oversized_body(request.META.get("CONTENT_LENGTH"))
         body = UploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
