@@ -255,3 +255,17 @@ def test_it_deletes_the_deploy_key_with_its_stack(membership, staging, local_tar
     stacks.delete_stack(membership, stack)
     assert not SecretRef.all_purposes.filter(pk=credential.pk).exists()
     assert AuditEvent.objects.filter(action="secret.delete").exists()
+
+
+def test_it_drops_the_archives_that_only_a_deleted_stack_used(
+    membership, staging, local_target, project
+):
+    shared = tar_gz(project)
+    upload(membership, shared, environment=staging, target=local_target)
+    upload(membership, shared, name="blog", environment=staging, target=local_target)
+    project["nginx.conf"] = NGINX_CONF + "# only shop\n"
+    upload(membership, tar_gz(project))
+    assert SourceArchive.objects.count() == 2
+    stacks.delete_stack(membership, Stack.objects.get(name="shop"))
+    (kept,) = SourceArchive.objects.all()
+    assert kept.digest == Stack.objects.get(name="blog").latest_revision.archive_digest
