@@ -3,6 +3,7 @@ images of the local test registry (``ARG REGISTRY`` + ``FROM ${REGISTRY}/...``).
 folders are made in tmp_path; plans come from build_plan. No mocks."""
 
 import dataclasses
+import time
 import uuid
 
 import pytest
@@ -320,3 +321,30 @@ def test_a_service_that_runs_the_image_another_one_builds_gets_the_built_one(
     assert container_of(client, project, "worker")["Image"] == tag
     worker = container_of(client, project, "worker")["Id"]
     assert run_in(client, worker, ["cat", "/www/index.html"]) == "shared\n"
+
+
+def test_a_cancel_during_a_build_stops_it_and_changes_nothing(
+    driver, client, project, registry, tmp_path
+):
+    dockerfile = DOCKERFILE.replace("COPY", "RUN echo waiting && sleep 600\nCOPY")
+    root = folder(tmp_path, {"Dockerfile": dockerfile, "page.txt": "x\n"})
+    cancel = CancelToken()
+    events = []
+    with pytest.raises(Cancelled):
+        for event in driver.deploy(
+            build_plan(compose(registry), project), options(project, root), cancel
+        ):
+            events.append(event)
+            if event.kind == "log" and event.message == "app: waiting":
+                cancel.cancel()
+    assert not client.api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+    assert not any(e.phase in ("create", "network") for e in events)
+    # The engine stopped the build: no container of it is left running the sleep.
+    sleeping = [
+        c for c in client.api.containers() if "sleep 600" in " ".join(c.get("Command", "").split())
+    ]
+    deadline = time.monotonic() + 30
+    while sleeping and time.monotonic() < deadline:
+        time.sleep(0.5)
+        sleeping = [c for c in client.api.containers() if "sleep 600" in c.get("Command", "")]
+    assert not sleeping

@@ -14,6 +14,7 @@ Pure Python (docker SDK; no Django).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import deque
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docker import auth as docker_auth
+from docker.types.daemon import CancellableStream
 
 from windflow.engine.compose.plan import BuildSpec
 
@@ -59,8 +61,11 @@ class ClassicBuilder:
         pull: bool,
         registry_auth: dict[str, dict],
         timeout: float,
+        cancel=None,
     ) -> Iterator[dict[str, Any]]:
-        """Post the tar `context` (a file object) and yield the engine's decoded messages."""
+        """Post the tar `context` (a file object) and yield the engine's decoded messages.
+        `cancel` (a CancelToken): cut the connection when it is cancelled, even while the
+        build is silent (the engine then stops the build)."""
         params: dict[str, Any] = {
             "t": tag,
             "dockerfile": build.dockerfile,
@@ -102,8 +107,25 @@ class ClassicBuilder:
             stream=True,
             timeout=timeout,
         )
-        api._raise_for_status(response)
-        yield from api._stream_helper(response, decode=True)
+        unregister = cancel.on_cancel(lambda: interrupt(response)) if cancel else None
+        try:
+            api._raise_for_status(response)
+            yield from api._stream_helper(response, decode=True)
+        finally:
+            if unregister is not None:
+                unregister()
+            interrupt(response)  # a build left early (cancel, failure) stops on the engine too
+
+
+def interrupt(response) -> None:
+    """Cut a streamed response from any thread, even while a read waits on it: the socket
+    is shut down (a unix socket or TLS), or the SSH channel closed."""
+    with contextlib.suppress(Exception):
+        CancellableStream(iter(()), response).close()
+    with contextlib.suppress(Exception):
+        response.raw._fp.fp.channel.close()
+    with contextlib.suppress(Exception):
+        response.close()
 
 
 @dataclass

@@ -656,6 +656,7 @@ class _Deploy:
         output = BuildOutput()
         labels = {**spec.build.labels, **self.options.labels, CONTEXT_DIGEST_LABEL: digest}
         started = time.monotonic()
+        messages = None
         with context.tar() as stream:
             try:
                 messages = self.driver.builder.build(
@@ -667,6 +668,7 @@ class _Deploy:
                     pull=spec.pull_policy == "always",
                     registry_auth=self.options.registry_auth,
                     timeout=self.options.build_timeout,
+                    cancel=self.stop,
                 )
                 last_progress = 0.0
                 for message in messages:
@@ -687,6 +689,12 @@ class _Deploy:
                         break
             except APIError as exc:  # refused before it ran (a Dockerfile it cannot parse)
                 output.error = str(exc.explanation or exc)
+            except Exception:  # the connection cut under a read by a cancel: Cancelled
+                self.check()
+                raise
+            finally:
+                if messages is not None:
+                    messages.close()
         if output.error:
             raise DeployFailed(
                 diagnose_build(name, output.error, step=output.step, output=list(output.lines))
