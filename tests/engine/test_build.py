@@ -348,3 +348,21 @@ def test_a_cancel_during_a_build_stops_it_and_changes_nothing(
         time.sleep(0.5)
         sleeping = [c for c in client.api.containers() if "sleep 600" in c.get("Command", "")]
     assert not sleeping
+
+
+def test_pull_policy_always_pulls_the_from_images_when_it_builds(
+    driver, project, registry, tmp_path
+):
+    root = folder(tmp_path, {"Dockerfile": DOCKERFILE, "page.txt": "x\n"})
+    document = compose(registry)
+    document["services"]["app"]["pull_policy"] = "always"
+    events, error = deploy(driver, document, project, options(project, root))
+    assert error is None, error
+    logged = [e.message for e in events if e.kind == "log" and e.service == "app"]
+    assert any("Pulling from windflow-test/busybox" in line for line in logged), logged
+    # missing (the default) does not pull what the engine has.
+    events, error = deploy(
+        driver, compose(registry, no_cache=True), project, options(project, root, 2)
+    )
+    assert error is None, error
+    assert not any("Pulling from" in e.message for e in events if e.kind == "log")

@@ -155,6 +155,12 @@ class BuildOutput:
                     self.lines.clear()
                 self.lines.append(line)
                 new.append(line)
+        status = message.get("status")
+        if isinstance(status, str) and status and not message.get("progressDetail"):
+            # A FROM image pulled (pull_policy: always): one line per step, no progress bars.
+            line = f"{message['id']}: {status}" if message.get("id") else status
+            self.lines.append(line)
+            new.append(line)
         if "error" in message:
             detail = message.get("errorDetail") or {}
             self.error = str(detail.get("message") or message["error"]).strip()
