@@ -109,7 +109,10 @@ def test_prune_keeps_the_newest_and_the_protected_revisions(store, project):
     for revision in range(1, 6):
         store.publish(revision, project, FILES, {"DB_PASSWORD": "pw"})
     assert store.revisions() == [5, 4, 3, 2, 1]
+    stray = os.path.join(os.path.dirname(store.folders(6)[0]), ".tmp-6-lost")
+    os.makedirs(os.path.join(stray, "conf"))  # a worker lost in the middle of a copy
     assert store.prune(keep=2, protect={1, 5}) == [3, 2]
+    assert not os.path.exists(stray)
     assert store.revisions() == [5, 4, 1]
     assert sorted(os.listdir(os.path.dirname(store.folders(1)[1]))) == ["1", "4", "5"]
 

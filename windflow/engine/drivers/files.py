@@ -302,9 +302,14 @@ class FileStore:
 
     def prune(self, *, keep: int, protect: Iterable[int] = ()) -> list[int]:
         """Remove the folders of every revision but the newest `keep` and those of
-        `protect` (the one running, the previous good one); the revisions removed."""
+        `protect` (the one running, the previous good one), and the temporary folders of a
+        copy that never ended (a worker lost mid-copy); the revisions removed."""
         protected = set(protect)
         removed = []
+        for root in (self.files_root, self.secrets_root):  # what a lost worker left mid-copy
+            for entry in self.fs.listdir(root):
+                if entry.startswith((".tmp-", ".old-")):
+                    self.fs.remove_tree(posixpath.join(root, entry))
         for index, revision in enumerate(self.revisions()):
             if index < keep or revision in protected:
                 continue
