@@ -14,3 +14,11 @@ WINDFLOW_LOCAL_TARGETS = env_str("WINDFLOW_LOCAL_TARGETS", "staff")
 # Git repositories served on loopback over git:// and http:// (devtools/gitserver.py).
 WINDFLOW_GIT_ALLOW_PRIVATE = env_bool("WINDFLOW_GIT_ALLOW_PRIVATE", True)
 WINDFLOW_GIT_ALLOW_INSECURE = env_bool("WINDFLOW_GIT_ALLOW_INSECURE", True)
+# Project files and secret files of stacks (relative binds, configs, secrets): under var/, so
+# that `make run` works as any user (the production defaults are system folders).
+WINDFLOW_STACK_FILES_ROOT = env_str(
+    "WINDFLOW_STACK_FILES_ROOT", str(BASE_DIR / "var" / "stack-files")
+)
+WINDFLOW_STACK_SECRETS_ROOT = env_str(
+    "WINDFLOW_STACK_SECRETS_ROOT", str(BASE_DIR / "var" / "stack-secrets")
+)
