@@ -16,6 +16,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -25,8 +26,9 @@ from django.utils.translation import gettext as _
 from apps.environments import policy
 from apps.secrets import redaction as secret_redaction
 from apps.secrets import services as secrets
-from apps.sources.sync import materialize
+from apps.sources.sync import revision_project
 from apps.stacks.models import StackRevision
+from apps.stacks.services import ComposeInvalid
 from apps.targets.connect import ServerUnavailable, connect, is_platform_engine, stack_files
 from windflow.engine.compose.analyse import analyse
 from windflow.engine.diagnose import Diagnosis, diagnose_error, make
@@ -371,6 +373,17 @@ class _Outcome:
     extra: dict = field(default_factory=dict)  # stored beside the diagnosis ("left")
 
 
+def where(problem) -> str:
+    """ " (compose.yaml line 6)" for a finding with a place, else ""."""
+    if problem.file and problem.line:
+        return _(" (%(file)s line %(line)d)") % {"file": problem.file, "line": problem.line}
+    if problem.line:
+        return _(" (line %(line)d)") % {"line": problem.line}
+    if problem.file:
+        return _(" (%(file)s)") % {"file": problem.file}
+    return ""
+
+
 # Event phases that change the server: a cancel that comes before any of them has nothing to undo.
 CHANGES = frozenset({"network", "volume", "create", "start", "stop", "remove"})
 
@@ -389,6 +402,8 @@ class DeploymentRun:
         self.changed = False  # the server was changed by this deployment (see CHANGES)
         # The values of the WindFlow secrets that compose secrets: name, while in scope.
         self.secret_files: dict[str, str] = {}
+        # The project folder of each revision planned (its pk -> the worker's cache folder).
+        self.folders: dict[int, Path] = {}
 
     # -- the whole run
 
@@ -481,25 +496,51 @@ class DeploymentRun:
             return _Outcome(DeploymentStatus.FAILED, diagnosis.summary, diagnosis)
 
     def plan_for(self, revision: StackRevision, secret_values: dict[str, str], requester_id=None):
+        """The plan of `revision` with the variables of this deployment (the environment's,
+        the revision's, its secrets); a revision made from a project folder is analysed with
+        its project (the project's .env under those variables, its env files)."""
         variables = dict(self.stack.environment.variables or {})
         variables.update(revision.variables or {})
         variables.update(secret_values)
-        analysis = analyse(revision.compose, variables, project=self.stack.project)
+        origin = self.project_of(revision, variables)
+        analysis = analyse(revision.compose, variables, project=self.stack.project, origin=origin)
         if not analysis.ok:
             first = analysis.first_error()
-            where = _(" (line %(line)d)") % {"line": first.line} if first.line else ""
             for problem in analysis.errors:
                 self.log(problem.message, level=LogLevel.ERROR)
             raise Abort(
                 make(
                     "compose_invalid",
                     _("the compose file is invalid%(where)s: %(message)s")
-                    % {"where": where, "message": first.message},
+                    % {"where": where(first), "message": first.message},
                     hint=first.hint,
                 )
             )
         self.check_policy(analysis, requester_id)
         return analysis.plan
+
+    def project_of(self, revision: StackRevision, variables: dict):
+        """The project `revision` was made from, loaded from its folder with `variables`
+        (None for a pasted compose text); the folder is kept for project_options. A project
+        that no longer loads (a required env file missing...) aborts the deployment."""
+        try:
+            found = revision_project(revision, variables)
+        except ComposeInvalid as exc:
+            for problem in exc.problems:
+                self.log(problem.message + where(problem), level=LogLevel.ERROR)
+            first = exc.problems[0]
+            raise Abort(
+                make(
+                    "compose_invalid",
+                    _("the project of revision %(n)d cannot be read%(where)s: %(message)s")
+                    % {"n": revision.number, "where": where(first), "message": first.message},
+                    hint=first.hint,
+                )
+            ) from None
+        if found is None:
+            return None
+        self.folders[revision.pk], project = found
+        return project
 
     def check_policy(self, analysis, requester_id) -> None:
         """The compose policy again, as it stands now (it may have changed since the save),
@@ -615,7 +656,7 @@ class DeploymentRun:
         needs_folder = plan.builds or any(item.source for item in plan.files)
         if not needs_folder:
             return
-        folder = materialize(revision)
+        folder = self.folders.get(revision.pk)
         if folder is None:
             first = (plan.builds or [None])[0]
             what = (

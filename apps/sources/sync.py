@@ -28,7 +28,7 @@ from apps.stacks import services as stacks
 from apps.stacks.choices import SourceKind
 from apps.stacks.models import Stack, StackRevision
 from windflow.engine.compose import ComposeError
-from windflow.engine.compose.project import load_project
+from windflow.engine.compose.project import Project, load_project
 from windflow.engine.sources import archive as archives
 from windflow.engine.sources import git
 from windflow.engine.sources.cache import Cache
@@ -338,3 +338,16 @@ def materialize(revision: StackRevision) -> Path | None:
         entry = cache.entry(f"archive-{digest}", unpack)
         return project_root(archives.content_root(entry / "tree"), revision.subfolder)
     return None
+
+
+def revision_project(revision: StackRevision, variables) -> tuple[Path, Project] | None:
+    """The project of `revision` as a deployment sees it: its folder (materialize) and the
+    project loaded from it with `variables` (the deployment's: the project's ``.env`` fills
+    in under them, env files are interpolated with them). None for a pasted compose text.
+    Raises ComposeInvalid when the folder no longer loads (a required env file missing...),
+    every problem with its file and line."""
+    folder = materialize(revision)
+    if folder is None:
+        return None
+    files = list(revision.compose_files or ())
+    return folder, load_checked(folder, files, variables, environment=None)

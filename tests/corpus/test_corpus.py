@@ -20,10 +20,6 @@ from windflow.engine.compose.project import load_project
 
 PROJECTS = projects()
 REGISTRY = "registry.test:5000"
-# Projects WindFlow cannot plan yet, and what they wait for: they are checked against the
-# reference implementation above, and join the plan test when that lands.
-NOT_PLANNED_YET = {"env-files": "env_file: read from the project (plan and driver)"}
-PLANNED = [p for p in PROJECTS if p.name not in NOT_PLANNED_YET]
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +63,7 @@ def windflow_analysis(corpus_project, values, *, root=None, files=None):
     )
 
 
-@pytest.mark.parametrize("corpus_project", PLANNED, ids=lambda p: p.name)
+@pytest.mark.parametrize("corpus_project", PROJECTS, ids=lambda p: p.name)
 def test_it_loads_and_plans_each_project_as_docker_compose_does(corpus_project):
     analysis = windflow_analysis(corpus_project, corpus_project.variables(REGISTRY))
     assert analysis.errors == []

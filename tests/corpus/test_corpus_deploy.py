@@ -19,17 +19,7 @@ from tests.corpus.corpus import projects
 from tests.deploying import deploy, log_text, project_containers
 from windflow.engine.sources import archive
 
-# Projects that do not deploy yet, and what they wait for: the plan and reference tests
-# check them; they join this test when that lands.
-NOT_DEPLOYED_YET = {
-    "dotenv-interpolation": "the project's .env as interpolation defaults at deploy time",
-    "env-files": "env_file: read from the project (plan and driver)",
-}
-DEPLOYED = [
-    corpus_project
-    for corpus_project in projects()
-    if corpus_project.expected["deploy"] and corpus_project.name not in NOT_DEPLOYED_YET
-]
+DEPLOYED = [corpus_project for corpus_project in projects() if corpus_project.expected["deploy"]]
 RUN = random.token_hex(2)  # run-scoped stack names: c<run>-<project>
 
 

@@ -1080,7 +1080,7 @@ def test_override_files_resolve_paths_against_the_first_file_folder(tmp_path):
     assert project.document["services"]["w"]["volumes"] == ["./deploy/conf:/conf"]
 
 
-def test_a_raw_env_file_is_not_parsed(tmp_path):
+def test_a_raw_env_file_is_taken_as_it_is(tmp_path):
     write(
         tmp_path,
         {
@@ -1090,10 +1090,26 @@ def test_a_raw_env_file_is_not_parsed(tmp_path):
                     image: x:1
                     env_file: [{path: raw.env, format: raw}]
             """,
+            "raw.env": '# note\nA="open ${X} # kept\nBARE\n',
+        },
+    )
+    project = load_project(tmp_path, variables={"X": "x"})
+    assert project.files == ["raw.env"]
+    assert project.service_env("w") == {"A": '"open ${X} # kept'}
+
+
+def test_a_raw_env_file_refuses_a_name_with_spaces_as_compose_does(tmp_path):
+    write(
+        tmp_path,
+        {
+            "compose.yaml": "services:\n  w:\n    image: x:1\n"
+            "    env_file: [{path: raw.env, format: raw}]\n",
             "raw.env": "not a KEY=VALUE line\n",
         },
     )
-    assert load_project(tmp_path).files == ["raw.env"]
+    error = refusal(tmp_path)
+    assert error.code == "project-env-file-invalid"
+    assert "'not a KEY' is not a variable name" in error.message
 
 
 def test_an_env_file_over_the_size_limit_or_not_text_is_refused(tmp_path):

@@ -137,7 +137,12 @@ def _analyse(document, positions, variables, project, placeholders, origin) -> A
         # The planner sees what the schema cannot (keys the driver does not apply,
         # undeclared volumes...); it needs a file of the right shape.
         try:
-            plan = build_plan(resolved, project)
+            plan = build_plan(
+                resolved,
+                project,
+                env_files=origin.env_files if origin is not None else None,
+                variables=values,
+            )
         except ComposeError as refused:
             wrong = {p.path for p in problems if p.severity == "error" and p.path}
             problems.extend(p for p in fresh(refused.problems) if p.path not in wrong)

@@ -91,6 +91,27 @@ def parse_env_file(
     return values
 
 
+def parse_raw_env_file(text: str) -> dict[str, str]:
+    """Read an env file of ``format: raw`` as compose does: ``KEY=VALUE`` lines taken as
+    they are (no quotes, no interpolation, no comment after the value); blank lines and
+    ``#`` comment lines skipped, a line without ``=`` left out. Raises
+    :class:`EnvFileError` for a name holding spaces."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            continue
+        if not _ENV_KEY.match(key):
+            shown = key if len(key) <= 40 else key[:37] + "..."
+            raise EnvFileError(
+                f"line {number}: {shown!r} is not a variable name (expected KEY=VALUE)", number
+            )
+        values[key] = value
+    return values
+
+
 def _closing_quote(body: str, quote: str) -> int | None:
     index = 0
     while index < len(body):
@@ -114,4 +135,4 @@ def _expand(value: str, known: Mapping, lookup: Mapping) -> str:
         return value
 
 
-__all__ = ["EnvFileError", "parse_env_file"]
+__all__ = ["EnvFileError", "parse_env_file", "parse_raw_env_file"]

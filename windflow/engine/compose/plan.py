@@ -25,6 +25,7 @@ import json
 import posixpath
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,7 @@ _HANDLED = frozenset(
         "build",
         "secrets",
         "configs",
+        "env_file",
     }
 )
 # Other service keys a plan carries in ``extra`` and the Docker driver applies. A key
@@ -120,8 +122,9 @@ _BUILD_KEYS = frozenset(
 @dataclass(frozen=True)
 class BuildSpec:
     """A service's ``build:``. ``context`` is a project-relative posix path ("." for the
-    project root), ``dockerfile`` is relative to the context. ``args`` drop a name without a
-    value (no shell environment to take it from)."""
+    project root), ``dockerfile`` is relative to the context. ``args``: a name without a
+    value takes it from the variables, as compose takes it from its environment, and is
+    dropped when they have none (the Dockerfile's ``ARG`` default applies)."""
 
     context: str = "."
     dockerfile: str = "Dockerfile"
@@ -196,8 +199,10 @@ class ServiceSpec:
 
     - ``command`` / ``entrypoint``: a list of arguments (a string is split like a shell
       would), or None for the image's own.
-    - ``environment``: ``{KEY: "value"}`` (``KEY`` without a value is dropped: there is no
-      shell environment to take it from).
+    - ``environment``: ``{KEY: "value"}``: the values of the service's ``env_file:`` entries
+      (in their order, a later file winning), then ``environment:`` over them, as compose
+      does. ``KEY`` without a value in ``environment:`` is unset (there is no shell
+      environment to take it from), also when an env file gives it.
     - ``ports``: ``[{host_ip, published, target, protocol}]``, one per container port
       (ranges expanded); ``host_ip`` / ``published`` None when not given.
     - ``volumes``: ``[{type, source, target, read_only}]`` (plus ``bind`` / ``volume`` /
@@ -421,9 +426,17 @@ def parse_cpus(value: Any) -> float:
 
 
 class _Planner:
-    def __init__(self, document: dict[str, Any], project: str):
+    def __init__(
+        self,
+        document: dict[str, Any],
+        project: str,
+        env_files: Mapping[str, Mapping[str, str | None]] | None = None,
+        variables: Mapping[str, str | None] | None = None,
+    ):
         self.document = document
         self.project = project
+        self.env_files = env_files
+        self.variables = variables or {}
         self.problems: list[Problem] = []
         self.networks: dict[str, NetworkSpec] = {}
         self.volumes: dict[str, VolumeSpec] = {}
@@ -515,7 +528,7 @@ class _Planner:
         values: dict[str, Any] = {"name": name, "image": str(config.get("image") or "")}
         for key in ("command", "entrypoint"):
             values[key] = self.argv(config.get(key), (*base, key))
-        values["environment"] = _environment(config.get("environment"))
+        values["environment"] = self.environment(config, base)
         values["labels"] = _str_dict(config.get("labels"))
         values["ports"] = self.ports(config.get("ports") or [], (*base, "ports"))
         values["volumes"] = self.service_volumes(config.get("volumes") or [], (*base, "volumes"))
@@ -546,6 +559,51 @@ class _Planner:
         self.problems.extend(unsupported_keys(name, config))
         spec = ServiceSpec(**values)
         return ServiceSpec(**{**values, "config_hash": config_hash(spec.hashed_config())})
+
+    def environment(self, config: dict[str, Any], base: tuple) -> dict[str, str]:
+        """The service's env-file values (in order, a later file winning), then its
+        ``environment:`` over them; ``KEY`` alone in ``environment:`` unsets it."""
+        values: dict[str, str] = {}
+        for path, rel, required in _env_file_entries(config.get("env_file"), base):
+            if self.env_files is None:
+                self.problem(
+                    f"{format_path(path)}: the env file ./{rel} is read from the project "
+                    "folder, which this check does not have",
+                    path,
+                    "compose-env-file-unread",
+                    "Check the project folder itself (its compose text with the project "
+                    "loaded), as a deployment does.",
+                )
+                continue
+            if rel in self.env_files:
+                values.update(
+                    {key: text for key, text in self.env_files[rel].items() if text is not None}
+                )
+            elif required:
+                self.problem(
+                    f"{format_path(path)}: the env file ./{rel} is not in the project",
+                    path,
+                    "project-file-missing",
+                    "Add the file to the project, correct the path, or mark it "
+                    "required: false when it is optional.",
+                )
+        for key, value in _pairs(config.get("environment")):
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+        return values
+
+    def build_args(self, value: Any) -> dict[str, str]:
+        """``args`` as a mapping; a name without a value takes it from the variables (as
+        compose from its environment), and is left out when they have none."""
+        args = {}
+        for key, text in _pairs(value):
+            if text is None:
+                text = self.variables.get(key)
+            if text is not None:
+                args[key] = text
+        return args
 
     def pull_policy(self, value: Any, base: tuple) -> str:
         policy = _PULL_ALIASES.get(str(value), str(value)) if value is not None else "missing"
@@ -624,7 +682,7 @@ class _Planner:
         return BuildSpec(
             context=context or ".",
             dockerfile=dockerfile,
-            args=_environment(value.get("args")),
+            args=self.build_args(value.get("args")),
             target=None if value.get("target") is None else str(value["target"]),
             labels=_str_dict(value.get("labels")),
             network=None if value.get("network") is None else str(value["network"]),
@@ -949,6 +1007,26 @@ def unsupported_keys(name: str, config: Any) -> list[Problem]:
     return problems
 
 
+def _env_file_entries(value: Any, base: tuple) -> list[tuple[tuple, str, bool]]:
+    """(document path, project-relative path, required) of each ``env_file:`` entry, in
+    order (a string, a list of strings, or of ``{path, required, format}``)."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    entries = []
+    for index, item in enumerate(items):
+        at = (*base, "env_file") if not isinstance(value, list) else (*base, "env_file", index)
+        required = True
+        if isinstance(item, dict):
+            required = item.get("required", True) is not False
+            item = item.get("path")
+            at = (*at, "path")
+        if item is None:
+            continue
+        entries.append((at, posixpath.normpath(str(item)), required))
+    return entries
+
+
 def _in_project(source: Any) -> bool:
     """A bind source inside the project (``./conf``, ``conf/app.ini``, ``a/../b``): not a
     host path (``/srv``), a home path (``~``) nor one that climbs out (``../x``), which stay
@@ -988,20 +1066,18 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _environment(value: Any) -> dict[str, str]:
-    """``{KEY: value}`` or ``["KEY=value"]`` -> ``{KEY: "value"}``; ``KEY`` with no value
-    (``KEY`` in list form, ``KEY:`` in mapping form) is dropped, as docker compose does
-    when the shell has no such variable (WindFlow has no shell environment)."""
+def _pairs(value: Any) -> list[tuple[str, str | None]]:
+    """A list_or_dict of ``environment`` / ``args``: ``{KEY: value}`` or ``["KEY=value"]``
+    -> ``[(KEY, "value")]``; ``KEY`` with no value (``KEY`` in list form, ``KEY:`` in
+    mapping form) -> ``(KEY, None)``."""
     if not value:
-        return {}
+        return []
     if isinstance(value, dict):
-        return {str(k): _scalar(v) for k, v in value.items() if v is not None}
-    out = {}
-    for item in value:
-        key, equals, text = str(item).partition("=")
-        if equals:
-            out[key] = text
-    return out
+        return [(str(k), None if v is None else _scalar(v)) for k, v in value.items()]
+    return [
+        (key, text if equals else None)
+        for key, equals, text in (str(item).partition("=") for item in value)
+    ]
 
 
 def _restart(restart: Any, policy: Any) -> str:
@@ -1179,12 +1255,22 @@ def _cycle(remaining: list[str], dependencies: dict[str, dict[str, str]]) -> lis
 # --- entry point ---------------------------------------------------------------------------
 
 
-def build_plan(document: dict[str, Any], project: str) -> Plan:
-    """A :class:`Plan` from a validated, interpolated compose document. Raises
+def build_plan(
+    document: dict[str, Any],
+    project: str,
+    *,
+    env_files: Mapping[str, Mapping[str, str | None]] | None = None,
+    variables: Mapping[str, str | None] | None = None,
+) -> Plan:
+    """A :class:`Plan` from a validated, interpolated compose document. `env_files`: the
+    values of the project's env files (``Project.env_files``: project-relative path ->
+    KEY -> value), which ``env_file:`` entries name; without them a service with
+    ``env_file:`` is refused (its values would be missing). `variables`: where a build
+    arg named without a value takes it from. Raises
     :class:`ComposeError` for what the schema cannot see: an unknown dependency, a
     dependency cycle, an undeclared named volume or network, an unreadable duration,
     memory size or port."""
-    planner = _Planner(document, project)
+    planner = _Planner(document, project, env_files, variables)
     planner.top_networks()
     planner.top_volumes()
     services = [

@@ -56,7 +56,7 @@ from typing import Any
 import yaml
 
 from windflow.engine.compose import PROJECT_MARKER, ComposeError, Problem, format_path
-from windflow.engine.compose.envfile import EnvFileError, parse_env_file
+from windflow.engine.compose.envfile import EnvFileError, parse_env_file, parse_raw_env_file
 from windflow.engine.compose.interpolate import interpolate_string
 from windflow.engine.compose.load import MAX_BYTES, load_compose, load_compose_with_positions
 from windflow.engine.compose.merge import (
@@ -350,13 +350,13 @@ class _Loader:
         return loaded
 
     def env_file(
-        self, rel: str, origin: Origin | None, path: str | None = None
+        self, rel: str, origin: Origin | None, path: str | None = None, *, raw: bool = False
     ) -> dict[str, str | None]:
         if rel in self.env_files:
             return self.env_files[rel]
         text = self.read(rel, "env file", origin, path)
         try:
-            values = parse_env_file(text, self.values)
+            values = parse_raw_env_file(text) if raw else parse_env_file(text, self.values)
         except EnvFileError as bad:
             self.error(
                 f"The env file {rel}, {bad}.",
@@ -723,8 +723,8 @@ class _Loader:
                 continue
             at = format_path(path)
             rel = self.need(item, at, source_map, "env file", kind="file", required=required)
-            if rel is not None and parse:
-                self.env_file(rel, locate(source_map, at), at)
+            if rel is not None:
+                self.env_file(rel, locate(source_map, at), at, raw=not parse)
 
     def check_build(self, name: str, build: Any, source_map: Mapping[str, Origin]) -> None:
         base = ("services", name, "build")
