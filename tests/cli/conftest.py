@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,31 @@ class Run:
         return json.loads(self.stdout)
 
 
+class Running:
+    """A `windflow` command still running: read its output as it comes."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.seen = ""
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        """Read stderr (messages) line by line until `text` shows (no sleep)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.seen:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"never printed {text!r}: {self.seen!r}")
+            self.seen += self.process.stderr.readline()
+
+    def finish(self, timeout: float = 60) -> Run:
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return Run(self.process.returncode, stdout, self.seen + stderr)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
 @pytest.fixture
 def windflow(tmp_path):
     """windflow(*args, env={...}) -> Run. The config folder is the test's own; the script
@@ -36,7 +62,7 @@ def windflow(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
 
-    def run(*args, env=None, input=None, timeout=180):
+    def environment(env):
         full_env = {
             key: value for key, value in os.environ.items() if not key.startswith("WINDFLOW_")
         }
@@ -47,10 +73,13 @@ def windflow(tmp_path):
             COLUMNS="200",
             **(env or {}),
         )
+        return full_env
+
+    def run(*args, env=None, input=None, timeout=180):
         done = subprocess.run(
             [str(SCRIPT), *args],
             cwd=tmp_path,
-            env=full_env,
+            env=environment(env),
             input=input,
             capture_output=True,
             text=True,
@@ -58,7 +87,19 @@ def windflow(tmp_path):
         )
         return Run(done.returncode, done.stdout, done.stderr)
 
+    def start(*args, env=None):
+        process = subprocess.Popen(
+            [str(SCRIPT), *args],
+            cwd=tmp_path,
+            env={**environment(env), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        return Running(process)
+
     run.config_file = home / ".config" / "windflow" / "config.json"
+    run.start = start
     return run
 
 

@@ -138,3 +138,32 @@ def test_it_refuses_what_the_api_refuses_with_its_message(windflow, org):
     assert "(not_found)" in run.stderr
     logs = windflow("logs", "--stack", "nothing-here", env=org.env)
     assert logs.code == 4
+
+
+def test_it_says_a_deployment_waits_for_an_approval_and_follows_it_to_its_end(
+    windflow, org, test_images
+):
+    from apps.deployments.services import reject_deployment, request_deployment
+
+    stack = _stack_with_revisions(org, "approved", web_stack(test_images["web:1"], free_port()))
+    connection.set_tenant(org.organization)
+    try:
+        waiting = request_deployment(org.membership, stack, approval=True, why="a push to main")
+    finally:
+        connection.set_schema_to_public()
+    follower = windflow.start("logs", "-f", str(waiting.pk), env=org.env)
+    try:
+        follower.wait_for("waits for an approval")
+        connection.set_tenant(org.organization)
+        try:
+            reject_deployment(org.membership, waiting, "not today")
+        finally:
+            connection.set_schema_to_public()
+        run = follower.finish()
+    finally:
+        follower.kill()
+    assert run.code == 3, run.stdout + run.stderr
+    assert (
+        f"Deployment #{waiting.number} of approved cancelled: Rejected by {org.membership.user.email}: not today"
+        in (run.stderr)
+    )

@@ -274,7 +274,7 @@ def _latest_deployment(api, stack_name: str) -> dict:
 def logs(ctx, deployment, stack_name, follow):
     """A deployment's log (DEPLOYMENT id, or the latest of --stack). With -f, the exit code
     says how it ended."""
-    from .follow import exit_code, log_text
+    from .follow import approval_note, exit_code, log_text, outcome_line
 
     api = _api()
     if deployment is None:
@@ -283,6 +283,9 @@ def logs(ctx, deployment, stack_name, follow):
         deployment = _latest_deployment(api, stack_name)["id"]
     json_out = _fmt(ctx) == "json"
     if follow:
+        note = approval_note(api.get(f"deployments/{deployment}/"))
+        if note:
+            click.echo(note, err=True)
         status = None
         for row in api.stream(f"deployments/{deployment}/logs/", follow=1):
             if "seq" in row:
@@ -293,6 +296,8 @@ def logs(ctx, deployment, stack_name, follow):
             status = api.get(f"deployments/{deployment}/")
         if json_out:
             click.echo(_json({"status": status}, one_line=True))
+        else:
+            click.echo(outcome_line(api.get(f"deployments/{deployment}/")), err=True)
         return exit_code(status)
     after = 0
     while True:

@@ -13,6 +13,7 @@ from .api import Api
 from .errors import FAILED, STATUS_EXIT, CliError
 
 POLL_SECONDS = 0.5
+AWAITING_APPROVAL = "awaiting_approval"
 
 
 def exit_code(deployment: dict) -> int:
@@ -51,8 +52,10 @@ def follow(api: Api, deployment_id, *, show_progress: bool = True, log_out=None)
         console=console,
         transient=False,
     ) as progress:
+        waiting = _WaitingNote(lambda text: progress.console.print(text))
         while True:
             deployment = api.get(f"deployments/{deployment_id}/")
+            waiting.check(deployment)
             for state in deployment.get("services") or []:
                 name = state["service"]
                 if name not in bars:
@@ -68,12 +71,39 @@ def follow(api: Api, deployment_id, *, show_progress: bool = True, log_out=None)
 
 def _wait_quietly(api: Api, deployment_id, lines: queue.Queue, log_out) -> dict:
     out = log_out or sys.stderr
+    waiting = _WaitingNote(lambda text: print(text, file=out))
     while True:
         deployment = api.get(f"deployments/{deployment_id}/")
+        waiting.check(deployment)
         ended = _drain(lines, lambda row: print(log_text(row), file=out))
         if deployment.get("finished") and ended:
             return deployment
         time.sleep(POLL_SECONDS)
+
+
+def approval_note(deployment: dict) -> str | None:
+    """What to say while a deployment waits for an approval (a push to a protected
+    environment): the command keeps following it until someone approves or rejects it."""
+    if deployment.get("status") != AWAITING_APPROVAL:
+        return None
+    return (
+        f"Deployment #{deployment.get('number')} waits for an approval by a member who may "
+        "deploy to its environment (its page, or POST /api/v1/deployments/<id>/approve/)."
+    )
+
+
+class _WaitingNote:
+    """Says approval_note once."""
+
+    def __init__(self, show) -> None:
+        self.show = show
+        self.said = False
+
+    def check(self, deployment: dict) -> None:
+        note = approval_note(deployment)
+        if note and not self.said:
+            self.said = True
+            self.show(note)
 
 
 def _drain(lines: queue.Queue, show) -> bool:
