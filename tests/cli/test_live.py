@@ -163,7 +163,5 @@ def test_it_says_a_deployment_waits_for_an_approval_and_follows_it_to_its_end(
     finally:
         follower.kill()
     assert run.code == 3, run.stdout + run.stderr
-    assert (
-        f"Deployment #{waiting.number} of approved cancelled: Rejected by {org.membership.user.email}: not today"
-        in (run.stderr)
-    )
+    rejected = f"Rejected by {org.membership.user.email}: not today"
+    assert f"Deployment #{waiting.number} of approved cancelled: {rejected}" in run.stderr
