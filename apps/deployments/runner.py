@@ -516,6 +516,19 @@ class DeploymentRun:
                     hint=first.hint,
                 )
             )
+        unread = [p for p in analysis.problems if p.code == "compose-env-file-unread"]
+        if origin is None and unread:  # a project's merged text pasted without its folder
+            raise Abort(
+                make(
+                    "project_files_missing",
+                    _("%(what)s, and revision %(n)d is a pasted compose file without one")
+                    % {
+                        "what": _("%(path)s names an env file of the project")
+                        % {"path": unread[0].path},
+                        "n": revision.number,
+                    },
+                )
+            )
         self.check_policy(analysis, requester_id)
         return analysis.plan
 

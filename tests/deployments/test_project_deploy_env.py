@@ -8,9 +8,9 @@ import pytest
 
 from apps.deployments.choices import DeploymentStatus
 from apps.sources import services as sources
-from apps.stacks.services import source_of
+from apps.stacks import services as stacks
 from devtools import remove_compose_project
-from tests.deploying import add_revision, deploy, log_text, project_containers
+from tests.deploying import deploy, log_text, project_containers
 from windflow.engine.sources.archive import pack
 
 PROJECT = {
@@ -27,14 +27,23 @@ services:
       FROM_BOTH: environment
       TAG_SEEN: ${TAG}
 """,
-    ".env": "STAGE=staging\nTAG=from-dotenv\nGREETING=from-dotenv\n",
+    ".env": "STAGE=staging\nTAG=from-dotenv\nGREETING=from-dotenv\nONLY_IN_DOTENV=dotenv\n",
     "app.env": (
         "FROM_FILE=app\nFROM_BOTH=app\nOVERRIDDEN=app\nGREETING_SEEN=${GREETING}\n"
+        "DOTENV_SEEN=${ONLY_IN_DOTENV}\n"
         'QUOTED="two words"\n'
     ),
     "staging.env": "OVERRIDDEN=staging\n",
 }
-PROJECT_KEYS = ("FROM_FILE", "FROM_BOTH", "OVERRIDDEN", "GREETING_SEEN", "QUOTED", "TAG_SEEN")
+PROJECT_KEYS = (
+    "FROM_FILE",
+    "FROM_BOTH",
+    "OVERRIDDEN",
+    "GREETING_SEEN",
+    "DOTENV_SEEN",
+    "QUOTED",
+    "TAG_SEEN",
+)
 
 
 @pytest.fixture
@@ -70,9 +79,15 @@ def test_it_gives_the_container_its_env_files_under_environment_and_the_dotenv_u
     membership, envs_stack
 ):
     stack, first = envs_stack
-    # A revision of the same project with a variable of its own (TAG).
-    revision = add_revision(
-        stack, first.compose, variables={"TAG": "from-the-revision"}, **source_of(first)
+    # A revision of the same project with variables of its own, as the stack's page and the
+    # API make it: checked without the project folder (its env files are noted, not read),
+    # which the deployment reads.
+    revision = stacks.revise_stack(
+        membership,
+        stack,
+        compose=first.compose,
+        variables={"TAG": "from-the-revision", "STAGE": "staging"},
+        source=stacks.source_of(first),
     )
     deployment = deploy(membership, stack, revision)
     assert deployment.status == DeploymentStatus.SUCCEEDED, log_text(deployment)
@@ -82,6 +97,7 @@ def test_it_gives_the_container_its_env_files_under_environment_and_the_dotenv_u
         "FROM_BOTH": "environment",  # environment: wins over the env files
         "OVERRIDDEN": "staging",  # the later env file wins
         "GREETING_SEEN": "hello",  # env files are interpolated, the variables over .env
+        "DOTENV_SEEN": "dotenv",  # and the .env under them
         "QUOTED": "two words",
         "TAG_SEEN": "from-the-revision",  # the revision's variable over the .env default
     }
@@ -104,3 +120,19 @@ def test_an_env_file_the_project_lacks_at_deploy_time_fails_clearly_and_creates_
     assert "prod.env" in deployment.diagnosis["hint"]
     assert "the env file ./${STAGE}.env is not in the project" in log_text(deployment)
     assert project_containers(stack.project) == []
+
+
+def test_a_pasted_merged_text_with_env_file_fails_clearly_without_its_project(
+    membership, make_stack, envs_stack
+):
+    _, revision = envs_stack
+    # Accepted when saved: the text names its project (x-windflow-project).
+    pasted = make_stack(revision.compose, name="pasted", variables={"STAGE": "staging", "TAG": "1"})
+    deployment = deploy(membership, pasted)
+    assert deployment.status == DeploymentStatus.FAILED
+    assert deployment.diagnosis["code"] == "project_files_missing"
+    assert deployment.reason == (
+        "services.web.env_file[0] names an env file of the project, and revision 1 is a "
+        "pasted compose file without one"
+    )
+    assert project_containers(pasted.project) == []

@@ -135,14 +135,17 @@ def test_a_project_is_planned_with_its_dotenv_under_the_variables_given(project_
     }
 
 
-def test_the_merged_text_without_its_project_cannot_plan_its_env_files(project_root):
+def test_the_merged_text_checked_without_its_project_notes_its_env_files(project_root):
     variables = {"REGISTRY": "r", "TAG": "1"}
     project = load_project(project_root, variables=variables)
-    analysis = analyse(project.compose_text, variables, project="p")
-    assert [(p.code, p.path) for p in analysis.errors] == [
-        ("compose-env-file-unread", "services.app.env_file[0]"),
-        ("compose-env-file-unread", "services.app.env_file[1].path"),
+    analysis = analyse(project.compose_text, variables, project="p")  # an edit, later on
+    assert analysis.errors == []
+    notes = [(p.severity, p.code, p.path) for p in analysis.problems if "env file" in p.message]
+    assert notes == [
+        ("info", "compose-env-file-unread", "services.app.env_file[0]"),
+        ("info", "compose-env-file-unread", "services.app.env_file[1].path"),
     ]
+    assert analysis.plan.service("app").environment == {"MODE": "compose"}
 
 
 def test_an_inline_stack_with_env_file_keeps_its_clear_refusal():

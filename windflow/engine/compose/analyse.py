@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from . import ComposeError, Problem, format_path
+from . import ComposeError, Problem, format_path, from_project
 from .hostaccess import HostFeature, host_features
 from .interpolate import interpolate_checked, referenced_variables
 from .lint import lint
 from .load import load_compose_with_positions
-from .plan import Plan, build_plan, unsupported_keys
+from .plan import Plan, build_plan, env_file_notes, unsupported_keys
 from .project import Project, remap
 from .validate import SCHEMA_RULE, validate
 
@@ -132,6 +132,11 @@ def _analyse(document, positions, variables, project, placeholders, origin) -> A
     if isinstance(services, dict):
         for name, config in services.items():
             problems.extend(fresh(unsupported_keys(str(name), config)))
+    # A project's merged text checked without its folder (an edit of a project stack): its
+    # env files are read when it deploys; the plan here leaves their values out.
+    later = origin is None and from_project(resolved)
+    if later:
+        problems.extend(fresh(env_file_notes(resolved)))
     plan = None
     if not any(p.code == SCHEMA_RULE for p in checked):
         # The planner sees what the schema cannot (keys the driver does not apply,
@@ -142,6 +147,7 @@ def _analyse(document, positions, variables, project, placeholders, origin) -> A
                 project,
                 env_files=origin.env_files if origin is not None else None,
                 variables=values,
+                env_files_later=later,
             )
         except ComposeError as refused:
             wrong = {p.path for p in problems if p.severity == "error" and p.path}

@@ -432,10 +432,12 @@ class _Planner:
         project: str,
         env_files: Mapping[str, Mapping[str, str | None]] | None = None,
         variables: Mapping[str, str | None] | None = None,
+        env_files_later: bool = False,
     ):
         self.document = document
         self.project = project
         self.env_files = env_files
+        self.env_files_later = env_files_later
         self.variables = variables or {}
         self.problems: list[Problem] = []
         self.networks: dict[str, NetworkSpec] = {}
@@ -566,6 +568,8 @@ class _Planner:
         values: dict[str, str] = {}
         for path, rel, required in _env_file_entries(config.get("env_file"), base):
             if self.env_files is None:
+                if self.env_files_later:
+                    continue
                 self.problem(
                     f"{format_path(path)}: the env file ./{rel} is read from the project "
                     "folder, which this check does not have",
@@ -1027,6 +1031,27 @@ def _env_file_entries(value: Any, base: tuple) -> list[tuple[tuple, str, bool]]:
     return entries
 
 
+def env_file_notes(document: Any) -> list[Problem]:
+    """A note (info) per ``env_file:`` entry of a project's merged text checked without its
+    folder: its values are read from the project when the stack deploys, not here."""
+    services = document.get("services") if isinstance(document, dict) else None
+    notes = []
+    for name, config in (services or {}).items() if isinstance(services, dict) else ():
+        if not isinstance(config, dict):
+            continue
+        for path, rel, _required in _env_file_entries(config.get("env_file"), ("services", name)):
+            notes.append(
+                Problem(
+                    "info",
+                    f"{format_path(path)}: the env file ./{rel} is read from the project "
+                    "folder when the stack deploys (not checked here)",
+                    path=format_path(path),
+                    code="compose-env-file-unread",
+                )
+            )
+    return notes
+
+
 def _in_project(source: Any) -> bool:
     """A bind source inside the project (``./conf``, ``conf/app.ini``, ``a/../b``): not a
     host path (``/srv``), a home path (``~``) nor one that climbs out (``../x``), which stay
@@ -1261,16 +1286,19 @@ def build_plan(
     *,
     env_files: Mapping[str, Mapping[str, str | None]] | None = None,
     variables: Mapping[str, str | None] | None = None,
+    env_files_later: bool = False,
 ) -> Plan:
     """A :class:`Plan` from a validated, interpolated compose document. `env_files`: the
     values of the project's env files (``Project.env_files``: project-relative path ->
     KEY -> value), which ``env_file:`` entries name; without them a service with
-    ``env_file:`` is refused (its values would be missing). `variables`: where a build
-    arg named without a value takes it from. Raises
+    ``env_file:`` is refused (its values would be missing), unless `env_files_later` (a
+    project's merged text checked without its folder, which a deployment reads: the plan
+    leaves those values out, see :func:`env_file_notes`). `variables`: where a build arg
+    named without a value takes it from. Raises
     :class:`ComposeError` for what the schema cannot see: an unknown dependency, a
     dependency cycle, an undeclared named volume or network, an unreadable duration,
     memory size or port."""
-    planner = _Planner(document, project, env_files, variables)
+    planner = _Planner(document, project, env_files, variables, env_files_later)
     planner.top_networks()
     planner.top_volumes()
     services = [
@@ -1311,6 +1339,7 @@ __all__ = [
     "compose_labels",
     "config_hash",
     "container_name",
+    "env_file_notes",
     "parse_duration",
     "parse_memory",
     "unsupported_keys",
