@@ -177,7 +177,7 @@ def race(repo, port: int) -> int:
             "X-GitHub-Event": "push",
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "User-Agent": "GitHub-Hookshot/bench",
-            **github.sign(body, secret),
+            **github.WEBHOOK.sign(body, secret),
         }
         started = time.perf_counter()
         status = post(port, host, path, body, headers)

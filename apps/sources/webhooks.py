@@ -49,7 +49,6 @@ from .providers import (
     gitea,
     github,
     gitlab,
-    header,
     repository_of,
 )
 
@@ -57,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 # The order matters only for a delivery that carries several providers' headers (Gitea also
 # sends X-GitHub-Event and X-Gogs-Event for compatibility): the most specific first.
-PROVIDERS = (gitea, gitlab, bitbucket, github)
+PROVIDERS = tuple(m.WEBHOOK for m in (gitea, gitlab, bitbucket, github))
 # Deliveries kept per stack (the oldest go first).
 KEEP_DELIVERIES = 500
 # Deliveries per client address and stack per minute (a signed provider sends far fewer).
@@ -150,8 +149,8 @@ def find_stack(uid) -> Stack | None:
 
 
 def detect(headers):
-    """The provider module whose event header the delivery carries, or None."""
-    return next((module for module in PROVIDERS if module.detects(headers)), None)
+    """The provider's Webhook whose event header the delivery carries, or None."""
+    return next((provider for provider in PROVIDERS if provider.detects(headers)), None)
 
 
 def receive(stack: Stack, headers, body: bytes) -> Answer:
@@ -174,7 +173,7 @@ def receive(stack: Stack, headers, body: bytes) -> Answer:
     if not secret or not provider.verify(headers, body, secret):
         return _refuse(
             stack,
-            provider.NAME,
+            provider.name,
             Verdict.BAD_SIGNATURE,
             401,
             _("The signature does not match this stack's webhook secret."),
@@ -185,7 +184,7 @@ def receive(stack: Stack, headers, body: bytes) -> Answer:
     # A signed body of another shape than the provider's (a field of the wrong type):
     # refused with the reason, never a 500.
     except (ValueError, BadPayload, AttributeError, TypeError, KeyError, IndexError) as exc:
-        parsed = Delivery(provider.NAME, "", "other", provider_event(provider, headers))
+        parsed = Delivery(provider.name, "", "other", provider.event(headers)[:60])
         return _record(
             stack,
             parsed,
@@ -194,11 +193,6 @@ def receive(stack: Stack, headers, body: bytes) -> Answer:
             _("Unreadable payload: %(e)s") % {"e": str(exc)[:200]},
         )
     return _decide(stack, delivery)
-
-
-def provider_event(provider, headers) -> str:
-    names = getattr(provider, "EVENT_HEADERS", (getattr(provider, "EVENT_HEADER", ""),))
-    return next((header(headers, n) for n in names if header(headers, n)), "")[:60]
 
 
 def _decide(stack: Stack, delivery: Delivery) -> Answer:

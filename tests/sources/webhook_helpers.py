@@ -110,7 +110,7 @@ def deliver(
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = headers_for(provider, event, delivery_id)
     if secret is not None:
-        headers.update(SIGNERS[provider].sign(raw, secret))
+        headers.update(SIGNERS[provider].WEBHOOK.sign(raw, secret))
     headers.update(extra or {})
     return client.post(
         f"/hooks/git/{stack.uid}/", data=raw, content_type="application/json", headers=headers

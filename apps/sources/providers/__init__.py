@@ -5,11 +5,11 @@ keeps one transport per integration.
 A provider module has:
 
 - ``NAME`` and ``LABEL``;
-- ``detects(headers) -> bool``: the delivery carries this provider's event header;
-- ``verify(headers, body, secret) -> bool``: the delivery is signed (or carries the token)
-  with the stack's webhook secret, checked in constant time over the raw body;
-- ``parse(headers, payload) -> Delivery``: the provider's payload, normalised;
+- ``WEBHOOK``: a :class:`Webhook` (its headers, how it signs, how it shapes a push);
 - ``API``: a :class:`ProviderAPI` for the provider's REST API.
+
+GitHub and Gitea/Forgejo share one payload and API shape (:class:`GitHubShapedWebhook`,
+:class:`GitHubShapedAPI`); a provider module only says what differs.
 
 Nothing here imports Django models: the webhook view (apps.sources.webhooks) records what
 happened.
@@ -106,6 +106,84 @@ def require_mapping(payload, *keys) -> None:
     missing = [key for key in keys if key not in payload]
     if missing:
         raise BadPayload(f"the body has no {', '.join(missing)}")
+
+
+# --- The webhooks ---------------------------------------------------------------------------
+
+
+def first_header(headers, names) -> str:
+    return next((value for name in names if (value := header(headers, name))), "")
+
+
+class Webhook:
+    """How one provider names, signs and shapes its deliveries (one subclass per provider).
+
+    By default a delivery is signed with the hex HMAC-SHA256 of its raw body, in the first of
+    `signature_headers` it carries, after `signature_prefix`; checked in constant time."""
+
+    name = ""
+    label = ""
+    event_headers: tuple[str, ...] = ()
+    delivery_headers: tuple[str, ...] = ()
+    signature_headers: tuple[str, ...] = ()
+    signature_prefix = ""
+
+    def event(self, headers) -> str:
+        """The provider's own event name ("" when the delivery carries none of its headers)."""
+        return first_header(headers, self.event_headers)
+
+    def delivery_id(self, headers) -> str:
+        return first_header(headers, self.delivery_headers)
+
+    def detects(self, headers) -> bool:
+        return bool(self.event(headers))
+
+    def verify(self, headers, body: bytes, secret: str) -> bool:
+        signature = first_header(headers, self.signature_headers)
+        if not signature.startswith(self.signature_prefix):
+            return False
+        expected = hmac_sha256(secret, body)
+        return same(signature.removeprefix(self.signature_prefix).lower(), expected)
+
+    def sign(self, body: bytes, secret: str) -> dict[str, str]:
+        """The signature header a delivery of `body` carries (tests, benchmarks)."""
+        return {self.signature_headers[0]: self.signature_prefix + hmac_sha256(secret, body)}
+
+    def parse(self, headers, payload) -> Delivery:
+        raise NotImplementedError
+
+
+class GitHubShapedWebhook(Webhook):
+    """A push payload of GitHub's shape (ref, before, after, repository, head_commit, pusher,
+    commits), which Gitea and Forgejo send too."""
+
+    ping_event = ""  # the provider's ping event, if it has one
+    url_keys: tuple[str, ...] = ()  # the repository's URLs in the payload
+    pusher_key = "name"
+    reports_forced = False  # the payload says whether the push rewrote history
+
+    def parse(self, headers, payload) -> Delivery:
+        raw_event, delivery_id = self.event(headers), self.delivery_id(headers)
+        if raw_event != "push":
+            event = PING if self.ping_event and raw_event == self.ping_event else OTHER
+            return Delivery(self.name, delivery_id, event, raw_event)
+        require_mapping(payload, "ref", "after", "repository")
+        repository = payload.get("repository") or {}
+        head = payload.get("head_commit") or {}
+        return Delivery(
+            self.name,
+            delivery_id,
+            PUSH,
+            raw_event,
+            ref=str(payload["ref"]),
+            before=sha_or_blank(payload.get("before")),
+            after=sha_or_blank(payload["after"]),
+            forced=self.reports_forced and bool(payload.get("forced")),
+            repository_urls=tuple(str(repository[k]) for k in self.url_keys if repository.get(k)),
+            message=first_line(head.get("message")),
+            pusher=str((payload.get("pusher") or {}).get(self.pusher_key) or "")[:100],
+            commits=len(payload.get("commits") or []),
+        )
 
 
 # --- The provider APIs ----------------------------------------------------------------------
@@ -229,3 +307,22 @@ def check_state(state: str) -> str:
     if state not in STATES:
         raise ValueError(f"state must be one of {STATES}, not {state!r}")
     return state
+
+
+class GitHubShapedAPI(ProviderAPI):
+    """GitHub's commit statuses and deploy keys, which Gitea and Forgejo answer too."""
+
+    description_limit = 255
+
+    def set_commit_status(self, repo: Repository, sha, state, *, context, description, url):
+        body = {
+            "state": check_state(state),
+            "target_url": url,
+            "description": description[: self.description_limit],
+            "context": context,
+        }
+        return self.request("POST", f"/repos/{repo.path}/statuses/{sha}", body)
+
+    def add_deploy_key(self, repo: Repository, *, title, public_key):
+        body = {"title": title, "key": public_key, "read_only": True}
+        return self.request("POST", f"/repos/{repo.path}/keys", body)

@@ -13,18 +13,15 @@ from . import (
     Delivery,
     ProviderAPI,
     Repository,
+    Webhook,
     check_state,
     first_line,
-    header,
-    hmac_sha256,
     require_mapping,
-    same,
     sha_or_blank,
 )
 
 NAME = "bitbucket"
 LABEL = "Bitbucket"
-EVENT_HEADER = "X-Event-Key"
 STATES = {
     "pending": "INPROGRESS",
     "success": "SUCCESSFUL",
@@ -33,63 +30,57 @@ STATES = {
 }
 
 
-def detects(headers) -> bool:
-    return bool(header(headers, EVENT_HEADER))
+class BitbucketWebhook(Webhook):
+    name, label = NAME, LABEL
+    event_headers = ("X-Event-Key",)
+    delivery_headers = ("X-Request-UUID",)
+    signature_headers = ("X-Hub-Signature",)
+    signature_prefix = "sha256="
+
+    def parse(self, headers, payload) -> Delivery:
+        raw_event, delivery_id = self.event(headers), self.delivery_id(headers)
+        if raw_event != "repo:push":
+            # Bitbucket Cloud has no ping; Bitbucket Data Center's "Test connection" sends
+            # "diagnostics:ping".
+            event = PING if raw_event == "diagnostics:ping" else OTHER
+            return Delivery(NAME, delivery_id, event, raw_event)
+        require_mapping(payload, "push", "repository")
+        changes = (payload.get("push") or {}).get("changes") or []
+        if not changes:
+            raise BadPayload("the push has no changes")
+        # One delivery may carry several refs; WindFlow looks at the last change (Bitbucket sends
+        # one per ref in practice).
+        change = changes[-1]
+        new, old = change.get("new") or {}, change.get("old") or {}
+        kind = (new or old).get("type", "branch")
+        name = (new or old).get("name", "")
+        ref = f"refs/tags/{name}" if kind in ("tag", "annotated_tag") else f"refs/heads/{name}"
+        after = sha_or_blank((new.get("target") or {}).get("hash")) if new else ZERO_SHA
+        repository = payload.get("repository") or {}
+        links = repository.get("links") or {}
+        urls = [str((links.get("html") or {}).get("href") or "")]
+        full_name = repository.get("full_name")
+        if full_name:
+            urls += [f"https://bitbucket.org/{full_name}.git", f"git@bitbucket.org:{full_name}.git"]
+        commits = change.get("commits") or []
+        head = (new.get("target") or {}) if new else {}
+        return Delivery(
+            NAME,
+            delivery_id,
+            PUSH,
+            raw_event,
+            ref=ref,
+            before=sha_or_blank((old.get("target") or {}).get("hash")) if old else "",
+            after=after,
+            forced=bool(change.get("forced")),
+            repository_urls=tuple(u for u in urls if u),
+            message=first_line(head.get("message")),
+            pusher=str((payload.get("actor") or {}).get("display_name") or "")[:100],
+            commits=len(commits),
+        )
 
 
-def verify(headers, body: bytes, secret: str) -> bool:
-    signature = header(headers, "X-Hub-Signature")
-    if not signature.startswith("sha256="):
-        return False
-    return same(signature.removeprefix("sha256=").lower(), hmac_sha256(secret, body))
-
-
-def sign(body: bytes, secret: str) -> dict[str, str]:
-    return {"X-Hub-Signature": "sha256=" + hmac_sha256(secret, body)}
-
-
-def parse(headers, payload) -> Delivery:
-    raw_event = header(headers, EVENT_HEADER)
-    delivery_id = header(headers, "X-Request-UUID")
-    if raw_event != "repo:push":
-        # Bitbucket Cloud has no ping; Bitbucket Data Center's "Test connection" sends
-        # "diagnostics:ping".
-        event = PING if raw_event == "diagnostics:ping" else OTHER
-        return Delivery(NAME, delivery_id, event, raw_event)
-    require_mapping(payload, "push", "repository")
-    changes = (payload.get("push") or {}).get("changes") or []
-    if not changes:
-        raise BadPayload("the push has no changes")
-    # One delivery may carry several refs; WindFlow looks at the last change (Bitbucket sends
-    # one per ref in practice).
-    change = changes[-1]
-    new, old = change.get("new") or {}, change.get("old") or {}
-    kind = (new or old).get("type", "branch")
-    name = (new or old).get("name", "")
-    ref = f"refs/tags/{name}" if kind in ("tag", "annotated_tag") else f"refs/heads/{name}"
-    after = sha_or_blank((new.get("target") or {}).get("hash")) if new else ZERO_SHA
-    repository = payload.get("repository") or {}
-    links = repository.get("links") or {}
-    urls = [str((links.get("html") or {}).get("href") or "")]
-    full_name = repository.get("full_name")
-    if full_name:
-        urls += [f"https://bitbucket.org/{full_name}.git", f"git@bitbucket.org:{full_name}.git"]
-    commits = change.get("commits") or []
-    head = (new.get("target") or {}) if new else {}
-    return Delivery(
-        NAME,
-        delivery_id,
-        PUSH,
-        raw_event,
-        ref=ref,
-        before=sha_or_blank((old.get("target") or {}).get("hash")) if old else "",
-        after=after,
-        forced=bool(change.get("forced")),
-        repository_urls=tuple(u for u in urls if u),
-        message=first_line(head.get("message")),
-        pusher=str((payload.get("actor") or {}).get("display_name") or "")[:100],
-        commits=len(commits),
-    )
+WEBHOOK = BitbucketWebhook()
 
 
 class API(ProviderAPI):
