@@ -18,16 +18,10 @@ class GitSourceAdmin(TenantOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["stack"]
     fields = [
         "stack",
-        "url",
-        "ref",
-        "subfolder",
-        "compose_files",
-        "auth",
-        "token_secret",
+        *GitSource.CHOSEN_FIELDS,
         "deploy_key",
         "public_key",
         "host_key",
-        "poll_interval",
         "status",
         "last_sha",
         "error_code",

@@ -6,6 +6,16 @@ from apps.targets.models import Target
 from windflow.forms import StyledFormMixin
 
 from .choices import GitAuth
+from .models import GitSource
+
+
+def compose_files_field() -> forms.CharField:
+    return forms.CharField(
+        label=_("Compose files"),
+        max_length=2000,
+        required=False,
+        help_text=_("In order, separated by commas, like docker compose -f (empty: compose.yaml)."),
+    )
 
 
 class PlaceForm(StyledFormMixin, forms.Form):
@@ -35,12 +45,7 @@ class GitSourceForm(StyledFormMixin, forms.Form):
         required=False,
         help_text=_("The project's folder inside the repository (empty: its root)."),
     )
-    compose_files = forms.CharField(
-        label=_("Compose files"),
-        max_length=2000,
-        required=False,
-        help_text=_("In order, separated by commas, like docker compose -f (empty: compose.yaml)."),
-    )
+    compose_files = compose_files_field()
     auth = forms.ChoiceField(
         label=_("Authentication"),
         choices=GitAuth.choices,
@@ -74,18 +79,7 @@ class GitSourceForm(StyledFormMixin, forms.Form):
 class GitStackForm(PlaceForm, GitSourceForm):
     """A new stack that follows a Git repository."""
 
-    field_order = [
-        "name",
-        "environment",
-        "target",
-        "url",
-        "ref",
-        "subfolder",
-        "compose_files",
-        "auth",
-        "token_secret",
-        "poll_interval",
-    ]
+    field_order = ["name", "environment", "target", *GitSource.CHOSEN_FIELDS]
 
 
 class UploadForm(StyledFormMixin, forms.Form):
@@ -114,10 +108,5 @@ class UploadForm(StyledFormMixin, forms.Form):
         widget=forms.ClearableFileInput(attrs={"accept": ".tar.gz,.tgz,.tar,.zip"}),
     )
     subfolder = forms.CharField(label=_("Subfolder"), max_length=255, required=False)
-    compose_files = forms.CharField(
-        label=_("Compose files"),
-        max_length=2000,
-        required=False,
-        help_text=_("In order, separated by commas, like docker compose -f (empty: compose.yaml)."),
-    )
+    compose_files = compose_files_field()
     message = forms.CharField(label=_("Message"), max_length=200, required=False)

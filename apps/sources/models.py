@@ -71,6 +71,16 @@ class GitSource(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     audit_type = "git_source"
+    # What the user chooses (the form, the API, update_source), in the order pages show it.
+    CHOSEN_FIELDS = (
+        "url",
+        "ref",
+        "subfolder",
+        "compose_files",
+        "auth",
+        "token_secret",
+        "poll_interval",
+    )
 
     class Meta:
         verbose_name = _("Git source")

@@ -248,17 +248,6 @@ def create_git_stack(
     return stack
 
 
-SOURCE_FIELDS = (
-    "url",
-    "ref",
-    "subfolder",
-    "compose_files",
-    "auth",
-    "token_secret",
-    "poll_interval",
-)
-
-
 def update_source(actor: Membership, source: GitSource, **fields) -> GitSource:
     """Change what a Git stack follows (URL, ref, subfolder, compose files, authentication,
     token secret, polling interval), then fetch again. A new host forgets the pinned host
@@ -266,7 +255,7 @@ def update_source(actor: Membership, source: GitSource, **fields) -> GitSource:
     permissions.require(actor, "stack.change")
     stack = source.stack
     stacks.require_change_in(actor, stack.environment)
-    unknown = set(fields) - set(SOURCE_FIELDS)
+    unknown = set(fields) - set(GitSource.CHOSEN_FIELDS)
     if unknown:
         raise ServiceError(
             _("These settings cannot be changed here: %(names)s.")

@@ -20,14 +20,8 @@ class GitSourceSerializer(serializers.ModelSerializer):
         model = GitSource
         fields = [
             "kind",
-            "url",
-            "ref",
-            "subfolder",
-            "compose_files",
-            "auth",
-            "token_secret",
+            *GitSource.CHOSEN_FIELDS,
             "public_key",
-            "poll_interval",
             "status",
             "last_sha",
             "last_checked_at",

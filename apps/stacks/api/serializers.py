@@ -9,6 +9,7 @@ from apps.environments.validators import validate_variables
 from apps.targets.models import Target
 
 from ..models import Stack, StackAction, StackRevision
+from ..services import SOURCE_FIELDS
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -131,43 +132,23 @@ class StackSettingsSerializer(serializers.Serializer):
         return attrs
 
 
+# What every revision listing shows; the full revision adds its content and its source.
+REVISION_SUMMARY = ["number", "message", "author", "created_at", "digest"]
+REVISION_ORIGIN = ["source_kind", "commit_sha", "archive_digest"]
+
+
 class RevisionSerializer(serializers.ModelSerializer):
     author = serializers.SlugRelatedField(slug_field="email", read_only=True)
 
     class Meta:
         model = StackRevision
-        fields = [
-            "number",
-            "message",
-            "author",
-            "created_at",
-            "digest",
-            "variables",
-            "secrets",
-            "compose",
-            "source_kind",
-            "commit_sha",
-            "archive_digest",
-            "source_ref",
-            "subfolder",
-            "compose_files",
-            "manifest",
-        ]
+        fields = [*REVISION_SUMMARY, "variables", "secrets", "compose", *SOURCE_FIELDS]
         read_only_fields = fields
 
 
 class RevisionSummarySerializer(RevisionSerializer):
     class Meta(RevisionSerializer.Meta):
-        fields = [
-            "number",
-            "message",
-            "author",
-            "created_at",
-            "digest",
-            "source_kind",
-            "commit_sha",
-            "archive_digest",
-        ]
+        fields = [*REVISION_SUMMARY, *REVISION_ORIGIN]
         read_only_fields = fields
 
 
