@@ -448,6 +448,24 @@ def upload_archive(
         raise
 
 
+def upload_cleaned(actor: Membership, data) -> tuple[Stack, StackRevision, bool]:
+    """upload_archive from the upload form's or API's cleaned data: `archive` (the uploaded
+    file), `name`, and optionally `environment`, `target`, `compose_files`, `subfolder`,
+    `message`."""
+    upload = data["archive"]
+    return upload_archive(
+        actor,
+        stack_name=data["name"],
+        data=upload,
+        filename=upload.name or "",
+        environment=data.get("environment"),
+        target=data.get("target"),
+        compose_files=data.get("compose_files"),
+        subfolder=data.get("subfolder") or "",
+        message=data.get("message") or "",
+    )
+
+
 # What a multipart body carries besides the archive (boundaries, headers, the other fields).
 MULTIPART_SLACK = 64 * 1024
 

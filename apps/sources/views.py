@@ -102,23 +102,15 @@ class UploadView(SourceFormView):
         return UploadForm(data=data, files=files, initial={"name": self.request.GET.get("stack")})
 
     def save(self, form) -> str:
-        data = form.cleaned_data
-        upload = data["archive"]
-        _stack, revision, _created = services.upload_archive(
-            self.membership,
-            stack_name=data["name"],
-            data=upload,
-            filename=upload.name or "",
-            environment=data.get("environment"),
-            target=data.get("target"),
-            compose_files=data.get("compose_files"),
-            subfolder=data.get("subfolder") or "",
-            message=data.get("message") or "",
-        )
+        _stack, revision, _created = services.upload_cleaned(self.membership, form.cleaned_data)
         messages.success(
             self.request,
             _("Saved revision %(n)d of %(name)s from %(file)s.")
-            % {"n": revision.number, "name": revision.stack.name, "file": upload.name},
+            % {
+                "n": revision.number,
+                "name": revision.stack.name,
+                "file": form.cleaned_data["archive"].name,
+            },
         )
         return revision.get_absolute_url()
 

@@ -1,11 +1,13 @@
 """Sources: project archives built in memory (real tar.gz and zip bytes, good and hostile),
-and the owner's `membership`, `staging` and `local_target` of tests/conftest.py."""
+a `git_stack`, and the owner's `membership`, `staging` and `local_target` of tests/conftest.py."""
 
 import io
 import tarfile
 import zipfile
 
 import pytest
+
+from apps.sources import services
 
 NGINX_CONF = "events {}\nhttp { server { listen 80; } }\n"
 
@@ -57,6 +59,25 @@ def zip_bomb(size: int = 64 * 1024**2) -> bytes:
         archive.writestr("nginx.conf", NGINX_CONF)
         archive.writestr("zeros.bin", b"\0" * size)
     return buffer.getvalue()
+
+
+def archive_file(data: bytes, name: str = "shop.tar.gz"):
+    """`data` as an uploaded file named `name` (multipart bodies of the page and the API)."""
+    upload = io.BytesIO(data)
+    upload.name = name
+    return upload
+
+
+@pytest.fixture
+def git_stack(membership, staging, local_target):
+    """Stack `shop` following an unreachable repository (nothing fetched, nothing deployed)."""
+    return services.create_git_stack(
+        membership,
+        name="shop",
+        environment=staging,
+        target=local_target,
+        url="git://127.0.0.1:9/shop.git",
+    )
 
 
 @pytest.fixture

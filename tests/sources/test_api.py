@@ -2,20 +2,12 @@
 a Git `source`, GET /stacks/{name}/source/, POST /stacks/{name}/source/sync/; refusals in the
 one error body with their codes, nothing left behind."""
 
-import io
-
 import pytest
 
 from apps.sources.models import GitSource, SourceArchive
 from apps.stacks.models import Stack, StackRevision
 from tests.base import api_client, error_of, queued_messages
-from tests.sources.conftest import NGINX_CONF, tar_gz, zip_bomb
-
-
-def archive_file(data: bytes, name: str = "shop.tar.gz"):
-    upload = io.BytesIO(data)
-    upload.name = name
-    return upload
+from tests.sources.conftest import NGINX_CONF, archive_file, tar_gz, zip_bomb
 
 
 def post_upload(client, data: bytes, **fields):
@@ -177,16 +169,7 @@ def test_it_keeps_the_openapi_schema_valid(client):
     assert "/api/v1/stacks/{name}/source/sync/" in paths
 
 
-def test_it_changes_a_source_through_the_api(client, membership, staging, local_target):
-    from apps.sources import services
-
-    services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="git://127.0.0.1:9/shop.git",
-    )
+def test_it_changes_a_source_through_the_api(client, git_stack):
     response = client.patch(
         "/api/v1/stacks/shop/source/", {"ref": "release", "poll_interval": 300}, format="json"
     )

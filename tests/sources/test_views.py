@@ -8,13 +8,23 @@ from apps.sources import services
 from apps.sources.models import GitSource, SourceArchive
 from apps.stacks.models import Stack, StackRevision
 from tests.base import client_for, member, queued_messages
-from tests.sources.conftest import NGINX_CONF, tar_gz
-from tests.sources.test_api import archive_file
+from tests.sources.conftest import NGINX_CONF, archive_file, tar_gz
 
 
 @pytest.fixture
 def page(owner, acme, staging, local_target):
     return client_for(owner, acme)
+
+
+@pytest.fixture
+def upload(page, staging, local_target):
+    """upload(data): the upload form posted with `data` as the archive of a new stack `shop`."""
+
+    def post(data: bytes):
+        fields = {"name": "shop", "environment": staging.pk, "target": local_target.pk}
+        return page.post("/stacks/add/upload/", {**fields, "archive": archive_file(data)})
+
+    return post
 
 
 def test_it_offers_three_sources_for_a_new_stack(page):
@@ -109,16 +119,8 @@ def test_it_shows_a_git_form_error_and_creates_nothing(page, staging, local_targ
     assert not Stack.objects.exists()
 
 
-def test_it_uploads_an_archive_from_the_page(page, staging, local_target, project):
-    response = page.post(
-        "/stacks/add/upload/",
-        {
-            "name": "shop",
-            "environment": staging.pk,
-            "target": local_target.pk,
-            "archive": archive_file(tar_gz(project)),
-        },
-    )
+def test_it_uploads_an_archive_from_the_page(page, upload, project):
+    response = upload(tar_gz(project))
     assert response.status_code == 302, response.content.decode()[:2000]
     revision = StackRevision.objects.get(stack__name="shop")
     assert response["Location"] == revision.get_absolute_url()
@@ -127,32 +129,16 @@ def test_it_uploads_an_archive_from_the_page(page, staging, local_target, projec
     assert revision.archive_digest[:12] in text
 
 
-def test_it_shows_why_an_archive_was_refused(page, staging, local_target, project):
-    response = page.post(
-        "/stacks/add/upload/",
-        {
-            "name": "shop",
-            "environment": staging.pk,
-            "target": local_target.pk,
-            "archive": archive_file(tar_gz(project, links={"etc": "/etc"})),
-        },
-    )
+def test_it_shows_why_an_archive_was_refused(upload, project):
+    response = upload(tar_gz(project, links={"etc": "/etc"}))
     assert response.status_code == 200
     assert "etc" in " ".join(response.context["form"].errors["archive"])
     assert not Stack.objects.exists() and not SourceArchive.objects.exists()
 
 
-def test_it_shows_a_missing_mounted_file_on_the_upload_form(page, staging, local_target, project):
+def test_it_shows_a_missing_mounted_file_on_the_upload_form(upload, project):
     del project["nginx.conf"]
-    response = page.post(
-        "/stacks/add/upload/",
-        {
-            "name": "shop",
-            "environment": staging.pk,
-            "target": local_target.pk,
-            "archive": archive_file(tar_gz(project)),
-        },
-    )
+    response = upload(tar_gz(project))
     assert response.status_code == 200
     assert "nginx.conf" in " ".join(response.context["form"].non_field_errors())
     assert not Stack.objects.exists()
@@ -203,14 +189,7 @@ def test_it_keeps_the_project_when_a_revision_is_made_on_the_page(
     assert second.manifest == first.manifest
 
 
-def test_it_changes_the_source_on_its_page(page, membership, staging, local_target):
-    services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="git://127.0.0.1:9/shop.git",
-    )
+def test_it_changes_the_source_on_its_page(page, git_stack):
     assert page.get("/stacks/shop/source/").status_code == 200
     response = page.post(
         "/stacks/shop/source/",
@@ -222,17 +201,9 @@ def test_it_changes_the_source_on_its_page(page, membership, staging, local_targ
     assert refused.status_code == 200 and refused.context["form"].errors["url"]
 
 
-def test_it_refuses_an_upload_over_the_limit_on_the_page(page, staging, local_target, settings):
+def test_it_refuses_an_upload_over_the_limit_on_the_page(upload, settings):
     settings.WINDFLOW_UPLOAD_MAX_BYTES = 1024
-    response = page.post(
-        "/stacks/add/upload/",
-        {
-            "name": "shop",
-            "environment": staging.pk,
-            "target": local_target.pk,
-            "archive": archive_file(bytes(range(256)) * 1024),
-        },
-    )
+    response = upload(bytes(range(256)) * 1024)
     assert response.status_code == 413
     assert "MB" in response.content.decode()
     assert not Stack.objects.exists()

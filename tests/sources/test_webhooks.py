@@ -50,6 +50,11 @@ def follow(world, provider):
     GitSource.objects.filter(pk=world.source.pk).update(url=SOURCE_URLS[provider])
 
 
+def push(world, provider: str, body, **options):
+    """One delivery to `world`'s stack, signed with its webhook secret."""
+    return deliver(world.client, world.stack, provider, body, secret=world.secret, **options)
+
+
 def pushes_queued():
     return [args for actor, args, _schema in queued_messages() if actor == "handle_push"]
 
@@ -64,9 +69,7 @@ def test_it_accepts_a_push_signed_as_each_provider_signs(
 ):
     follow(hooked, provider)
     with django_capture_on_commit_callbacks(execute=True):
-        response = deliver(
-            hooked.client, hooked.stack, provider, push_payload(provider), secret=hooked.secret
-        )
+        response = push(hooked, provider, push_payload(provider))
     assert response.status_code == 202, response.content
     assert response.json()["verdict"] == "accepted"
     connection.set_tenant(acme)
@@ -137,22 +140,8 @@ def test_it_answers_a_replayed_delivery_as_a_duplicate_and_ignores_it(
 ):
     body = push_payload("github")
     with django_capture_on_commit_callbacks(execute=True):
-        first = deliver(
-            hooked.client,
-            hooked.stack,
-            "github",
-            body,
-            secret=hooked.secret,
-            delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958",
-        )
-        again = deliver(
-            hooked.client,
-            hooked.stack,
-            "github",
-            body,
-            secret=hooked.secret,
-            delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958",
-        )
+        first = push(hooked, "github", body, delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        again = push(hooked, "github", body, delivery_id="72d3162e-cc78-11e3-81ab-4c9367dc0958")
     assert first.status_code == 202
     assert again.status_code == 200 and again.json()["verdict"] == "duplicate"
     connection.set_tenant(acme)
@@ -167,21 +156,12 @@ def test_it_does_not_let_a_forged_delivery_claim_a_real_delivery_id(hooked, acme
     """An unsigned delivery records no id: the real one that follows is not a duplicate."""
     body = push_payload("github")
     forged = deliver(hooked.client, hooked.stack, "github", body, secret="x", delivery_id="d-1")
-    real = deliver(
-        hooked.client, hooked.stack, "github", body, secret=hooked.secret, delivery_id="d-1"
-    )
+    real = push(hooked, "github", body, delivery_id="d-1")
     assert (forged.status_code, real.status_code) == (401, 202)
 
 
 def test_it_answers_a_ping(hooked, acme):
-    response = deliver(
-        hooked.client,
-        hooked.stack,
-        "github",
-        payload("github", "ping"),
-        secret=hooked.secret,
-        event="ping",
-    )
+    response = push(hooked, "github", payload("github", "ping"), event="ping")
     assert response.status_code == 200 and response.json()["verdict"] == "ping"
     connection.set_tenant(acme)
     assert last_delivery().verdict == "ping" and pushes_queued() == []
@@ -199,9 +179,7 @@ def test_it_answers_a_ping(hooked, acme):
 def test_it_ignores_an_event_that_is_not_a_push_with_a_verdict(hooked, acme, provider, event):
     follow(hooked, provider)
     body = {"action": "opened", "issue": {"number": 1}}
-    response = deliver(
-        hooked.client, hooked.stack, provider, body, secret=hooked.secret, event=event
-    )
+    response = push(hooked, provider, body, event=event)
     assert response.status_code == 202
     assert response.json()["verdict"] == "ignored_event"
     assert event in response.json()["detail"]
@@ -213,7 +191,7 @@ def test_it_ignores_an_event_that_is_not_a_push_with_a_verdict(hooked, acme, pro
 def test_it_ignores_a_push_to_another_branch(hooked, acme, provider):
     follow(hooked, provider)
     body = push_payload(provider, ref="refs/heads/feature-x")
-    response = deliver(hooked.client, hooked.stack, provider, body, secret=hooked.secret)
+    response = push(hooked, provider, body)
     assert response.status_code == 202 and response.json()["verdict"] == "ignored_ref"
     connection.set_tenant(acme)
     assert pushes_queued() == []
@@ -223,36 +201,16 @@ def test_it_ignores_a_push_to_another_branch(hooked, acme, provider):
 def test_it_takes_tags_that_match_a_tag_pattern(hooked, acme, provider):
     follow(hooked, provider)
     GitSource.objects.filter(pk=hooked.source.pk).update(ref="v*")
-    matching = deliver(
-        hooked.client,
-        hooked.stack,
-        provider,
-        push_payload(provider, ref="refs/tags/v1.4.0"),
-        secret=hooked.secret,
-    )
-    other = deliver(
-        hooked.client,
-        hooked.stack,
-        provider,
-        push_payload(provider, ref="refs/tags/nightly"),
-        secret=hooked.secret,
-    )
-    branch = deliver(
-        hooked.client,
-        hooked.stack,
-        provider,
-        push_payload(provider, ref="refs/heads/v2"),
-        secret=hooked.secret,
-    )
+    matching = push(hooked, provider, push_payload(provider, ref="refs/tags/v1.4.0"))
+    other = push(hooked, provider, push_payload(provider, ref="refs/tags/nightly"))
+    branch = push(hooked, provider, push_payload(provider, ref="refs/heads/v2"))
     assert matching.json()["verdict"] == "accepted"
     assert other.json()["verdict"] == "ignored_ref" and branch.json()["verdict"] == "ignored_ref"
 
 
 def test_it_takes_no_push_for_a_source_pinned_to_a_commit(hooked, acme):
     GitSource.objects.filter(pk=hooked.source.pk).update(ref="a" * 40)
-    response = deliver(
-        hooked.client, hooked.stack, "github", push_payload("github"), secret=hooked.secret
-    )
+    response = push(hooked, "github", push_payload("github"))
     assert response.json()["verdict"] == "ignored_ref"
 
 
@@ -260,7 +218,7 @@ def test_it_takes_no_push_for_a_source_pinned_to_a_commit(hooked, acme):
 def test_it_ignores_a_deleted_branch(hooked, acme, provider):
     follow(hooked, provider)
     body = push_payload(provider, after="0" * 40)
-    response = deliver(hooked.client, hooked.stack, provider, body, secret=hooked.secret)
+    response = push(hooked, provider, body)
     assert response.status_code == 202 and response.json()["verdict"] == "ignored_delete"
 
 
@@ -270,13 +228,7 @@ def test_it_records_a_force_push_and_says_so(
 ):
     follow(hooked, provider)
     with django_capture_on_commit_callbacks(execute=True):
-        response = deliver(
-            hooked.client,
-            hooked.stack,
-            provider,
-            push_payload(provider, forced=True),
-            secret=hooked.secret,
-        )
+        response = push(hooked, provider, push_payload(provider, forced=True))
     assert response.status_code == 202
     connection.set_tenant(acme)
     assert last_delivery().forced is True
@@ -294,7 +246,7 @@ def test_it_refuses_a_push_for_another_repository(hooked, acme):
         git_url="git://github.com/evil/shop.git",
         html_url="https://github.com/evil/shop",
     )
-    response = deliver(hooked.client, hooked.stack, "github", body, secret=hooked.secret)
+    response = push(hooked, "github", body)
     assert response.status_code == 400
     assert error_of_hook(response)["code"] == "wrong_repository"
 
@@ -302,9 +254,7 @@ def test_it_refuses_a_push_for_another_repository(hooked, acme):
 def test_it_ignores_pushes_where_the_policy_is_off(hooked, acme):
     hooked.environment.git_policy = GitPolicy.OFF
     hooked.environment.save()
-    response = deliver(
-        hooked.client, hooked.stack, "github", push_payload("github"), secret=hooked.secret
-    )
+    response = push(hooked, "github", push_payload("github"))
     assert response.status_code == 202 and response.json()["verdict"] == "ignored_policy"
 
 
@@ -314,11 +264,11 @@ def test_it_answers_bad_input_with_4xx_json(hooked, acme):
     )
     assert unsigned_garbage.status_code == 401  # nothing to verify: not authenticated
     assert error_of_hook(unsigned_garbage)["code"] == "unknown_provider"
-    not_json = deliver(hooked.client, hooked.stack, "github", b"{not json", secret=hooked.secret)
+    not_json = push(hooked, "github", b"{not json")
     assert not_json.status_code == 400 and error_of_hook(not_json)["code"] == "bad_payload"
-    shapeless = deliver(hooked.client, hooked.stack, "github", {"zen": 1}, secret=hooked.secret)
+    shapeless = push(hooked, "github", {"zen": 1})
     assert shapeless.status_code == 400 and error_of_hook(shapeless)["code"] == "bad_payload"
-    listed = deliver(hooked.client, hooked.stack, "github", [1, 2], secret=hooked.secret)
+    listed = push(hooked, "github", [1, 2])
     assert listed.status_code == 400
     # Signed, but fields of the wrong type, for each provider: 400, never a 500.
     odd = {
@@ -334,7 +284,7 @@ def test_it_answers_bad_input_with_4xx_json(hooked, acme):
     }
     for provider, body in odd.items():
         follow(hooked, provider)
-        answer = deliver(hooked.client, hooked.stack, provider, body, secret=hooked.secret)
+        answer = push(hooked, provider, body)
         assert answer.status_code == 400, (provider, answer.content)
         assert error_of_hook(answer)["code"] == "bad_payload"
     assert hooked.client.get(f"/hooks/git/{hooked.stack.uid}/").status_code == 405
@@ -406,7 +356,7 @@ def test_it_keeps_a_protected_stack_s_secret_from_developers(acme, owner, develo
 def test_it_lists_deliveries_on_the_page_partial_and_in_the_api(
     hooked, acme, viewer, outsider, globex
 ):
-    deliver(hooked.client, hooked.stack, "github", push_payload("github"), secret=hooked.secret)
+    push(hooked, "github", push_payload("github"))
     deliver(hooked.client, hooked.stack, "github", push_payload("github"), secret="wrong")
     partial = client_for(viewer, acme).get(
         f"/stacks/{hooked.stack.name}/webhook/", headers={"HX-Request": "true"}
@@ -431,10 +381,10 @@ def test_it_rotates_the_secret_through_the_api(hooked, acme, developer, viewer):
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["url"].endswith(f"/hooks/git/{hooked.stack.uid}/") and body["secret"]
-    push = deliver(
+    delivered = deliver(
         hooked.client, hooked.stack, "github", push_payload("github"), secret=body["secret"]
     )
-    assert push.status_code == 202
+    assert delivered.status_code == 202
 
 
 def test_it_throttles_a_flood_of_deliveries(hooked, acme, settings):
@@ -458,7 +408,7 @@ def test_it_throttles_a_flood_of_deliveries(hooked, acme, settings):
 
 
 def test_it_loads_the_deliveries_on_the_stack_s_page(hooked, acme, viewer):
-    deliver(hooked.client, hooked.stack, "github", push_payload("github"), secret=hooked.secret)
+    push(hooked, "github", push_payload("github"))
     page = client_for(viewer, acme).get(f"/stacks/{hooked.stack.name}/")
     assert page.status_code == 200
     assert b'data-testid="webhook-deliveries"' in page.content
@@ -469,6 +419,6 @@ def test_it_refuses_a_delivery_over_the_size_limit_unread(hooked, acme, settings
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     body = push_payload("github")
     body["commits"] *= 20
-    response = deliver(hooked.client, hooked.stack, "github", body, secret=hooked.secret)
+    response = push(hooked, "github", body)
     assert response.status_code == 413
     assert error_of_hook(response)["code"] == "too_large"

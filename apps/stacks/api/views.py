@@ -172,19 +172,7 @@ class StackViewSet(OrganizationModelViewSet):
         sources.refuse_oversized_body(request.META.get("CONTENT_LENGTH"))
         body = UploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        upload = data["archive"]
-        stack, revision, created = sources.upload_archive(
-            self.membership,
-            stack_name=data["name"],
-            data=upload,
-            filename=upload.name or "",
-            environment=data.get("environment"),
-            target=data.get("target"),
-            compose_files=data.get("compose_files"),
-            subfolder=data.get("subfolder", ""),
-            message=data.get("message", ""),
-        )
+        stack, revision, created = sources.upload_cleaned(self.membership, body.validated_data)
         return Response(
             {
                 "stack": StackSerializer(self.get_queryset().get(pk=stack.pk)).data,
