@@ -1,12 +1,16 @@
 """Engine tests: SSH endpoints on the one session sshd of tests/conftest.py (root and the
-user without Docker access, both authorised with `root_key`), and a port that never talks."""
+user without Docker access, both authorised with `root_key`), a port that never talks, and
+the run's real Docker engine (`client`, one per test module) with its `driver`."""
 
 import socket
 
 import pytest
 
+from devtools import ensure_docker_engine
 from tests.base import NODOCKER_USER
 from windflow.engine import ssh
+from windflow.engine.dockerhost import docker_client_local
+from windflow.engine.drivers.docker import DockerDriver
 
 
 @pytest.fixture
@@ -42,3 +46,15 @@ def silent_port():
     listener.listen(16)
     yield listener.getsockname()[1]
     listener.close()
+
+
+@pytest.fixture(scope="module")
+def client():
+    client = docker_client_local(ensure_docker_engine(), timeout=60)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def driver(client):
+    return DockerDriver(client, stop_timeout=1)

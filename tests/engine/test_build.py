@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from devtools import ensure_docker_engine, remove_compose_project
+from devtools import remove_compose_project
 from windflow.engine import ssh
 from windflow.engine.compose.plan import build_plan
-from windflow.engine.dockerhost import docker_client_local, docker_client_ssh
+from windflow.engine.dockerhost import docker_client_ssh
 from windflow.engine.drivers import Cancelled, CancelToken, DeployFailed, DeployOptions
 from windflow.engine.drivers.build import CONTEXT_DIGEST_LABEL, image_tag
 from windflow.engine.drivers.docker import DockerDriver
@@ -25,18 +25,6 @@ FROM ${REGISTRY}/windflow-test/busybox:1
 COPY page.txt /www/index.html
 CMD ["sh", "-c", "sleep 3600"]
 """
-
-
-@pytest.fixture(scope="module")
-def client():
-    client = docker_client_local(ensure_docker_engine(), timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def driver(client):
-    return DockerDriver(client, stop_timeout=1)
 
 
 @pytest.fixture

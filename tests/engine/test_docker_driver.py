@@ -21,14 +21,13 @@ import pytest
 from devtools import (
     BASE_IMAGE,
     ensure_compose_plugin,
-    ensure_docker_engine,
     remove_compose_project,
 )
 from windflow.engine import ssh
 from windflow.engine.compose.load import load_compose
 from windflow.engine.compose.plan import build_plan
 from windflow.engine.diagnose import Exit
-from windflow.engine.dockerhost import docker_client_local, docker_client_ssh
+from windflow.engine.dockerhost import docker_client_ssh
 from windflow.engine.drivers import (
     Cancelled,
     CancelToken,
@@ -42,18 +41,6 @@ from windflow.engine.errors import ContainerNotFound, DockerUnavailable, EngineE
 
 PROJECT_LABEL = "com.docker.compose.project"
 FAST = DeployOptions(health_timeout=60, grace_period=1, step_timeout=30)
-
-
-@pytest.fixture(scope="module")
-def client():
-    client = docker_client_local(ensure_docker_engine(), timeout=60)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def driver(client):
-    return DockerDriver(client, stop_timeout=1)
 
 
 @pytest.fixture
