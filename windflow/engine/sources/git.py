@@ -593,6 +593,19 @@ def _ensure_bare(mirror: Path, session: _Session) -> None:
         raise GitError("repo_unreachable", f"Could not create the local mirror: {result.stderr}")
 
 
+@contextlib.contextmanager
+def _mirror(
+    cache: Cache, url: str, auth: GitAuth, parsed: GitUrl, addresses: list[str] | None
+) -> Iterator[tuple[Path, _Session]]:
+    """The URL's bare mirror in `cache` (made when new), locked, with a git session."""
+    with (
+        cache.locked(f"git-mirror-{_repo_key(url, auth)}") as mirror,
+        _session(parsed, auth, addresses) as session,
+    ):
+        _ensure_bare(mirror, session)
+        yield mirror, session
+
+
 def _has_commit(mirror: Path, sha: str, session: _Session) -> bool:
     result = _run(["cat-file", "-e", f"{sha}^{{commit}}"], session, cwd=mirror, timeout=30)
     return result.code == 0
@@ -691,11 +704,7 @@ def _fetch_commit(
 
 def _resolve_short(url, ref, auth, cache, parsed, addresses) -> str:
     """A short SHA looked up in the whole history of every branch and tag."""
-    with (
-        cache.locked(f"git-mirror-{_repo_key(url, auth)}") as mirror,
-        _session(parsed, auth, addresses) as session,
-    ):
-        _ensure_bare(mirror, session)
+    with _mirror(cache, url, auth, parsed, addresses) as (mirror, session):
         result = _git_fetch(
             mirror,
             url,
@@ -800,13 +809,11 @@ def fetch(
             timeout=min(timeout, LS_REMOTE_TIMEOUT),
         )
         sha, fallback = remote.sha, (remote.name if remote.name.startswith("refs/") else None)
-    base = _repo_key(url, auth)
-    tree_key = f"git-tree-{base}-{sha}"
+    tree_key = f"git-tree-{_repo_key(url, auth)}-{sha}"
     existing = cache.get(tree_key)
     if existing is not None:
         return existing
-    with cache.locked(f"git-mirror-{base}") as mirror, _session(parsed, auth, addresses) as session:
-        _ensure_bare(mirror, session)
+    with _mirror(cache, url, auth, parsed, addresses) as (mirror, session):
         if not _has_commit(mirror, sha, session):
             _fetch_commit(
                 mirror,
@@ -844,11 +851,7 @@ def is_ancestor(
     if old == new:
         return True
     parsed, auth, addresses = _prepare(url, auth, allow_private, allow_insecure)
-    with (
-        cache.locked(f"git-mirror-{_repo_key(url, auth)}") as mirror,
-        _session(parsed, auth, addresses) as session,
-    ):
-        _ensure_bare(mirror, session)
+    with _mirror(cache, url, auth, parsed, addresses) as (mirror, session):
         for depth in DEEPEN_STEPS:
             _fetch_commit(
                 mirror,
