@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.environments.models import Environment
-from apps.stacks.api.serializers import TargetField
+from apps.stacks.api.serializers import NewStackSerializer, TargetField
 
 from ..choices import GitAuth
 from ..models import GitSource
@@ -69,21 +69,10 @@ class GitSourceCreateSerializer(serializers.Serializer):
     poll_interval = serializers.IntegerField(required=False, default=0, min_value=0)
 
 
-class GitStackCreateSerializer(serializers.Serializer):
+class GitStackCreateSerializer(NewStackSerializer):
     """POST /stacks/ with a `source`: a stack that follows a Git repository (no compose)."""
 
-    name = serializers.CharField(max_length=63)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    environment = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Environment.objects.all()
-    )
-    target = TargetField()
     source = GitSourceCreateSerializer()
-    auto_rollback = serializers.BooleanField(required=False, default=True)
-    health_timeout = serializers.IntegerField(
-        required=False, default=120, min_value=5, max_value=3600
-    )
-    grace_period = serializers.IntegerField(required=False, default=10, min_value=0, max_value=600)
 
     def service_fields(self) -> dict:
         data = dict(self.validated_data)

@@ -86,22 +86,28 @@ class StackSerializer(serializers.ModelSerializer):
         return latest
 
 
-class StackCreateSerializer(serializers.Serializer):
+class NewStackSerializer(serializers.Serializer):
+    """A new stack's name, place and settings, whatever its content comes from (a compose
+    text here, a Git source in apps.sources)."""
+
     name = serializers.CharField(max_length=63)
     description = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     environment = serializers.SlugRelatedField(
         slug_field="slug", queryset=Environment.objects.all()
     )
     target = TargetField()
-    compose = serializers.CharField(trim_whitespace=False, max_length=1024 * 1024)
-    variables = _variables_field()
-    secrets = _secrets_field()
-    message = serializers.CharField(required=False, allow_blank=True, max_length=200)
     auto_rollback = serializers.BooleanField(required=False, default=True)
     health_timeout = serializers.IntegerField(
         required=False, default=120, min_value=5, max_value=3600
     )
     grace_period = serializers.IntegerField(required=False, default=10, min_value=0, max_value=600)
+
+
+class StackCreateSerializer(NewStackSerializer):
+    compose = serializers.CharField(trim_whitespace=False, max_length=1024 * 1024)
+    variables = _variables_field()
+    secrets = _secrets_field()
+    message = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 
 class StackSettingsSerializer(serializers.Serializer):
