@@ -1,5 +1,6 @@
 """Sources: project archives built in memory (real tar.gz and zip bytes, good and hostile),
-a `git_stack`, and the owner's `membership`, `staging` and `local_target` of tests/conftest.py."""
+Git stacks made by the service (`make_git_stack`, `git_stack`), and the owner's
+`membership`, `staging` and `local_target` of tests/conftest.py."""
 
 import io
 import tarfile
@@ -69,15 +70,22 @@ def archive_file(data: bytes, name: str = "shop.tar.gz"):
 
 
 @pytest.fixture
-def git_stack(membership, staging, local_target):
+def make_git_stack(membership, staging, local_target):
+    """make_git_stack(url, *, name="shop", **fields) -> a Stack following `url`, made by the
+    service as the owner, in staging on the local server."""
+
+    def make(url: str, *, name: str = "shop", **fields):
+        return services.create_git_stack(
+            membership, name=name, environment=staging, target=local_target, url=url, **fields
+        )
+
+    return make
+
+
+@pytest.fixture
+def git_stack(make_git_stack):
     """Stack `shop` following an unreachable repository (nothing fetched, nothing deployed)."""
-    return services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="git://127.0.0.1:9/shop.git",
-    )
+    return make_git_stack("git://127.0.0.1:9/shop.git")
 
 
 @pytest.fixture

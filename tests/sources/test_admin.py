@@ -10,26 +10,13 @@ from tests.sources.conftest import tar_gz
 TOKEN = "ghp-admin-canary-token-value"
 
 
-def test_it_shows_a_git_source_read_only_without_secrets(
-    owner, acme, membership, staging, local_target
-):
+def test_it_shows_a_git_source_read_only_without_secrets(owner, acme, membership, make_git_stack):
     secrets.create_secret(membership, name="GIT_TOKEN", value=TOKEN)
-    token_stack = services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="http://127.0.0.1:9/acme/shop.git",
-        auth="token",
-        token_secret="GIT_TOKEN",
+    token_stack = make_git_stack(
+        "http://127.0.0.1:9/acme/shop.git", auth="token", token_secret="GIT_TOKEN"
     )
-    key_stack = services.create_git_stack(
-        membership,
-        name="blog",
-        environment=staging,
-        target=local_target,
-        url="ssh://git@127.0.0.1:2222/srv/blog.git",
-        auth="deploy_key",
+    key_stack = make_git_stack(
+        "ssh://git@127.0.0.1:2222/srv/blog.git", name="blog", auth="deploy_key"
     )
     private_key = secrets.read_value(GitSource.objects.get(stack=key_stack).deploy_key)
     page = client_for(owner, acme)

@@ -181,22 +181,13 @@ def test_it_changes_a_source_through_the_api(client, git_stack):
 
 
 def test_it_lets_a_developer_change_the_ref_but_not_the_token_secret(
-    acme, developer, membership, staging, local_target
+    acme, developer, membership, make_git_stack
 ):
     from apps.secrets import services as secrets
-    from apps.sources import services
 
     for name in ("GIT_TOKEN", "OTHER_TOKEN"):
         secrets.create_secret(membership, name=name, value=f"value-of-{name}")
-    services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="http://127.0.0.1:9/shop.git",
-        auth="token",
-        token_secret="GIT_TOKEN",
-    )
+    make_git_stack("http://127.0.0.1:9/shop.git", auth="token", token_secret="GIT_TOKEN")
     client = api_client(developer, acme)
     kept = client.patch("/api/v1/stacks/shop/source/", {"ref": "v2"}, format="json")
     assert kept.status_code == 202, kept.content

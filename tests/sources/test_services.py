@@ -238,18 +238,11 @@ def test_it_names_the_file_and_line_of_a_finding(membership, staging, local_targ
     assert error.problems[0].line == 4
 
 
-def test_it_deletes_the_deploy_key_with_its_stack(membership, staging, local_target):
+def test_it_deletes_the_deploy_key_with_its_stack(membership, make_git_stack):
     from apps.secrets.models import SecretRef
     from apps.sources.models import GitSource
 
-    stack = services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="ssh://git@127.0.0.1:2222/srv/shop.git",
-        auth="deploy_key",
-    )
+    stack = make_git_stack("ssh://git@127.0.0.1:2222/srv/shop.git", auth="deploy_key")
     credential = GitSource.objects.get(stack=stack).deploy_key
     assert credential.purpose == "server"
     stacks.delete_stack(membership, stack)

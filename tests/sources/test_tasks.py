@@ -158,16 +158,10 @@ def test_it_fetches_with_the_deploy_key_once_added(
     assert source.stack.latest_revision.commit_sha == sha
 
 
-def test_it_refuses_a_private_address_unless_allowed(membership, staging, local_target, settings):
+def test_it_refuses_a_private_address_unless_allowed(make_git_stack, settings):
     settings.WINDFLOW_GIT_ALLOW_PRIVATE = False
     with pytest.raises(ServiceError) as caught:
-        services.create_git_stack(
-            membership,
-            name="shop",
-            environment=staging,
-            target=local_target,
-            url="https://127.0.0.1/acme/shop.git",
-        )
+        make_git_stack("https://127.0.0.1/acme/shop.git")
     assert (caught.value.code, caught.value.field) == ("url_refused", "url")
     assert not Stack.objects.exists()
 

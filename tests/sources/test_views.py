@@ -60,12 +60,10 @@ def test_it_creates_a_git_stack_and_shows_its_deploy_key(page, staging, local_ta
     assert not queued_messages()
 
 
-def test_it_shows_a_fetch_error_with_its_hint(page, membership, staging, local_target, git_server):
+def test_it_shows_a_fetch_error_with_its_hint(page, git_server, make_git_stack):
     repo = git_server.repo()
     repo.commit({"compose.yaml": "services: {}\n"})
-    stack = services.create_git_stack(
-        membership, name="shop", environment=staging, target=local_target, url=repo.git_url
-    )
+    stack = make_git_stack(repo.git_url)
     GitSource.objects.filter(stack=stack).update(
         status="error",
         error_code="ref_not_found",
@@ -78,26 +76,18 @@ def test_it_shows_a_fetch_error_with_its_hint(page, membership, staging, local_t
 
 
 def test_it_fetches_now_from_the_stack_page(
-    page, membership, staging, local_target, git_server, django_capture_on_commit_callbacks
+    page, git_server, django_capture_on_commit_callbacks, make_git_stack
 ):
     repo = git_server.repo()
-    stack = services.create_git_stack(
-        membership, name="shop", environment=staging, target=local_target, url=repo.git_url
-    )
+    stack = make_git_stack(repo.git_url)
     with django_capture_on_commit_callbacks(execute=True):
         response = page.post("/stacks/shop/source/fetch/")
     assert response.status_code == 302 and response["Location"] == stack.get_absolute_url()
     assert [name for name, _args, _schema in queued_messages()] == ["sync_source"]
 
 
-def test_it_refuses_fetch_now_to_a_viewer(acme, viewer, membership, staging, local_target):
-    services.create_git_stack(
-        membership,
-        name="shop",
-        environment=staging,
-        target=local_target,
-        url="git://127.0.0.1:9/x.git",
-    )
+def test_it_refuses_fetch_now_to_a_viewer(acme, viewer, make_git_stack):
+    make_git_stack("git://127.0.0.1:9/x.git")
     response = client_for(viewer, acme).post("/stacks/shop/source/fetch/")
     assert response.status_code == 403
 
