@@ -28,11 +28,11 @@ from windflow.errors import ServiceError
 from . import sync
 from .choices import GitAuth
 from .models import GitSource, WebhookDelivery
-from .providers import ProviderError, bitbucket, gitea, github, gitlab, repository_of
+from .providers import ProviderError, registry, repository_of
 
 logger = logging.getLogger(__name__)
 
-ADAPTERS = {module.NAME: module for module in (github, gitlab, bitbucket, gitea)}
+ADAPTERS = registry.BY_NAME
 STATES = {
     DeploymentStatus.QUEUED: "pending",
     DeploymentStatus.RUNNING: "pending",

@@ -45,18 +45,14 @@ from .providers import (
     BadPayload,
     Delivery,
     ProviderError,
-    bitbucket,
-    gitea,
-    github,
-    gitlab,
+    registry,
     repository_of,
 )
 
 logger = logging.getLogger(__name__)
 
-# The order matters only for a delivery that carries several providers' headers (Gitea also
-# sends X-GitHub-Event and X-Gogs-Event for compatibility): the most specific first.
-PROVIDERS = tuple(m.WEBHOOK for m in (gitea, gitlab, bitbucket, github))
+# Asked in order: the most specific provider first (providers.registry).
+PROVIDERS = tuple(module.WEBHOOK for module in registry.MODULES)
 # Deliveries kept per stack (the oldest go first).
 KEEP_DELIVERIES = 500
 # Deliveries per client address and stack per minute (a signed provider sends far fewer).

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from apps.sources.providers import ProviderError, bitbucket, gitea, github, gitlab, repository_of
+from apps.sources.providers import ProviderError, gitea, github, registry, repository_of
 from tests.sources.standin import StandIn
 
 FIXTURES = Path(__file__).parent / "fixtures" / "providers"
-ADAPTERS = {"github": github, "gitlab": gitlab, "bitbucket": bitbucket, "gitea": gitea}
+ADAPTERS = registry.BY_NAME
 TOKENS = {
     "github": "ghp_test",
     "gitlab": "glpat-test",

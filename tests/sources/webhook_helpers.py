@@ -7,10 +7,9 @@ import json
 import uuid
 from pathlib import Path
 
-from apps.sources.providers import bitbucket, gitea, github, gitlab
+from apps.sources.providers import registry
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
-SIGNERS = {"github": github, "gitlab": gitlab, "bitbucket": bitbucket, "gitea": gitea}
 # The repository each recorded payload names, as a stack's source would give it.
 SOURCE_URLS = {
     "github": "https://github.com/acme/shop.git",
@@ -110,7 +109,7 @@ def deliver(
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = headers_for(provider, event, delivery_id)
     if secret is not None:
-        headers.update(SIGNERS[provider].WEBHOOK.sign(raw, secret))
+        headers.update(registry.BY_NAME[provider].WEBHOOK.sign(raw, secret))
     headers.update(extra or {})
     return client.post(
         f"/hooks/git/{stack.uid}/", data=raw, content_type="application/json", headers=headers
