@@ -165,3 +165,10 @@ def test_it_says_a_deployment_waits_for_an_approval_and_follows_it_to_its_end(
     assert run.code == 3, run.stdout + run.stderr
     rejected = f"Rejected by {org.membership.user.email}: not today"
     assert f"Deployment #{waiting.number} of approved cancelled: {rejected}" in run.stderr
+
+
+def test_it_asks_for_the_organisation_when_the_url_is_the_servers_own(windflow, org):
+    run = windflow("login", "--url", org.url, "--token", org.token)
+    assert run.code == 4
+    assert f"windflow login --url {org.url} --org SLUG" in run.stderr
+    assert not windflow.config_file.exists()

@@ -72,7 +72,15 @@ def login(ctx, url, org, token):
     url = url or click.prompt("Server URL", default=stored.get("url") or None)
     org = org if org is not None else stored.get("org")
     token = token or click.prompt("API token", hide_input=True)
-    me = Api(Credentials(organization_url(url, org), token.strip())).get("me/")
+    try:
+        me = Api(Credentials(organization_url(url, org), token.strip())).get("me/")
+    except CliError as error:
+        if not org and "(organization_host_required)" in error.message:
+            raise CliError(
+                f"{error.message}\nName the organisation: windflow login --url {url} --org SLUG",
+                error.exit_code,
+            ) from None
+        raise
     stored.update(url=url.rstrip("/"), org=org or None)
     stored.setdefault("tokens", {})[org or ""] = token.strip()
     path = write_config(stored)
